@@ -1,0 +1,80 @@
+"""An account's money, two-phase: reserve then post or void; credits pending until confirmed."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, replace
+
+from eventsource.core.errors import AccountClosed, InsufficientFunds, InvalidAmount
+from eventsource.core.money import MAX_MINOR, format_amount
+from eventsource.core.protocol import Effect
+
+
+class EntryKind(enum.StrEnum):
+    FUNDED = "FUNDED"
+    RESERVED = "RESERVED"
+    DEBITED = "DEBITED"
+    VOIDED = "VOIDED"
+    CREDIT_PENDING = "CREDIT_PENDING"
+    CREDITED = "CREDITED"
+
+
+ENTRY_OF_EFFECT = {
+    Effect.RESERVE: EntryKind.RESERVED,
+    Effect.POST_DEBIT: EntryKind.DEBITED,
+    Effect.VOID: EntryKind.VOIDED,
+    Effect.PEND_CREDIT: EntryKind.CREDIT_PENDING,
+    Effect.POST_CREDIT: EntryKind.CREDITED,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    participant: str
+    account: str
+    currency: str
+    balance: int = 0
+    pending_debits: int = 0
+    pending_credits: int = 0
+    closed: bool = False
+
+    @property
+    def available(self) -> int:
+        """What may still be reserved; pending credits are not spendable until confirmed."""
+        return self.balance - self.pending_debits
+
+    def apply(self, kind: EntryKind, amount: int) -> Account:
+        """The account after one entry. Only RESERVED and FUNDED can be refused."""
+        if kind is EntryKind.RESERVED:
+            if self.closed:
+                raise AccountClosed(f"account {self.participant}/{self.account} is closed")
+            if amount > self.available:
+                raise InsufficientFunds(
+                    f"available {format_amount(self.available, self.currency)} {self.currency} "
+                    f"is less than {format_amount(amount, self.currency)}"
+                )
+            return replace(self, pending_debits=self.pending_debits + amount)
+        if kind is EntryKind.DEBITED:
+            return replace(
+                self, balance=self.balance - amount, pending_debits=self.pending_debits - amount
+            )
+        if kind is EntryKind.VOIDED:
+            return replace(self, pending_debits=self.pending_debits - amount)
+        if kind is EntryKind.CREDIT_PENDING:
+            self._check_headroom(amount)
+            return replace(self, pending_credits=self.pending_credits + amount)
+        if kind is EntryKind.CREDITED:
+            return replace(
+                self, balance=self.balance + amount, pending_credits=self.pending_credits - amount
+            )
+        if kind is EntryKind.FUNDED:
+            if self.closed:
+                raise AccountClosed(f"account {self.participant}/{self.account} is closed")
+            self._check_headroom(amount)
+            return replace(self, balance=self.balance + amount)
+        raise ValueError(f"unknown entry kind {kind}")
+
+    def _check_headroom(self, amount: int) -> None:
+        # Balances must stay int64 for every reader, whatever its language.
+        if self.balance + self.pending_credits + amount > MAX_MINOR:
+            raise InvalidAmount("the account balance would exceed 2^63-1 minor units")

@@ -1,0 +1,84 @@
+"""Route each inbox message, item by item, to its protocol step; say which state it needs."""
+
+from __future__ import annotations
+
+from eventsource.core.errors import ProtocolError
+from eventsource.core.events import TransferState, encoder
+from eventsource.core.messages import (
+    MAX_ITEMS_PER_MESSAGE,
+    Confirms,
+    InboxMessage,
+    Postings,
+    Results,
+    SubmitTransfers,
+    items_of,
+)
+from eventsource.core.model import is_token
+from eventsource.core.steps import admit_transfer, decide_posting, record_confirm, settle_result
+from eventsource.core.subjects import account_key, incoming_key, outgoing_key
+from eventsource.core.workset import WorkSet
+
+PROTOCOL_REASON = "PROTOCOL_VIOLATION"
+
+
+def check_message(message: InboxMessage, recipient: str) -> None:
+    """Message-level checks; a failure sends the whole message to the dead-letter stream."""
+    items = items_of(message)
+    if not items:
+        raise ProtocolError("message carries no items")
+    if len(items) > MAX_ITEMS_PER_MESSAGE:
+        raise ProtocolError(f"message carries {len(items)} items; the limit is 200")
+    sender = getattr(message, "sender", recipient)
+    if not is_token(sender):
+        raise ProtocolError(f"sender {sender!r:.40} is not a participant name")
+
+
+def apply_message(ws: WorkSet, message: InboxMessage) -> None:
+    """Decide every item; an item that breaks the protocol is dead-lettered on its own."""
+    for item in items_of(message):
+        try:
+            match message:
+                case SubmitTransfers():
+                    admit_transfer(ws, item)
+                case Postings(sender=sender):
+                    decide_posting(ws, sender, item)
+                case Results(sender=sender):
+                    settle_result(ws, sender, item)
+                case Confirms(sender=sender):
+                    record_confirm(ws, sender, item)
+        except ProtocolError as exc:
+            ws.dead_letter(PROTOCOL_REASON, str(exc), encoder.encode(item))
+
+
+def keys_to_load(participant: str, message: InboxMessage) -> set[str]:
+    """State keys named by the message itself (transfer records and, where given, accounts)."""
+    keys: set[str] = set()
+    match message:
+        case SubmitTransfers(transfers=requests):
+            for request in requests:
+                if is_token(request.id):
+                    keys.add(outgoing_key(participant, request.id))
+                if is_token(request.debtor.account):
+                    keys.add(account_key(participant, request.debtor.account))
+        case Postings(sender=sender, postings=postings):
+            for posting in postings:
+                if is_token(posting.transfer.id):
+                    keys.add(incoming_key(participant, sender, posting.transfer.id))
+                if is_token(posting.transfer.creditor.account):
+                    keys.add(account_key(participant, posting.transfer.creditor.account))
+        case Results(results=results):
+            keys.update(outgoing_key(participant, r.id) for r in results if is_token(r.id))
+        case Confirms(sender=sender, confirms=confirms):
+            keys.update(incoming_key(participant, sender, c.id) for c in confirms if is_token(c.id))
+    return keys
+
+
+def account_keys_of(participant: str, states: list[object]) -> set[str]:
+    """The own accounts that loaded transfer records point to (second loading round)."""
+    keys = set()
+    for state in states:
+        if isinstance(state, TransferState):
+            ref = state.transfer.debtor if state.side == "submitter" else state.transfer.creditor
+            if is_token(ref.account):
+                keys.add(account_key(participant, ref.account))
+    return keys

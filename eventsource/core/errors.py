@@ -1,0 +1,91 @@
+"""One error tree for natsbank. The CLI maps each branch to an exit code and a one-line message."""
+
+from __future__ import annotations
+
+import enum
+
+
+class RejectionCause(enum.StrEnum):
+    """Why a transfer was REJECTED. The value travels on the wire; never rename a member."""
+
+    INVALID_AMOUNT = "INVALID_AMOUNT"
+    UNKNOWN_CURRENCY = "UNKNOWN_CURRENCY"
+    CURRENCY_MISMATCH = "CURRENCY_MISMATCH"
+    UNKNOWN_ACCOUNT = "UNKNOWN_ACCOUNT"
+    UNKNOWN_PARTICIPANT = "UNKNOWN_PARTICIPANT"
+    ACCOUNT_CLOSED = "ACCOUNT_CLOSED"
+    INSUFFICIENT_FUNDS = "INSUFFICIENT_FUNDS"
+    SAME_ACCOUNT = "SAME_ACCOUNT"
+    ID_CONFLICT = "ID_CONFLICT"
+    INVALID_TRANSFER = "INVALID_TRANSFER"
+
+
+class NatsbankError(Exception):
+    """Root of every error natsbank raises on purpose."""
+
+    exit_code = 1
+
+
+class ConfigError(NatsbankError):
+    """Bad settings, a bad streams.yaml, no cluster to talk to: the user must fix something."""
+
+    exit_code = 2
+
+
+class UsageError(ConfigError):
+    """A command line that cannot be carried out as written."""
+
+
+class ProtocolError(NatsbankError):
+    """A message that does not follow the wire format; it goes to the dead-letter stream."""
+
+
+class InfrastructureError(NatsbankError):
+    """NATS or PostgreSQL did not answer as expected; retrying may help."""
+
+
+class DomainError(NatsbankError):
+    """A business rule refused the operation; carries the wire cause."""
+
+    cause: RejectionCause = RejectionCause.INVALID_TRANSFER
+
+    def __init__(self, detail: str, cause: RejectionCause | None = None) -> None:
+        super().__init__(detail)
+        if cause is not None:
+            self.cause = cause
+
+    @property
+    def detail(self) -> str:
+        return str(self)
+
+
+class InvalidAmount(DomainError):
+    cause = RejectionCause.INVALID_AMOUNT
+
+
+class UnknownCurrency(DomainError):
+    cause = RejectionCause.UNKNOWN_CURRENCY
+
+
+class CurrencyMismatch(DomainError):
+    cause = RejectionCause.CURRENCY_MISMATCH
+
+
+class UnknownAccount(DomainError):
+    cause = RejectionCause.UNKNOWN_ACCOUNT
+
+
+class AccountClosed(DomainError):
+    cause = RejectionCause.ACCOUNT_CLOSED
+
+
+class InsufficientFunds(DomainError):
+    cause = RejectionCause.INSUFFICIENT_FUNDS
+
+
+class IdConflict(DomainError):
+    cause = RejectionCause.ID_CONFLICT
+
+
+class InvariantViolation(NatsbankError):
+    """The ledger broke one of I1-I7. Never expected; audit reports it."""

@@ -1,0 +1,94 @@
+"""Protocol messages on inbox subjects `nb.<k>.to.<Q>.<kind>.<token>`.
+
+One message may carry many transfers between the same two participants (group commit); each
+transfer inside stays idempotent on its own.
+"""
+
+from __future__ import annotations
+
+import enum
+
+import msgspec
+
+from eventsource.core.errors import RejectionCause
+from eventsource.core.model import Outcome, Transfer, TransferRequest
+
+# A message never carries more than this many transfers, so that one inbox message always fits,
+# with its account events, in one atomic batch (server limit: 1000 messages).
+MAX_ITEMS_PER_MESSAGE = 200
+
+
+class Kind(enum.StrEnum):
+    SUBMIT = "submit"
+    POSTING = "posting"
+    RESULT = "result"
+    CONFIRM = "confirm"
+
+
+class SubmitTransfers(msgspec.Struct, frozen=True, kw_only=True, tag="submit"):
+    """Client -> its own bank n: please send these. The JetStream PubAck is the ACK."""
+
+    transfers: list[TransferRequest]
+
+
+class Posting(msgspec.Struct, frozen=True, kw_only=True):
+    transfer: Transfer
+    digest: str
+    # Set when n refused the transfer itself: p records it and must decline with this cause.
+    refused: RejectionCause | None = None
+    detail: str = ""
+
+
+class Postings(msgspec.Struct, frozen=True, kw_only=True, tag="posting"):
+    """n -> p: phase 1, send."""
+
+    sender: str
+    postings: list[Posting]
+
+
+class Result(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    digest: str
+    outcome: Outcome
+    cause: RejectionCause | None = None
+    detail: str = ""
+
+
+class Results(msgspec.Struct, frozen=True, kw_only=True, tag="result"):
+    """p -> n: phase 2, respond with the outcome."""
+
+    sender: str
+    results: list[Result]
+
+
+class Confirm(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    digest: str
+    outcome: Outcome
+
+
+class Confirms(msgspec.Struct, frozen=True, kw_only=True, tag="confirm"):
+    """n -> p: phase 3, the outcome was received."""
+
+    sender: str
+    confirms: list[Confirm]
+
+
+InboxMessage = SubmitTransfers | Postings | Results | Confirms
+KIND_OF = {
+    SubmitTransfers: Kind.SUBMIT,
+    Postings: Kind.POSTING,
+    Results: Kind.RESULT,
+    Confirms: Kind.CONFIRM,
+}
+
+inbox_decoder = msgspec.json.Decoder(InboxMessage)
+
+
+def items_of(message: InboxMessage) -> list:
+    match message:
+        case SubmitTransfers(transfers=items) | Postings(postings=items):
+            return items
+        case Results(results=items) | Confirms(confirms=items):
+            return items
+    raise TypeError(type(message))

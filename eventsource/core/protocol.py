@@ -1,0 +1,94 @@
+"""The three-phase protocol (send -> respond -> confirm) as one transition table per side.
+
+Read it against DESIGN.md section 1-2:
+
+    submitter n:  (new)     --admit-->           RESERVED          reserve
+                  (new)     --refuse-->          SETTLED/REJECTED  (cause from n)
+                  RESERVED  --result OK-->       SETTLED/OK        post the debit
+                  RESERVED  --result REJECTED--> SETTLED/REJECTED  void the reservation
+    receiver p:   (new)     --accept-->          DECIDED/OK        pending credit
+                  (new)     --decline-->         DECIDED/REJECTED  (cause)
+                  DECIDED   --confirm-->         CONFIRMED         post the credit if OK
+
+A refused transfer is still sent to p (flagged), so that every ACKed id is known to both sides
+(I7); p must decline it with n's cause. Messages that arrive in a phase where they change nothing
+are answered from the stored state and never applied twice (I3).
+"""
+
+from __future__ import annotations
+
+import enum
+
+from eventsource.core.model import Outcome, Side
+
+
+class Phase(enum.StrEnum):
+    RESERVED = "RESERVED"
+    SETTLED = "SETTLED"
+    DECIDED = "DECIDED"
+    CONFIRMED = "CONFIRMED"
+
+
+class Step(enum.StrEnum):
+    """Something that happens to a transfer; each one is recorded as an event of the same name."""
+
+    FUNDS_RESERVED = "FundsReserved"
+    TRANSFER_REFUSED = "TransferRefused"
+    TRANSFER_SETTLED = "TransferSettled"
+    POSTING_ACCEPTED = "PostingAccepted"
+    POSTING_DECLINED = "PostingDeclined"
+    OUTCOME_CONFIRMED = "OutcomeConfirmed"
+
+
+class Effect(enum.StrEnum):
+    """What a step does to the money of the side's own account."""
+
+    NONE = "none"
+    RESERVE = "reserve"
+    POST_DEBIT = "post_debit"
+    VOID = "void"
+    PEND_CREDIT = "pend_credit"
+    POST_CREDIT = "post_credit"
+
+
+# (side, phase before or None for a new transfer, step, outcome of the step)
+#     -> (phase after, money effect)
+TRANSITIONS: dict[tuple[Side, Phase | None, Step, Outcome | None], tuple[Phase, Effect]] = {
+    (Side.SUBMITTER, None, Step.FUNDS_RESERVED, None): (Phase.RESERVED, Effect.RESERVE),
+    (Side.SUBMITTER, None, Step.TRANSFER_REFUSED, Outcome.REJECTED): (Phase.SETTLED, Effect.NONE),
+    (Side.SUBMITTER, Phase.RESERVED, Step.TRANSFER_SETTLED, Outcome.OK): (
+        Phase.SETTLED,
+        Effect.POST_DEBIT,
+    ),
+    (Side.SUBMITTER, Phase.RESERVED, Step.TRANSFER_SETTLED, Outcome.REJECTED): (
+        Phase.SETTLED,
+        Effect.VOID,
+    ),
+    (Side.RECEIVER, None, Step.POSTING_ACCEPTED, Outcome.OK): (Phase.DECIDED, Effect.PEND_CREDIT),
+    (Side.RECEIVER, None, Step.POSTING_DECLINED, Outcome.REJECTED): (Phase.DECIDED, Effect.NONE),
+    (Side.RECEIVER, Phase.DECIDED, Step.OUTCOME_CONFIRMED, Outcome.OK): (
+        Phase.CONFIRMED,
+        Effect.POST_CREDIT,
+    ),
+    (Side.RECEIVER, Phase.DECIDED, Step.OUTCOME_CONFIRMED, Outcome.REJECTED): (
+        Phase.CONFIRMED,
+        Effect.NONE,
+    ),
+}
+
+FINAL_PHASES = {Side.SUBMITTER: Phase.SETTLED, Side.RECEIVER: Phase.CONFIRMED}
+
+
+class IllegalTransition(Exception):
+    """A step that the table does not allow from the current phase."""
+
+
+def transition(
+    side: Side, phase: Phase | None, step: Step, outcome: Outcome | None
+) -> tuple[Phase, Effect]:
+    try:
+        return TRANSITIONS[(side, phase, step, outcome)]
+    except KeyError:
+        raise IllegalTransition(
+            f"{side} cannot take {step} ({outcome}) in phase {phase or 'new'}"
+        ) from None

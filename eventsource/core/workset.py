@@ -1,0 +1,136 @@
+"""The working set of one group commit: the states one instance read, the changes it decided,
+and the writes that commit them as one atomic batch. Pure: the adapter does the reading and
+the committing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from eventsource.core.account import ENTRY_OF_EFFECT, Account, EntryKind
+from eventsource.core.events import (
+    EVENT_OF_STEP,
+    AccountChanged,
+    AccountSnapshot,
+    Entry,
+    TransferState,
+    encoder,
+)
+from eventsource.core.messages import (
+    MAX_ITEMS_PER_MESSAGE,
+    Confirms,
+    Kind,
+    Postings,
+    Results,
+)
+from eventsource.core.money import format_amount
+from eventsource.core.protocol import Effect, Step
+from eventsource.core.subjects import inbox_subject, state_subject
+
+State = TransferState | Account
+
+
+@dataclass(frozen=True, slots=True)
+class Write:
+    """One message of the atomic batch. `expected` guards the subject (0: must be empty)."""
+
+    subject: str
+    payload: bytes
+    expected: int | None
+    key: str | None  # the state key this write sets, None for an outbound protocol message
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    reason: str
+    detail: str
+    payload: bytes
+
+
+_MESSAGE_OF_KIND = {Kind.POSTING: Postings, Kind.RESULT: Results, Kind.CONFIRM: Confirms}
+_ITEMS_FIELD = {Kind.POSTING: "postings", Kind.RESULT: "results", Kind.CONFIRM: "confirms"}
+
+
+@dataclass
+class WorkSet:
+    participant: str
+    partition: int
+    # key -> (state or None when absent, the ledger sequence it was read at; 0 when absent)
+    loaded: dict[str, tuple[State | None, int]]
+    known_participants: frozenset[str]
+    now_ms: int
+    token: str  # unique per commit attempt, names the outbound messages
+    _transfer_events: list[tuple[str, bytes]] = field(default_factory=list)
+    _current: dict[str, State | None] = field(default_factory=dict)
+    _entries: dict[str, list[Entry]] = field(default_factory=dict)
+    _outbound: dict[tuple[str, Kind], list] = field(default_factory=dict)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+
+    def state(self, key: str) -> State | None:
+        if key in self._current:
+            return self._current[key]
+        return self.loaded.get(key, (None, 0))[0]
+
+    def record(self, key: str, step: Step, state: TransferState) -> None:
+        event = EVENT_OF_STEP[step](state=state, at=self.now_ms)
+        self._transfer_events.append((key, encoder.encode(event)))
+        self._current[key] = state
+
+    def move(self, key: str, effect: Effect, ref: str, amount: int) -> None:
+        """Apply a money effect to an account already checked to exist."""
+        if effect is Effect.NONE:
+            return
+        kind = ENTRY_OF_EFFECT[effect]
+        self.apply_entry(key, kind, ref, amount)
+
+    def apply_entry(self, key: str, kind: EntryKind, ref: str, amount: int) -> None:
+        account = self.state(key)
+        assert isinstance(account, Account), key
+        changed = account.apply(kind, amount)  # may raise a DomainError: nothing is kept then
+        self._current[key] = changed
+        self._entries.setdefault(key, []).append(
+            Entry(kind, ref, format_amount(amount, account.currency))
+        )
+
+    def send(self, recipient: str, kind: Kind, item: object) -> None:
+        self._outbound.setdefault((recipient, kind), []).append(item)
+
+    def dead_letter(self, reason: str, detail: str, payload: bytes) -> None:
+        self.dead_letters.append(DeadLetter(reason, detail, payload))
+
+    @property
+    def changed_states(self) -> dict[str, State | None]:
+        return dict(self._current)
+
+    def writes(self) -> list[Write]:
+        """State events first (each key guarded once, by its first write), then the outbox."""
+        writes: list[Write] = []
+        guarded: set[str] = set()
+
+        def guard(key: str) -> int | None:
+            if key in guarded:
+                return None
+            guarded.add(key)
+            return self.loaded.get(key, (None, 0))[1]
+
+        for key, payload in self._transfer_events:
+            writes.append(Write(state_subject(self.partition, key), payload, guard(key), key))
+        for key, entries in self._entries.items():
+            account = self._current[key]
+            assert isinstance(account, Account)
+            event = AccountChanged(
+                state=AccountSnapshot.of(account), entries=entries, at=self.now_ms
+            )
+            writes.append(
+                Write(state_subject(self.partition, key), encoder.encode(event), guard(key), key)
+            )
+        serial = 0
+        for (recipient, kind), items in self._outbound.items():
+            for start in range(0, len(items), MAX_ITEMS_PER_MESSAGE):
+                chunk = items[start : start + MAX_ITEMS_PER_MESSAGE]
+                message = _MESSAGE_OF_KIND[kind](
+                    sender=self.participant, **{_ITEMS_FIELD[kind]: chunk}
+                )
+                serial += 1
+                subject = inbox_subject(self.partition, recipient, kind, f"{self.token}-{serial}")
+                writes.append(Write(subject, encoder.encode(message), None, None))
+        return writes
