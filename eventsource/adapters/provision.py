@@ -1,0 +1,209 @@
+"""Make the JetStream layout match streams.yaml: create, update, or refuse destructive changes."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+import msgspec
+from nats.aio.client import Client
+from nats.js.api import ConsumerConfig, StreamConfig
+from nats.js.errors import NotFoundError
+
+from eventsource.adapters.topology import (
+    Topology,
+    inbox_consumer_config,
+    replicas_for,
+    stream_configs,
+)
+from eventsource.core.errors import ConfigError
+from eventsource.core.subjects import (
+    PARTICIPANTS_BUCKET,
+    RESERVED_NAMES,
+    ledger_stream,
+    partition_of,
+)
+
+TOPOLOGY_KEY = "_topology"
+
+
+class Action(enum.StrEnum):
+    CREATED = "created"
+    UPDATED = "updated"
+    UNCHANGED = "unchanged"
+    REFUSED = "refused"
+
+
+@dataclass(frozen=True)
+class Change:
+    kind: str
+    name: str
+    action: Action
+    detail: str = ""
+
+
+class Registration(msgspec.Struct, frozen=True):
+    participant: str
+    partition: int
+
+
+_STREAM_FIELDS = (
+    "subjects", "storage", "num_replicas", "max_msg_size", "max_bytes", "duplicate_window",
+    "allow_atomic", "allow_direct", "max_msgs_per_subject", "max_age", "discard", "deny_delete",
+    "deny_purge", "allow_rollup_hdrs", "sources",
+)  # fmt: skip
+_LIMITS = ("num_replicas", "max_msgs_per_subject", "max_bytes", "max_age")
+_CONSUMER_FIELDS = ("filter_subject", "ack_wait", "backoff", "max_deliver", "max_ack_pending")
+
+
+def cluster_size(nc: Client) -> int:
+    """Servers in the cluster we are connected to, as the server itself announces them."""
+    info = nc._server_info or {}
+    return max(1, len(set(info.get("connect_urls") or [])))
+
+
+def _norm(value: object) -> object:
+    if isinstance(value, list):
+        return [_norm(v) for v in value]
+    if hasattr(value, "as_dict"):
+        return {k: _norm(v) for k, v in value.as_dict().items() if v not in (None, [], {})}
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _differences(want: object, have: object, fields: tuple[str, ...]) -> dict[str, tuple]:
+    diffs = {}
+    for field in fields:
+        wanted, actual = _norm(getattr(want, field)), _norm(getattr(have, field))
+        if wanted in (None, [], 0, False) and actual in (None, [], 0, False, -1):
+            continue
+        if wanted != actual:
+            diffs[field] = (actual, wanted)
+    return diffs
+
+
+def _destructive(diffs: dict[str, tuple]) -> list[str]:
+    """Changes that can drop stored data, reroute messages, or weaken durability."""
+
+    def shrinks(actual: object, wanted: object) -> bool:
+        return wanted not in (-1, 0) and (actual in (-1, 0) or wanted < actual)  # type: ignore[operator]
+
+    rerouting = ("subjects", "sources", "storage", "filter_subject")
+    return [
+        field
+        for field, (actual, wanted) in diffs.items()
+        if field in rerouting or (field in _LIMITS and shrinks(actual, wanted))
+    ]
+
+
+async def apply_topology(
+    nc: Client, topology: Topology, *, dry_run: bool = False, force: bool = False
+) -> list[Change]:
+    js = nc.jetstream()
+    replicas = replicas_for(topology, cluster_size(nc))
+    changes = [
+        await _apply_stream(js, config, dry_run=dry_run, force=force)
+        for config in stream_configs(topology, replicas)
+    ]
+    if not dry_run:
+        await _check_partitions(js, topology, force=force)
+    for participant in topology.participants:
+        changes.extend(await register_participant(nc, topology, participant, dry_run=dry_run))
+    if not dry_run:
+        for registration in await registered_participants(nc):
+            if registration.participant not in topology.participants:
+                changes.extend(await register_participant(nc, topology, registration.participant))
+    return changes
+
+
+async def _apply_stream(js, config: StreamConfig, *, dry_run: bool, force: bool) -> Change:
+    try:
+        info = await js.stream_info(config.name)
+    except NotFoundError:
+        if not dry_run:
+            await js.add_stream(config)
+        return Change("stream", config.name, Action.CREATED, f"R{config.num_replicas}")
+    diffs = _differences(config, info.config, _STREAM_FIELDS)
+    if not diffs:
+        return Change("stream", config.name, Action.UNCHANGED)
+    detail = ", ".join(f"{f}: {a} -> {w}" for f, (a, w) in diffs.items())
+    destructive = _destructive(diffs)
+    if destructive and not force:
+        return Change("stream", config.name, Action.REFUSED, f"{detail} (needs --force)")
+    if not dry_run:
+        await js.update_stream(config)
+    return Change("stream", config.name, Action.UPDATED, detail)
+
+
+async def _check_partitions(js, topology: Topology, *, force: bool) -> None:
+    kv = await js.key_value(PARTICIPANTS_BUCKET)
+    try:
+        entry = await kv.get(TOPOLOGY_KEY)
+        recorded = msgspec.json.decode(entry.value or b"{}").get("partitions")
+    except NotFoundError:
+        recorded = None
+    if recorded not in (None, topology.partitions) and not force:
+        raise ConfigError(
+            f"partitions was {recorded}, streams.yaml says {topology.partitions}: this moves "
+            "participants to other streams; use --force only on an empty system"
+        )
+    if recorded != topology.partitions:
+        await kv.put(TOPOLOGY_KEY, msgspec.json.encode({"partitions": topology.partitions}))
+
+
+async def register_participant(
+    nc: Client, topology: Topology, participant: str, *, dry_run: bool = False
+) -> list[Change]:
+    """Give a participant its inbox consumer on every partition and a registry entry."""
+    if participant in RESERVED_NAMES:
+        raise ConfigError(f"{participant!r} is a reserved name")
+    js = nc.jetstream()
+    changes = []
+    for k in range(topology.partitions):
+        config = inbox_consumer_config(topology, participant, k)
+        changes.append(await _apply_consumer(js, ledger_stream(k), config, dry_run=dry_run))
+    if not dry_run:
+        kv = await js.key_value(PARTICIPANTS_BUCKET)
+        home = partition_of(participant, topology.partitions)
+        await kv.put(participant, msgspec.json.encode(Registration(participant, home)))
+    return changes
+
+
+async def _apply_consumer(js, stream: str, config: ConsumerConfig, *, dry_run: bool) -> Change:
+    name = f"{stream}/{config.durable_name}"
+    try:
+        info = await js.consumer_info(stream, config.durable_name)
+    except NotFoundError:
+        if not dry_run:
+            await js.add_consumer(stream, config)
+        return Change("consumer", name, Action.CREATED)
+    diffs = _differences(config, info.config, _CONSUMER_FIELDS)
+    if not diffs:
+        return Change("consumer", name, Action.UNCHANGED)
+    detail = ", ".join(f"{f}: {a} -> {w}" for f, (a, w) in diffs.items())
+    if _destructive(diffs):
+        return Change("consumer", name, Action.REFUSED, f"{detail} (recreate it by hand)")
+    if not dry_run:
+        await js.add_consumer(stream, config)
+    return Change("consumer", name, Action.UPDATED, detail)
+
+
+async def registered_participants(nc: Client) -> list[Registration]:
+    js = nc.jetstream()
+    try:
+        kv = await js.key_value(PARTICIPANTS_BUCKET)
+        keys = await kv.keys()
+    except NotFoundError:
+        return []
+    except Exception as exc:  # nats-py raises NoKeysError for an empty bucket
+        if type(exc).__name__ == "NoKeysError":
+            return []
+        raise
+    registrations = []
+    for key in keys:
+        if key == TOPOLOGY_KEY:
+            continue
+        entry = await kv.get(key)
+        registrations.append(msgspec.json.decode(entry.value, type=Registration))
+    return registrations

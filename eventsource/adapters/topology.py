@@ -1,0 +1,198 @@
+"""streams.yaml: the schema, the loader, and the JetStream configs it stands for."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Literal
+
+import msgspec
+from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DeliverPolicy,
+    DiscardPolicy,
+    ReplayPolicy,
+    StorageType,
+    StreamConfig,
+    StreamSource,
+    SubjectTransform,
+)
+
+from eventsource.core.errors import ConfigError
+from eventsource.core.subjects import (
+    DEAD_LETTER_STREAM,
+    PARTICIPANTS_BUCKET,
+    inbox_consumer,
+    inbox_filter,
+    kv_sources,
+    ledger_stream,
+    ledger_subjects,
+)
+
+_DURATION = re.compile(r"([0-9]+)(ms|s|m|h|d)")
+_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def seconds(text: str) -> float:
+    match = _DURATION.fullmatch(text)
+    if match is None:
+        raise ValueError(f"{text!r} is not a duration like 30s, 2m, 90d")
+    return int(match.group(1)) * _SECONDS[match.group(2)]
+
+
+class LedgerConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    storage: Literal["file", "memory"] = "file"
+    max_msg_size: int = 262144
+    duplicate_window: str = "2m"
+    max_bytes: int = -1
+
+    def __post_init__(self) -> None:
+        seconds(self.duplicate_window)
+
+
+class DeadLetterConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    storage: Literal["file", "memory"] = "file"
+    max_age: str = "90d"
+
+    def __post_init__(self) -> None:
+        seconds(self.max_age)
+
+
+class InboxConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    ack_wait: str = "30s"
+    backoff: list[str] = msgspec.field(default_factory=lambda: ["2s", "10s", "30s", "2m"])
+    max_deliver: int = -1
+    max_ack_pending: int = 20000
+
+    def __post_init__(self) -> None:
+        for text in (self.ack_wait, *self.backoff):
+            seconds(text)
+
+
+class Topology(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    partitions: int = 1
+    replicas: int | Literal["auto"] = "auto"
+    ledger: LedgerConfig = msgspec.field(default_factory=LedgerConfig)
+    dead_letter: DeadLetterConfig = msgspec.field(default_factory=DeadLetterConfig)
+    buckets: list[str] = msgspec.field(
+        default_factory=lambda: ["accounts", "transfers", "participants"]
+    )
+    inbox: InboxConfig = msgspec.field(default_factory=InboxConfig)
+    participants: list[str] = msgspec.field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.partitions <= 64:
+            raise ValueError("partitions must be between 1 and 64")
+        if self.replicas != "auto" and self.replicas not in (1, 3, 5):
+            raise ValueError("replicas must be auto, 1, 3 or 5")
+        if sorted(self.buckets) != ["accounts", "participants", "transfers"]:
+            raise ValueError("buckets must be exactly accounts, transfers and participants")
+
+
+def load_topology(path: str | Path | None) -> Topology:
+    """Read streams.yaml; a missing path means the built-in defaults (equal to the shipped file)."""
+    if path is None:
+        candidate = Path("streams.yaml")
+        if not candidate.exists():
+            return Topology()
+        path = candidate
+    path = Path(path)
+    try:
+        return msgspec.yaml.decode(path.read_bytes(), type=Topology)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    except msgspec.DecodeError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+
+
+def replicas_for(topology: Topology, cluster_size: int) -> int:
+    if topology.replicas == "auto":
+        return 3 if cluster_size >= 3 else 1
+    if topology.replicas > cluster_size:
+        raise ConfigError(f"replicas {topology.replicas} needs at least that many servers")
+    return topology.replicas
+
+
+def _storage(name: str) -> StorageType:
+    return StorageType.FILE if name == "file" else StorageType.MEMORY
+
+
+def stream_configs(topology: Topology, replicas: int) -> list[StreamConfig]:
+    """Ledger partitions, the state buckets fed from them, the registry and the dead letters."""
+    ledger = topology.ledger
+    configs = [
+        StreamConfig(
+            name=ledger_stream(k),
+            subjects=[ledger_subjects(k)],
+            storage=_storage(ledger.storage),
+            num_replicas=replicas,
+            max_msg_size=ledger.max_msg_size,
+            max_bytes=ledger.max_bytes,
+            duplicate_window=seconds(ledger.duplicate_window),
+            allow_atomic=True,
+            allow_direct=True,
+            deny_delete=True,
+            deny_purge=True,
+        )
+        for k in range(topology.partitions)
+    ]
+    for bucket in ("accounts", "transfers"):
+        transforms = [
+            StreamSource(
+                name=ledger_stream(k),
+                subject_transforms=[
+                    SubjectTransform(src=src, dest=dest) for src, dest in kv_sources(k)[bucket]
+                ],
+            )
+            for k in range(topology.partitions)
+        ]
+        configs.append(_bucket(bucket, replicas, ledger.storage, transforms))
+    configs.append(_bucket(PARTICIPANTS_BUCKET, replicas, ledger.storage, None))
+    configs.append(
+        StreamConfig(
+            name=DEAD_LETTER_STREAM,
+            subjects=["nb.dlq.>"],
+            storage=_storage(topology.dead_letter.storage),
+            num_replicas=replicas,
+            max_age=seconds(topology.dead_letter.max_age),
+            duplicate_window=120,
+        )
+    )
+    return configs
+
+
+def _bucket(
+    bucket: str, replicas: int, storage: str, sources: list[StreamSource] | None
+) -> StreamConfig:
+    """A KV bucket (ADR-8 layout) so that nats-py and the `nats kv` tool can read it."""
+    return StreamConfig(
+        name=f"KV_{bucket}",
+        subjects=[f"$KV.{bucket}.>"],
+        storage=_storage(storage),
+        num_replicas=replicas,
+        max_msgs_per_subject=1,
+        discard=DiscardPolicy.NEW,
+        allow_rollup_hdrs=True,
+        deny_delete=True,
+        allow_direct=True,
+        sources=sources,
+    )
+
+
+def inbox_consumer_config(topology: Topology, participant: str, partition: int) -> ConsumerConfig:
+    inbox = topology.inbox
+    return ConsumerConfig(
+        durable_name=inbox_consumer(participant, partition),
+        filter_subject=inbox_filter(partition, participant),
+        ack_policy=AckPolicy.EXPLICIT,
+        deliver_policy=DeliverPolicy.ALL,
+        replay_policy=ReplayPolicy.INSTANT,
+        ack_wait=seconds(inbox.ack_wait),
+        backoff=[seconds(b) for b in inbox.backoff] or None,
+        max_deliver=inbox.max_deliver,
+        max_ack_pending=inbox.max_ack_pending,
+        max_waiting=512,
+    )

@@ -1,0 +1,140 @@
+"""Opening, funding and closing accounts: the only way money enters the ledger (I1)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+from nats.aio.client import Client
+
+from eventsource.adapters.jetstream import StaleState, commit, read_last
+from eventsource.adapters.ledger_state import decode_state
+from eventsource.core.account import Account, EntryKind
+from eventsource.core.errors import DomainError, RejectionCause, UnknownAccount
+from eventsource.core.events import (
+    AccountChanged,
+    AccountClosed,
+    AccountOpened,
+    AccountSnapshot,
+    Entry,
+    encoder,
+)
+from eventsource.core.model import require_token
+from eventsource.core.money import exponent_of, format_amount, parse_amount
+from eventsource.core.subjects import account_key, ledger_stream, partition_of, state_subject
+from eventsource.core.workset import Write
+
+
+def _now() -> int:
+    return int(time.time() * 1000)
+
+
+async def open_account(
+    nc: Client,
+    partitions: int,
+    participant: str,
+    account: str,
+    currency: str,
+    initial: str | None = None,
+) -> Account:
+    """Open (and optionally fund) an account; opening the same account twice is refused."""
+    require_token(participant, "participant")
+    require_token(account, "account")
+    exponent_of(currency)
+    k = partition_of(participant, partitions)
+    key = account_key(participant, account)
+    opened = Account(participant, account, currency)
+    writes = [
+        Write(
+            state_subject(k, key),
+            encoder.encode(AccountOpened(state=AccountSnapshot.of(opened), at=_now())),
+            0,
+            key,
+        )
+    ]
+    if initial is not None:
+        amount = parse_amount(initial, currency)
+        funded = opened.apply(EntryKind.FUNDED, amount)
+        event = AccountChanged(
+            state=AccountSnapshot.of(funded),
+            at=_now(),
+            entries=[
+                Entry(
+                    EntryKind.FUNDED,
+                    f"open-{uuid.uuid4().hex[:12]}",
+                    format_amount(amount, currency),
+                )
+            ],
+        )
+        writes.append(Write(state_subject(k, key), encoder.encode(event), None, key))
+        opened = funded
+    try:
+        await commit(nc, writes)
+    except StaleState:
+        raise DomainError(
+            f"account {participant}/{account} already exists", RejectionCause.INVALID_TRANSFER
+        ) from None
+    return opened
+
+
+async def read_account(
+    nc: Client, partitions: int, participant: str, account: str
+) -> tuple[Account, int]:
+    k = partition_of(participant, partitions)
+    key = account_key(participant, account)
+    last = await read_last(nc, ledger_stream(k), state_subject(k, key), leader=True)
+    if last is None:
+        raise UnknownAccount(f"unknown account {participant}/{account}")
+    state = decode_state(key, last[0])
+    assert isinstance(state, Account)
+    return state, last[1]
+
+
+async def fund_account(
+    nc: Client,
+    partitions: int,
+    participant: str,
+    account: str,
+    amount_text: str,
+    reference: str | None = None,
+) -> Account:
+    """Create money on an account (a FUNDED entry), guarded like any other account change."""
+    reference = reference or f"fund-{uuid.uuid4().hex[:12]}"
+    require_token(reference, "funding reference")
+    k = partition_of(participant, partitions)
+    key = account_key(participant, account)
+    while True:
+        current, seq = await read_account(nc, partitions, participant, account)
+        amount = parse_amount(amount_text, current.currency)
+        funded = current.apply(EntryKind.FUNDED, amount)
+        event = AccountChanged(
+            state=AccountSnapshot.of(funded),
+            at=_now(),
+            entries=[Entry(EntryKind.FUNDED, reference, format_amount(amount, current.currency))],
+        )
+        try:
+            await commit(nc, [Write(state_subject(k, key), encoder.encode(event), seq, key)])
+            return funded
+        except StaleState:
+            continue
+
+
+async def close_account(nc: Client, partitions: int, participant: str, account: str) -> Account:
+    """Closed accounts take no new reservations or credits; money in flight still settles."""
+    k = partition_of(participant, partitions)
+    key = account_key(participant, account)
+    while True:
+        current, seq = await read_account(nc, partitions, participant, account)
+        closed = _closed(current)
+        event = AccountClosed(state=AccountSnapshot.of(closed), at=_now())
+        try:
+            await commit(nc, [Write(state_subject(k, key), encoder.encode(event), seq, key)])
+            return closed
+        except StaleState:
+            continue
+
+
+def _closed(account: Account) -> Account:
+    from dataclasses import replace
+
+    return replace(account, closed=True)

@@ -1,0 +1,110 @@
+"""What a bank's own client does: submit transfers (the PubAck is the ACK) and read outcomes."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+import uuid
+from dataclasses import dataclass
+
+from nats.aio.client import Client
+
+from eventsource.adapters.jetstream import read_last
+from eventsource.adapters.ledger_state import decode_state
+from eventsource.core.errors import InfrastructureError
+from eventsource.core.events import TransferState, encoder
+from eventsource.core.messages import MAX_ITEMS_PER_MESSAGE, Kind, SubmitTransfers
+from eventsource.core.model import TransferRequest
+from eventsource.core.subjects import (
+    inbox_subject,
+    incoming_key,
+    ledger_stream,
+    outgoing_key,
+    partition_of,
+    state_subject,
+)
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """The ACK: the transfers are durably in the submitter's inbox at `sequence`."""
+
+    ids: list[str]
+    sequence: int
+    duplicate: bool
+    acked_at: float
+
+
+async def submit(
+    nc: Client, partitions: int, submitter: str, requests: list[TransferRequest]
+) -> Submitted:
+    """Publish one SubmitTransfers message; returns once JetStream has stored it (the ACK)."""
+    if not 1 <= len(requests) <= MAX_ITEMS_PER_MESSAGE:
+        raise ValueError(f"a submission carries 1 to {MAX_ITEMS_PER_MESSAGE} transfers")
+    payload = encoder.encode(SubmitTransfers(transfers=requests))
+    k = partition_of(submitter, partitions)
+    token = requests[0].id if len(requests) == 1 else uuid.uuid4().hex[:16]
+    # Same content, same message id: a retried publish is deduplicated by JetStream; different
+    # content under a reused transfer id passes and is refused by the service (ID_CONFLICT).
+    msg_id = hashlib.blake2b(payload, digest_size=16).hexdigest()
+    try:
+        ack = await nc.jetstream().publish(
+            inbox_subject(k, submitter, Kind.SUBMIT, token),
+            payload,
+            headers={"Nats-Msg-Id": msg_id},
+            timeout=10,
+        )
+    except Exception as exc:
+        raise InfrastructureError(f"submission was not acknowledged: {exc}") from None
+    return Submitted([r.id for r in requests], ack.seq, bool(ack.duplicate), time.time())
+
+
+async def read_transfer(
+    nc: Client, partitions: int, key_owner: str, key: str
+) -> tuple[TransferState, int] | None:
+    """Exact read: the last event on the record's subject, from the stream leader."""
+    k = partition_of(key_owner, partitions)
+    last = await read_last(nc, ledger_stream(k), state_subject(k, key), leader=True)
+    if last is None:
+        return None
+    state = decode_state(key, last[0])
+    assert isinstance(state, TransferState)
+    return state, last[1]
+
+
+async def transfer_views(
+    nc: Client, partitions: int, submitter: str, transfer_id: str
+) -> tuple[tuple[TransferState, int] | None, tuple | None]:
+    """Both sides' records of one transfer: the submitter's and, once there, the receiver's."""
+    mine = await read_transfer(nc, partitions, submitter, outgoing_key(submitter, transfer_id))
+    theirs = None
+    if mine is not None:
+        receiver = mine[0].transfer.creditor.participant
+        theirs = await read_transfer(
+            nc, partitions, receiver, incoming_key(receiver, submitter, transfer_id)
+        )
+    return mine, theirs
+
+
+async def wait_final(
+    nc: Client, partitions: int, submitter: str, ids: list[str], *, timeout: float = 60.0
+) -> dict[str, TransferState]:
+    """Poll the submitter's records until each id has its final outcome (or time runs out)."""
+    pending = set(ids)
+    final: dict[str, TransferState] = {}
+    deadline = time.monotonic() + timeout
+    delay = 0.02
+    while pending and time.monotonic() < deadline:
+        batch = sorted(pending)[:256]
+        views = await asyncio.gather(
+            *(read_transfer(nc, partitions, submitter, outgoing_key(submitter, i)) for i in batch)
+        )
+        for transfer_id, view in zip(batch, views, strict=True):
+            if view is not None and view[0].final:
+                final[transfer_id] = view[0]
+                pending.discard(transfer_id)
+        if pending:
+            await asyncio.sleep(delay)
+            delay = min(0.5, delay * 1.5)
+    return final

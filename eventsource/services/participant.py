@@ -1,0 +1,204 @@
+"""One instance of a participant: fetch a group of inbox messages, decide them, commit one
+atomic batch, then ack. Several instances share the same durable consumers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+
+import msgspec
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+
+from eventsource.adapters.dead_letters import dead_letter
+from eventsource.adapters.jetstream import CommitUnknown, StaleState, commit
+from eventsource.adapters.ledger_state import LedgerState
+from eventsource.core.dispatch import account_keys_of, apply_message, check_message, keys_to_load
+from eventsource.core.errors import InfrastructureError, ProtocolError
+from eventsource.core.messages import KIND_OF, InboxMessage, SubmitTransfers, inbox_decoder
+from eventsource.core.subjects import (
+    inbox_consumer,
+    ledger_stream,
+    parse_inbox_subject,
+    partition_of,
+)
+from eventsource.core.workset import MAX_ITEMS_PER_MESSAGE, WorkSet
+
+log = logging.getLogger("natsbank.service")
+MAX_ITEMS_PER_GROUP = 300
+MAX_WRITES = 1000
+
+
+@dataclass
+class ServiceStats:
+    groups: int = 0
+    messages: int = 0
+    conflicts: int = 0
+    dead_letters: int = 0
+    retries: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+
+class ParticipantService:
+    def __init__(self, nc: Client, participant: str, partitions: int, *, fetch_batch: int = 256):
+        self.nc = nc
+        self.participant = participant
+        self.partitions = partitions
+        self.home = partition_of(participant, partitions)
+        self.state = LedgerState(nc, self.home)
+        self.fetch_batch = fetch_batch
+        self.stats = ServiceStats()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        async with asyncio.TaskGroup() as tasks:
+            for k in range(self.partitions):
+                tasks.create_task(self._consume(k, stop))
+
+    async def _consume(self, partition: int, stop: asyncio.Event) -> None:
+        js = self.nc.jetstream()
+        durable = inbox_consumer(self.participant, partition)
+        sub = None
+        while not stop.is_set():
+            try:
+                if sub is None:
+                    sub = await js.pull_subscribe_bind(durable, stream=ledger_stream(partition))
+                msgs = await sub.fetch(self.fetch_batch, timeout=1.0)
+            except TimeoutError:
+                continue
+            except Exception as exc:  # server restart, leader change: re-create the subscription
+                log.warning("fetch from %s failed (%s); retrying", durable, exc)
+                sub = await _drop(sub)
+                await asyncio.sleep(0.5)
+                continue
+            await self.process(msgs)
+        await _drop(sub)
+
+    async def process(self, msgs: list[Msg]) -> None:
+        decoded: list[tuple[Msg, InboxMessage]] = []
+        for msg in msgs:
+            try:
+                message = self._decode(msg)
+            except (msgspec.DecodeError, ProtocolError) as exc:
+                await self._poison(
+                    msg,
+                    "UNDECODABLE" if isinstance(exc, msgspec.DecodeError) else "PROTOCOL_VIOLATION",
+                    str(exc),
+                )
+                continue
+            decoded.append((msg, message))
+        group: list[tuple[Msg, InboxMessage]] = []
+        size = 0
+        for entry in decoded:
+            items = _size(entry[1])
+            if group and size + items > MAX_ITEMS_PER_GROUP:
+                await self._commit_group(group)
+                group, size = [], 0
+            group.append(entry)
+            size += items
+        if group:
+            await self._commit_group(group)
+
+    def _decode(self, msg: Msg) -> InboxMessage:
+        where = parse_inbox_subject(msg.subject)
+        if where is None or where[1] != self.participant:
+            raise ProtocolError(f"subject {msg.subject} is not this participant's inbox")
+        message = inbox_decoder.decode(msg.data)
+        if KIND_OF[type(message)].value != where[2]:
+            raise ProtocolError(f"a {KIND_OF[type(message)]} message on a {where[2]} subject")
+        check_message(message, self.participant)
+        return message
+
+    async def _poison(self, msg: Msg, reason: str, detail: str) -> None:
+        self.stats.dead_letters += 1
+        log.warning("dead letter %s: %s", reason, detail)
+        await dead_letter(self.nc, self.participant, msg, reason, detail)
+        await msg.term()
+
+    async def _commit_group(self, group: list[tuple[Msg, InboxMessage]]) -> None:
+        fresh = False
+        for attempt in range(1, 1_000_000):
+            try:
+                ws = await self._decide(group, fresh=fresh)
+                writes = ws.writes()
+                if len(writes) > MAX_WRITES and len(group) > 1:
+                    half = len(group) // 2
+                    await self._commit_group(group[:half])
+                    await self._commit_group(group[half:])
+                    return
+                if writes:
+                    last = await commit(self.nc, writes)
+                    first = last - len(writes) + 1
+                    seqs = {w.key: first + i for i, w in enumerate(writes) if w.key is not None}
+                    self.state.remember(ws.changed_states, seqs)
+                for letter in ws.dead_letters:
+                    self.stats.dead_letters += 1
+                    await dead_letter(
+                        self.nc,
+                        self.participant,
+                        group[0][0],
+                        letter.reason,
+                        letter.detail,
+                        payload=letter.payload,
+                    )
+                break
+            except StaleState:
+                self.stats.conflicts += 1
+                fresh = True
+            except (CommitUnknown, InfrastructureError, OSError) as exc:
+                self.stats.retries += 1
+                fresh = True
+                log.warning("commit attempt %d failed: %s", attempt, exc)
+                await asyncio.sleep(min(2.0, 0.1 * attempt))
+                if attempt % 10 == 0:
+                    for msg, _ in group:
+                        await _quietly(msg.in_progress())
+        for msg, _ in group:
+            await _quietly(msg.ack())
+        self.stats.groups += 1
+        self.stats.messages += len(group)
+
+    async def _decide(self, group: list[tuple[Msg, InboxMessage]], *, fresh: bool) -> WorkSet:
+        keys: set[str] = set()
+        receivers: set[str] = set()
+        for _, message in group:
+            keys |= keys_to_load(self.participant, message)
+            if isinstance(message, SubmitTransfers):
+                receivers |= {t.creditor.participant for t in message.transfers}
+        loaded = await self.state.load(keys, fresh=fresh)
+        more = account_keys_of(self.participant, [s for s, _ in loaded.values()]) - keys
+        if more:
+            loaded |= await self.state.load(more, fresh=fresh)
+        known = await self.state.known_participants(receivers) if receivers else frozenset()
+        ws = WorkSet(
+            participant=self.participant,
+            partition=self.home,
+            loaded=loaded,
+            known_participants=known,
+            now_ms=int(time.time() * 1000),
+            token=uuid.uuid4().hex[:16],
+        )
+        for _, message in group:
+            apply_message(ws, message)
+        return ws
+
+
+def _size(message: InboxMessage) -> int:
+    from eventsource.core.messages import items_of
+
+    return min(len(items_of(message)), MAX_ITEMS_PER_MESSAGE)
+
+
+async def _quietly(awaitable) -> None:
+    try:
+        await awaitable
+    except Exception as exc:  # a lost ack only means a harmless redelivery
+        log.debug("ack failed: %s", exc)
+
+
+async def _drop(sub) -> None:
+    if sub is not None:
+        await _quietly(sub.unsubscribe())
+    return None
