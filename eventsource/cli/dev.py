@@ -1,0 +1,113 @@
+"""`natsbank dev up|down|status`: a local cluster of real nats-server processes under home/dev."""
+
+from __future__ import annotations
+
+import shutil
+from typing import Annotated
+
+import msgspec
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from eventsource.adapters.cluster import (
+    ClusterInfo,
+    cluster_running,
+    cluster_status,
+    dev_state_dir,
+    load_cluster,
+    start_cluster,
+    stop_cluster,
+)
+from eventsource.settings import load_settings
+
+app = typer.Typer(
+    help="Run a local NATS cluster (real nats-server processes) for development.",
+    no_args_is_help=True,
+)
+console = Console()
+
+
+@app.command()
+def up(
+    nodes: Annotated[int, typer.Option("--nodes", help="1, or 3 for an R3-capable cluster.")] = 1,
+    sync_interval: Annotated[
+        str | None,
+        typer.Option(
+            "--sync-interval",
+            help="JetStream fsync interval, e.g. 1s or 'always' (server default: 2m).",
+        ),
+    ] = None,
+) -> None:
+    """Start the dev cluster in the background; does nothing if it already runs."""
+    settings = load_settings()
+    state_dir = dev_state_dir(settings)
+    info = load_cluster(state_dir)
+    if info is not None and cluster_running(info):
+        console.print(f"dev cluster already running ({len(info.nodes)} nodes)")
+    else:
+        with console.status(f"starting {nodes} nats-server node(s)"):
+            info = start_cluster(state_dir, nodes, sync_interval=sync_interval)
+        console.print(f"[green]dev cluster up[/green] ({nodes} nodes, state in {state_dir})")
+    _print_urls(info)
+
+
+@app.command()
+def down(
+    keep_data: Annotated[
+        bool, typer.Option("--keep-data", help="Keep the JetStream data for the next `up`.")
+    ] = False,
+) -> None:
+    """Stop the dev cluster and, unless --keep-data, delete its data."""
+    state_dir = dev_state_dir(load_settings())
+    info = load_cluster(state_dir)
+    if info is not None:
+        stop_cluster(info, remove_data=not keep_data)
+        console.print("dev cluster stopped")
+    else:
+        console.print("no dev cluster running")
+    if not keep_data:
+        shutil.rmtree(state_dir, ignore_errors=True)
+
+
+@app.command()
+def status(
+    json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Show each node and its JetStream health; exit 1 if the cluster is not running."""
+    info = load_cluster(dev_state_dir(load_settings()))
+    running = info is not None and cluster_running(info)
+    nodes = cluster_status(info) if info is not None else []
+    if json:
+        report = {
+            "running": running,
+            "url": info.url if info is not None else None,
+            "nodes": nodes,
+        }
+        typer.echo(msgspec.json.encode(report).decode())
+    elif info is None or not running:
+        console.print("no dev cluster running: `natsbank dev up`")
+    else:
+        table = Table("node", "pid", "client port", "monitor port", "alive", "jetstream")
+        for node, spec in zip(nodes, info.nodes, strict=True):
+            alive = "[green]yes[/green]" if node.alive else "[red]no[/red]"
+            health = node.jetstream if node.jetstream == "ok" else f"[red]{node.jetstream}[/red]"
+            table.add_row(
+                node.name,
+                str(node.pid),
+                str(spec.client_port),
+                str(spec.monitor_port),
+                alive,
+                health,
+            )
+        console.print(f"NATS_URL={info.url}", highlight=False, soft_wrap=True)
+        console.print(table)
+    if not running:
+        # Not typer.Exit: under standalone_mode=False click returns its code instead of exiting.
+        raise SystemExit(1)
+
+
+def _print_urls(info: ClusterInfo) -> None:
+    console.print(f"NATS_URL={info.url}", highlight=False, soft_wrap=True)
+    for url in info.monitor_urls:
+        console.print(f"monitoring: {url}", highlight=False, soft_wrap=True)

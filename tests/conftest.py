@@ -1,0 +1,34 @@
+"""Shared fixtures: isolated natsbank homes and fresh real nats-server clusters."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from eventsource.adapters.cluster import ClusterInfo, LocalCluster
+
+
+@pytest.fixture(autouse=True)
+def natsbank_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point NATSBANK_HOME at a fresh dir, so no test touches ~/.natsbank or a user's NATS_URL."""
+    home = tmp_path / "natsbank-home"
+    home.mkdir()
+    monkeypatch.setenv("NATSBANK_HOME", str(home))
+    monkeypatch.delenv("NATS_URL", raising=False)
+    return home
+
+
+@pytest.fixture
+def nats1(tmp_path: Path) -> Iterator[ClusterInfo]:
+    """A fresh single-node nats-server with JetStream, stopped after the test."""
+    with LocalCluster(tmp_path / "nats1", nodes=1) as info:
+        yield info
+
+
+@pytest.fixture
+def nats3(tmp_path: Path) -> Iterator[ClusterInfo]:
+    """A fresh 3-node JetStream cluster (R3 streams possible), stopped after the test."""
+    with LocalCluster(tmp_path / "nats3", nodes=3) as info:
+        yield info
