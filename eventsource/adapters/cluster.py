@@ -188,6 +188,7 @@ class LocalCluster:
     sync_interval: str | None = None
     name: str = "natsbank"
     remove_data: bool = False
+    keep_running: bool = False  # `demo --keep`: leave it up unless the block failed
     info: ClusterInfo | None = dataclasses.field(default=None, init=False)
 
     def __enter__(self) -> ClusterInfo:
@@ -197,6 +198,8 @@ class LocalCluster:
         return self.info
 
     def __exit__(self, *exc_info: object) -> None:
+        if self.keep_running and exc_info[0] is None:
+            return
         # restart_node may have replaced pids since __enter__; cluster.json has the latest.
         info = load_cluster(self.state_dir) or self.info
         if info is not None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import sys
 
 import typer
-from rich.console import Console
 
+from eventsource.cli.common import err_console
 from eventsource.core.errors import NatsbankError
 
 app = typer.Typer(
@@ -16,34 +16,25 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-err_console = Console(stderr=True)
 
 
 def _register() -> None:
-    from eventsource.cli import dev
+    from eventsource.cli import accounts, audit, demo, dev, serve, status, streams, submit
 
     app.add_typer(dev.app, name="dev")
+    app.add_typer(streams.app, name="streams")
+    app.add_typer(accounts.app, name="accounts")
+    for module in (serve, submit, status, audit, demo):
+        module.register(app)
 
 
 def main() -> None:
+    """Usage errors exit 2 (typer's standalone mode); natsbank errors print one line."""
     _register()
     try:
-        app(standalone_mode=False)
+        app()
     except NatsbankError as exc:
-        err_console.print(f"[red]error:[/red] {exc}", highlight=False)
+        err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)
-    except SystemExit:
-        raise
-    except Exception as exc:  # click usage errors and the like
-        import click
-
-        if isinstance(exc, click.exceptions.Exit):
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(2)
-        if isinstance(exc, click.exceptions.Abort):
-            sys.exit(130)
-        raise

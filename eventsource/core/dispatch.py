@@ -50,27 +50,32 @@ def apply_message(ws: WorkSet, message: InboxMessage) -> None:
             ws.dead_letter(PROTOCOL_REASON, str(exc), encoder.encode(item))
 
 
-def keys_to_load(participant: str, message: InboxMessage) -> set[str]:
-    """State keys named by the message itself (transfer records and, where given, accounts)."""
+def keys_to_load(participant: str, message: InboxMessage) -> tuple[set[str], set[str]]:
+    """State keys named by the message: (records that are normally new, everything else).
+
+    New records need not be read: their first write expects an empty subject, so a wrong guess
+    costs one refused commit and a re-read, never a wrong decision.
+    """
     keys: set[str] = set()
+    new: set[str] = set()
     match message:
         case SubmitTransfers(transfers=requests):
             for request in requests:
                 if is_token(request.id):
-                    keys.add(outgoing_key(participant, request.id))
+                    new.add(outgoing_key(participant, request.id))
                 if is_token(request.debtor.account):
                     keys.add(account_key(participant, request.debtor.account))
         case Postings(sender=sender, postings=postings):
             for posting in postings:
                 if is_token(posting.transfer.id):
-                    keys.add(incoming_key(participant, sender, posting.transfer.id))
+                    new.add(incoming_key(participant, sender, posting.transfer.id))
                 if is_token(posting.transfer.creditor.account):
                     keys.add(account_key(participant, posting.transfer.creditor.account))
         case Results(results=results):
             keys.update(outgoing_key(participant, r.id) for r in results if is_token(r.id))
         case Confirms(sender=sender, confirms=confirms):
             keys.update(incoming_key(participant, sender, c.id) for c in confirms if is_token(c.id))
-    return keys
+    return new, keys
 
 
 def account_keys_of(participant: str, states: list[object]) -> set[str]:

@@ -73,7 +73,11 @@ class ParticipantService:
                 sub = await _drop(sub)
                 await asyncio.sleep(0.5)
                 continue
-            await self.process(msgs)
+            try:
+                await self.process(msgs)
+            except Exception:  # a bug must not stop the participant: unacked work comes back
+                log.exception("processing a group failed; its messages will be redelivered")
+                await asyncio.sleep(1.0)
         await _drop(sub)
 
     async def process(self, msgs: list[Msg]) -> None:
@@ -162,12 +166,15 @@ class ParticipantService:
 
     async def _decide(self, group: list[tuple[Msg, InboxMessage]], *, fresh: bool) -> WorkSet:
         keys: set[str] = set()
+        new: set[str] = set()
         receivers: set[str] = set()
         for _, message in group:
-            keys |= keys_to_load(self.participant, message)
+            likely_new, named = keys_to_load(self.participant, message)
+            new |= likely_new
+            keys |= named
             if isinstance(message, SubmitTransfers):
                 receivers |= {t.creditor.participant for t in message.transfers}
-        loaded = await self.state.load(keys, fresh=fresh)
+        loaded = await self.state.load(keys, fresh=fresh, likely_new=new)
         more = account_keys_of(self.participant, [s for s, _ in loaded.values()]) - keys
         if more:
             loaded |= await self.state.load(more, fresh=fresh)

@@ -1,0 +1,3 @@
+from eventsource.cli.app import main
+
+main()

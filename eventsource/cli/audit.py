@@ -1,0 +1,93 @@
+"""`natsbank audit` (I1-I5, I7) and `natsbank replay` (I5: rebuild state from the events)."""
+
+from __future__ import annotations
+
+import typer
+from rich.table import Table
+
+from eventsource.cli.common import (
+    console,
+    nats_connection,
+    partitions_of,
+    print_json,
+    run,
+    settings,
+)
+from eventsource.services.audit import INVARIANTS
+from eventsource.services.audit import audit as run_audit
+
+
+def register(app: typer.Typer) -> None:
+    app.command("audit")(audit)
+    app.command("replay")(replay)
+
+
+def audit(
+    expect_final: bool = typer.Option(
+        False, "--expect-final", help="Count transfers still in flight as violations (I4)."
+    ),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Check the invariants over the whole ledger and the KV buckets. Exit 1 on a violation."""
+    config = settings()
+
+    async def main():
+        async with nats_connection(config) as nc:
+            return await run_audit(nc, await partitions_of(nc), expect_final=expect_final)
+
+    report = run(main)
+    if as_json:
+        print_json(report.as_dict())
+    else:
+        _print(report)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+def replay(as_json: bool = typer.Option(False, "--json")) -> None:
+    """Rebuild accounts and transfers from the events and compare them with the KV state."""
+    config = settings()
+
+    async def main():
+        async with nats_connection(config) as nc:
+            return await run_audit(nc, await partitions_of(nc), expect_final=False)
+
+    report = run(main)
+    differences = report.violations.get("I5", [])
+    if as_json:
+        print_json(
+            {"events": report.events, "accounts": report.accounts, "differences": differences}
+        )
+    else:
+        console.print(
+            f"replayed {report.events} events into {report.accounts} accounts; "
+            f"{len(differences)} difference(s) from the KV state"
+        )
+        for line in differences[:50]:
+            console.print(f"  {line}", highlight=False)
+    if differences:
+        raise typer.Exit(1)
+
+
+def _print(report) -> None:
+    table = Table(
+        title=f"audit: {report.events} events, {report.accounts} accounts, "
+        f"{report.transfers_acked} ACKed transfers"
+    )
+    table.add_column("invariant")
+    table.add_column("result")
+    for name in INVARIANTS:
+        problems = report.violations.get(name, [])
+        table.add_row(
+            name,
+            "[green]ok[/]"
+            if not problems
+            else f"[red]{len(problems)} violation(s)[/]: {problems[0]}",
+        )
+    console.print(table)
+    console.print(
+        f"final {report.final}, in flight {report.in_flight}, "
+        f"outcomes {dict(report.outcomes)}, funded {report.funded}, "
+        f"balances {report.balances}",
+        highlight=False,
+    )

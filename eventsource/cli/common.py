@@ -1,0 +1,58 @@
+"""Plumbing shared by the commands: settings, the connection, JSON output, exit codes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
+
+import msgspec
+from nats.aio.client import Client
+from nats.js.errors import NotFoundError
+from rich.console import Console
+
+from eventsource.adapters.cluster import resolve_nats_url
+from eventsource.adapters.jetstream import connect
+from eventsource.adapters.provision import TOPOLOGY_KEY
+from eventsource.core.errors import ConfigError
+from eventsource.core.subjects import PARTICIPANTS_BUCKET
+from eventsource.settings import Settings, load_settings
+
+console = Console()
+err_console = Console(stderr=True)
+T = TypeVar("T")
+
+
+def run(main: Callable[[], Awaitable[T]]) -> T:
+    return asyncio.run(main())  # type: ignore[arg-type]
+
+
+def settings(**flags: object) -> Settings:
+    return load_settings(**flags)
+
+
+@contextlib.asynccontextmanager
+async def nats_connection(config: Settings) -> AsyncIterator[Client]:
+    nc = await connect(resolve_nats_url(config))
+    try:
+        yield nc
+    finally:
+        with contextlib.suppress(Exception):
+            await nc.drain()
+
+
+async def partitions_of(nc: Client) -> int:
+    """The partition count recorded by `streams init`; commands never guess it."""
+    try:
+        kv = await nc.jetstream().key_value(PARTICIPANTS_BUCKET)
+        entry = await kv.get(TOPOLOGY_KEY)
+    except NotFoundError:
+        raise ConfigError("the streams are not set up: run `natsbank streams init`") from None
+    return int(json.loads(entry.value or b"{}").get("partitions", 1))
+
+
+def print_json(value: Any) -> None:
+    sys.stdout.write(msgspec.json.encode(value).decode() + "\n")

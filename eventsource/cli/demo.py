@@ -1,0 +1,119 @@
+"""`natsbank demo`: the main job, end to end, on an embedded 3-node cluster."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import typer
+from rich.panel import Panel
+from rich.progress import Progress
+from rich.table import Table
+
+from eventsource.adapters.cluster import LocalCluster, dev_state_dir
+from eventsource.cli.common import console, print_json, settings
+from eventsource.services.scenario import (
+    bootstrap,
+    default_banks,
+    drive,
+    run_sync,
+    start_services,
+    stop_services,
+)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("demo")(demo)
+
+
+def demo(
+    transfers: int = typer.Option(3000, "--transfers", "-n", help="Random transfers to push."),
+    participants: int = typer.Option(4, "--participants", min=2, max=26),
+    instances: int = typer.Option(
+        2, "--instances", min=1, max=8, help="Service processes, each serving every participant."
+    ),
+    nodes: int = typer.Option(3, "--nodes", help="1 or 3 nats-server nodes."),
+    keep: bool = typer.Option(
+        False, "--keep", help="Leave the cluster running as the dev cluster."
+    ),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Start a cluster, open accounts, run services, push transfers, measure and audit."""
+    config = settings()
+    state_dir = dev_state_dir(config) if keep else Path(tempfile.mkdtemp(prefix="natsbank-demo-"))
+    banks = default_banks(participants)
+    names = [b.participant for b in banks]
+    quiet = as_json
+    with LocalCluster(state_dir, nodes=nodes, remove_data=not keep, keep_running=keep) as cluster:
+        if not quiet:
+            console.print(f"cluster: {nodes} node(s) at {cluster.url}")
+        partitions = run_sync(bootstrap(cluster.url, banks))
+        procs = start_services(cluster.url, names, instances, state_dir / "logs")
+        try:
+            with Progress(console=console, disable=quiet, transient=True) as progress:
+                task = progress.add_task("transfers ACKed", total=transfers)
+                result = run_sync(
+                    drive(
+                        cluster.url,
+                        banks,
+                        transfers,
+                        partitions=partitions,
+                        progress=lambda n: progress.advance(task, n),
+                    )
+                )
+        finally:
+            stop_services(procs)
+    m, audit = result.measurement, result.audit
+    summary = {
+        "nodes": nodes,
+        "participants": names,
+        "instances": instances,
+        "transfers": transfers,
+        "acked": result.acked,
+        "completed": m.completed,
+        "unfinished": len(m.unfinished),
+        "outcomes": dict(m.outcomes),
+        "causes": dict(m.causes),
+        "throughput_per_s": round(m.throughput, 1),
+        "p50_ms": m.percentile(50),
+        "p99_ms": m.percentile(99),
+        "audit_ok": audit.ok,
+        "violations": {k: v[:5] for k, v in audit.violations.items() if v},
+    }
+    if as_json:
+        print_json(summary)
+    else:
+        _print(summary)
+        if keep:
+            console.print(
+                f"cluster left running; try `natsbank accounts list`, "
+                f"`natsbank serve {' '.join(names)}`; stop with `natsbank dev down`"
+            )
+    if not audit.ok or m.unfinished:
+        raise typer.Exit(1)
+
+
+def _print(s: dict) -> None:
+    table = Table(title="natsbank demo", show_header=False)
+    table.add_column(justify="right")
+    table.add_column()
+    rows = [
+        (
+            "cluster",
+            f"{s['nodes']} nats-server node(s), {s['instances']} service processes "
+            f"serving {', '.join(s['participants'])}",
+        ),
+        (
+            "transfers",
+            f"{s['transfers']} submitted, {s['acked']} ACKed, {s['completed']} final, "
+            f"{s['unfinished']} unfinished",
+        ),
+        ("outcomes", ", ".join(f"{k} {v}" for k, v in sorted(s["outcomes"].items()))),
+        ("rejection causes", ", ".join(f"{k} {v}" for k, v in sorted(s["causes"].items()))),
+        ("throughput", f"{s['throughput_per_s']} transfers/s (ACK to confirmed on both sides)"),
+        ("latency", f"p50 {s['p50_ms']:.0f} ms, p99 {s['p99_ms']:.0f} ms"),
+        ("audit I1-I5, I7", "[green]clean[/]" if s["audit_ok"] else f"[red]{s['violations']}[/]"),
+    ]
+    for key, value in rows:
+        table.add_row(key, value)
+    console.print(Panel(table))

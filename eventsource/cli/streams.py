@@ -1,0 +1,57 @@
+"""`natsbank streams init`: make JetStream match streams.yaml."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from eventsource.adapters.provision import Action, apply_topology
+from eventsource.adapters.topology import load_topology
+from eventsource.cli.common import console, nats_connection, print_json, run, settings
+
+app = typer.Typer(help="Create or update streams, KV buckets and consumers.", no_args_is_help=True)
+
+_STYLE = {
+    Action.CREATED: "green",
+    Action.UPDATED: "yellow",
+    Action.UNCHANGED: "dim",
+    Action.REFUSED: "red",
+}
+
+
+@app.command("init")
+def init(
+    file: Path | None = typer.Option(None, "--file", "-f", help="streams.yaml to apply."),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Show what would change; change nothing."
+    ),
+    force: bool = typer.Option(False, "--force", help="Allow destructive changes."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Create or update everything declared in streams.yaml. Running it twice changes nothing."""
+    config = settings()
+    topology = load_topology(file or (config.streams_file or None))
+
+    async def main():
+        async with nats_connection(config) as nc:
+            return await apply_topology(nc, topology, dry_run=dry_run, force=force)
+
+    changes = run(main)
+    if as_json:
+        print_json(
+            [
+                {"kind": c.kind, "name": c.name, "action": c.action, "detail": c.detail}
+                for c in changes
+            ]
+        )
+    else:
+        table = Table(title="streams init" + (" (dry run)" if dry_run else ""))
+        for column in ("kind", "name", "action", "detail"):
+            table.add_column(column)
+        for c in changes:
+            table.add_row(c.kind, c.name, f"[{_STYLE[c.action]}]{c.action}[/]", c.detail)
+        console.print(table)
+    if any(c.action is Action.REFUSED for c in changes):
+        raise typer.Exit(2)

@@ -1,0 +1,224 @@
+"""`natsbank submit`: one transfer, an NDJSON file, or a random load."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import msgspec
+import typer
+from rich.progress import Progress
+from ulid import ULID
+
+from eventsource.cli.common import (
+    console,
+    nats_connection,
+    partitions_of,
+    print_json,
+    run,
+    settings,
+)
+from eventsource.cli.status import describe, state_json
+from eventsource.core.errors import DomainError, IdConflict, UsageError
+from eventsource.core.messages import MAX_ITEMS_PER_MESSAGE
+from eventsource.core.model import (
+    AccountRef,
+    Outcome,
+    TransferRequest,
+    as_recorded,
+    validate_transfer,
+)
+from eventsource.core.subjects import outgoing_key
+from eventsource.services.client import read_transfer, submit, wait_final
+from eventsource.services.load import push
+from eventsource.services.views import list_accounts
+from eventsource.services.workload import Bank, random_transfers
+
+MAX_LINE = 64 * 1024
+
+
+def register(app: typer.Typer) -> None:
+    app.command("submit")(submit_command)
+
+
+def submit_command(
+    debtor: str | None = typer.Option(None, "--from", help="Debtor as PARTICIPANT/ACCOUNT."),
+    creditor: str | None = typer.Option(None, "--to", help="Creditor as PARTICIPANT/ACCOUNT."),
+    amount: str | None = typer.Option(None, "--amount", help="Decimal string, e.g. 10.50."),
+    currency: str = typer.Option("EUR", "--currency"),
+    transfer_id: str | None = typer.Option(None, "--id", help="Idempotency key (default: ULID)."),
+    comment: str = typer.Option("", "--comment"),
+    file: Path | None = typer.Option(None, "--file", help="NDJSON file, one transfer per line."),
+    random_count: int | None = typer.Option(None, "--random", help="Submit N random transfers."),
+    rate: float | None = typer.Option(None, "--rate", help="Transfers per second for --random."),
+    seed: int = typer.Option(1, "--seed", help="Seed for --random."),
+    wait: bool = typer.Option(False, "--wait", help="Wait for the final outcome."),
+    timeout: float = typer.Option(60.0, "--timeout", help="Seconds to wait with --wait."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Submit transfers. The ACK means durably accepted; --wait also waits for OK or REJECTED."""
+    modes = sum(x is not None for x in (file, random_count)) + (debtor is not None)
+    if modes != 1:
+        raise UsageError("give exactly one of --from/--to/--amount, --file or --random")
+    config = settings()
+    if random_count is not None:
+        run(lambda: _random(config, random_count, rate, seed, as_json))
+        return
+    requests = (
+        _read_file(file)
+        if file
+        else [_one(debtor, creditor, amount, currency, transfer_id, comment)]
+    )
+    for request in requests:
+        _precheck(request)
+    submitters = {r.debtor.participant for r in requests}
+
+    async def main():
+        async with nats_connection(config) as nc:
+            partitions = await partitions_of(nc)
+            acks = []
+            for submitter in sorted(submitters):
+                mine = [r for r in requests if r.debtor.participant == submitter]
+                await _refuse_conflicts(nc, partitions, mine)
+                for start in range(0, len(mine), MAX_ITEMS_PER_MESSAGE):
+                    acks.append(
+                        await submit(
+                            nc, partitions, submitter, mine[start : start + MAX_ITEMS_PER_MESSAGE]
+                        )
+                    )
+            outcomes = {}
+            if wait:
+                for submitter in sorted(submitters):
+                    ids = [r.id for r in requests if r.debtor.participant == submitter]
+                    outcomes.update(
+                        await wait_final(nc, partitions, submitter, ids, timeout=timeout)
+                    )
+            return acks, outcomes
+
+    acks, outcomes = run(main)
+    _report(requests, acks, outcomes, wait, as_json)
+
+
+def _one(debtor, creditor, amount, currency, transfer_id, comment) -> TransferRequest:
+    if creditor is None or amount is None:
+        raise UsageError("--from needs --to and --amount")
+    return TransferRequest(
+        id=transfer_id or str(ULID()),
+        debtor=_ref(debtor, "--from"),
+        creditor=_ref(creditor, "--to"),
+        amount=amount,
+        currency=currency,
+        comment=comment,
+    )
+
+
+def _ref(text: str, flag: str) -> AccountRef:
+    participant, slash, account = text.partition("/")
+    if not slash or not participant or not account:
+        raise UsageError(f"{flag} must look like PARTICIPANT/ACCOUNT, got {text!r}")
+    return AccountRef(participant, account)
+
+
+def _read_file(path: Path) -> list[TransferRequest]:
+    requests = []
+    try:
+        lines = path.read_bytes().splitlines()
+    except OSError as exc:
+        raise UsageError(f"{path}: {exc.strerror}") from None
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        if len(line) > MAX_LINE:
+            raise UsageError(f"{path}:{number}: line is longer than {MAX_LINE} bytes")
+        try:
+            requests.append(msgspec.json.decode(line, type=TransferRequest))
+        except msgspec.DecodeError as exc:
+            raise UsageError(f"{path}:{number}: {exc}") from None
+    if not requests:
+        raise UsageError(f"{path}: no transfers")
+    return requests
+
+
+def _precheck(request: TransferRequest) -> None:
+    """Refuse what can be known bad before publishing: a clear error, exit code 1."""
+    try:
+        validate_transfer(request, request.debtor.participant)
+    except DomainError as exc:
+        raise DomainError(f"transfer {request.id}: {exc.cause}: {exc}", exc.cause) from None
+
+
+async def _refuse_conflicts(nc, partitions: int, requests: list[TransferRequest]) -> None:
+    for request in requests:
+        found = await read_transfer(
+            nc,
+            partitions,
+            request.debtor.participant,
+            outgoing_key(request.debtor.participant, request.id),
+        )
+        if found and found[0].digest != _digest(request):
+            raise IdConflict(f"transfer id {request.id} is already used with other content")
+
+
+def _digest(request: TransferRequest) -> str:
+    try:
+        return validate_transfer(request, request.debtor.participant).digest
+    except DomainError:
+        return as_recorded(request).digest
+
+
+def _report(requests, acks, outcomes, wait: bool, as_json: bool) -> None:
+    rejected = False
+    rows = []
+    seq_of = {i: a.sequence for a in acks for i in a.ids}
+    for request in requests:
+        state = outcomes.get(request.id)
+        if wait and state is not None and state.digest != _digest(request):
+            rows.append(
+                {
+                    "id": request.id,
+                    "ack": seq_of[request.id],
+                    "outcome": "REJECTED",
+                    "cause": "ID_CONFLICT",
+                }
+            )
+            rejected = True
+            continue
+        row = {"id": request.id, "ack": seq_of[request.id]}
+        if wait:
+            row |= state_json(state) if state else {"outcome": None, "phase": "TIMEOUT"}
+            rejected |= state is None or state.outcome is not Outcome.OK
+        rows.append(row)
+    if as_json:
+        print_json(rows if len(rows) != 1 else rows[0])
+    else:
+        for row, request in zip(rows, requests, strict=True):
+            line = f"ACK {request.id} (stream sequence {row['ack']})"
+            if wait:
+                state = outcomes.get(request.id)
+                line += " " + (describe(state) if state else "no outcome yet (timeout)")
+            console.print(line, highlight=False)
+    if wait and rejected:
+        raise typer.Exit(1)
+
+
+async def _random(config, count: int, rate: float | None, seed: int, as_json: bool) -> None:
+    async with nats_connection(config) as nc:
+        partitions = await partitions_of(nc)
+        banks: dict[str, list[str]] = {}
+        for snapshot in await list_accounts(nc):
+            if not snapshot.closed:
+                banks.setdefault(snapshot.participant, []).append(snapshot.account)
+        if len(banks) < 1:
+            raise UsageError("no open accounts: open some with `natsbank accounts open`")
+        work = random_transfers([Bank(p, a) for p, a in sorted(banks.items())], count, seed=seed)
+        with Progress(console=console, disable=as_json) as progress:
+            task = progress.add_task("submitting", total=count)
+            report = await push(
+                nc, partitions, work, rate=rate, progress=lambda n: progress.advance(task, n)
+            )
+    summary = {
+        "submitted": report.submitted,
+        "acked": report.acked,
+        "messages": report.messages,
+        "seconds": round(report.last_ack - report.first_ack, 3),
+    }
+    print_json(summary) if as_json else console.print(summary)

@@ -1,0 +1,94 @@
+"""Rebuild state from events, re-checking every step against the protocol table and the
+account rules (I5). Pure: feed it (key, event) pairs in stream order."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from eventsource.core.account import Account, EntryKind
+from eventsource.core.errors import DomainError
+from eventsource.core.events import (
+    AccountChanged,
+    AccountClosed,
+    AccountEvent,
+    AccountOpened,
+    AccountSnapshot,
+    TransferEvent,
+    TransferState,
+)
+from eventsource.core.money import parse_balance
+from eventsource.core.protocol import IllegalTransition, Step, transition
+
+
+@dataclass
+class Fold:
+    accounts: dict[str, Account] = field(default_factory=dict)
+    transfers: dict[str, TransferState] = field(default_factory=dict)
+    funded: dict[str, int] = field(default_factory=lambda: defaultdict(int))  # per currency
+    # Entry refs already applied per account and kind: a second one is a double effect (I3).
+    applied: set[tuple[str, str, str]] = field(default_factory=set)
+    problems: list[str] = field(default_factory=list)
+
+    def account_event(self, key: str, event: AccountEvent) -> None:
+        snapshot = event.state
+        match event:
+            case AccountOpened():
+                if key in self.accounts:
+                    self.problems.append(f"{key}: opened twice")
+                folded = Account(snapshot.participant, snapshot.account, snapshot.currency)
+            case AccountChanged(entries=entries):
+                folded = self._require(key)
+                for entry in entries:
+                    amount = parse_balance(entry.amount, folded.currency)
+                    mark = (key, entry.kind, entry.ref)
+                    if mark in self.applied:
+                        self.problems.append(f"{key}: {entry.kind} {entry.ref} applied twice (I3)")
+                    self.applied.add(mark)
+                    if entry.kind is EntryKind.FUNDED:
+                        self.funded[folded.currency] += amount
+                    try:
+                        folded = folded.apply(entry.kind, amount)
+                    except DomainError as exc:
+                        self.problems.append(f"{key}: {entry.kind} {entry.ref} broke a rule: {exc}")
+            case AccountClosed():
+                folded = self._require(key)
+                folded = Account(
+                    folded.participant,
+                    folded.account,
+                    folded.currency,
+                    folded.balance,
+                    folded.pending_debits,
+                    folded.pending_credits,
+                    closed=True,
+                )
+        if AccountSnapshot.of(folded) != snapshot:
+            self.problems.append(f"{key}: snapshot {snapshot} differs from the fold (I5)")
+        if folded.available < 0:
+            self.problems.append(f"{key}: available is negative (I2)")
+        self.accounts[key] = folded
+
+    def transfer_event(self, key: str, event: TransferEvent) -> None:
+        state = event.state
+        before = self.transfers.get(key)
+        step = Step(type(event).__struct_config__.tag)
+        outcome = state.outcome if step is not Step.FUNDS_RESERVED else None
+        try:
+            phase, _ = transition(state.side, before.phase if before else None, step, outcome)
+        except IllegalTransition as exc:
+            self.problems.append(f"{key}: {exc} (I4)")
+            phase = state.phase
+        if phase is not state.phase:
+            self.problems.append(f"{key}: recorded phase {state.phase}, table says {phase} (I5)")
+        if before is not None:
+            if before.digest != state.digest:
+                self.problems.append(f"{key}: content changed (I3)")
+            if before.outcome is not None and before.outcome != state.outcome:
+                self.problems.append(f"{key}: outcome changed from {before.outcome} (I4)")
+        self.transfers[key] = state
+
+    def _require(self, key: str) -> Account:
+        if key not in self.accounts:
+            self.problems.append(f"{key}: event before the account was opened")
+            return Account(*key.split(".acct.", 1), currency="EUR")
+        return self.accounts[key]

@@ -1,0 +1,211 @@
+"""`natsbank audit` and `replay`: fold the whole ledger and check I1-I5 and I7 against it and
+against the KV buckets. A violation is listed under the invariant it breaks."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import msgspec
+from nats.aio.client import Client
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+from eventsource.adapters.provision import registered_participants
+from eventsource.core.events import (
+    AccountSnapshot,
+    account_event_decoder,
+    transfer_event_decoder,
+)
+from eventsource.core.fold import Fold
+from eventsource.core.messages import SubmitTransfers, inbox_decoder
+from eventsource.core.model import Outcome, is_token
+from eventsource.core.money import format_amount
+from eventsource.core.protocol import Phase
+from eventsource.core.subjects import (
+    ACCOUNTS_BUCKET,
+    TRANSFERS_BUCKET,
+    incoming_key,
+    ledger_stream,
+    outgoing_key,
+)
+from eventsource.services.views import kv_latest
+
+INVARIANTS = ("I1", "I2", "I3", "I4", "I5", "I7")
+
+
+@dataclass
+class AuditReport:
+    violations: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+    events: int = 0
+    accounts: int = 0
+    transfers_acked: int = 0
+    final: int = 0
+    in_flight: int = 0
+    outcomes: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    funded: dict[str, str] = field(default_factory=dict)
+    balances: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not any(self.violations.values())
+
+    def as_dict(self) -> dict:
+        return {
+            "ok": self.ok,
+            "events": self.events,
+            "accounts": self.accounts,
+            "transfers_acked": self.transfers_acked,
+            "final": self.final,
+            "in_flight": self.in_flight,
+            "outcomes": dict(self.outcomes),
+            "funded": self.funded,
+            "balances": self.balances,
+            "violations": {i: self.violations.get(i, []) for i in INVARIANTS},
+        }
+
+
+async def fold_ledger(nc: Client, partitions: int) -> tuple[Fold, dict[str, str], int]:
+    """Fold every event; also return the ACKed submissions (submitter.id -> receiver)."""
+    fold = Fold()
+    acked: dict[str, str] = {}
+    count = 0
+    for k in range(partitions):
+        async for subject, data in read_stream(nc, ledger_stream(k)):
+            count += 1
+            _, _, rest = subject.split(".", 2)
+            kind = rest.split(".")[1] if not rest.startswith("to.") else "to"
+            try:
+                if kind == "acct":
+                    fold.account_event(rest, account_event_decoder.decode(data))
+                elif kind in ("out", "in"):
+                    fold.transfer_event(rest, transfer_event_decoder.decode(data))
+                elif kind == "to" and rest.split(".")[2] == "submit":
+                    message = inbox_decoder.decode(data)
+                    if isinstance(message, SubmitTransfers):
+                        for t in message.transfers:
+                            if is_token(t.id):
+                                acked[f"{rest.split('.')[1]}.{t.id}"] = t.creditor.participant
+            except msgspec.DecodeError:
+                if kind != "to":  # inbox junk is the dead-letter stream's business
+                    fold.problems.append(f"{subject}: undecodable event")
+    return fold, acked, count
+
+
+async def audit(nc: Client, partitions: int, *, expect_final: bool) -> AuditReport:
+    fold, acked, report_events = await fold_ledger(nc, partitions)
+    report = AuditReport(events=report_events, accounts=len(fold.accounts))
+    v = report.violations
+    for problem in fold.problems:
+        v[_invariant_of(problem)].append(problem)
+    registered = {r.participant for r in await registered_participants(nc)}
+    _check_conservation(fold, report)
+    for key, account in fold.accounts.items():
+        if account.available < 0:
+            v["I2"].append(f"{key}: available {account.available} < 0")
+    report.transfers_acked = len(acked)
+    for ack_key, receiver in acked.items():
+        submitter, transfer_id = ack_key.split(".", 1)
+        mine = fold.transfers.get(outgoing_key(submitter, transfer_id))
+        if mine is None:
+            v["I7"].append(f"{ack_key}: ACKed but unknown to the submitter")
+            continue
+        theirs = fold.transfers.get(incoming_key(receiver, submitter, transfer_id))
+        # A receiver exists for every transfer except those to an unregistered participant.
+        needs_receiver = receiver in registered and is_token(mine.transfer.debtor.account)
+        if theirs is None and needs_receiver and expect_final:
+            v["I7"].append(f"{ack_key}: ACKed but unknown to the receiver {receiver}")
+        done = mine.final and (
+            theirs.phase is Phase.CONFIRMED if theirs is not None else not needs_receiver
+        )
+        if done:
+            report.final += 1
+            report.outcomes[str(mine.outcome)] += 1
+        else:
+            report.in_flight += 1
+            if expect_final:
+                v["I4"].append(
+                    f"{ack_key}: not final ({mine.phase}, receiver "
+                    f"{theirs.phase if theirs else 'none'})"
+                )
+        if (
+            theirs is not None
+            and theirs.outcome
+            and mine.outcome
+            and theirs.outcome != mine.outcome
+        ):
+            v["I4"].append(f"{ack_key}: submitter says {mine.outcome}, receiver {theirs.outcome}")
+    await _check_kv(nc, fold, report)
+    return report
+
+
+def _check_conservation(fold: Fold, report: AuditReport) -> None:
+    """Per currency: posted balances + money in flight (debited at n, not yet credited at p)
+    equal the funding. Pending debits and credits must match the open transfers too."""
+    balance: dict[str, int] = defaultdict(int)
+    for account in fold.accounts.values():
+        balance[account.currency] += account.balance
+    in_flight: dict[str, int] = defaultdict(int)
+    for key, state in fold.transfers.items():
+        if state.side != "submitter" or state.outcome is not Outcome.OK:
+            continue
+        submitter, _, transfer_id = key.split(".", 2)
+        receiver = state.transfer.creditor.participant
+        theirs = fold.transfers.get(incoming_key(receiver, submitter, transfer_id))
+        if theirs is None or theirs.phase is not Phase.CONFIRMED:
+            in_flight[state.transfer.currency] += state.transfer.minor
+    for currency in set(balance) | set(fold.funded):
+        total = balance[currency] + in_flight[currency]
+        report.funded[currency] = format_amount(fold.funded[currency], currency)
+        report.balances[currency] = format_amount(balance[currency], currency)
+        if total != fold.funded[currency]:
+            report.violations["I1"].append(
+                f"{currency}: balances {format_amount(balance[currency], currency)} + in flight "
+                f"{format_amount(in_flight[currency], currency)} != funded "
+                f"{format_amount(fold.funded[currency], currency)}"
+            )
+
+
+async def _check_kv(nc: Client, fold: Fold, report: AuditReport) -> None:
+    """I5: every KV entry equals the state folded from the events."""
+    for key, data in (await kv_latest(nc, ACCOUNTS_BUCKET)).items():
+        folded = fold.accounts.get(key)
+        kv_state = account_event_decoder.decode(data).state
+        if folded is None or AccountSnapshot.of(folded) != kv_state:
+            report.violations["I5"].append(f"accounts KV {key} differs from the events")
+    for key, data in (await kv_latest(nc, TRANSFERS_BUCKET)).items():
+        if fold.transfers.get(key) != transfer_event_decoder.decode(data).state:
+            report.violations["I5"].append(f"transfers KV {key} differs from the events")
+    missing = (set(fold.accounts) | set(fold.transfers)) - set(await kv_latest_keys(nc))
+    for key in sorted(missing)[:100]:
+        report.violations["I5"].append(f"{key} is missing from KV")
+
+
+async def kv_latest_keys(nc: Client) -> list[str]:
+    keys = list(await kv_latest(nc, ACCOUNTS_BUCKET))
+    return keys + list(await kv_latest(nc, TRANSFERS_BUCKET))
+
+
+def _invariant_of(problem: str) -> str:
+    for name in INVARIANTS:
+        if f"({name})" in problem:
+            return name
+    return "I5"
+
+
+async def read_stream(nc: Client, stream: str, subject: str | None = None):
+    """Every message of a stream in order, with an ephemeral consumer that needs no acks."""
+    js = nc.jetstream()
+    config = ConsumerConfig(
+        ack_policy=AckPolicy.NONE, deliver_policy=DeliverPolicy.ALL, inactive_threshold=30.0
+    )
+    sub = await js.pull_subscribe(subject or "", stream=stream, config=config)
+    try:
+        info = await sub.consumer_info()
+        remaining = info.num_pending
+        while remaining > 0:
+            msgs = await sub.fetch(min(remaining, 5000), timeout=5.0)
+            for msg in msgs:
+                yield msg.subject, msg.data
+            remaining = msgs[-1].metadata.num_pending if msgs else 0
+    finally:
+        await sub.unsubscribe()

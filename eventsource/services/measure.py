@@ -1,0 +1,144 @@
+"""Measure finished work from the ledger itself: server timestamps of the submission (ACK) and
+of the receiver's confirmation (final on both sides). Nothing is added to the hot path."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+import msgspec
+from hdrh.histogram import HdrHistogram
+from nats.aio.client import Client
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+from eventsource.core.events import TransferEvent, transfer_event_decoder
+from eventsource.core.messages import SubmitTransfers, inbox_decoder
+from eventsource.core.protocol import Phase
+from eventsource.core.subjects import PREFIX, inbox_consumer, ledger_stream
+
+
+@dataclass
+class Measurement:
+    completed: int = 0
+    outcomes: Counter = field(default_factory=Counter)
+    causes: Counter = field(default_factory=Counter)
+    first_ack_ns: int = 0
+    last_final_ns: int = 0
+    latency_ms: HdrHistogram = field(default_factory=lambda: HdrHistogram(1, 3_600_000, 3))
+    unfinished: list[str] = field(default_factory=list)
+
+    @property
+    def seconds(self) -> float:
+        return max(1e-9, (self.last_final_ns - self.first_ack_ns) / 1e9)
+
+    @property
+    def throughput(self) -> float:
+        return self.completed / self.seconds if self.completed else 0.0
+
+    def percentile(self, p: float) -> float:
+        return float(self.latency_ms.get_value_at_percentile(p)) if self.completed else 0.0
+
+
+async def wait_quiescent(
+    nc: Client,
+    partitions: int,
+    participants: list[str],
+    *,
+    timeout: float = 300.0,
+    settle: float = 0.5,
+) -> bool:
+    """True once no inbox consumer has pending or unacknowledged messages (seen twice)."""
+    js = nc.jetstream()
+    deadline = time.monotonic() + timeout
+    calm = 0
+    while time.monotonic() < deadline:
+        busy = False
+        for k in range(partitions):
+            for p in participants:
+                info = await js.consumer_info(ledger_stream(k), inbox_consumer(p, k))
+                if info.num_pending or info.num_ack_pending:
+                    busy = True
+                    break
+            if busy:
+                break
+        calm = 0 if busy else calm + 1
+        if calm >= 2:
+            return True
+        await asyncio.sleep(settle)
+    return False
+
+
+async def scan(
+    nc: Client,
+    partitions: int,
+    ids: set[tuple[str, str]] | None = None,
+    *,
+    start_seq: dict[int, int] | None = None,
+) -> Measurement:
+    """Fold submissions and final records into latencies. `ids`: (submitter, id) to account for."""
+    acked: dict[tuple[str, str], int] = {}
+    final: dict[tuple[str, str], tuple[int, TransferEvent]] = {}
+    for k in range(partitions):
+        async for subject, data, ts in _read(nc, k, (start_seq or {}).get(k, 1)):
+            parts = subject.split(".")
+            if parts[2] == "to":
+                message = inbox_decoder.decode(data)
+                if isinstance(message, SubmitTransfers):
+                    for t in message.transfers:
+                        acked.setdefault((parts[3], t.id), ts)
+                continue
+            event = transfer_event_decoder.decode(data)
+            state = event.state
+            key = (state.transfer.debtor.participant, state.transfer.id)
+            if state.phase is Phase.CONFIRMED:
+                final[key] = (ts, event)
+            elif state.phase is Phase.SETTLED and state.cause == "UNKNOWN_PARTICIPANT":
+                final[key] = (ts, event)  # no receiver to confirm it
+    report = Measurement()
+    wanted = ids if ids is not None else set(acked)
+    for key in wanted:
+        if key not in final or key not in acked:
+            report.unfinished.append(key[1])
+            continue
+        ts, event = final[key]
+        report.completed += 1
+        report.outcomes[str(event.state.outcome)] += 1
+        if event.state.cause:
+            report.causes[str(event.state.cause)] += 1
+        report.first_ack_ns = min(report.first_ack_ns or acked[key], acked[key])
+        report.last_final_ns = max(report.last_final_ns, ts)
+        report.latency_ms.record_value(max(1, (ts - acked[key]) // 1_000_000))
+    return report
+
+
+async def _read(nc: Client, partition: int, start: int):
+    js = nc.jetstream()
+    config = ConsumerConfig(
+        ack_policy=AckPolicy.NONE,
+        deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+        opt_start_seq=start,
+        filter_subjects=[
+            f"{PREFIX}.{partition}.to.*.submit.*",
+            f"{PREFIX}.{partition}.*.in.*.*",
+            f"{PREFIX}.{partition}.*.out.*",
+        ],
+        inactive_threshold=30.0,
+    )
+    sub = await js.pull_subscribe("", stream=ledger_stream(partition), config=config)
+    try:
+        while True:
+            try:
+                msgs = await sub.fetch(2000, timeout=1.0)
+            except TimeoutError:
+                return
+            for msg in msgs:
+                meta = msg.metadata
+                yield msg.subject, msg.data, int(meta.timestamp.timestamp() * 1e9)
+            if msgs and msgs[-1].metadata.num_pending == 0:
+                return
+    except msgspec.DecodeError:
+        raise
+    finally:
+        await sub.unsubscribe()

@@ -1,0 +1,132 @@
+"""A whole run on a local cluster, shared by `demo` and `bench`: bootstrap, open and fund
+accounts, start real service processes, push a workload, wait, measure, audit."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from eventsource.adapters.jetstream import connect
+from eventsource.adapters.provision import apply_topology, register_participant
+from eventsource.adapters.topology import Topology
+from eventsource.services.accounts import open_account
+from eventsource.services.audit import AuditReport, audit
+from eventsource.services.load import push
+from eventsource.services.measure import Measurement, scan, wait_quiescent
+from eventsource.services.workload import Bank, random_transfers, standard_banks
+
+
+@dataclass
+class ScenarioResult:
+    transfers: int
+    acked: int
+    measurement: Measurement
+    audit: AuditReport
+    quiescent: bool
+    wall_seconds: float
+    extra: dict = field(default_factory=dict)
+
+
+def start_services(
+    url: str, participants: list[str], instances: int, log_dir: Path
+) -> list[subprocess.Popen]:
+    """Each instance is a real `natsbank serve` process serving every participant."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    procs = []
+    for i in range(instances):
+        log = open(log_dir / f"serve-{i}.log", "ab")  # noqa: SIM115 - owned by the process
+        procs.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "eventsource.cli",
+                    "serve",
+                    *participants,
+                    "--log-level",
+                    "WARNING",
+                ],
+                env={**os.environ, "NATS_URL": url},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        )
+        log.close()
+    return procs
+
+
+def stop_services(procs: list[subprocess.Popen], timeout: float = 10.0) -> None:
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for proc in procs:
+        try:
+            proc.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+async def bootstrap(
+    url: str, banks: list[Bank], *, currency: str = "EUR", funding: str = "100000.00"
+) -> int:
+    nc = await connect(url)
+    try:
+        topology = Topology()
+        await apply_topology(nc, topology)
+        for bank in banks:
+            await register_participant(nc, topology, bank.participant)
+            for account in bank.accounts:
+                await open_account(
+                    nc, topology.partitions, bank.participant, account, currency, funding
+                )
+        return topology.partitions
+    finally:
+        await nc.close()
+
+
+async def drive(
+    url: str,
+    banks: list[Bank],
+    count: int,
+    *,
+    partitions: int,
+    seed: int = 1,
+    rate: float | None = None,
+    reject_share: float = 0.05,
+    progress=None,
+) -> ScenarioResult:
+    nc = await connect(url)
+    try:
+        work = random_transfers(banks, count, seed=seed, reject_share=reject_share)
+        started = time.monotonic()
+        report = await push(nc, partitions, work, rate=rate, progress=progress)
+        quiet = await wait_quiescent(
+            nc,
+            partitions,
+            [b.participant for b in banks],
+            timeout=max(120.0, count / 100),
+            settle=0.25,
+        )
+        wall = time.monotonic() - started
+        measurement = await scan(nc, partitions, {(w.debtor.participant, w.id) for w in work})
+        checked = await audit(nc, partitions, expect_final=True)
+        return ScenarioResult(count, report.acked, measurement, checked, quiet, wall)
+    finally:
+        await nc.close()
+
+
+def default_banks(participants: int = 4, accounts: int = 5) -> list[Bank]:
+    return standard_banks(participants, accounts)
+
+
+def run_sync(coro):
+    return asyncio.run(coro)
