@@ -60,14 +60,16 @@ class DeadLetterConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 
 
 class InboxConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
-    ack_wait: str = "30s"
-    backoff: list[str] = msgspec.field(default_factory=lambda: ["2s", "10s", "30s", "2m"])
+    ack_wait: str = "10s"
+    backoff: list[str] = msgspec.field(default_factory=lambda: ["10s", "30s", "1m", "2m"])
     max_deliver: int = -1
     max_ack_pending: int = 20000
 
     def __post_init__(self) -> None:
         for text in (self.ack_wait, *self.backoff):
             seconds(text)
+        if self.backoff and seconds(self.backoff[0]) != seconds(self.ack_wait):
+            raise ValueError("the server uses backoff[0] as the ack wait: make them equal")
 
 
 class Topology(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -178,6 +180,7 @@ def _bucket(
         allow_rollup_hdrs=True,
         deny_delete=True,
         allow_direct=True,
+        duplicate_window=120,
         sources=sources,
     )
 

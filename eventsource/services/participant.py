@@ -30,6 +30,7 @@ from eventsource.core.workset import MAX_ITEMS_PER_MESSAGE, WorkSet
 log = logging.getLogger("natsbank.service")
 MAX_ITEMS_PER_GROUP = 300
 MAX_WRITES = 1000
+KEEP_ALIVE = 3.0  # seconds between in-progress acks while a commit is being retried
 
 
 @dataclass
@@ -123,6 +124,7 @@ class ParticipantService:
 
     async def _commit_group(self, group: list[tuple[Msg, InboxMessage]]) -> None:
         fresh = False
+        kept_alive = time.monotonic()
         for attempt in range(1, 1_000_000):
             try:
                 ws = await self._decide(group, fresh=fresh)
@@ -156,7 +158,9 @@ class ParticipantService:
                 fresh = True
                 log.warning("commit attempt %d failed: %s", attempt, exc)
                 await asyncio.sleep(min(2.0, 0.1 * attempt))
-                if attempt % 10 == 0:
+                if time.monotonic() - kept_alive > KEEP_ALIVE:
+                    # Still ours: stop JetStream from handing it to another instance meanwhile.
+                    kept_alive = time.monotonic()
                     for msg, _ in group:
                         await _quietly(msg.in_progress())
         for msg, _ in group:
