@@ -7,6 +7,8 @@ a step twice (I3). Items that break the protocol go to the dead-letter list with
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from eventsource.core.account import Account
 from eventsource.core.errors import DomainError, ProtocolError, RejectionCause
 from eventsource.core.events import TransferState, encoder
@@ -14,9 +16,9 @@ from eventsource.core.messages import Confirm, Kind, Posting, Result
 from eventsource.core.model import (
     Outcome,
     Side,
+    Transfer,
     TransferRequest,
     as_recorded,
-    is_token,
     validate_transfer,
 )
 from eventsource.core.protocol import Phase, Step, transition
@@ -56,7 +58,7 @@ def admit_transfer(ws: WorkSet, request: TransferRequest) -> None:
                 debtor_key,
                 transition(Side.SUBMITTER, None, Step.FUNDS_RESERVED, None)[1],
                 transfer.id,
-                transfer.minor,
+                transfer,
             )
         except DomainError as exc:
             refusal = exc
@@ -79,13 +81,19 @@ def admit_transfer(ws: WorkSet, request: TransferRequest) -> None:
         detail=refusal.detail,
     )
     ws.record(key, Step.TRANSFER_REFUSED, state)
-    if receiver in ws.known_participants and is_token(transfer.debtor.account):
+    if receiver_must_know(transfer, n, ws.known_participants):
         # p must know every ACKed id too (I7), so it hears of refusals and declines them.
         ws.send(
             receiver,
             Kind.POSTING,
             Posting(transfer=transfer, digest=digest, refused=refusal.cause, detail=refusal.detail),
         )
+
+
+def receiver_must_know(transfer: Transfer, submitter: str, registered: Collection[str]) -> bool:
+    """Whether the receiver gets (and keeps) a record of this transfer: always, unless the
+    receiver is not a registered participant or the transfer was never the submitter's to send."""
+    return transfer.creditor.participant in registered and transfer.debtor.participant == submitter
 
 
 def decide_posting(ws: WorkSet, sender: str, posting: Posting) -> None:
@@ -111,7 +119,7 @@ def decide_posting(ws: WorkSet, sender: str, posting: Posting) -> None:
         try:
             _check_account(ws.state(credit_key), transfer.currency, transfer.creditor.account)
             effect = transition(Side.RECEIVER, None, Step.POSTING_ACCEPTED, Outcome.OK)[1]
-            ws.move(credit_key, effect, f"{sender}.{transfer.id}", transfer.minor)
+            ws.move(credit_key, effect, f"{sender}.{transfer.id}", transfer)
         except DomainError as exc:
             decline = exc
     if decline is None:
@@ -144,7 +152,7 @@ def settle_result(ws: WorkSet, sender: str, result: Result) -> None:
             Side.SUBMITTER, state.phase, Step.TRANSFER_SETTLED, result.outcome
         )
         debtor_key = account_key(n, state.transfer.debtor.account)
-        ws.move(debtor_key, effect, state.transfer.id, state.transfer.minor)
+        ws.move(debtor_key, effect, state.transfer.id, state.transfer)
         state = TransferState(
             transfer=state.transfer,
             digest=state.digest,
@@ -179,7 +187,7 @@ def record_confirm(ws: WorkSet, sender: str, confirm: Confirm) -> None:
         return
     phase, effect = transition(Side.RECEIVER, state.phase, Step.OUTCOME_CONFIRMED, state.outcome)
     credit_key = account_key(p, state.transfer.creditor.account)
-    ws.move(credit_key, effect, f"{sender}.{state.transfer.id}", state.transfer.minor)
+    ws.move(credit_key, effect, f"{sender}.{state.transfer.id}", state.transfer)
     confirmed = TransferState(
         transfer=state.transfer,
         digest=state.digest,

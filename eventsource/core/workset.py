@@ -22,6 +22,7 @@ from eventsource.core.messages import (
     Postings,
     Results,
 )
+from eventsource.core.model import Transfer
 from eventsource.core.money import format_amount
 from eventsource.core.protocol import Effect, Step
 from eventsource.core.subjects import inbox_subject, state_subject
@@ -75,12 +76,15 @@ class WorkSet:
         self._transfer_events.append((key, encoder.encode(event)))
         self._current[key] = state
 
-    def move(self, key: str, effect: Effect, ref: str, amount: int) -> None:
-        """Apply a money effect to an account already checked to exist."""
+    def move(self, key: str, effect: Effect, ref: str, transfer: Transfer) -> None:
+        """Apply a money effect to an account already checked to exist.
+
+        The amount is parsed only for a real effect: a refused transfer may carry an amount
+        that never parsed, and it moves no money.
+        """
         if effect is Effect.NONE:
             return
-        kind = ENTRY_OF_EFFECT[effect]
-        self.apply_entry(key, kind, ref, amount)
+        self.apply_entry(key, ENTRY_OF_EFFECT[effect], ref, transfer.minor)
 
     def apply_entry(self, key: str, kind: EntryKind, ref: str, amount: int) -> None:
         account = self.state(key)

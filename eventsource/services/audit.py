@@ -21,6 +21,7 @@ from eventsource.core.messages import SubmitTransfers, inbox_decoder
 from eventsource.core.model import Outcome, is_token
 from eventsource.core.money import format_amount
 from eventsource.core.protocol import Phase
+from eventsource.core.steps import receiver_must_know
 from eventsource.core.subjects import (
     ACCOUNTS_BUCKET,
     TRANSFERS_BUCKET,
@@ -111,7 +112,7 @@ async def audit(nc: Client, partitions: int, *, expect_final: bool) -> AuditRepo
             continue
         theirs = fold.transfers.get(incoming_key(receiver, submitter, transfer_id))
         # A receiver exists for every transfer except those to an unregistered participant.
-        needs_receiver = receiver in registered and is_token(mine.transfer.debtor.account)
+        needs_receiver = receiver_must_know(mine.transfer, submitter, registered)
         if theirs is None and needs_receiver and expect_final:
             v["I7"].append(f"{ack_key}: ACKed but unknown to the receiver {receiver}")
         done = mine.final and (

@@ -1,0 +1,105 @@
+"""A bank on a real cluster: streams provisioned, participants registered, accounts funded,
+and participant services running in the test's event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import pytest
+from nats.aio.client import Client
+
+from eventsource.adapters.cluster import ClusterInfo
+from eventsource.adapters.jetstream import connect
+from eventsource.core.model import AccountRef, TransferRequest
+from eventsource.services.accounts import open_account
+from eventsource.services.audit import AuditReport, audit
+from eventsource.services.client import Submitted, submit, wait_final
+from eventsource.services.measure import wait_quiescent
+from eventsource.services.participant import ParticipantService
+from eventsource.services.scenario import bootstrap
+from eventsource.services.workload import Bank
+
+BANKS = [Bank("alpha", ["a1", "a2"]), Bank("beta", ["b1", "b2"]), Bank("gamma", ["g1"])]
+
+
+@dataclass
+class LiveBank:
+    """Handles for a test: the connection, running service instances, and shortcuts."""
+
+    cluster: ClusterInfo
+    nc: Client
+    partitions: int
+    services: list[tuple[ParticipantService, asyncio.Task]] = field(default_factory=list)
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def participants(self) -> list[str]:
+        return [b.participant for b in BANKS]
+
+    def start(self, participant: str, *, fetch_batch: int = 256) -> ParticipantService:
+        service = ParticipantService(self.nc, participant, self.partitions, fetch_batch=fetch_batch)
+        self.services.append((service, asyncio.create_task(service.run(self.stop))))
+        return service
+
+    def start_all(self, instances: int = 1) -> None:
+        for _ in range(instances):
+            for participant in self.participants:
+                self.start(participant)
+
+    async def submit(self, *requests: TransferRequest) -> Submitted:
+        return await submit(
+            self.nc, self.partitions, requests[0].debtor.participant, list(requests)
+        )
+
+    async def wait(self, submitter: str, ids: list[str], timeout: float = 30.0):
+        return await wait_final(self.nc, self.partitions, submitter, ids, timeout=timeout)
+
+    async def quiet(self, timeout: float = 60.0) -> None:
+        assert await wait_quiescent(
+            self.nc, self.partitions, self.participants, timeout=timeout, settle=0.2
+        ), "inboxes never drained"
+
+    async def audit(self) -> AuditReport:
+        await self.quiet()
+        return await audit(self.nc, self.partitions, expect_final=True)
+
+
+def transfer(
+    tid: str, debtor: str, creditor: str, amount: str = "10.00", currency: str = "EUR", **extra
+) -> TransferRequest:
+    d_participant, d_account = debtor.split("/")
+    c_participant, c_account = creditor.split("/")
+    return TransferRequest(
+        id=tid,
+        debtor=AccountRef(d_participant, d_account),
+        creditor=AccountRef(c_participant, c_account),
+        amount=amount,
+        currency=currency,
+        **extra,
+    )
+
+
+@contextlib.asynccontextmanager
+async def live_bank(cluster: ClusterInfo, funding: str = "1000.00") -> AsyncIterator[LiveBank]:
+    partitions = await bootstrap(cluster.url, BANKS, funding=funding)
+    nc = await connect(cluster.url)
+    bank = LiveBank(cluster, nc, partitions)
+    await open_account(nc, partitions, "gamma", "usd", "USD", "50.00")
+    try:
+        yield bank
+    finally:
+        bank.stop.set()
+        if bank.services:
+            await asyncio.wait([task for _, task in bank.services], timeout=10)
+        await nc.close()
+
+
+@pytest.fixture
+async def bank(nats1: ClusterInfo) -> AsyncIterator[LiveBank]:
+    """Three participants (alpha, beta, gamma) with funded EUR accounts on one node, no services
+    started yet (tests start them, so they can also test a receiver that is down)."""
+    async with live_bank(nats1) as live:
+        yield live
