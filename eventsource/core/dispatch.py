@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import msgspec
+
 from eventsource.core.errors import ProtocolError
 from eventsource.core.events import TransferState, encoder
 from eventsource.core.messages import (
@@ -26,11 +28,30 @@ def check_message(message: InboxMessage, recipient: str) -> None:
     items = items_of(message)
     if not items:
         raise ProtocolError("message carries no items")
-    if len(items) > MAX_ITEMS_PER_MESSAGE:
-        raise ProtocolError(f"message carries {len(items)} items; the limit is 200")
     sender = getattr(message, "sender", recipient)
     if not is_token(sender):
         raise ProtocolError(f"sender {sender!r:.40} is not a participant name")
+
+
+def split_message(message: InboxMessage, size: int = MAX_ITEMS_PER_MESSAGE) -> list[InboxMessage]:
+    """Cut a big message into pieces that each fit one atomic batch. Safe because every
+    transfer's step is atomic on its own; the message is acked after its last piece."""
+    items = items_of(message)
+    if len(items) <= size:
+        return [message]
+    field = _ITEMS_FIELD[type(message)]
+    return [
+        msgspec.structs.replace(message, **{field: items[start : start + size]})
+        for start in range(0, len(items), size)
+    ]
+
+
+_ITEMS_FIELD = {
+    SubmitTransfers: "transfers",
+    Postings: "postings",
+    Results: "results",
+    Confirms: "confirms",
+}
 
 
 def apply_message(ws: WorkSet, message: InboxMessage) -> None:

@@ -16,21 +16,40 @@ from nats.aio.msg import Msg
 from eventsource.adapters.dead_letters import dead_letter
 from eventsource.adapters.jetstream import CommitUnknown, StaleState, commit
 from eventsource.adapters.ledger_state import LedgerState
-from eventsource.core.dispatch import account_keys_of, apply_message, check_message, keys_to_load
+from eventsource.core.dispatch import (
+    account_keys_of,
+    apply_message,
+    check_message,
+    keys_to_load,
+    split_message,
+)
 from eventsource.core.errors import InfrastructureError, ProtocolError
-from eventsource.core.messages import KIND_OF, InboxMessage, SubmitTransfers, inbox_decoder
+from eventsource.core.messages import (
+    KIND_OF,
+    InboxMessage,
+    SubmitTransfers,
+    inbox_decoder,
+    items_of,
+)
 from eventsource.core.subjects import (
     inbox_consumer,
     ledger_stream,
     parse_inbox_subject,
     partition_of,
 )
-from eventsource.core.workset import MAX_ITEMS_PER_MESSAGE, WorkSet
+from eventsource.core.workset import WorkSet
 
 log = logging.getLogger("natsbank.service")
 MAX_ITEMS_PER_GROUP = 300
 MAX_WRITES = 1000
 KEEP_ALIVE = 3.0  # seconds between in-progress acks while a commit is being retried
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    msg: Msg
+    message: InboxMessage
+    last_piece: bool
 
 
 @dataclass
@@ -82,7 +101,7 @@ class ParticipantService:
         await _drop(sub)
 
     async def process(self, msgs: list[Msg]) -> None:
-        decoded: list[tuple[Msg, InboxMessage]] = []
+        decoded: list[Entry] = []
         for msg in msgs:
             try:
                 message = self._decode(msg)
@@ -93,11 +112,14 @@ class ParticipantService:
                     str(exc),
                 )
                 continue
-            decoded.append((msg, message))
-        group: list[tuple[Msg, InboxMessage]] = []
+            pieces = split_message(message)
+            decoded.extend(
+                Entry(msg, piece, i == len(pieces) - 1) for i, piece in enumerate(pieces)
+            )
+        group: list[Entry] = []
         size = 0
         for entry in decoded:
-            items = _size(entry[1])
+            items = len(items_of(entry.message))
             if group and size + items > MAX_ITEMS_PER_GROUP:
                 await self._commit_group(group)
                 group, size = [], 0
@@ -122,7 +144,7 @@ class ParticipantService:
         await dead_letter(self.nc, self.participant, msg, reason, detail)
         await msg.term()
 
-    async def _commit_group(self, group: list[tuple[Msg, InboxMessage]]) -> None:
+    async def _commit_group(self, group: list[Entry]) -> None:
         fresh = False
         kept_alive = time.monotonic()
         for attempt in range(1, 1_000_000):
@@ -144,7 +166,7 @@ class ParticipantService:
                     await dead_letter(
                         self.nc,
                         self.participant,
-                        group[0][0],
+                        group[0].msg,
                         letter.reason,
                         letter.detail,
                         payload=letter.payload,
@@ -161,18 +183,20 @@ class ParticipantService:
                 if time.monotonic() - kept_alive > KEEP_ALIVE:
                     # Still ours: stop JetStream from handing it to another instance meanwhile.
                     kept_alive = time.monotonic()
-                    for msg, _ in group:
-                        await _quietly(msg.in_progress())
-        for msg, _ in group:
-            await _quietly(msg.ack())
+                    for entry in group:
+                        await _quietly(entry.msg.in_progress())
+        for entry in group:
+            if entry.last_piece:  # earlier pieces of the message are committed by now
+                await _quietly(entry.msg.ack())
         self.stats.groups += 1
         self.stats.messages += len(group)
 
-    async def _decide(self, group: list[tuple[Msg, InboxMessage]], *, fresh: bool) -> WorkSet:
+    async def _decide(self, group: list[Entry], *, fresh: bool) -> WorkSet:
         keys: set[str] = set()
         new: set[str] = set()
         receivers: set[str] = set()
-        for _, message in group:
+        for entry in group:
+            message = entry.message
             likely_new, named = keys_to_load(self.participant, message)
             new |= likely_new
             keys |= named
@@ -191,15 +215,9 @@ class ParticipantService:
             now_ms=int(time.time() * 1000),
             token=uuid.uuid4().hex[:16],
         )
-        for _, message in group:
-            apply_message(ws, message)
+        for entry in group:
+            apply_message(ws, entry.message)
         return ws
-
-
-def _size(message: InboxMessage) -> int:
-    from eventsource.core.messages import items_of
-
-    return min(len(items_of(message)), MAX_ITEMS_PER_MESSAGE)
 
 
 async def _quietly(awaitable) -> None:

@@ -1,0 +1,113 @@
+"""Hostile or malformed messages published straight onto protocol subjects: each one is
+terminated into the dead-letter stream with its reason, and the participant keeps working."""
+
+from __future__ import annotations
+
+import msgspec
+import pytest
+
+from eventsource.core.messages import Confirm, Confirms, Result, Results, SubmitTransfers
+from eventsource.core.model import Outcome
+from eventsource.core.subjects import Kind, inbox_subject
+from eventsource.services.audit import read_stream
+from tests.integration.conftest import LiveBank, transfer
+
+POISON = {
+    "not-json": (Kind.SUBMIT, b"{this is not json", "UNDECODABLE"),
+    "wrong-type": (Kind.SUBMIT, b'{"type":"submit","transfers":"nope"}', "UNDECODABLE"),
+    "unknown-tag": (Kind.POSTING, b'{"type":"gossip","sender":"beta"}', "UNDECODABLE"),
+    "empty": (Kind.SUBMIT, b"", "UNDECODABLE"),
+    "wrong-kind": (
+        Kind.RESULT,
+        msgspec.json.encode(SubmitTransfers(transfers=[transfer("x1", "alpha/a1", "beta/b1")])),
+        "PROTOCOL_VIOLATION",
+    ),
+    "no-items": (Kind.SUBMIT, b'{"type":"submit","transfers":[]}', "PROTOCOL_VIOLATION"),
+    "bad-sender": (
+        Kind.RESULT,
+        msgspec.json.encode(
+            Results(sender="no such!", results=[Result(id="x", digest="d", outcome=Outcome.OK)])
+        ),
+        "PROTOCOL_VIOLATION",
+    ),
+}
+
+
+async def dead_letters(bank: LiveBank) -> list[tuple[str, dict, bytes]]:
+    js = bank.nc.jetstream()
+    if (await js.stream_info("DEADLETTER")).state.messages == 0:
+        return []
+    found = []
+    sub = await js.pull_subscribe("nb.dlq.>", stream="DEADLETTER")
+    msgs = await sub.fetch(100, timeout=2)
+    for msg in msgs:
+        found.append((msg.subject, dict(msg.headers or {}), msg.data))
+        await msg.ack()
+    await sub.unsubscribe()
+    return found
+
+
+@pytest.mark.parametrize("case", sorted(POISON))
+async def test_a_poison_message_is_dead_lettered_and_the_service_carries_on(
+    bank: LiveBank, case: str
+):
+    bank.start_all()
+    kind, payload, reason = POISON[case]
+    await bank.nc.jetstream().publish(inbox_subject(0, "alpha", kind, "evil"), payload)
+    await bank.submit(transfer("after-poison", "alpha/a1", "beta/b1"))
+    final = await bank.wait("alpha", ["after-poison"])
+    assert final["after-poison"].outcome is Outcome.OK
+    letters = await dead_letters(bank)
+    assert [h["Natsbank-Reason"] for _, h, _ in letters] == [reason]
+    subject, headers, data = letters[0]
+    assert subject == "nb.dlq.alpha" and data == payload
+    assert headers["Natsbank-Source-Subject"] == inbox_subject(0, "alpha", kind, "evil")
+    assert (await bank.audit()).ok
+
+
+async def test_results_and_confirms_for_unknown_transfers_are_dead_lettered(bank: LiveBank):
+    bank.start_all()
+    js = bank.nc.jetstream()
+    await js.publish(
+        inbox_subject(0, "alpha", Kind.RESULT, "forged"),
+        msgspec.json.encode(
+            Results(sender="beta", results=[Result(id="ghost", digest="0", outcome=Outcome.OK)])
+        ),
+    )
+    await js.publish(
+        inbox_subject(0, "beta", Kind.CONFIRM, "forged"),
+        msgspec.json.encode(
+            Confirms(sender="alpha", confirms=[Confirm(id="ghost", digest="0", outcome=Outcome.OK)])
+        ),
+    )
+    await bank.quiet()
+    reasons = sorted(h["Natsbank-Reason"] for _, h, _ in await dead_letters(bank))
+    assert reasons == ["PROTOCOL_VIOLATION", "PROTOCOL_VIOLATION"]
+    assert (await bank.audit()).ok
+
+
+async def test_an_oversize_payload_is_refused_by_the_stream_itself(bank: LiveBank):
+    from nats.js.errors import BadRequestError
+
+    with pytest.raises(BadRequestError):
+        await bank.nc.jetstream().publish(
+            inbox_subject(0, "alpha", Kind.SUBMIT, "big"), b"x" * 300_000
+        )
+    assert [s async for s, _ in read_stream(bank.nc, "LEDGER_0", "nb.0.to.>")] == []
+
+
+async def test_a_message_bigger_than_one_batch_is_processed_in_pieces_and_nothing_is_lost(
+    bank: LiveBank,
+):
+    bank.start_all()
+    ids = [f"many-{i}" for i in range(450)]
+    payload = msgspec.json.encode(
+        SubmitTransfers(transfers=[transfer(i, "alpha/a1", "beta/b1", "0.01") for i in ids])
+    )
+    await bank.nc.jetstream().publish(inbox_subject(0, "alpha", Kind.SUBMIT, "many"), payload)
+    final = await bank.wait("alpha", ids)
+    assert sorted(final) == sorted(ids)
+    assert {s.outcome for s in final.values()} == {Outcome.OK}
+    report = await bank.audit()
+    assert report.ok, report.violations
+    assert report.transfers_acked == 450
