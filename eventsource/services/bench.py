@@ -1,0 +1,290 @@
+"""`natsbank bench`: natsbank against PostgreSQL's own TPC-B on the same machine.
+
+The two run one after the other, each alone on the cores: PostgreSQL is stopped before the
+nats-server cluster starts. Every figure comes from the run itself (pgbench's report, the
+ledger's server timestamps and stream state, the audit); nothing is assumed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import os
+import platform
+import shlex
+import shutil
+import signal
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from eventsource.adapters import nats_binary
+from eventsource.adapters.cluster import ClusterInfo, LocalCluster
+from eventsource.adapters.jetstream import connect
+from eventsource.adapters.pgbench import TpcbResult, run_tpcb
+from eventsource.adapters.postgres import EmbeddedPostgres
+from eventsource.core.errors import ConfigError
+from eventsource.core.subjects import ledger_stream
+from eventsource.services.scenario import (
+    ScenarioResult,
+    bootstrap,
+    default_banks,
+    drive,
+    run_sync,
+    start_services,
+    stop_services,
+)
+
+# Far above what a few hundred thousand transfers of at most 100.99 can move out of an account,
+# yet below the 999,999,999.00 that the workload asks for when it wants INSUFFICIENT_FUNDS.
+GENEROUS_FUNDING = "10000000.00"
+
+
+class Mode(enum.StrEnum):
+    JETSTREAM = "jetstream"
+    CORE = "core"
+
+
+@dataclass(frozen=True, kw_only=True)
+class BenchOptions:
+    mode: Mode = Mode.JETSTREAM
+    transfers: int = 20000
+    participants: int = 4
+    accounts: int = 5
+    instances: int = 2
+    nodes: int = 3
+    rate: float | None = None
+    sync_interval: str | None = None  # None: nats-server's default (2 min)
+    reject_share: float = 0.02
+    seed: int = 1
+    pg_seconds: int = 15
+    pg_scale: int = 10
+    pg_clients: int = 8
+    pg_threads: int = 2
+    skip_postgres: bool = False
+
+
+@dataclass
+class Hooks:
+    """How the run reports while it goes: a phase line, and transfers ACKed so far."""
+
+    phase: Callable[[str], None] = lambda text: None
+    acked: Callable[[int], None] | None = None
+
+
+@dataclass(frozen=True)
+class LedgerState:
+    replicas: int
+    messages: int
+    bytes: int
+    server_version: str
+
+
+def check_options(options: BenchOptions) -> None:
+    """Refuse a bad run before pgbench spends its seconds."""
+    if options.mode is Mode.CORE:
+        raise ConfigError("core mode is not implemented yet")
+    if options.nodes not in (1, 3):
+        raise ConfigError(f"--nodes must be 1 or 3, not {options.nodes}")
+    if options.transfers < 1:
+        raise ConfigError("--transfers must be at least 1")
+    if options.rate is not None and options.rate <= 0:
+        raise ConfigError("--rate must be positive")
+    nats_binary.check_sync_interval(options.sync_interval)
+
+
+def run_bench(options: BenchOptions, workdir: Path, hooks: Hooks | None = None) -> dict:
+    """The whole bench as a stable dict; `workdir` holds the servers' data and the logs."""
+    hooks = hooks or Hooks()
+    check_options(options)
+    baseline: TpcbResult | None = None
+    with _sigterm_as_interrupt():
+        if not options.skip_postgres:
+            baseline = run_baseline(options, workdir / "pgdata", hooks)
+        run, commands = run_jetstream(options, workdir, hooks)
+    nats_version = run.pop("server_version")
+    if baseline is not None:
+        commands = [baseline.init_command, baseline.command, *commands]
+    pg = _baseline_dict(baseline) if baseline else None
+    ratio = round(run["throughput_per_s"] / pg["tps"], 4) if pg and pg["tps"] else None
+    return {
+        "baseline": pg,
+        "runs": [run],
+        "ratio": ratio,
+        "valid": run["valid"],
+        "commands": commands,
+        "machine": _machine(baseline, nats_version),
+    }
+
+
+def run_baseline(options: BenchOptions, data_dir: Path, hooks: Hooks) -> TpcbResult:
+    hooks.phase(
+        f"PostgreSQL: pgbench TPC-B, scale {options.pg_scale}, {options.pg_clients} clients, "
+        f"{options.pg_seconds} s"
+    )
+    try:
+        with EmbeddedPostgres(data_dir) as server:
+            return run_tpcb(
+                server,
+                clients=options.pg_clients,
+                threads=options.pg_threads,
+                seconds=options.pg_seconds,
+                scale=options.pg_scale,
+            )
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)  # scale 10 is about 160 MB
+
+
+def run_jetstream(options: BenchOptions, workdir: Path, hooks: Hooks) -> tuple[dict, list[str]]:
+    banks = default_banks(options.participants, options.accounts)
+    names = [b.participant for b in banks]
+    cluster_dir = workdir / "nats"
+    hooks.phase(f"natsbank: {options.nodes} nats-server node(s), {options.instances} services")
+    with LocalCluster(
+        cluster_dir, nodes=options.nodes, sync_interval=options.sync_interval, remove_data=True
+    ) as cluster:
+        partitions = run_sync(bootstrap(cluster.url, banks, funding=GENEROUS_FUNDING))
+        before = run_sync(ledger_state(cluster.url, partitions))
+        procs = start_services(cluster.url, names, options.instances, workdir / "logs")
+        env = f"NATS_URL={shlex.quote(cluster.url)}"
+        commands = [*_cluster_commands(cluster), *(f"{env} {shlex.join(p.args)}" for p in procs)]
+        try:
+            hooks.phase(f"natsbank: pushing {options.transfers} transfers")
+            result = run_sync(
+                drive(
+                    cluster.url,
+                    banks,
+                    options.transfers,
+                    partitions=partitions,
+                    seed=options.seed,
+                    rate=options.rate,
+                    reject_share=options.reject_share,
+                    progress=hooks.acked,
+                )
+            )
+        finally:
+            stop_services(procs)
+        after = run_sync(ledger_state(cluster.url, partitions))
+    return _run_dict(options, names, result, before, after), commands
+
+
+async def ledger_state(url: str, partitions: int) -> LedgerState:
+    """Messages and bytes stored in the ledger streams (KV buckets not counted)."""
+    nc = await connect(url)
+    try:
+        js = nc.jetstream()
+        infos = [await js.stream_info(ledger_stream(k)) for k in range(partitions)]
+        version = nc.connected_server_version
+        return LedgerState(
+            replicas=infos[0].config.num_replicas or 1,
+            messages=sum(i.state.messages for i in infos),
+            bytes=sum(i.state.bytes for i in infos),
+            server_version=f"{version.major}.{version.minor}.{version.patch}",
+        )
+    finally:
+        await nc.close()
+
+
+def is_valid(report: dict) -> bool:
+    return all(run["valid"] for run in report["runs"])
+
+
+def _run_dict(
+    options: BenchOptions,
+    names: list[str],
+    result: ScenarioResult,
+    before: LedgerState,
+    after: LedgerState,
+) -> dict:
+    m, audit = result.measurement, result.audit
+    lost = len(m.unfinished)
+    double_applied = len(audit.violations.get("I3", []))
+    messages = after.messages - before.messages
+    per_transfer = m.completed or 1
+    return {
+        "name": f"natsbank JetStream R{after.replicas}",
+        "mode": str(options.mode),
+        "nodes": options.nodes,
+        "replicas": after.replicas,
+        "sync_interval": options.sync_interval or "default (2m)",
+        "participants": names,
+        "instances": options.instances,
+        "rate": options.rate,
+        "seed": options.seed,
+        "transfers": result.transfers,
+        "acked": result.acked,
+        "completed": m.completed,
+        "seconds": round(m.seconds, 3),
+        "throughput_per_s": round(m.throughput, 1),
+        "p50_ms": m.percentile(50),
+        "p99_ms": m.percentile(99),
+        "max_ms": float(m.latency_ms.get_max_value()) if m.completed else 0.0,
+        "outcomes": dict(m.outcomes),
+        "causes": dict(m.causes),
+        "lost": lost,
+        "double_applied": double_applied,
+        "audit_ok": audit.ok,
+        "violations": {k: v[:5] for k, v in audit.violations.items() if v},
+        "ledger_messages": messages,
+        "ledger_messages_per_transfer": round(messages / per_transfer, 2),
+        "ledger_bytes_per_transfer": round((after.bytes - before.bytes) / per_transfer, 1),
+        "quiescent": result.quiescent,
+        "wall_seconds": round(result.wall_seconds, 2),
+        "valid": audit.ok and lost == 0 and result.acked == result.transfers,
+        "server_version": after.server_version,
+    }
+
+
+def _baseline_dict(result: TpcbResult) -> dict:
+    return {
+        "name": "PostgreSQL pgbench TPC-B",
+        "tps": result.tps,
+        "latency_avg_ms": result.latency_avg_ms,
+        "transactions": result.transactions,
+        "failed_transactions": result.failed_transactions,
+        "clients": result.clients,
+        "threads": result.threads,
+        "seconds": result.seconds,
+        "scale": result.scale,
+        "pgbench_version": result.pgbench_version,
+        "command": result.command,
+        "init_command": result.init_command,
+    }
+
+
+def _cluster_commands(cluster: ClusterInfo) -> list[str]:
+    binary = str(nats_binary.find_nats_server())
+    return [shlex.join([binary, "-c", node.config_path]) for node in cluster.nodes]
+
+
+def _machine(baseline: TpcbResult | None, nats_version: str) -> dict:
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_model": _cpu_model(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "nats_server": nats_version,
+        "pgbench": baseline.pgbench_version if baseline else None,
+    }
+
+
+def _cpu_model() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """A SIGTERM unwinds like Ctrl-C, so the `finally` blocks stop every server we started."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -1,0 +1,73 @@
+"""`natsbank bench` through the real CLI: a tiny run on one node, and a short pgbench."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def _bench(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "NATSBANK_HOME": str(home)}
+    env.pop("NATS_URL", None)
+    return subprocess.run(
+        [sys.executable, "-m", "eventsource.cli", "bench", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+
+
+def test_a_small_bench_reports_every_figure_and_a_clean_audit(tmp_path: Path) -> None:
+    done = _bench(
+        tmp_path,
+        *("--transfers", "300", "--nodes", "1", "--instances", "1", "--participants", "3"),
+        *("--pg-seconds", "2", "--pg-scale", "1", "--json"),
+    )
+    assert done.returncode == 0, done.stderr
+
+    report = json.loads(done.stdout)
+    baseline, (run,) = report["baseline"], report["runs"]
+    assert baseline["name"] == "PostgreSQL pgbench TPC-B"
+    assert baseline["tps"] > 0
+    assert baseline["scale"] == 1 and baseline["seconds"] == 2
+    assert run["name"] == "natsbank JetStream R1"
+    assert run["transfers"] == run["acked"] == run["completed"] == 300
+    assert sum(run["outcomes"].values()) == 300
+    assert run["lost"] == 0
+    assert run["double_applied"] == 0
+    assert run["audit_ok"] is True and run["valid"] is True and report["valid"] is True
+    assert run["throughput_per_s"] > 0
+    assert 0 < run["p50_ms"] <= run["p99_ms"] <= run["max_ms"]
+    assert run["ledger_messages"] > 300
+    assert run["ledger_messages_per_transfer"] == pytest.approx(run["ledger_messages"] / 300, 0.01)
+    assert report["ratio"] == pytest.approx(run["throughput_per_s"] / baseline["tps"], abs=1e-4)
+    assert report["machine"]["cpus"] == os.cpu_count()
+    commands = report["commands"]
+    assert commands[0].startswith("natsbank bench --transfers 300")
+    assert any("pgbench -i -s 1 " in c for c in commands)
+    assert any("pgbench -c 8 -j 2 -T 2 " in c for c in commands)
+
+
+def test_skip_postgres_leaves_the_ratio_null(tmp_path: Path) -> None:
+    done = _bench(
+        tmp_path, "--transfers", "100", "--nodes", "1", "--instances", "1", "--skip-postgres",
+        "--json",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["baseline"] is None and report["ratio"] is None
+    assert report["runs"][0]["lost"] == 0 and report["runs"][0]["audit_ok"] is True
+
+
+def test_core_mode_is_refused_in_one_line(tmp_path: Path) -> None:
+    done = _bench(tmp_path, "--mode", "core", "--json")
+    assert done.returncode == 2
+    assert done.stderr.strip() == "error: core mode is not implemented yet"
+    assert done.stdout == ""
