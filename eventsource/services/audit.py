@@ -3,14 +3,15 @@ against the KV buckets. A violation is listed under the invariant it breaks."""
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from dataclasses import dataclass, field
 
 import msgspec
 from nats.aio.client import Client
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from eventsource.adapters.provision import registered_participants
+from eventsource.adapters.stream_reader import read_messages
 from eventsource.core.events import (
     AccountSnapshot,
     account_event_decoder,
@@ -29,7 +30,7 @@ from eventsource.core.subjects import (
     ledger_stream,
     outgoing_key,
 )
-from eventsource.services.views import kv_latest
+from eventsource.services.views import kv_latest, wait_kv_caught_up
 
 INVARIANTS = ("I1", "I2", "I3", "I4", "I5", "I7")
 
@@ -92,7 +93,9 @@ async def fold_ledger(nc: Client, partitions: int) -> tuple[Fold, dict[str, str]
     return fold, acked, count
 
 
-async def audit(nc: Client, partitions: int, *, expect_final: bool) -> AuditReport:
+async def audit(
+    nc: Client, partitions: int, *, expect_final: bool, kv_patience: float = 90.0
+) -> AuditReport:
     fold, acked, report_events = await fold_ledger(nc, partitions)
     report = AuditReport(events=report_events, accounts=len(fold.accounts))
     v = report.violations
@@ -135,7 +138,7 @@ async def audit(nc: Client, partitions: int, *, expect_final: bool) -> AuditRepo
             and theirs.outcome != mine.outcome
         ):
             v["I4"].append(f"{ack_key}: submitter says {mine.outcome}, receiver {theirs.outcome}")
-    await _check_kv(nc, fold, report)
+    await _check_kv(nc, fold, report, patience=kv_patience)
     return report
 
 
@@ -166,8 +169,24 @@ def _check_conservation(fold: Fold, report: AuditReport) -> None:
             )
 
 
-async def _check_kv(nc: Client, fold: Fold, report: AuditReport) -> None:
-    """I5: every KV entry equals the state folded from the events."""
+async def _check_kv(nc: Client, fold: Fold, report: AuditReport, *, patience: float) -> None:
+    """I5: every KV entry equals the state folded from the events.
+
+    The buckets follow the ledger through server-side sourcing, which briefly lags after a
+    leader change; differences count only if they outlast `patience` seconds.
+    """
+    deadline = asyncio.get_running_loop().time() + patience
+    while True:
+        await wait_kv_caught_up(nc, timeout=max(0.0, deadline - asyncio.get_running_loop().time()))
+        differences = await _kv_differences(nc, fold)
+        if not differences or asyncio.get_running_loop().time() >= deadline:
+            break
+        await asyncio.sleep(0.5)
+    report.violations["I5"].extend(differences)
+
+
+async def _kv_differences(nc: Client, fold: Fold) -> list[str]:
+    report = AuditReport()
     for key, data in (await kv_latest(nc, ACCOUNTS_BUCKET)).items():
         folded = fold.accounts.get(key)
         kv_state = account_event_decoder.decode(data).state
@@ -179,6 +198,7 @@ async def _check_kv(nc: Client, fold: Fold, report: AuditReport) -> None:
     missing = (set(fold.accounts) | set(fold.transfers)) - set(await kv_latest_keys(nc))
     for key in sorted(missing)[:100]:
         report.violations["I5"].append(f"{key} is missing from KV")
+    return report.violations["I5"]
 
 
 async def kv_latest_keys(nc: Client) -> list[str]:
@@ -194,19 +214,6 @@ def _invariant_of(problem: str) -> str:
 
 
 async def read_stream(nc: Client, stream: str, subject: str | None = None):
-    """Every message of a stream in order, with an ephemeral consumer that needs no acks."""
-    js = nc.jetstream()
-    config = ConsumerConfig(
-        ack_policy=AckPolicy.NONE, deliver_policy=DeliverPolicy.ALL, inactive_threshold=30.0
-    )
-    sub = await js.pull_subscribe(subject or "", stream=stream, config=config)
-    try:
-        info = await sub.consumer_info()
-        remaining = info.num_pending
-        while remaining > 0:
-            msgs = await sub.fetch(min(remaining, 5000), timeout=5.0)
-            for msg in msgs:
-                yield msg.subject, msg.data
-            remaining = msgs[-1].metadata.num_pending if msgs else 0
-    finally:
-        await sub.unsubscribe()
+    """Every message of a stream in order, as (subject, data)."""
+    async for msg in read_messages(nc, stream, [subject] if subject else None):
+        yield msg.subject, msg.data

@@ -4,6 +4,7 @@ submitter into messages of up to `per_message`, paced to a target rate."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -35,6 +36,7 @@ async def push(
     rate: float | None = None,
     in_flight: int = 64,
     progress: Callable[[int], None] | None = None,
+    retry_for: float = 120.0,
 ) -> LoadReport:
     """Submit everything; return once every message is ACKed. `rate` is transfers per second."""
     chunks: list[tuple[str, list[TransferRequest]]] = []
@@ -51,15 +53,18 @@ async def push(
     started = time.monotonic()
 
     async def send(submitter: str, chunk: list[TransferRequest]) -> None:
+        # A leader election leaves a stream unwritable for several seconds: keep trying with
+        # the same payload (same Nats-Msg-Id, so a publish that did land is not doubled).
+        deadline = time.monotonic() + retry_for
         try:
-            for attempt in range(1, 6):
+            for attempt in itertools.count(1):
                 try:
                     ack = await submit(nc, partitions, submitter, chunk)
                     break
                 except InfrastructureError:
-                    if attempt == 5:
+                    if time.monotonic() > deadline:
                         raise
-                    await asyncio.sleep(0.5 * attempt)  # same payload, same Nats-Msg-Id
+                    await asyncio.sleep(min(2.0, 0.2 * attempt))
         finally:
             gate.release()
         report.acked += len(chunk)

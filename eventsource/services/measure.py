@@ -8,11 +8,11 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-import msgspec
 from hdrh.histogram import HdrHistogram
 from nats.aio.client import Client
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import APIError
 
+from eventsource.adapters.stream_reader import read_messages
 from eventsource.core.events import TransferEvent, transfer_event_decoder
 from eventsource.core.messages import SubmitTransfers, inbox_decoder
 from eventsource.core.protocol import Phase
@@ -55,14 +55,17 @@ async def wait_quiescent(
     calm = 0
     while time.monotonic() < deadline:
         busy = False
-        for k in range(partitions):
-            for p in participants:
-                info = await js.consumer_info(ledger_stream(k), inbox_consumer(p, k))
-                if info.num_pending or info.num_ack_pending:
-                    busy = True
+        try:
+            for k in range(partitions):
+                for p in participants:
+                    info = await js.consumer_info(ledger_stream(k), inbox_consumer(p, k))
+                    if info.num_pending or info.num_ack_pending:
+                        busy = True
+                        break
+                if busy:
                     break
-            if busy:
-                break
+        except (TimeoutError, APIError):  # a leader election in progress: not quiet yet
+            busy = True
         calm = 0 if busy else calm + 1
         if calm >= 2:
             return True
@@ -114,31 +117,10 @@ async def scan(
 
 
 async def _read(nc: Client, partition: int, start: int):
-    js = nc.jetstream()
-    config = ConsumerConfig(
-        ack_policy=AckPolicy.NONE,
-        deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
-        opt_start_seq=start,
-        filter_subjects=[
-            f"{PREFIX}.{partition}.to.*.submit.*",
-            f"{PREFIX}.{partition}.*.in.*.*",
-            f"{PREFIX}.{partition}.*.out.*",
-        ],
-        inactive_threshold=30.0,
-    )
-    sub = await js.pull_subscribe("", stream=ledger_stream(partition), config=config)
-    try:
-        while True:
-            try:
-                msgs = await sub.fetch(2000, timeout=1.0)
-            except TimeoutError:
-                return
-            for msg in msgs:
-                meta = msg.metadata
-                yield msg.subject, msg.data, int(meta.timestamp.timestamp() * 1e9)
-            if msgs and msgs[-1].metadata.num_pending == 0:
-                return
-    except msgspec.DecodeError:
-        raise
-    finally:
-        await sub.unsubscribe()
+    filters = [
+        f"{PREFIX}.{partition}.to.*.submit.*",
+        f"{PREFIX}.{partition}.*.in.*.*",
+        f"{PREFIX}.{partition}.*.out.*",
+    ]
+    async for msg in read_messages(nc, ledger_stream(partition), filters, start_seq=start):
+        yield msg.subject, msg.data, int(msg.metadata.timestamp.timestamp() * 1e9)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from nats.aio.client import Client
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+import asyncio
 
+from nats.aio.client import Client
+
+from eventsource.adapters.stream_reader import read_messages
 from eventsource.core.events import (
     AccountSnapshot,
     TransferState,
@@ -16,27 +18,13 @@ from eventsource.core.subjects import ACCOUNTS_BUCKET, TRANSFERS_BUCKET
 
 async def kv_latest(nc: Client, bucket: str, key_filter: str = ">") -> dict[str, bytes]:
     """key -> latest value, read with one ephemeral consumer (last message per subject)."""
-    js = nc.jetstream()
     prefix = f"$KV.{bucket}."
-    config = ConsumerConfig(
-        ack_policy=AckPolicy.NONE,
-        deliver_policy=DeliverPolicy.LAST_PER_SUBJECT,
-        filter_subject=prefix + key_filter,
-        inactive_threshold=30.0,
-    )
-    sub = await js.pull_subscribe(prefix + key_filter, stream=f"KV_{bucket}", config=config)
-    values: dict[str, bytes] = {}
-    try:
-        info = await sub.consumer_info()
-        remaining = info.num_pending
-        while remaining > 0:
-            msgs = await sub.fetch(min(remaining, 2000), timeout=5.0)
-            for msg in msgs:
-                values[msg.subject[len(prefix) :]] = msg.data
-            remaining = msgs[-1].metadata.num_pending if msgs else 0
-    finally:
-        await sub.unsubscribe()
-    return values
+    return {
+        msg.subject[len(prefix) :]: msg.data
+        async for msg in read_messages(
+            nc, f"KV_{bucket}", [prefix + key_filter], last_per_subject=True
+        )
+    }
 
 
 async def list_accounts(nc: Client, participant: str | None = None) -> list[AccountSnapshot]:
@@ -48,3 +36,24 @@ async def list_accounts(nc: Client, participant: str | None = None) -> list[Acco
 async def list_transfers(nc: Client, key_filter: str = ">") -> dict[str, TransferState]:
     values = await kv_latest(nc, TRANSFERS_BUCKET, key_filter)
     return {k: transfer_event_decoder.decode(v).state for k, v in values.items()}
+
+
+async def kv_lag(nc: Client) -> int:
+    """Ledger messages the state buckets have not sourced yet (0 when caught up)."""
+    js = nc.jetstream()
+    lag = 0
+    for bucket in (ACCOUNTS_BUCKET, TRANSFERS_BUCKET):
+        info = await js.stream_info(f"KV_{bucket}")
+        for source in info.sources or []:
+            lag += source.lag or 0
+    return lag
+
+
+async def wait_kv_caught_up(nc: Client, timeout: float = 60.0) -> bool:
+    """After a leader change the server re-establishes sourcing; this waits for it."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while await kv_lag(nc) > 0:
+        if asyncio.get_running_loop().time() > deadline:
+            return False
+        await asyncio.sleep(0.25)
+    return True

@@ -1,0 +1,71 @@
+"""Read a whole stream (or the last message per subject) with an ephemeral consumer that
+survives leader changes: on a transient error it is re-created where it left off."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import APIError, NotFoundError
+
+from eventsource.core.errors import InfrastructureError
+
+_TRANSIENT = (APIError, TimeoutError, asyncio.TimeoutError)
+
+
+async def read_messages(
+    nc: Client,
+    stream: str,
+    filters: list[str] | None = None,
+    *,
+    start_seq: int = 1,
+    last_per_subject: bool = False,
+    patience: float = 60.0,
+    fetch: int = 2000,
+) -> AsyncIterator[Msg]:
+    """Every stored message (from `start_seq`), or with `last_per_subject` the latest per
+    subject. Ends when the consumer has nothing pending."""
+    js = nc.jetstream()
+    next_seq = start_seq
+    deadline = time.monotonic() + patience
+    while True:
+        config = ConsumerConfig(
+            ack_policy=AckPolicy.NONE,
+            deliver_policy=DeliverPolicy.LAST_PER_SUBJECT
+            if last_per_subject
+            else DeliverPolicy.BY_START_SEQUENCE,
+            opt_start_seq=None if last_per_subject else next_seq,
+            filter_subjects=filters if filters and len(filters) > 1 else None,
+            filter_subject=filters[0] if filters and len(filters) == 1 else None,
+            inactive_threshold=30.0,
+        )
+        sub = None
+        try:
+            sub = await js.pull_subscribe(
+                filters[0] if filters and len(filters) == 1 else "", stream=stream, config=config
+            )
+            remaining = (await sub.consumer_info()).num_pending
+            while remaining > 0:
+                msgs = await sub.fetch(min(remaining, fetch), timeout=5.0)
+                for msg in msgs:
+                    yield msg
+                    next_seq = msg.metadata.sequence.stream + 1
+                remaining = msgs[-1].metadata.num_pending if msgs else 0
+            return
+        except NotFoundError:
+            raise
+        except _TRANSIENT as exc:
+            # A full stream read resumes after the last message it yielded. A last-per-subject
+            # read starts over; its callers keep a dict, so repeats are harmless.
+            if time.monotonic() > deadline:
+                raise InfrastructureError(f"reading {stream} kept failing: {exc!r}") from None
+            await asyncio.sleep(0.5)
+        finally:
+            if sub is not None:
+                with contextlib.suppress(Exception):  # it may be gone with its server
+                    await sub.unsubscribe()

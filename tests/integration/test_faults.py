@@ -1,0 +1,72 @@
+"""Real processes killed with SIGKILL under load; afterwards the audit is clean and every
+ACKed transfer is final on both sides."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from eventsource.adapters.cluster import ClusterInfo, kill_node, load_cluster, restart_node
+from eventsource.adapters.jetstream import connect
+from eventsource.services.audit import audit
+from eventsource.services.load import push
+from eventsource.services.measure import scan, wait_quiescent
+from eventsource.services.scenario import bootstrap, start_services, stop_services
+from eventsource.services.workload import random_transfers, standard_banks
+
+pytestmark = pytest.mark.slow
+BANKS = standard_banks(3, 4)
+NAMES = [b.participant for b in BANKS]
+
+
+async def run_with_fault(cluster: ClusterInfo, tmp_path: Path, fault, *, count: int,
+                         rate: float) -> None:
+    partitions = await bootstrap(cluster.url, BANKS, funding="5000.00")
+    procs = start_services(cluster.url, NAMES, 2, tmp_path / "logs")
+    try:
+        nc = await connect(cluster.url)
+        work = random_transfers(BANKS, count, seed=11, reject_share=0.05)
+        pushing = asyncio.create_task(push(nc, partitions, work, rate=rate, per_message=10))
+        await asyncio.sleep(count / rate / 3)
+        procs = await fault(procs)
+        report = await pushing
+        assert report.acked == count
+        assert await wait_quiescent(nc, partitions, NAMES, timeout=180, settle=0.5)
+        measured = await scan(nc, partitions, {(w.debtor.participant, w.id) for w in work})
+        assert measured.unfinished == []
+        assert measured.completed == count
+        checked = await audit(nc, partitions, expect_final=True)
+        assert checked.ok, dict(checked.violations)
+        assert checked.transfers_acked == count
+        await nc.close()
+    finally:
+        stop_services(procs)
+
+
+async def test_kill_9_of_a_service_instance_under_load_then_restart(nats1, tmp_path):
+    async def kill_one_instance(procs):
+        os.kill(procs[0].pid, signal.SIGKILL)  # between any two of its writes
+        procs[0].wait()
+        await asyncio.sleep(1.0)
+        return [procs[1], *start_services(nats1.url, NAMES, 1, tmp_path / "logs2")]
+
+    await run_with_fault(nats1, tmp_path, kill_one_instance, count=3000, rate=600)
+
+
+@pytest.mark.cluster3
+async def test_kill_9_of_the_ledger_leader_node_under_load(nats3, tmp_path):
+    async def kill_leader(procs):
+        nc = await connect(nats3.url)
+        leader = (await nc.jetstream().stream_info("LEDGER_0")).cluster.leader
+        await nc.close()
+        index = [n.name for n in nats3.nodes].index(leader)
+        kill_node(load_cluster(Path(nats3.state_dir)) or nats3, index)
+        await asyncio.sleep(3.0)
+        restart_node(load_cluster(Path(nats3.state_dir)) or nats3, index)
+        return procs
+
+    await run_with_fault(nats3, tmp_path, kill_leader, count=2000, rate=300)
