@@ -17,9 +17,11 @@ from eventsource.adapters.topology import (
     stream_configs,
 )
 from eventsource.core.errors import ConfigError
+from eventsource.core.model import is_token
 from eventsource.core.subjects import (
     PARTICIPANTS_BUCKET,
     RESERVED_NAMES,
+    is_reserved,
     ledger_stream,
     partition_of,
 )
@@ -152,12 +154,19 @@ async def _check_partitions(js, topology: Topology, *, force: bool) -> None:
         await kv.put(TOPOLOGY_KEY, msgspec.json.encode({"partitions": topology.partitions}))
 
 
+def require_participant_name(participant: str) -> None:
+    if not is_token(participant) or is_reserved(participant):
+        raise ConfigError(
+            f"{participant!r} cannot be a participant: use A-Z a-z 0-9 _ - (not starting with _), "
+            f"and none of {', '.join(sorted(RESERVED_NAMES))}"
+        )
+
+
 async def register_participant(
     nc: Client, topology: Topology, participant: str, *, dry_run: bool = False
 ) -> list[Change]:
     """Give a participant its inbox consumer on every partition and a registry entry."""
-    if participant in RESERVED_NAMES:
-        raise ConfigError(f"{participant!r} is a reserved name")
+    require_participant_name(participant)
     js = nc.jetstream()
     changes = []
     for k in range(topology.partitions):

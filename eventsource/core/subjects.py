@@ -24,7 +24,13 @@ def ledger_subjects(partition: int) -> str:
 
 
 # State keys are the subject tail after `nb.<k>.` and also the KV keys of the state buckets.
-RESERVED_NAMES = frozenset({"to", "dlq"})
+# Names that would make a participant's subjects collide with the layout's own tokens (an
+# inbox `nb.k.to.in.…` would match the `*.in.*.*` records), or with registry keys (`_…`).
+RESERVED_NAMES = frozenset({"to", "dlq", "in", "out", "acct"})
+
+
+def is_reserved(participant: str) -> bool:
+    return participant in RESERVED_NAMES or participant.startswith("_")
 
 
 def account_key(participant: str, account: str) -> str:

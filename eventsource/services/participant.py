@@ -31,8 +31,10 @@ from eventsource.core.messages import (
     inbox_decoder,
     items_of,
 )
+from eventsource.core.model import is_token
 from eventsource.core.subjects import (
     inbox_consumer,
+    is_reserved,
     ledger_stream,
     parse_inbox_subject,
     partition_of,
@@ -71,8 +73,10 @@ class ParticipantService:
         self.state = LedgerState(nc, self.home)
         self.fetch_batch = fetch_batch
         self.stats = ServiceStats()
+        self._stop = asyncio.Event()
 
     async def run(self, stop: asyncio.Event) -> None:
+        self._stop = stop
         async with asyncio.TaskGroup() as tasks:
             for k in range(self.partitions):
                 tasks.create_task(self._consume(k, stop))
@@ -146,10 +150,11 @@ class ParticipantService:
 
     async def _commit_group(self, group: list[Entry]) -> None:
         fresh = False
+        sources: list[Msg] = []
         kept_alive = time.monotonic()
         for attempt in range(1, 1_000_000):
             try:
-                ws = await self._decide(group, fresh=fresh)
+                ws = await self._decide(group, sources, fresh=fresh)
                 writes = ws.writes()
                 if len(writes) > MAX_WRITES and len(group) > 1:
                     half = len(group) // 2
@@ -161,12 +166,12 @@ class ParticipantService:
                     first = last - len(writes) + 1
                     seqs = {w.key: first + i for i, w in enumerate(writes) if w.key is not None}
                     self.state.remember(ws.changed_states, seqs)
-                for letter in ws.dead_letters:
+                for letter, source in zip(ws.dead_letters, sources, strict=True):
                     self.stats.dead_letters += 1
                     await dead_letter(
                         self.nc,
                         self.participant,
-                        group[0].msg,
+                        source,
                         letter.reason,
                         letter.detail,
                         payload=letter.payload,
@@ -176,6 +181,8 @@ class ParticipantService:
                 self.stats.conflicts += 1
                 fresh = True
             except (CommitUnknown, InfrastructureError, OSError) as exc:
+                if self._stop.is_set():
+                    return  # unacked: JetStream hands the group to another instance
                 self.stats.retries += 1
                 fresh = True
                 log.warning("commit attempt %d failed: %s", attempt, exc)
@@ -191,7 +198,9 @@ class ParticipantService:
         self.stats.groups += 1
         self.stats.messages += len(group)
 
-    async def _decide(self, group: list[Entry], *, fresh: bool) -> WorkSet:
+    async def _decide(self, group: list[Entry], sources: list[Msg], *, fresh: bool) -> WorkSet:
+        """Decide the group; `sources` receives, per dead letter, the message it came from."""
+        sources.clear()
         keys: set[str] = set()
         new: set[str] = set()
         receivers: set[str] = set()
@@ -201,7 +210,11 @@ class ParticipantService:
             new |= likely_new
             keys |= named
             if isinstance(message, SubmitTransfers):
-                receivers |= {t.creditor.participant for t in message.transfers}
+                receivers |= {
+                    t.creditor.participant
+                    for t in message.transfers
+                    if is_token(t.creditor.participant) and not is_reserved(t.creditor.participant)
+                }
         loaded = await self.state.load(keys, fresh=fresh, likely_new=new)
         more = account_keys_of(self.participant, [s for s, _ in loaded.values()]) - keys
         if more:
@@ -216,7 +229,9 @@ class ParticipantService:
             token=uuid.uuid4().hex[:16],
         )
         for entry in group:
+            before = len(ws.dead_letters)
             apply_message(ws, entry.message)
+            sources.extend([entry.msg] * (len(ws.dead_letters) - before))
         return ws
 
 

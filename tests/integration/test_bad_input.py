@@ -111,3 +111,43 @@ async def test_a_message_bigger_than_one_batch_is_processed_in_pieces_and_nothin
     report = await bank.audit()
     assert report.ok, report.violations
     assert report.transfers_acked == 450
+
+
+async def test_a_creditor_name_that_is_no_token_is_rejected_without_blocking_others(
+    bank: LiveBank,
+):
+    bank.start_all()
+    payload = msgspec.json.encode(
+        SubmitTransfers(
+            transfers=[
+                transfer("odd-name", "alpha/a1", "bank b/b1"),
+                transfer("fine", "alpha/a1", "beta/b1"),
+            ]
+        )
+    )
+    await bank.nc.jetstream().publish(inbox_subject(0, "alpha", Kind.SUBMIT, "odd"), payload)
+    final = await bank.wait("alpha", ["odd-name", "fine"])
+    assert final["fine"].outcome is Outcome.OK
+    assert final["odd-name"].outcome is Outcome.REJECTED
+    assert final["odd-name"].cause == "INVALID_TRANSFER"
+    assert (await bank.audit()).ok
+
+
+async def test_comments_of_maximal_escaped_size_never_overflow_a_protocol_message(
+    bank: LiveBank,
+):
+    comment = "\x01" * 280  # JSON-escaped as \u0001: six bytes per character
+    ids = [f"wide-{i}" for i in range(200)]
+    for start in (0, 100):  # each submission fits the 256 KiB limit on its own
+        await bank.submit(
+            *(
+                transfer(i, "alpha/a2", "beta/b2", "0.01", comment=comment)
+                for i in ids[start : start + 100]
+            )
+        )
+    # Started after both submissions: alpha decides them in one group, and 200 postings in
+    # one message would be 383 KB.
+    bank.start_all()
+    final = await bank.wait("alpha", ids, timeout=60)
+    assert {s.outcome for s in final.values()} == {Outcome.OK} and len(final) == 200
+    assert (await bank.audit()).ok

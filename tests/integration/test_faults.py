@@ -23,8 +23,9 @@ BANKS = standard_banks(3, 4)
 NAMES = [b.participant for b in BANKS]
 
 
-async def run_with_fault(cluster: ClusterInfo, tmp_path: Path, fault, *, count: int,
-                         rate: float) -> None:
+async def run_with_fault(
+    cluster: ClusterInfo, tmp_path: Path, fault, *, count: int, rate: float
+) -> None:
     partitions = await bootstrap(cluster.url, BANKS, funding="5000.00")
     procs = start_services(cluster.url, NAMES, 2, tmp_path / "logs")
     try:

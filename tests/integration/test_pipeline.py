@@ -132,15 +132,15 @@ async def test_redelivered_protocol_messages_change_nothing(bank: LiveBank):
 
 
 async def test_an_id_reused_with_other_content_is_refused_and_the_original_kept(bank: LiveBank):
-    bank.start_all()
     await bank.submit(transfer("t-same-id", "alpha/a1", "beta/b1", "3.00"))
-    await bank.wait("alpha", ["t-same-id"])
-    await bank.submit(transfer("t-same-id", "alpha/a1", "beta/b1", "300.00"))
+    conflicting = await bank.submit(transfer("t-same-id", "alpha/a1", "beta/b1", "300.00"))
+    bank.start_all()  # both in one group: the dead letter must name the second message
     await bank.quiet()
     mine, _ = await transfer_views(bank.nc, bank.partitions, "alpha", "t-same-id")
     assert mine[0].transfer.amount == "3.00" and mine[0].outcome is Outcome.OK
     dead = await bank.nc.jetstream().get_last_msg("DEADLETTER", "nb.dlq.alpha")
     assert dead.headers["Natsbank-Reason"] == "ID_CONFLICT"
+    assert dead.headers["Natsbank-Source"] == f"LEDGER_0:{conflicting.sequence}"
     assert b"300.00" in dead.data
     assert (await bank.audit()).ok
 
