@@ -34,7 +34,9 @@ def main() -> None:
     try:
         app()
     except NatsbankError as exc:
-        err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        # One line even when the cause is multi-line (a YAML parser's message, a log tail).
+        message = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+        err_console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
@@ -24,6 +25,7 @@ from eventsource.settings import Settings, load_settings
 console = Console()
 err_console = Console(stderr=True)
 T = TypeVar("T")
+CONNECT_TIMEOUT = 10.0
 
 
 def run(main: Callable[[], Awaitable[T]]) -> T:
@@ -36,7 +38,23 @@ def settings(**flags: object) -> Settings:
 
 @contextlib.asynccontextmanager
 async def nats_connection(config: Settings) -> AsyncIterator[Client]:
-    nc = await connect(resolve_nats_url(config))
+    url = resolve_nats_url(config)
+    connecting = True
+
+    async def report(exc: Exception) -> None:
+        # nats-py retries a first connect forever, logging a traceback each time: stay quiet
+        # until connected, and let the timeout below say it once.
+        if not connecting:
+            logging.getLogger("nats.aio.client").error("nats: encountered error", exc_info=exc)
+
+    try:
+        nc = await asyncio.wait_for(connect(url, error_cb=report), CONNECT_TIMEOUT)
+    except TimeoutError:
+        raise ConfigError(
+            f"no NATS server answered at {url} within {CONNECT_TIMEOUT:g} s: "
+            "fix NATS_URL, or unset it and run `natsbank dev up`"
+        ) from None
+    connecting = False
     try:
         yield nc
     finally:

@@ -19,6 +19,7 @@ from eventsource.adapters.cluster import (
     start_cluster,
     stop_cluster,
 )
+from eventsource.core.errors import ConfigError
 from eventsource.settings import load_settings
 
 app = typer.Typer(
@@ -40,6 +41,8 @@ def up(
     ] = None,
 ) -> None:
     """Start the dev cluster in the background; does nothing if it already runs."""
+    if nodes not in (1, 3):  # checked first, or a running cluster would hide the mistake
+        raise ConfigError(f"a dev cluster has 1 or 3 nodes, not {nodes}")
     settings = load_settings()
     state_dir = dev_state_dir(settings)
     info = load_cluster(state_dir)

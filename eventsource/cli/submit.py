@@ -155,7 +155,10 @@ async def _refuse_conflicts(nc, partitions: int, requests: list[TransferRequest]
             outgoing_key(request.debtor.participant, request.id),
         )
         if found and found[0].digest != _digest(request):
-            raise IdConflict(f"transfer id {request.id} is already used with other content")
+            raise IdConflict(
+                f"transfer {request.id}: {IdConflict.cause}: the id is already used with other "
+                "content"
+            )
 
 
 def _digest(request: TransferRequest) -> str:
