@@ -110,8 +110,13 @@ def validate_transfer(request: TransferRequest, submitter: str) -> Transfer:
 
 
 def as_recorded(request: TransferRequest) -> Transfer:
-    """A refused request recorded as well as it can be: its amount kept as text, for the record."""
-    amount = request.amount if isinstance(request.amount, str) else repr(request.amount)
+    """A refused request recorded as well as it can be: a valid amount in canonical form (so that
+    the same transfer resubmitted as "10.5" or "10.50" is a duplicate, not an id conflict),
+    any other amount kept as text, for the record."""
+    try:
+        amount = format_amount(parse_amount(request.amount, request.currency), request.currency)
+    except DomainError:
+        amount = request.amount if isinstance(request.amount, str) else repr(request.amount)
     return Transfer(
         id=request.id,
         debtor=request.debtor,
