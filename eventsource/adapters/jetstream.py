@@ -17,6 +17,7 @@ from eventsource.core.workset import Write
 
 # JetStream error codes natsbank reacts to (server errors.json).
 WRONG_LAST_SEQUENCE = 10071
+WRONG_LAST_SEQUENCE_IN_BATCH = 10164  # the same refusal, as reported for an atomic batch
 STREAM_NOT_FOUND = 10059
 MAX_BATCH = 1000
 
@@ -73,7 +74,7 @@ async def commit(nc: Client, writes: Sequence[Write], *, timeout: float = 10.0) 
     ack = json.loads(reply.data)
     error = ack.get("error")
     if error:
-        if error.get("err_code") == WRONG_LAST_SEQUENCE:
+        if error.get("err_code") in (WRONG_LAST_SEQUENCE, WRONG_LAST_SEQUENCE_IN_BATCH):
             raise StaleState(error.get("description", ""))
         raise InfrastructureError(f"commit refused: {error.get('description')} ({error})")
     return int(ack["seq"])

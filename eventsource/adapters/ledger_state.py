@@ -41,9 +41,15 @@ class LedgerState:
         self._gate = asyncio.Semaphore(_READS_IN_FLIGHT)
 
     async def load(
-        self, keys: set[str], *, fresh: bool = False, likely_new: set[str] = frozenset()
+        self,
+        keys: set[str],
+        *,
+        fresh: bool = False,
+        likely_new: set[str] = frozenset(),
+        stale: set[str] = frozenset(),
     ) -> dict[str, tuple]:
-        """State and sequence per key; `fresh` skips the cache and asks the stream leader.
+        """State and sequence per key; `fresh` skips the cache and asks the stream leader,
+        for every key or (with `stale`) for those keys only.
 
         Keys in `likely_new` that are not cached are taken as absent without a read (their
         commit expects an empty subject, which proves it), unless `fresh`.
@@ -51,14 +57,14 @@ class LedgerState:
         found: dict[str, tuple] = {}
         missing = []
         for key in keys | likely_new:
-            cached = None if fresh else self._cache.get(key)
+            cached = None if fresh or key in stale else self._cache.get(key)
             if cached is not None:
                 found[key] = cached
             elif key in likely_new and not fresh:
                 found[key] = (None, 0)
             else:
                 missing.append(key)
-        results = await asyncio.gather(*(self._read(key, fresh) for key in missing))
+        results = await asyncio.gather(*(self._read(key, fresh or key in stale) for key in missing))
         for key, result in zip(missing, results, strict=True):
             found[key] = result
             self._put(key, result)

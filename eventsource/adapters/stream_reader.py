@@ -16,6 +16,7 @@ from nats.js.errors import APIError, NotFoundError
 from eventsource.core.errors import InfrastructureError
 
 _TRANSIENT = (APIError, TimeoutError, asyncio.TimeoutError)
+CONSUMER_NOT_FOUND = 10014
 
 
 async def read_messages(
@@ -57,15 +58,18 @@ async def read_messages(
                     next_seq = msg.metadata.sequence.stream + 1
                 remaining = msgs[-1].metadata.num_pending if msgs else 0
             return
-        except NotFoundError:
-            raise
+        except NotFoundError as exc:
+            if exc.err_code != CONSUMER_NOT_FOUND:
+                raise  # the stream itself is missing
+            error: Exception = exc  # our ephemeral consumer was lost with its server
         except _TRANSIENT as exc:
-            # A full stream read resumes after the last message it yielded. A last-per-subject
-            # read starts over; its callers keep a dict, so repeats are harmless.
-            if time.monotonic() > deadline:
-                raise InfrastructureError(f"reading {stream} kept failing: {exc!r}") from None
-            await asyncio.sleep(0.5)
+            error = exc
         finally:
             if sub is not None:
                 with contextlib.suppress(Exception):  # it may be gone with its server
                     await sub.unsubscribe()
+        # A full stream read resumes after the last message it yielded. A last-per-subject read
+        # starts over; its callers keep a dict, so repeats are harmless.
+        if time.monotonic() > deadline:
+            raise InfrastructureError(f"reading {stream} kept failing: {error!r}") from None
+        await asyncio.sleep(0.5)

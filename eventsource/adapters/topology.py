@@ -15,8 +15,6 @@ from nats.js.api import (
     ReplayPolicy,
     StorageType,
     StreamConfig,
-    StreamSource,
-    SubjectTransform,
 )
 
 from eventsource.core.errors import ConfigError
@@ -25,7 +23,6 @@ from eventsource.core.subjects import (
     PARTICIPANTS_BUCKET,
     inbox_consumer,
     inbox_filter,
-    kv_sources,
     ledger_stream,
     ledger_subjects,
 )
@@ -77,9 +74,6 @@ class Topology(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     replicas: int | Literal["auto"] = "auto"
     ledger: LedgerConfig = msgspec.field(default_factory=LedgerConfig)
     dead_letter: DeadLetterConfig = msgspec.field(default_factory=DeadLetterConfig)
-    buckets: list[str] = msgspec.field(
-        default_factory=lambda: ["accounts", "transfers", "participants"]
-    )
     inbox: InboxConfig = msgspec.field(default_factory=InboxConfig)
     participants: list[str] = msgspec.field(default_factory=list)
 
@@ -88,8 +82,6 @@ class Topology(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
             raise ValueError("partitions must be between 1 and 64")
         if self.replicas != "auto" and self.replicas not in (1, 3, 5):
             raise ValueError("replicas must be auto, 1, 3 or 5")
-        if sorted(self.buckets) != ["accounts", "participants", "transfers"]:
-            raise ValueError("buckets must be exactly accounts, transfers and participants")
 
 
 def load_topology(path: str | Path | None) -> Topology:
@@ -123,36 +115,28 @@ def _storage(name: str) -> StorageType:
 
 
 def stream_configs(topology: Topology, replicas: int) -> list[StreamConfig]:
-    """Ledger partitions, the state buckets fed from them, the registry and the dead letters."""
+    """The ledger partitions (each one a KV bucket with full history), the participant
+    registry, and the dead letters."""
     ledger = topology.ledger
     configs = [
         StreamConfig(
             name=ledger_stream(k),
-            subjects=[ledger_subjects(k)],
+            subjects=ledger_subjects(k),
             storage=_storage(ledger.storage),
             num_replicas=replicas,
             max_msg_size=ledger.max_msg_size,
             max_bytes=ledger.max_bytes,
+            max_msgs_per_subject=-1,  # every revision of a key is an event: keep them all
             duplicate_window=seconds(ledger.duplicate_window),
             allow_atomic=True,
             allow_direct=True,
             deny_delete=True,
             deny_purge=True,
+            discard=DiscardPolicy.NEW,
         )
         for k in range(topology.partitions)
     ]
-    for bucket in ("accounts", "transfers"):
-        transforms = [
-            StreamSource(
-                name=ledger_stream(k),
-                subject_transforms=[
-                    SubjectTransform(src=src, dest=dest) for src, dest in kv_sources(k)[bucket]
-                ],
-            )
-            for k in range(topology.partitions)
-        ]
-        configs.append(_bucket(bucket, replicas, ledger.storage, transforms))
-    configs.append(_bucket(PARTICIPANTS_BUCKET, replicas, ledger.storage, None))
+    configs.append(_bucket(PARTICIPANTS_BUCKET, replicas, ledger.storage))
     configs.append(
         StreamConfig(
             name=DEAD_LETTER_STREAM,
@@ -166,9 +150,7 @@ def stream_configs(topology: Topology, replicas: int) -> list[StreamConfig]:
     return configs
 
 
-def _bucket(
-    bucket: str, replicas: int, storage: str, sources: list[StreamSource] | None
-) -> StreamConfig:
+def _bucket(bucket: str, replicas: int, storage: str) -> StreamConfig:
     """A KV bucket (ADR-8 layout) so that nats-py and the `nats kv` tool can read it."""
     return StreamConfig(
         name=f"KV_{bucket}",
@@ -181,7 +163,6 @@ def _bucket(
         deny_delete=True,
         allow_direct=True,
         duplicate_window=120,
-        sources=sources,
     )
 
 

@@ -98,7 +98,7 @@ def list_(
 
     async def main():
         async with nats_connection(config) as nc:
-            return await list_accounts(nc, participant)
+            return await list_accounts(nc, await partitions_of(nc), participant)
 
     snapshots = run(main)
     if as_json:

@@ -62,7 +62,7 @@ def status(
             partitions = await partitions_of(nc)
             submitter = participant
             if submitter is None:
-                found = await list_transfers(nc, f"*.out.{transfer_id}")
+                found = await list_transfers(nc, partitions, f"*.out.{transfer_id}")
                 if not found:
                     raise UnknownTransfer(f"unknown transfer {transfer_id}")
                 submitter = next(iter(found)).split(".", 1)[0]

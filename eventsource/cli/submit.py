@@ -207,7 +207,7 @@ async def _random(config, count: int, rate: float | None, seed: int, as_json: bo
     async with nats_connection(config) as nc:
         partitions = await partitions_of(nc)
         banks: dict[str, list[str]] = {}
-        for snapshot in await list_accounts(nc):
+        for snapshot in await list_accounts(nc, partitions):
             if not snapshot.closed:
                 banks.setdefault(snapshot.participant, []).append(snapshot.account)
         if len(banks) < 1:

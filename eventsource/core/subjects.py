@@ -1,5 +1,11 @@
-"""Subject and key layout. Everything one participant's step writes lands in its own partition's
-stream, so one atomic batch can commit it (DESIGN.md section 7)."""
+"""Subject and key layout (DESIGN.md section 7, improved: see docs/ARCHITECTURE.md).
+
+Each ledger partition k is ONE stream that is also a KV bucket, `ledger_<k>` (stream
+`KV_ledger_<k>`): state events go on `$KV.ledger_<k>.<key>`, so the key's history is its event
+log and its latest revision is its current state; the outbox goes on `nb.<k>.to.<Q>.…` in the
+same stream. Everything one participant's step writes is in its own partition, so one atomic
+batch commits it.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,11 @@ import zlib
 from eventsource.core.messages import Kind
 
 PREFIX = "nb"
+LEDGER_BUCKET_PREFIX = "ledger_"
+PARTICIPANTS_BUCKET = "participants"
+DEAD_LETTER_STREAM = "DEADLETTER"
+# Registry keys start with "_"; the other names keep subjects and keys unambiguous to read.
+RESERVED_NAMES = frozenset({"to", "dlq", "in", "out", "acct"})
 
 
 def partition_of(participant: str, partitions: int) -> int:
@@ -15,26 +26,33 @@ def partition_of(participant: str, partitions: int) -> int:
     return zlib.crc32(participant.encode()) % partitions
 
 
+def ledger_bucket(partition: int) -> str:
+    return f"{LEDGER_BUCKET_PREFIX}{partition}"
+
+
 def ledger_stream(partition: int) -> str:
-    return f"LEDGER_{partition}"
+    return f"KV_{ledger_bucket(partition)}"
 
 
-def ledger_subjects(partition: int) -> str:
-    return f"{PREFIX}.{partition}.>"
+def state_prefix(partition: int) -> str:
+    return f"$KV.{ledger_bucket(partition)}."
 
 
-# State keys are the subject tail after `nb.<k>.` and also the KV keys of the state buckets.
-# Names that would make a participant's subjects collide with the layout's own tokens (an
-# inbox `nb.k.to.in.…` would match the `*.in.*.*` records), or with registry keys (`_…`).
-RESERVED_NAMES = frozenset({"to", "dlq", "in", "out", "acct"})
+def ledger_subjects(partition: int) -> list[str]:
+    return [f"{state_prefix(partition)}>", f"{PREFIX}.{partition}.to.>"]
 
 
 def is_reserved(participant: str) -> bool:
     return participant in RESERVED_NAMES or participant.startswith("_")
 
 
+# State keys: the KV keys of the ledger bucket.
 def account_key(participant: str, account: str) -> str:
     return f"{participant}.acct.{account}"
+
+
+def is_account_key(key: str) -> bool:
+    return key.split(".", 2)[1] == "acct"
 
 
 def outgoing_key(submitter: str, transfer_id: str) -> str:
@@ -48,10 +66,13 @@ def incoming_key(receiver: str, submitter: str, transfer_id: str) -> str:
 
 
 def state_subject(partition: int, key: str) -> str:
-    return f"{PREFIX}.{partition}.{key}"
+    return f"{state_prefix(partition)}{key}"
 
 
-def key_of_subject(subject: str) -> str:
+def key_of_subject(subject: str) -> str | None:
+    """The state key of a ledger subject, or None for an inbox subject."""
+    if not subject.startswith("$KV."):
+        return None
     return subject.split(".", 2)[2]
 
 
@@ -75,39 +96,5 @@ def parse_inbox_subject(subject: str) -> tuple[int, str, str] | None:
     return int(parts[1]), parts[3], parts[4]
 
 
-DEAD_LETTER_STREAM = "DEADLETTER"
-
-
 def dead_letter_subject(participant: str) -> str:
     return f"{PREFIX}.dlq.{participant}"
-
-
-ACCOUNTS_BUCKET = "accounts"
-TRANSFERS_BUCKET = "transfers"
-PARTICIPANTS_BUCKET = "participants"
-
-
-def _kv_transform(bucket: str, partition: int, tail: str) -> tuple[str, str]:
-    """`nb.<k>.P.acct.A` -> `$KV.<bucket>.P.acct.A`, using the server's subject transforms."""
-    source = f"{PREFIX}.{partition}.{tail}"
-    tokens = tail.split(".")
-    n = 0
-    dest = []
-    for token in tokens:
-        if token == "*":
-            n += 1
-            dest.append(f"{{{{wildcard({n})}}}}")
-        else:
-            dest.append(token)
-    return source, f"$KV.{bucket}." + ".".join(dest)
-
-
-def kv_sources(partition: int) -> dict[str, list[tuple[str, str]]]:
-    """Subject transforms that let the server feed the state buckets from a ledger stream."""
-    return {
-        ACCOUNTS_BUCKET: [_kv_transform(ACCOUNTS_BUCKET, partition, "*.acct.*")],
-        TRANSFERS_BUCKET: [
-            _kv_transform(TRANSFERS_BUCKET, partition, "*.out.*"),
-            _kv_transform(TRANSFERS_BUCKET, partition, "*.in.*.*"),
-        ],
-    }

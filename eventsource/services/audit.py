@@ -3,7 +3,6 @@ against the KV buckets. A violation is listed under the invariant it breaks."""
 
 from __future__ import annotations
 
-import asyncio
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -24,13 +23,14 @@ from eventsource.core.money import format_amount
 from eventsource.core.protocol import Phase
 from eventsource.core.steps import receiver_must_know
 from eventsource.core.subjects import (
-    ACCOUNTS_BUCKET,
-    TRANSFERS_BUCKET,
     incoming_key,
+    is_account_key,
+    key_of_subject,
     ledger_stream,
     outgoing_key,
+    parse_inbox_subject,
 )
-from eventsource.services.views import kv_latest, wait_kv_caught_up
+from eventsource.services.views import state_values
 
 INVARIANTS = ("I1", "I2", "I3", "I4", "I5", "I7")
 
@@ -74,28 +74,25 @@ async def fold_ledger(nc: Client, partitions: int) -> tuple[Fold, dict[str, str]
     for k in range(partitions):
         async for subject, data in read_stream(nc, ledger_stream(k)):
             count += 1
-            _, _, rest = subject.split(".", 2)
-            kind = rest.split(".")[1] if not rest.startswith("to.") else "to"
+            key = key_of_subject(subject)
             try:
-                if kind == "acct":
-                    fold.account_event(rest, account_event_decoder.decode(data))
-                elif kind in ("out", "in"):
-                    fold.transfer_event(rest, transfer_event_decoder.decode(data))
-                elif kind == "to" and rest.split(".")[2] == "submit":
+                if key is not None and is_account_key(key):
+                    fold.account_event(key, account_event_decoder.decode(data))
+                elif key is not None:
+                    fold.transfer_event(key, transfer_event_decoder.decode(data))
+                elif (where := parse_inbox_subject(subject)) and where[2] == "submit":
                     message = inbox_decoder.decode(data)
                     if isinstance(message, SubmitTransfers):
                         for t in message.transfers:
                             if is_token(t.id):
-                                acked[f"{rest.split('.')[1]}.{t.id}"] = t.creditor.participant
+                                acked[f"{where[1]}.{t.id}"] = t.creditor.participant
             except msgspec.DecodeError:
-                if kind != "to":  # inbox junk is the dead-letter stream's business
+                if key is not None:  # inbox junk is the dead-letter stream's business
                     fold.problems.append(f"{subject}: undecodable event")
     return fold, acked, count
 
 
-async def audit(
-    nc: Client, partitions: int, *, expect_final: bool, kv_patience: float = 90.0
-) -> AuditReport:
+async def audit(nc: Client, partitions: int, *, expect_final: bool) -> AuditReport:
     fold, acked, report_events = await fold_ledger(nc, partitions)
     report = AuditReport(events=report_events, accounts=len(fold.accounts))
     v = report.violations
@@ -138,7 +135,7 @@ async def audit(
             and theirs.outcome != mine.outcome
         ):
             v["I4"].append(f"{ack_key}: submitter says {mine.outcome}, receiver {theirs.outcome}")
-    await _check_kv(nc, fold, report, patience=kv_patience)
+    await _check_kv(nc, partitions, fold, report)
     return report
 
 
@@ -169,41 +166,23 @@ def _check_conservation(fold: Fold, report: AuditReport) -> None:
             )
 
 
-async def _check_kv(nc: Client, fold: Fold, report: AuditReport, *, patience: float) -> None:
-    """I5: every KV entry equals the state folded from the events.
-
-    The buckets follow the ledger through server-side sourcing, which briefly lags after a
-    leader change; differences count only if they outlast `patience` seconds.
-    """
-    deadline = asyncio.get_running_loop().time() + patience
-    while True:
-        await wait_kv_caught_up(nc, timeout=max(0.0, deadline - asyncio.get_running_loop().time()))
-        differences = await _kv_differences(nc, fold)
-        if not differences or asyncio.get_running_loop().time() >= deadline:
-            break
-        await asyncio.sleep(0.5)
-    report.violations["I5"].extend(differences)
-
-
-async def _kv_differences(nc: Client, fold: Fold) -> list[str]:
-    report = AuditReport()
-    for key, data in (await kv_latest(nc, ACCOUNTS_BUCKET)).items():
+async def _check_kv(nc: Client, partitions: int, fold: Fold, report: AuditReport) -> None:
+    """I5: the latest revision of every key of the ledger buckets equals the state folded from
+    all its revisions (the events). The fold has already checked every snapshot on the way."""
+    accounts = await state_values(nc, partitions, "*.acct.*")
+    for key, data in accounts.items():
         folded = fold.accounts.get(key)
-        kv_state = account_event_decoder.decode(data).state
-        if folded is None or AccountSnapshot.of(folded) != kv_state:
-            report.violations["I5"].append(f"accounts KV {key} differs from the events")
-    for key, data in (await kv_latest(nc, TRANSFERS_BUCKET)).items():
+        if folded is None or AccountSnapshot.of(folded) != account_event_decoder.decode(data).state:
+            report.violations["I5"].append(f"account {key}: KV differs from the events")
+    transfers = await state_values(nc, partitions, "*.out.*")
+    transfers |= await state_values(nc, partitions, "*.in.*.*")
+    for key, data in transfers.items():
         if fold.transfers.get(key) != transfer_event_decoder.decode(data).state:
-            report.violations["I5"].append(f"transfers KV {key} differs from the events")
-    missing = (set(fold.accounts) | set(fold.transfers)) - set(await kv_latest_keys(nc))
-    for key in sorted(missing)[:100]:
+            report.violations["I5"].append(f"transfer {key}: KV differs from the events")
+    for key in sorted(
+        (set(fold.accounts) - set(accounts)) | (set(fold.transfers) - set(transfers))
+    ):
         report.violations["I5"].append(f"{key} is missing from KV")
-    return report.violations["I5"]
-
-
-async def kv_latest_keys(nc: Client) -> list[str]:
-    keys = list(await kv_latest(nc, ACCOUNTS_BUCKET))
-    return keys + list(await kv_latest(nc, TRANSFERS_BUCKET))
 
 
 def _invariant_of(problem: str) -> str:

@@ -16,7 +16,13 @@ from eventsource.adapters.stream_reader import read_messages
 from eventsource.core.events import TransferEvent, transfer_event_decoder
 from eventsource.core.messages import SubmitTransfers, inbox_decoder
 from eventsource.core.protocol import Phase
-from eventsource.core.subjects import PREFIX, inbox_consumer, ledger_stream
+from eventsource.core.subjects import (
+    PREFIX,
+    inbox_consumer,
+    key_of_subject,
+    ledger_stream,
+    state_prefix,
+)
 
 
 @dataclass
@@ -85,12 +91,11 @@ async def scan(
     final: dict[tuple[str, str], tuple[int, TransferEvent]] = {}
     for k in range(partitions):
         async for subject, data, ts in _read(nc, k, (start_seq or {}).get(k, 1)):
-            parts = subject.split(".")
-            if parts[2] == "to":
+            if key_of_subject(subject) is None:
                 message = inbox_decoder.decode(data)
                 if isinstance(message, SubmitTransfers):
                     for t in message.transfers:
-                        acked.setdefault((parts[3], t.id), ts)
+                        acked.setdefault((subject.split(".")[3], t.id), ts)
                 continue
             event = transfer_event_decoder.decode(data)
             state = event.state
@@ -117,10 +122,28 @@ async def scan(
 
 
 async def _read(nc: Client, partition: int, start: int):
-    filters = [
-        f"{PREFIX}.{partition}.to.*.submit.*",
-        f"{PREFIX}.{partition}.*.in.*.*",
-        f"{PREFIX}.{partition}.*.out.*",
-    ]
+    state = state_prefix(partition)
+    filters = [f"{PREFIX}.{partition}.to.*.submit.*", f"{state}*.in.*.*", f"{state}*.out.*"]
     async for msg in read_messages(nc, ledger_stream(partition), filters, start_seq=start):
         yield msg.subject, msg.data, int(msg.metadata.timestamp.timestamp() * 1e9)
+
+
+async def settle(
+    nc: Client,
+    partitions: int,
+    participants: list[str],
+    ids: set[tuple[str, str]],
+    *,
+    timeout: float = 180.0,
+) -> Measurement:
+    """Wait for quiet inboxes, then until every id is final (a consumer that just changed
+    leader can look idle for a moment); give up after `timeout` and report what is left."""
+    deadline = time.monotonic() + timeout
+    while True:
+        await wait_quiescent(
+            nc, partitions, participants, timeout=max(1.0, deadline - time.monotonic()), settle=0.25
+        )
+        measurement = await scan(nc, partitions, ids)
+        if not measurement.unfinished or time.monotonic() > deadline:
+            return measurement
+        await asyncio.sleep(1.0)

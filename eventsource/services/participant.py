@@ -34,6 +34,7 @@ from eventsource.core.messages import (
 from eventsource.core.model import is_token
 from eventsource.core.subjects import (
     inbox_consumer,
+    is_account_key,
     is_reserved,
     ledger_stream,
     parse_inbox_subject,
@@ -149,12 +150,19 @@ class ParticipantService:
         await msg.term()
 
     async def _commit_group(self, group: list[Entry]) -> None:
-        fresh = False
+        # How much to distrust what we hold after a refused batch: 1 = re-read the accounts
+        # (the usual cause: another instance of this participant moved them), 2 = everything.
+        distrust = 0
         sources: list[Msg] = []
         kept_alive = time.monotonic()
         for attempt in range(1, 1_000_000):
             try:
-                ws = await self._decide(group, sources, fresh=fresh)
+                ws = await self._decide(group, sources, distrust=distrust)
+                if ws.dead_letters and distrust < 2:
+                    # "Unknown transfer" may only mean a lagging replica answered the read: a
+                    # message is dead-lettered only on what the stream leader says.
+                    distrust = 2
+                    continue
                 writes = ws.writes()
                 if len(writes) > MAX_WRITES and len(group) > 1:
                     half = len(group) // 2
@@ -179,12 +187,12 @@ class ParticipantService:
                 break
             except StaleState:
                 self.stats.conflicts += 1
-                fresh = True
+                distrust += 1
             except (CommitUnknown, InfrastructureError, OSError) as exc:
                 if self._stop.is_set():
                     return  # unacked: JetStream hands the group to another instance
                 self.stats.retries += 1
-                fresh = True
+                distrust = 2
                 log.warning("commit attempt %d failed: %s", attempt, exc)
                 await asyncio.sleep(min(2.0, 0.1 * attempt))
                 if time.monotonic() - kept_alive > KEEP_ALIVE:
@@ -198,7 +206,7 @@ class ParticipantService:
         self.stats.groups += 1
         self.stats.messages += len(group)
 
-    async def _decide(self, group: list[Entry], sources: list[Msg], *, fresh: bool) -> WorkSet:
+    async def _decide(self, group: list[Entry], sources: list[Msg], *, distrust: int) -> WorkSet:
         """Decide the group; `sources` receives, per dead letter, the message it came from."""
         sources.clear()
         keys: set[str] = set()
@@ -215,10 +223,12 @@ class ParticipantService:
                     for t in message.transfers
                     if is_token(t.creditor.participant) and not is_reserved(t.creditor.participant)
                 }
-        loaded = await self.state.load(keys, fresh=fresh, likely_new=new)
+        fresh = distrust >= 2
+        stale = {k for k in keys if is_account_key(k)} if distrust == 1 else set()
+        loaded = await self.state.load(keys, fresh=fresh, likely_new=new, stale=stale)
         more = account_keys_of(self.participant, [s for s, _ in loaded.values()]) - keys
         if more:
-            loaded |= await self.state.load(more, fresh=fresh)
+            loaded |= await self.state.load(more, fresh=fresh or distrust == 1)
         known = await self.state.known_participants(receivers) if receivers else frozenset()
         ws = WorkSet(
             participant=self.participant,

@@ -18,7 +18,7 @@ from eventsource.adapters.topology import Topology
 from eventsource.services.accounts import open_account
 from eventsource.services.audit import AuditReport, audit
 from eventsource.services.load import push
-from eventsource.services.measure import Measurement, scan, wait_quiescent
+from eventsource.services.measure import Measurement, settle
 from eventsource.services.workload import Bank, random_transfers, standard_banks
 
 
@@ -109,15 +109,15 @@ async def drive(
         work = random_transfers(banks, count, seed=seed, reject_share=reject_share)
         started = time.monotonic()
         report = await push(nc, partitions, work, rate=rate, progress=progress)
-        quiet = await wait_quiescent(
+        measurement = await settle(
             nc,
             partitions,
             [b.participant for b in banks],
+            {(w.debtor.participant, w.id) for w in work},
             timeout=max(120.0, count / 100),
-            settle=0.25,
         )
+        quiet = not measurement.unfinished
         wall = time.monotonic() - started
-        measurement = await scan(nc, partitions, {(w.debtor.participant, w.id) for w in work})
         checked = await audit(nc, partitions, expect_final=True)
         return ScenarioResult(count, report.acked, measurement, checked, quiet, wall)
     finally:

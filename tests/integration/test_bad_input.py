@@ -8,7 +8,7 @@ import pytest
 
 from eventsource.core.messages import Confirm, Confirms, Result, Results, SubmitTransfers
 from eventsource.core.model import Outcome
-from eventsource.core.subjects import Kind, inbox_subject
+from eventsource.core.subjects import Kind, inbox_subject, ledger_stream
 from eventsource.services.audit import read_stream
 from tests.integration.conftest import LiveBank, transfer
 
@@ -93,7 +93,7 @@ async def test_an_oversize_payload_is_refused_by_the_stream_itself(bank: LiveBan
         await bank.nc.jetstream().publish(
             inbox_subject(0, "alpha", Kind.SUBMIT, "big"), b"x" * 300_000
         )
-    assert [s async for s, _ in read_stream(bank.nc, "LEDGER_0", "nb.0.to.>")] == []
+    assert [s async for s, _ in read_stream(bank.nc, ledger_stream(0), "nb.0.to.>")] == []
 
 
 async def test_a_message_bigger_than_one_batch_is_processed_in_pieces_and_nothing_is_lost(

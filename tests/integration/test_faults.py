@@ -12,9 +12,11 @@ import pytest
 
 from eventsource.adapters.cluster import ClusterInfo, kill_node, load_cluster, restart_node
 from eventsource.adapters.jetstream import connect
+from eventsource.adapters.stream_reader import read_messages
+from eventsource.core.subjects import DEAD_LETTER_STREAM, ledger_stream
 from eventsource.services.audit import audit
 from eventsource.services.load import push
-from eventsource.services.measure import scan, wait_quiescent
+from eventsource.services.measure import settle
 from eventsource.services.scenario import bootstrap, start_services, stop_services
 from eventsource.services.workload import random_transfers, standard_banks
 
@@ -36,9 +38,11 @@ async def run_with_fault(
         procs = await fault(procs)
         report = await pushing
         assert report.acked == count
-        assert await wait_quiescent(nc, partitions, NAMES, timeout=180, settle=0.5)
-        measured = await scan(nc, partitions, {(w.debtor.participant, w.id) for w in work})
-        assert measured.unfinished == []
+        measured = await settle(nc, partitions, NAMES, {(w.debtor.participant, w.id) for w in work})
+        assert measured.unfinished == [], [
+            (m.headers or {}).get("Natsbank-Detail")
+            async for m in read_messages(nc, DEAD_LETTER_STREAM)
+        ]
         assert measured.completed == count
         checked = await audit(nc, partitions, expect_final=True)
         assert checked.ok, dict(checked.violations)
@@ -62,7 +66,7 @@ async def test_kill_9_of_a_service_instance_under_load_then_restart(nats1, tmp_p
 async def test_kill_9_of_the_ledger_leader_node_under_load(nats3, tmp_path):
     async def kill_leader(procs):
         nc = await connect(nats3.url)
-        leader = (await nc.jetstream().stream_info("LEDGER_0")).cluster.leader
+        leader = (await nc.jetstream().stream_info(ledger_stream(0))).cluster.leader
         await nc.close()
         index = [n.name for n in nats3.nodes].index(leader)
         kill_node(load_cluster(Path(nats3.state_dir)) or nats3, index)

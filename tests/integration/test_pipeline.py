@@ -10,7 +10,7 @@ from eventsource.core.errors import RejectionCause
 from eventsource.core.messages import SubmitTransfers
 from eventsource.core.model import Outcome
 from eventsource.core.protocol import Phase
-from eventsource.core.subjects import Kind, inbox_subject
+from eventsource.core.subjects import Kind, inbox_subject, ledger_stream
 from eventsource.services.accounts import close_account, read_account
 from eventsource.services.client import transfer_views
 from tests.integration.conftest import LiveBank, transfer
@@ -120,7 +120,7 @@ async def test_redelivered_protocol_messages_change_nothing(bank: LiveBank):
     # Copy every protocol message of the run back into the inboxes, three times over.
     from eventsource.services.audit import read_stream
 
-    copies = [(s, d) async for s, d in read_stream(bank.nc, "LEDGER_0", "nb.0.to.>")]
+    copies = [(s, d) async for s, d in read_stream(bank.nc, ledger_stream(0), "nb.0.to.>")]
     assert {s.split(".")[4] for s, _ in copies} == {"submit", "posting", "result", "confirm"}
     for _ in range(3):
         for subject, data in copies:
@@ -140,7 +140,7 @@ async def test_an_id_reused_with_other_content_is_refused_and_the_original_kept(
     assert mine[0].transfer.amount == "3.00" and mine[0].outcome is Outcome.OK
     dead = await bank.nc.jetstream().get_last_msg("DEADLETTER", "nb.dlq.alpha")
     assert dead.headers["Natsbank-Reason"] == "ID_CONFLICT"
-    assert dead.headers["Natsbank-Source"] == f"LEDGER_0:{conflicting.sequence}"
+    assert dead.headers["Natsbank-Source"] == f"{ledger_stream(0)}:{conflicting.sequence}"
     assert b"300.00" in dead.data
     assert (await bank.audit()).ok
 
