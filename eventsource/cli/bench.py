@@ -31,8 +31,13 @@ def bench(
     mode: Mode = typer.Option(Mode.JETSTREAM, "--mode", help="Only jetstream exists so far."),
     transfers: int = typer.Option(20000, "--transfers", "-n", min=1, help="Transfers to push."),
     participants: int = typer.Option(4, "--participants", min=2, max=26),
+    processes: int = typer.Option(2, "--processes", min=1, max=8, help="Service processes."),
     instances: int = typer.Option(
-        2, "--instances", min=1, max=8, help="Service processes, each serving every participant."
+        1,
+        "--instances",
+        min=1,
+        max=8,
+        help="Instances of each participant, spread over the processes (2+: they share work).",
     ),
     nodes: int = typer.Option(3, "--nodes", help="1 or 3 nats-server nodes."),
     rate: float | None = typer.Option(
@@ -56,6 +61,7 @@ def bench(
         transfers=transfers,
         participants=participants,
         instances=instances,
+        processes=processes,
         nodes=nodes,
         rate=rate,
         sync_interval=sync_interval,
@@ -136,7 +142,8 @@ def _print(report: dict) -> None:
     for run in report["runs"]:
         outcomes = ", ".join(f"{k} {v:,}" for k, v in sorted(run["outcomes"].items()))
         console.print(
-            f"natsbank: {run['nodes']} node(s), {run['instances']} service processes, "
+            f"natsbank: {run['nodes']} node(s), {run['processes']} service processes, "
+            f"{run['instances']} instance(s) per participant, "
             f"{len(run['participants'])} participants, sync interval {run['sync_interval']}; "
             f"{run['completed']:,} of {run['transfers']:,} transfers final in "
             f"{run['seconds']:.1f} s ({outcomes}), ACK to confirmed on both sides; "

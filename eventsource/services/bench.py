@@ -31,7 +31,7 @@ from eventsource.services.scenario import (
     default_banks,
     drive,
     run_sync,
-    start_services,
+    start_layout,
     stop_services,
 )
 
@@ -51,7 +51,8 @@ class BenchOptions:
     transfers: int = 20000
     participants: int = 4
     accounts: int = 5
-    instances: int = 2
+    processes: int = 2
+    instances: int = 1  # instances per participant, spread over the processes
     nodes: int = 3
     rate: float | None = None
     sync_interval: str | None = None  # None: nats-server's default (2 min)
@@ -86,6 +87,8 @@ def check_options(options: BenchOptions) -> None:
         raise ConfigError("core mode is not implemented yet")
     if options.nodes not in (1, 3):
         raise ConfigError(f"--nodes must be 1 or 3, not {options.nodes}")
+    if not 1 <= options.instances <= options.processes:
+        raise ConfigError("--instances (per participant) must be between 1 and --processes")
     if options.transfers < 1:
         raise ConfigError("--transfers must be at least 1")
     if options.rate is not None and options.rate <= 0:
@@ -139,13 +142,18 @@ def run_jetstream(options: BenchOptions, workdir: Path, hooks: Hooks) -> tuple[d
     banks = default_banks(options.participants, options.accounts)
     names = [b.participant for b in banks]
     cluster_dir = workdir / "nats"
-    hooks.phase(f"natsbank: {options.nodes} nats-server node(s), {options.instances} services")
+    hooks.phase(
+        f"natsbank: {options.nodes} nats-server node(s), {options.processes} service processes, "
+        f"{options.instances} instance(s) per participant"
+    )
     with LocalCluster(
         cluster_dir, nodes=options.nodes, sync_interval=options.sync_interval, remove_data=True
     ) as cluster:
         partitions = run_sync(bootstrap(cluster.url, banks, funding=GENEROUS_FUNDING))
         before = run_sync(ledger_state(cluster.url, partitions))
-        procs = start_services(cluster.url, names, options.instances, workdir / "logs")
+        procs = start_layout(
+            cluster.url, names, options.processes, options.instances, workdir / "logs"
+        )
         env = f"NATS_URL={shlex.quote(cluster.url)}"
         commands = [*_cluster_commands(cluster), *(f"{env} {shlex.join(p.args)}" for p in procs)]
         try:
@@ -209,6 +217,7 @@ def _run_dict(
         "sync_interval": options.sync_interval or "default (2m)",
         "participants": names,
         "instances": options.instances,
+        "processes": options.processes,
         "rate": options.rate,
         "seed": options.seed,
         "transfers": result.transfers,

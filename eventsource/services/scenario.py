@@ -62,6 +62,24 @@ def start_services(
     return procs
 
 
+def start_layout(
+    url: str, participants: list[str], processes: int, instances: int, log_dir: Path
+) -> list[subprocess.Popen]:
+    """`processes` service processes; each participant runs in `instances` of them (round
+    robin). One instance per participant avoids two instances contending on its accounts."""
+    if not 1 <= instances <= processes:
+        raise ValueError("instances per participant must be between 1 and the process count")
+    served: list[list[str]] = [[] for _ in range(processes)]
+    for index, participant in enumerate(participants):
+        for replica in range(instances):
+            served[(index + replica) % processes].append(participant)
+    procs = []
+    for number, names in enumerate(served):
+        if names:
+            procs.extend(start_services(url, names, 1, log_dir / f"p{number}"))
+    return procs
+
+
 def stop_services(procs: list[subprocess.Popen], timeout: float = 10.0) -> None:
     for proc in procs:
         if proc.poll() is None:
