@@ -47,6 +47,11 @@ def up(
     state_dir = dev_state_dir(settings)
     info = load_cluster(state_dir)
     if info is not None and cluster_running(info):
+        if len(info.nodes) != nodes:
+            raise ConfigError(
+                f"a {len(info.nodes)}-node dev cluster is already running; "
+                "`natsbank dev down` it first"
+            )
         console.print(f"dev cluster already running ({len(info.nodes)} nodes)")
     else:
         with console.status(f"starting {nodes} nats-server node(s)"):

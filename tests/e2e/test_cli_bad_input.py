@@ -156,6 +156,12 @@ def test_two_nodes_is_a_usage_error_with_or_without_a_running_cluster(bank: Cli,
     assert len(bank.json("dev", "status", "--json")["nodes"]) == 1
 
 
+def test_asking_for_another_size_than_the_running_cluster_is_a_usage_error(bank: Cli) -> None:
+    line = assert_one_line_error(bank("dev", "up", "--nodes", "3"), USAGE)
+    assert "1-node dev cluster is already running" in line
+    assert len(bank.json("dev", "status", "--json")["nodes"]) == 1
+
+
 @pytest.mark.parametrize(
     ("yaml", "words"),
     [

@@ -66,7 +66,9 @@ async def test_kill_9_of_a_service_instance_under_load_then_restart(nats1, tmp_p
 async def test_kill_9_of_the_ledger_leader_node_under_load(nats3, tmp_path):
     async def kill_leader(procs):
         nc = await connect(nats3.url)
-        leader = (await nc.jetstream().stream_info(ledger_stream(0))).cluster.leader
+        info = await nc.jetstream().stream_info(ledger_stream(0))
+        assert info.config.num_replicas == 3  # streams init fitted R3 to the 3-node cluster
+        leader = info.cluster.leader
         await nc.close()
         index = [n.name for n in nats3.nodes].index(leader)
         kill_node(load_cluster(Path(nats3.state_dir)) or nats3, index)
