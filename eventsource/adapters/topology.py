@@ -114,6 +114,12 @@ def _storage(name: str) -> StorageType:
     return StorageType.FILE if name == "file" else StorageType.MEMORY
 
 
+# Every revision of a key is an event, so the ledger keeps them all. KV clients (nats-py, the
+# `nats kv` tool) refuse a bucket whose history is unlimited (-1), so "all" is spelled as the
+# largest int32: an account would need two billion changes to reach it.
+LEDGER_HISTORY = 2**31 - 1
+
+
 def stream_configs(topology: Topology, replicas: int) -> list[StreamConfig]:
     """The ledger partitions (each one a KV bucket with full history), the participant
     registry, and the dead letters."""
@@ -126,7 +132,7 @@ def stream_configs(topology: Topology, replicas: int) -> list[StreamConfig]:
             num_replicas=replicas,
             max_msg_size=ledger.max_msg_size,
             max_bytes=ledger.max_bytes,
-            max_msgs_per_subject=-1,  # every revision of a key is an event: keep them all
+            max_msgs_per_subject=LEDGER_HISTORY,
             duplicate_window=seconds(ledger.duplicate_window),
             allow_atomic=True,
             allow_direct=True,

@@ -19,7 +19,7 @@ from eventsource.cli.common import (
 )
 from eventsource.cli.status import describe, state_json
 from eventsource.core.errors import DomainError, IdConflict, UsageError
-from eventsource.core.messages import MAX_ITEMS_PER_MESSAGE
+from eventsource.core.messages import cut_items
 from eventsource.core.model import (
     AccountRef,
     Outcome,
@@ -79,12 +79,8 @@ def submit_command(
             for submitter in sorted(submitters):
                 mine = [r for r in requests if r.debtor.participant == submitter]
                 await _refuse_conflicts(nc, partitions, mine)
-                for start in range(0, len(mine), MAX_ITEMS_PER_MESSAGE):
-                    acks.append(
-                        await submit(
-                            nc, partitions, submitter, mine[start : start + MAX_ITEMS_PER_MESSAGE]
-                        )
-                    )
+                for chunk in cut_items(mine):
+                    acks.append(await submit(nc, partitions, submitter, chunk))
             outcomes = {}
             if wait:
                 for submitter in sorted(submitters):

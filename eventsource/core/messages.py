@@ -92,3 +92,25 @@ def items_of(message: InboxMessage) -> list:
         case Results(results=items) | Confirms(confirms=items):
             return items
     raise TypeError(type(message))
+
+
+# Well under the ledger's max_msg_size (256 KiB): a comment of 280 escaped characters makes an
+# item up to ~2 KiB, so counting items alone is not enough.
+MAX_MESSAGE_BYTES = 128 * 1024
+_item_encoder = msgspec.json.Encoder()
+
+
+def cut_items(items: list) -> list[list]:
+    """Cut items into messages of at most MAX_ITEMS_PER_MESSAGE items and MAX_MESSAGE_BYTES."""
+    chunks: list[list] = [[]]
+    size = 0
+    for item in items:
+        item_size = len(_item_encoder.encode(item)) + 1
+        if chunks[-1] and (
+            len(chunks[-1]) >= MAX_ITEMS_PER_MESSAGE or size + item_size > MAX_MESSAGE_BYTES
+        ):
+            chunks.append([])
+            size = 0
+        chunks[-1].append(item)
+        size += item_size
+    return chunks

@@ -16,11 +16,11 @@ from eventsource.core.events import (
     encoder,
 )
 from eventsource.core.messages import (
-    MAX_ITEMS_PER_MESSAGE,
     Confirms,
     Kind,
     Postings,
     Results,
+    cut_items,
 )
 from eventsource.core.model import Transfer
 from eventsource.core.money import format_amount
@@ -129,7 +129,7 @@ class WorkSet:
             )
         serial = 0
         for (recipient, kind), items in self._outbound.items():
-            for chunk in _chunks(items):
+            for chunk in cut_items(items):
                 message = _MESSAGE_OF_KIND[kind](
                     sender=self.participant, **{_ITEMS_FIELD[kind]: chunk}
                 )
@@ -137,24 +137,3 @@ class WorkSet:
                 subject = inbox_subject(self.partition, recipient, kind, f"{self.token}-{serial}")
                 writes.append(Write(subject, encoder.encode(message), None, None))
         return writes
-
-
-# Well under the ledger's max_msg_size (256 KiB): a comment of 280 escaped characters makes an
-# item up to ~2 KiB, so counting items alone is not enough.
-MAX_MESSAGE_BYTES = 128 * 1024
-
-
-def _chunks(items: list) -> list[list]:
-    """Cut outbound items into messages of at most 200 items and MAX_MESSAGE_BYTES."""
-    chunks: list[list] = [[]]
-    size = 0
-    for item in items:
-        item_size = len(encoder.encode(item)) + 1
-        if chunks[-1] and (
-            len(chunks[-1]) >= MAX_ITEMS_PER_MESSAGE or size + item_size > MAX_MESSAGE_BYTES
-        ):
-            chunks.append([])
-            size = 0
-        chunks[-1].append(item)
-        size += item_size
-    return chunks

@@ -10,7 +10,13 @@ from eventsource.core.errors import RejectionCause
 from eventsource.core.messages import SubmitTransfers
 from eventsource.core.model import Outcome
 from eventsource.core.protocol import Phase
-from eventsource.core.subjects import Kind, inbox_subject, ledger_stream
+from eventsource.core.subjects import (
+    Kind,
+    inbox_subject,
+    ledger_bucket,
+    ledger_stream,
+    outgoing_key,
+)
 from eventsource.services.accounts import close_account, read_account
 from eventsource.services.client import transfer_views
 from tests.integration.conftest import LiveBank, transfer
@@ -36,6 +42,14 @@ async def test_an_accepted_transfer_moves_the_money_once_and_both_sides_agree(ba
     assert mine[0].phase is Phase.SETTLED and theirs[0].phase is Phase.CONFIRMED
     assert theirs[0].outcome is Outcome.OK
     assert await balances(bank, "alpha/a1", "beta/b1") == [(98766, 0, 0), (101234, 0, 0)]
+    # The ledger partition is a KV bucket: a KV client sees the state and the event history.
+    kv = await bank.nc.jetstream().key_value(ledger_bucket(0))
+    history = await kv.history(outgoing_key("alpha", "t-ok"))
+    assert [msgspec.json.decode(e.value)["type"] for e in history] == [
+        "FundsReserved",
+        "TransferSettled",
+    ]
+    assert msgspec.json.decode(history[-1].value)["state"]["outcome"] == "OK"
     assert (await bank.audit()).ok
 
 

@@ -492,11 +492,11 @@ def test_names_and_limits() -> None:
         MAX_MINOR,
         jetstream.MAX_BATCH,
         shipped,
-        workset.MAX_MESSAGE_BYTES,
+        messages.MAX_MESSAGE_BYTES,
     ):
         assert str(number) in limits, f"{number} is not in the limits table"
-    assert f"{workset.MAX_MESSAGE_BYTES // 1024} KiB, `MAX_MESSAGE_BYTES`" in DOC
-    assert shipped > workset.MAX_MESSAGE_BYTES
+    assert f"{messages.MAX_MESSAGE_BYTES // 1024} KiB, `MAX_MESSAGE_BYTES`" in DOC
+    assert shipped > messages.MAX_MESSAGE_BYTES
     piece = inspect.signature(dispatch.split_message).parameters["size"].default
     assert f"pieces of {piece} items" in limits
     # What a service does: a message of 2.5 pieces is decided in 3, each at most `piece` items.
