@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
+from msgspec.structs import replace
+
 from eventsource.core.account import Account
 from eventsource.core.errors import DomainError, ProtocolError, RejectionCause
 from eventsource.core.events import TransferState, encoder
@@ -153,14 +155,8 @@ def settle_result(ws: WorkSet, sender: str, result: Result) -> None:
         )
         debtor_key = account_key(n, state.transfer.debtor.account)
         ws.move(debtor_key, effect, state.transfer.id, state.transfer)
-        state = TransferState(
-            transfer=state.transfer,
-            digest=state.digest,
-            side=state.side,
-            phase=phase,
-            outcome=result.outcome,
-            cause=result.cause,
-            detail=result.detail,
+        state = replace(
+            state, phase=phase, outcome=result.outcome, cause=result.cause, detail=result.detail
         )
         ws.record(outgoing_key(n, result.id), Step.TRANSFER_SETTLED, state)
     elif state.outcome is not result.outcome:
@@ -188,16 +184,7 @@ def record_confirm(ws: WorkSet, sender: str, confirm: Confirm) -> None:
     phase, effect = transition(Side.RECEIVER, state.phase, Step.OUTCOME_CONFIRMED, state.outcome)
     credit_key = account_key(p, state.transfer.creditor.account)
     ws.move(credit_key, effect, f"{sender}.{state.transfer.id}", state.transfer)
-    confirmed = TransferState(
-        transfer=state.transfer,
-        digest=state.digest,
-        side=state.side,
-        phase=phase,
-        outcome=state.outcome,
-        cause=state.cause,
-        detail=state.detail,
-    )
-    ws.record(key, Step.OUTCOME_CONFIRMED, confirmed)
+    ws.record(key, Step.OUTCOME_CONFIRMED, replace(state, phase=phase))
 
 
 def _respond(ws: WorkSet, submitter: str, state: TransferState) -> None:
