@@ -19,11 +19,23 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from eventsource.cli import accounts, audit, bench, demo, dev, serve, status, streams, submit
+    from eventsource.cli import (
+        accounts,
+        audit,
+        bench,
+        demo,
+        dev,
+        projections,
+        serve,
+        status,
+        streams,
+        submit,
+    )
 
     app.add_typer(dev.app, name="dev")
     app.add_typer(streams.app, name="streams")
     app.add_typer(accounts.app, name="accounts")
+    app.add_typer(projections.app, name="projections")
     for module in (serve, submit, status, audit, demo, bench):
         module.register(app)
 

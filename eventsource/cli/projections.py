@@ -1,0 +1,184 @@
+"""`natsbank projections run|status|rebuild`: the read side, into PostgreSQL or SQLite."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from pathlib import Path
+
+import typer
+
+from eventsource.cli.common import console, nats_connection, partitions_of, print_json, run
+from eventsource.cli.common import settings as load_config
+from eventsource.core.errors import ConfigError, NatsbankError
+from eventsource.core.subjects import ledger_stream
+from projections.projector import (
+    Projector,
+    backlog,
+    caught_up,
+    delete_consumers,
+    projection_name,
+)
+from projections.store import Store
+
+app = typer.Typer(help="The projector: ledger events into PostgreSQL or SQLite, exactly once.")
+
+DSN = typer.Option(None, "--dsn", help="PostgreSQL URL (default: NATSBANK_PG_DSN).")
+SQLITE = typer.Option(None, "--sqlite", help="A directory: one SQLite file per participant.")
+PARTICIPANT = typer.Option(None, "--participant", "-p", help="Project only this participant.")
+NAME = typer.Option(None, "--name", help="Projection name (default: postgres|sqlite[_P]).")
+
+
+class ProjectorBusy(NatsbankError):
+    exit_code = 1
+
+
+def open_store(dsn: str | None, sqlite: Path | None, participant: str | None) -> tuple[Store, str]:
+    """The store and its default projection name."""
+    dsn = dsn or load_config().pg_dsn or None
+    if (dsn is None) == (sqlite is None):
+        raise ConfigError("give exactly one of --dsn URL (or NATSBANK_PG_DSN) and --sqlite DIR")
+    if sqlite is not None:
+        from projections.sqlite import SqliteStore
+
+        return SqliteStore(sqlite, participant), "sqlite"
+    from projections.postgres import PostgresStore
+
+    return PostgresStore(dsn), "postgres"  # type: ignore[arg-type]
+
+
+async def _open(store: Store) -> None:
+    try:
+        await store.open()
+    except (OSError, ConnectionError) as exc:
+        raise ConfigError(f"cannot open the projection database: {exc}") from None
+
+
+@app.command("run")
+def run_projector(
+    dsn: str | None = DSN,
+    sqlite: Path | None = SQLITE,
+    participant: str | None = PARTICIPANT,
+    name: str | None = NAME,
+    batch: int = typer.Option(500, "--batch", min=1, help="Events per fetch and transaction."),
+) -> None:
+    """Follow the ledger until SIGINT/SIGTERM (several may run: one is active, others wait)."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    store, backend = open_store(dsn, sqlite, participant)
+    projection = name or projection_name(backend, participant)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        async with nats_connection(load_config()) as nc:
+            partitions = await partitions_of(nc)
+            await _open(store)
+            try:
+                projector = Projector(
+                    nc, store, partitions, name=projection, participant=participant,
+                    fetch_batch=batch,
+                )  # fmt: skip
+                await projector.run(stop)
+            finally:
+                await store.close()
+
+    run(main)
+
+
+@app.command("status")
+def status(
+    dsn: str | None = DSN,
+    sqlite: Path | None = SQLITE,
+    participant: str | None = PARTICIPANT,
+    name: str | None = NAME,
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Lag per partition: events not yet applied, and seconds since the last applied event."""
+    store, backend = open_store(dsn, sqlite, participant)
+    projection = name or projection_name(backend, participant)
+
+    async def main() -> list[dict]:
+        async with nats_connection(load_config()) as nc:
+            partitions = await partitions_of(nc)
+            await _open(store)
+            try:
+                positions = {p.stream: p for p in await store.positions()}
+                counts = await backlog(nc, projection, partitions)
+            finally:
+                await store.close()
+        rows = []
+        now_ms = time.time() * 1000
+        for k, count in counts.items():
+            stream = ledger_stream(k)
+            position = positions.get(stream)
+            last = position.last_event_at if position else None
+            rows.append(
+                {
+                    "projection": projection,
+                    "consumer": f"projector_{projection}_{k}",
+                    "stream": stream,
+                    "position": position.seq if position else 0,
+                    "pending": None if count is None else count[0] + count[1],
+                    "lag_seconds": None if last is None else round((now_ms - last) / 1000, 3),
+                }
+            )
+        return rows
+
+    rows = run(main)
+    if as_json:
+        print_json(rows)
+        return
+    for row in rows:
+        pending = "no consumer" if row["pending"] is None else f"{row['pending']} pending"
+        lag = "never applied" if row["lag_seconds"] is None else f"{row['lag_seconds']} s"
+        console.print(
+            f"{row['consumer']}: position {row['position']}, {pending}, last event {lag} ago",
+            highlight=False,
+        )
+
+
+@app.command("rebuild")
+def rebuild(
+    dsn: str | None = DSN,
+    sqlite: Path | None = SQLITE,
+    participant: str | None = PARTICIPANT,
+    name: str | None = NAME,
+    follow: bool = typer.Option(False, "--follow", help="Keep running after catching up."),
+) -> None:
+    """Delete the consumers and the rows, then project again from the start of the ledger."""
+    store, backend = open_store(dsn, sqlite, participant)
+    projection = name or projection_name(backend, participant)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        async with nats_connection(load_config()) as nc:
+            partitions = await partitions_of(nc)
+            await _open(store)
+            try:
+                if not await store.try_lead(projection):
+                    raise ProjectorBusy(f"a projector of {projection} is running: stop it first")
+                await delete_consumers(nc, projection, partitions)
+                await store.reset()
+                projector = Projector(
+                    nc, store, partitions, name=projection, participant=participant
+                )
+                task = asyncio.create_task(projector.run(stop))
+                while not follow and not stop.is_set() and not task.done():
+                    await asyncio.sleep(0.5)
+                    if await caught_up(nc, projection, partitions):
+                        stop.set()
+                await task
+            finally:
+                await store.close()
+        console.print(f"{projection}: rebuilt", highlight=False)
+
+    with contextlib.suppress(KeyboardInterrupt):
+        run(main)

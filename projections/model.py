@@ -1,0 +1,144 @@
+"""What the projector reads from a ledger stream, as flat rows. Pure: no I/O.
+
+Every state event carries the record's snapshot after it, so a row is that snapshot plus the
+event's time; applying the events of one key in stream order leaves the row equal to the KV value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import msgspec
+
+from eventsource.core.events import account_event_decoder, transfer_event_decoder
+from eventsource.core.model import Side
+from eventsource.core.protocol import Phase
+from eventsource.core.subjects import key_of_subject
+
+# The column that records when a record reached each phase.
+PHASE_COLUMN = {
+    Phase.RESERVED: "reserved_at",
+    Phase.SETTLED: "settled_at",
+    Phase.DECIDED: "decided_at",
+    Phase.CONFIRMED: "confirmed_at",
+}
+
+
+class Undecodable(ValueError):
+    """A ledger message the projector cannot turn into a row: it goes to the dead letters."""
+
+
+@dataclass(frozen=True, slots=True)
+class AccountRow:
+    key: str
+    participant: str
+    account: str
+    currency: str
+    balance: str
+    pending_debits: str
+    pending_credits: str
+    closed: bool
+    at: int  # unix ms of the event
+
+
+@dataclass(frozen=True, slots=True)
+class TransferRow:
+    key: str
+    participant: str
+    side: str
+    transfer_id: str
+    counterparty: str
+    debtor: str
+    creditor: str
+    amount: str  # exactly as recorded: a refused transfer may keep an invalid amount as text
+    currency: str
+    comment: str
+    phase: str
+    outcome: str | None
+    cause: str | None
+    detail: str
+    at: int
+
+    @property
+    def phase_column(self) -> str:
+        return PHASE_COLUMN[Phase(self.phase)]
+
+
+Row = AccountRow | TransferRow
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEvent:
+    """One state event with its place in the stream: the position the projector records."""
+
+    stream: str
+    seq: int
+    row: Row
+
+
+def participant_of_key(key: str) -> str:
+    return key.split(".", 1)[0]
+
+
+def decode_row(subject: str, data: bytes) -> Row:
+    """The row of a state event on `$KV.ledger_<k>.<key>`; raises Undecodable."""
+    key = key_of_subject(subject)
+    if key is None:
+        raise Undecodable(f"{subject} is not a state subject")
+    parts = key.split(".")
+    try:
+        if len(parts) == 3 and parts[1] == "acct":
+            return _account_row(key, parts, data)
+        if (len(parts) == 3 and parts[1] == "out") or (len(parts) == 4 and parts[1] == "in"):
+            return _transfer_row(key, parts, data)
+    except msgspec.DecodeError as exc:
+        raise Undecodable(f"{key}: {exc}") from None
+    raise Undecodable(f"{key} is not an account or transfer key")
+
+
+def _account_row(key: str, parts: list[str], data: bytes) -> AccountRow:
+    event = account_event_decoder.decode(data)
+    state = event.state
+    if (state.participant, state.account) != (parts[0], parts[2]):
+        raise Undecodable(f"{key} holds the account {state.participant}/{state.account}")
+    return AccountRow(
+        key=key,
+        participant=state.participant,
+        account=state.account,
+        currency=state.currency,
+        balance=state.balance,
+        pending_debits=state.pending_debits,
+        pending_credits=state.pending_credits,
+        closed=state.closed,
+        at=event.at,
+    )
+
+
+def _transfer_row(key: str, parts: list[str], data: bytes) -> TransferRow:
+    event = transfer_event_decoder.decode(data)
+    state = event.state
+    transfer = state.transfer
+    side = Side.SUBMITTER if parts[1] == "out" else Side.RECEIVER
+    expected_side = parts[0] == (
+        transfer.debtor.participant if side is Side.SUBMITTER else transfer.creditor.participant
+    )
+    if state.side != side or transfer.id != parts[-1] or not expected_side:
+        raise Undecodable(f"{key} holds the {state.side} record of transfer {transfer.id}")
+    counterparty = transfer.creditor.participant if side is Side.SUBMITTER else parts[2]
+    return TransferRow(
+        key=key,
+        participant=parts[0],
+        side=side.value,
+        transfer_id=transfer.id,
+        counterparty=counterparty,
+        debtor=f"{transfer.debtor.participant}/{transfer.debtor.account}",
+        creditor=f"{transfer.creditor.participant}/{transfer.creditor.account}",
+        amount=transfer.amount,
+        currency=transfer.currency,
+        comment=transfer.comment,
+        phase=state.phase.value,
+        outcome=state.outcome.value if state.outcome else None,
+        cause=state.cause.value if state.cause else None,
+        detail=state.detail,
+        at=event.at,
+    )

@@ -1,0 +1,250 @@
+"""The projector: ledger state events -> a database, exactly once.
+
+Per ledger partition k, a durable pull consumer `projector_<name>_<k>` on `$KV.ledger_<k>.>`
+(the state events; the inbox subjects are not delivered). A fetched batch is applied in ONE
+database transaction together with the stream position it reaches; it is acked only after the
+commit. Events at or below the stored position are skipped, so a redelivery changes nothing.
+
+Never skip a gap: the database position is the truth and the consumer only a cursor. At start,
+and whenever a delivery is missing (the consumer sequence jumped: a fetch reply was lost, or
+unacked messages came back after a crash), the consumer is re-created at position + 1. Only one
+projector per projection is active at a time (a database lock), so nobody else moves the cursor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, ReplayPolicy
+from nats.js.errors import NotFoundError
+
+from eventsource.adapters.dead_letters import dead_letter
+from eventsource.core.model import is_token
+from eventsource.core.subjects import key_of_subject, ledger_stream, state_prefix
+from projections.model import LedgerEvent, Undecodable, decode_row, participant_of_key
+from projections.store import Store
+
+log = logging.getLogger("natsbank.projector")
+FETCH_BATCH = 500
+ACK_WAIT = 60.0
+KEEP_ALIVE = 5.0
+UNDECODABLE = "UNDECODABLE"
+PROJECTOR_DLQ = "_projector"
+
+
+def consumer_name(name: str, partition: int) -> str:
+    return f"projector_{name}_{partition}"
+
+
+def projection_name(backend: str, participant: str | None) -> str:
+    return f"{backend}_{participant}" if participant else backend
+
+
+def state_filter(partition: int, participant: str | None) -> str:
+    return f"{state_prefix(partition)}{participant + '.' if participant else ''}>"
+
+
+@dataclass
+class ProjectorStats:
+    batches: int = 0
+    applied: int = 0
+    skipped: int = 0
+    dead_letters: int = 0
+    rewinds: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+class Projector:
+    def __init__(
+        self,
+        nc: Client,
+        store: Store,
+        partitions: int,
+        *,
+        name: str,
+        participant: str | None = None,
+        fetch_batch: int = FETCH_BATCH,
+    ) -> None:
+        self.nc = nc
+        self.js = nc.jetstream()
+        self.store = store
+        self.partitions = partitions
+        self.name = name
+        self.participant = participant
+        self.fetch_batch = fetch_batch
+        self.stats = ProjectorStats()
+        self.leading = asyncio.Event()
+        self.bound: set[int] = set()  # partitions whose consumer this run has (re-)created
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Wait to be the active projector, then follow every partition until `stop`."""
+        while not await self.store.try_lead(self.name):
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 1.0)
+            if stop.is_set():
+                return
+        self.leading.set()
+        # One partition at a time shares the one database connection; batches are big anyway.
+        subs: dict[int, object] = {}
+        expected: dict[int, int] = {}
+        try:
+            while not stop.is_set():
+                idle = True
+                for k in range(self.partitions):
+                    if stop.is_set():
+                        break
+                    if k not in subs:
+                        try:
+                            subs[k] = await self._rewind(k)
+                        except Exception as exc:  # no leader yet, server restarting
+                            log.warning("%s: cannot set up partition %d: %s", self.name, k, exc)
+                            await asyncio.sleep(1.0)
+                            continue
+                        expected[k] = 1
+                        self.bound.add(k)
+                    got = await self._step(k, subs, expected, stop)
+                    idle = idle and not got
+                if idle and self.partitions > 1:
+                    await asyncio.sleep(0.05)
+        finally:
+            for sub in subs.values():
+                with contextlib.suppress(Exception):
+                    await sub.unsubscribe()  # type: ignore[attr-defined]
+
+    async def _rewind(self, k: int):
+        """Re-create the consumer at the database position + 1 and bind to it."""
+        stream = ledger_stream(k)
+        durable = consumer_name(self.name, k)
+        position = await self._retry(lambda: self.store.position(stream))
+        with contextlib.suppress(NotFoundError):
+            await self.js.delete_consumer(stream, durable)
+        config = ConsumerConfig(
+            durable_name=durable,
+            filter_subject=state_filter(k, self.participant),
+            ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+            opt_start_seq=position + 1,
+            replay_policy=ReplayPolicy.INSTANT,
+            ack_wait=ACK_WAIT,
+            max_deliver=-1,
+            max_ack_pending=-1,
+        )
+        await self.js.add_consumer(stream, config)
+        log.info("%s: consumer %s starts at %d", self.name, durable, position + 1)
+        return await self.js.pull_subscribe_bind(durable, stream=stream)
+
+    async def _step(self, k: int, subs: dict, expected: dict, stop: asyncio.Event) -> bool:
+        try:
+            timeout = 1.0 if self.partitions == 1 else 0.2
+            msgs: list[Msg] = await subs[k].fetch(self.fetch_batch, timeout=timeout)
+        except TimeoutError:
+            return False
+        except Exception as exc:  # server restart, lost consumer: resume from the database
+            log.warning("%s: fetch from partition %d failed (%s); rewinding", self.name, k, exc)
+            await self._drop(subs, k)
+            await asyncio.sleep(0.5)
+            return False
+        if msgs[0].metadata.sequence.consumer != expected[k]:
+            # A delivery went missing or old ones came back: never apply past a hole.
+            self.stats.rewinds += 1
+            await self._drop(subs, k)
+            return False
+        expected[k] = msgs[-1].metadata.sequence.consumer + 1
+        await self.apply_batch(ledger_stream(k), msgs, stop)
+        return True
+
+    async def _drop(self, subs: dict, k: int) -> None:
+        sub = subs.pop(k, None)
+        if sub is not None:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+
+    async def apply_batch(self, stream: str, msgs: list[Msg], stop: asyncio.Event) -> None:
+        events: list[LedgerEvent] = []
+        for msg in msgs:
+            seq = msg.metadata.sequence.stream
+            try:
+                events.append(LedgerEvent(stream, seq, decode_row(msg.subject, msg.data)))
+            except Undecodable as exc:
+                await self._poison(msg, str(exc))
+        last_seq = msgs[-1].metadata.sequence.stream
+        kept_alive = asyncio.get_running_loop().time()
+        attempt = 0
+        while True:
+            try:
+                applied = await self.store.apply(stream, last_seq, events)
+                break
+            except Exception as exc:  # database down: keep the batch, retry, keep it ours
+                if stop.is_set():
+                    return  # unacked; the next start resumes from the database position
+                attempt += 1
+                self.stats.errors.append(repr(exc))
+                log.warning("%s: applying a batch failed (%s); retrying", self.name, exc)
+                await asyncio.sleep(min(2.0, 0.2 * attempt))
+                with contextlib.suppress(Exception):
+                    await self.store.reconnect()
+                now = asyncio.get_running_loop().time()
+                if now - kept_alive > KEEP_ALIVE:
+                    kept_alive = now
+                    for msg in msgs:
+                        with contextlib.suppress(Exception):
+                            await msg.in_progress()
+        self.stats.batches += 1
+        self.stats.applied += applied
+        self.stats.skipped += len(events) - applied
+        for msg in msgs:
+            with contextlib.suppress(Exception):  # a lost ack only means a skipped redelivery
+                await msg.ack()
+
+    async def _poison(self, msg: Msg, detail: str) -> None:
+        self.stats.dead_letters += 1
+        log.warning("%s: dead letter %s: %s", self.name, UNDECODABLE, detail)
+        key = key_of_subject(msg.subject) or ""
+        owner = participant_of_key(key)
+        owner = owner if is_token(owner) else PROJECTOR_DLQ
+        await self._retry(lambda: dead_letter(self.nc, owner, msg, UNDECODABLE, detail))
+
+    async def _retry(self, call, attempts: int = 60):
+        for attempt in range(1, attempts + 1):
+            try:
+                return await call()
+            except Exception as exc:
+                if attempt == attempts:
+                    raise
+                log.warning("%s: %s; retrying", self.name, exc)
+                await asyncio.sleep(min(2.0, 0.2 * attempt))
+                with contextlib.suppress(Exception):
+                    await self.store.reconnect()
+        return None
+
+
+async def backlog(nc: Client, name: str, partitions: int) -> dict[int, tuple[int, int] | None]:
+    """Per partition, (events not yet delivered, delivered but not acked); None if no consumer."""
+    js = nc.jetstream()
+    result: dict[int, tuple[int, int] | None] = {}
+    for k in range(partitions):
+        try:
+            info = await js.consumer_info(ledger_stream(k), consumer_name(name, k))
+        except NotFoundError:
+            result[k] = None
+            continue
+        result[k] = (info.num_pending or 0, info.num_ack_pending or 0)
+    return result
+
+
+async def caught_up(nc: Client, name: str, partitions: int) -> bool:
+    """Every partition's consumer exists and has nothing pending or unacked."""
+    counts = await backlog(nc, name, partitions)
+    return all(c == (0, 0) for c in counts.values())
+
+
+async def delete_consumers(nc: Client, name: str, partitions: int) -> None:
+    js = nc.jetstream()
+    for k in range(partitions):
+        with contextlib.suppress(NotFoundError):
+            await js.delete_consumer(ledger_stream(k), consumer_name(name, k))

@@ -1,0 +1,236 @@
+"""The SQLite projection (aiosqlite): one database file per participant in a directory, each
+holding that participant's accounts, its own transfer records and its own stream positions."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import aiosqlite
+
+from projections.model import AccountRow, LedgerEvent, TransferRow
+from projections.schema import SQLITE_MIGRATIONS
+from projections.store import Position, ProjectedState
+
+SUFFIX = ".sqlite"
+_PHASE_COLUMNS = ("reserved_at", "settled_at", "decided_at", "confirmed_at")
+
+_UPSERT_ACCOUNT = """
+INSERT INTO accounts (key, participant, account, currency, balance, pending_debits,
+                      pending_credits, closed, updated_at, stream, seq)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (key) DO UPDATE SET
+    currency = excluded.currency, balance = excluded.balance,
+    pending_debits = excluded.pending_debits, pending_credits = excluded.pending_credits,
+    closed = excluded.closed, updated_at = excluded.updated_at,
+    stream = excluded.stream, seq = excluded.seq
+"""
+
+_UPSERT_TRANSFER = """
+INSERT INTO transfers (key, participant, side, transfer_id, counterparty, debtor, creditor,
+                       amount, currency, comment, phase, outcome, cause, detail,
+                       reserved_at, settled_at, decided_at, confirmed_at, updated_at, stream, seq)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (key) DO UPDATE SET
+    debtor = excluded.debtor, creditor = excluded.creditor, amount = excluded.amount,
+    currency = excluded.currency, comment = excluded.comment, phase = excluded.phase,
+    outcome = excluded.outcome, cause = excluded.cause, detail = excluded.detail,
+    reserved_at = COALESCE(transfers.reserved_at, excluded.reserved_at),
+    settled_at = COALESCE(transfers.settled_at, excluded.settled_at),
+    decided_at = COALESCE(transfers.decided_at, excluded.decided_at),
+    confirmed_at = COALESCE(transfers.confirmed_at, excluded.confirmed_at),
+    updated_at = excluded.updated_at, stream = excluded.stream, seq = excluded.seq
+"""
+
+
+def _account_args(event: LedgerEvent, row: AccountRow) -> tuple:
+    return (
+        row.key, row.participant, row.account, row.currency, row.balance, row.pending_debits,
+        row.pending_credits, int(row.closed), row.at, event.stream, event.seq,
+    )  # fmt: skip
+
+
+def _transfer_args(event: LedgerEvent, row: TransferRow) -> tuple:
+    phases = tuple(row.at if c == row.phase_column else None for c in _PHASE_COLUMNS)
+    return (
+        row.key, row.participant, row.side, row.transfer_id, row.counterparty, row.debtor,
+        row.creditor, row.amount, row.currency, row.comment, row.phase, row.outcome, row.cause,
+        row.detail, *phases, row.at, event.stream, event.seq,
+    )  # fmt: skip
+
+
+async def _open_database(path: Path) -> aiosqlite.Connection:
+    db = await aiosqlite.connect(path, isolation_level=None)
+    await db.execute("PRAGMA journal_mode=WAL")
+    await db.execute("PRAGMA synchronous=FULL")
+    await db.execute("PRAGMA busy_timeout=10000")
+    await db.execute("BEGIN IMMEDIATE")  # one migrator at a time, also across processes
+    try:
+        await db.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
+            "applied_at INTEGER NOT NULL)"
+        )
+        async with db.execute("SELECT version FROM schema_migrations") as cursor:
+            done = {row[0] async for row in cursor}
+        for version, sql in enumerate(SQLITE_MIGRATIONS, start=1):
+            if version not in done:
+                for statement in filter(str.strip, sql.split(";")):
+                    await db.execute(statement)
+                await db.execute(
+                    "INSERT INTO schema_migrations VALUES (?, ?)", (version, int(time.time()))
+                )
+        await db.execute("COMMIT")
+    except BaseException:
+        await db.execute("ROLLBACK")
+        await db.close()
+        raise
+    return db
+
+
+class SqliteStore:
+    """`directory/<participant>.sqlite`; with `participant`, only that participant's file."""
+
+    def __init__(self, directory: Path, participant: str | None = None) -> None:
+        self.directory = Path(directory)
+        self.participant = participant
+        self._dbs: dict[str, aiosqlite.Connection] = {}
+        self._lock_file = None
+
+    async def open(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        names = [self.participant] if self.participant else self._existing()
+        for name in names:
+            await self._db(name)
+
+    def _existing(self) -> list[str]:
+        return sorted(p.name[: -len(SUFFIX)] for p in self.directory.glob(f"*{SUFFIX}"))
+
+    async def _db(self, participant: str) -> aiosqlite.Connection:
+        if participant not in self._dbs:
+            self._dbs[participant] = await _open_database(self.directory / f"{participant}{SUFFIX}")
+        return self._dbs[participant]
+
+    async def close(self) -> None:
+        for db in self._dbs.values():
+            await db.close()
+        self._dbs.clear()
+        if self._lock_file is not None:
+            self._lock_file.close()
+            self._lock_file = None
+
+    async def reconnect(self) -> None:
+        names = list(self._dbs)
+        for db in self._dbs.values():
+            with contextlib.suppress(Exception):
+                await db.close()
+        self._dbs.clear()
+        for name in names:
+            await self._db(name)
+
+    async def try_lead(self, name: str) -> bool:
+        """An exclusive flock on a file in the directory: one active projector per directory."""
+        if self._lock_file is None:
+            self._lock_file = (self.directory / f".projector-{name}.lock").open("a")
+        try:
+            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
+
+    async def position(self, stream: str) -> int:
+        """The lowest position over the files: below it, every file has applied everything."""
+        seqs = [await _stored(db, stream) for db in self._dbs.values()]
+        return min(seqs, default=0)
+
+    async def apply(self, stream: str, last_seq: int, events: list[LedgerEvent]) -> int:
+        """One transaction per participant file, each with its own position."""
+        by_participant: dict[str, list[LedgerEvent]] = defaultdict(list)
+        for event in events:
+            if self.participant in (None, event.row.participant):
+                by_participant[event.row.participant].append(event)
+        applied = 0
+        for participant, mine in by_participant.items():
+            applied += await _apply_one(await self._db(participant), stream, last_seq, mine)
+        return applied
+
+    async def positions(self) -> list[Position]:
+        for name in [] if self.participant else self._existing():
+            await self._db(name)  # files another process created since open()
+        best: dict[str, Position] = {}
+        for db in self._dbs.values():
+            query = "SELECT stream, seq, last_event_at FROM projection_position"
+            async with db.execute(query) as cursor:
+                async for stream, seq, at in cursor:
+                    old = best.get(stream)
+                    low = min(seq, old.seq) if old else seq
+                    last = max(filter(None, (at, old.last_event_at if old else None)), default=None)
+                    best[stream] = Position(stream, low, last)
+        return [best[s] for s in sorted(best)]
+
+    async def reset(self) -> None:
+        for db in self._dbs.values():
+            await db.execute("BEGIN IMMEDIATE")
+            for table in ("accounts", "transfers", "projection_position"):
+                await db.execute(f"DELETE FROM {table}")
+            await db.execute("COMMIT")
+
+    async def state(self) -> ProjectedState:
+        accounts: dict[str, tuple] = {}
+        transfers: dict[str, tuple] = {}
+        for db in self._dbs.values():
+            query = (
+                "SELECT key, participant, account, currency, balance, pending_debits, "
+                "pending_credits, closed FROM accounts"
+            )
+            async with db.execute(query) as cursor:
+                async for key, *values in cursor:
+                    accounts[key] = (*values[:-1], bool(values[-1]))
+            query = (
+                "SELECT key, participant, side, transfer_id, amount, currency, phase, outcome, "
+                "cause, detail, reserved_at, settled_at, decided_at, confirmed_at FROM transfers"
+            )
+            async with db.execute(query) as cursor:
+                async for key, *values in cursor:
+                    transfers[key] = (*values[:9], tuple(values[9:]))
+        return ProjectedState(accounts, transfers)
+
+
+async def _stored(db: aiosqlite.Connection, stream: str) -> int:
+    async with db.execute("SELECT seq FROM projection_position WHERE stream = ?", (stream,)) as c:
+        row = await c.fetchone()
+    return row[0] if row else 0
+
+
+async def _apply_one(
+    db: aiosqlite.Connection, stream: str, last_seq: int, events: list[LedgerEvent]
+) -> int:
+    await db.execute("BEGIN IMMEDIATE")
+    try:
+        stored = await _stored(db, stream)
+        todo = [e for e in events if e.seq > stored]
+        if last_seq > stored:
+            accounts = [_account_args(e, e.row) for e in todo if isinstance(e.row, AccountRow)]
+            transfers = [_transfer_args(e, e.row) for e in todo if isinstance(e.row, TransferRow)]
+            if accounts:
+                await db.executemany(_UPSERT_ACCOUNT, accounts)
+            if transfers:
+                await db.executemany(_UPSERT_TRANSFER, transfers)
+            last_at = max((e.row.at for e in todo), default=None)
+            await db.execute(
+                """INSERT INTO projection_position (stream, seq, last_event_at, applied_at)
+                   VALUES (?, ?, ?, ?)
+                   ON CONFLICT (stream) DO UPDATE SET seq = excluded.seq,
+                       applied_at = excluded.applied_at,
+                       last_event_at = COALESCE(excluded.last_event_at,
+                                                projection_position.last_event_at)""",
+                (stream, last_seq, last_at, int(time.time() * 1000)),
+            )
+        await db.execute("COMMIT")
+    except BaseException:
+        with contextlib.suppress(Exception):
+            await db.execute("ROLLBACK")
+        raise
+    return len(todo) if last_seq > stored else 0
