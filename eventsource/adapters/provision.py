@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import enum
+import time
 from dataclasses import dataclass
 
 import msgspec
 from nats.aio.client import Client
 from nats.js.api import ConsumerConfig, StreamConfig
-from nats.js.errors import NotFoundError
+from nats.js.errors import APIError, NotFoundError
 
 from eventsource.adapters.topology import (
     Topology,
@@ -16,7 +18,7 @@ from eventsource.adapters.topology import (
     replicas_for,
     stream_configs,
 )
-from eventsource.core.errors import ConfigError
+from eventsource.core.errors import ConfigError, InfrastructureError
 from eventsource.core.model import is_token
 from eventsource.core.subjects import (
     PARTICIPANTS_BUCKET,
@@ -104,11 +106,10 @@ async def apply_topology(
 ) -> list[Change]:
     js = nc.jetstream()
     replicas = replicas_for(topology, cluster_size(nc))
-    changes = [
-        await _apply_stream(js, config, dry_run=dry_run, force=force)
-        for config in stream_configs(topology, replicas)
-    ]
+    configs = stream_configs(topology, replicas)
+    changes = [await _apply_stream(js, config, dry_run=dry_run, force=force) for config in configs]
     if not dry_run:
+        await wait_for_leaders(js, [config.name for config in configs])
         await _check_partitions(js, topology, force=force)
     for participant in topology.participants:
         changes.extend(await register_participant(nc, topology, participant, dry_run=dry_run))
@@ -117,6 +118,23 @@ async def apply_topology(
             if registration.participant not in topology.participants:
                 changes.extend(await register_participant(nc, topology, registration.participant))
     return changes
+
+
+async def wait_for_leaders(js, streams: list[str], timeout: float = 30.0) -> None:
+    """A new replicated stream takes a moment to elect its leader; until then every write to it
+    fails. Return once each stream answers with a leader."""
+    deadline = time.monotonic() + timeout
+    for name in streams:
+        while True:
+            try:
+                info = await js.stream_info(name)
+                if info.cluster is None or info.cluster.leader:
+                    break
+            except (TimeoutError, APIError):
+                pass
+            if time.monotonic() > deadline:
+                raise InfrastructureError(f"stream {name} has no leader after {timeout:.0f} s")
+            await asyncio.sleep(0.1)
 
 
 async def _apply_stream(js, config: StreamConfig, *, dry_run: bool, force: bool) -> Change:

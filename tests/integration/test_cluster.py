@@ -78,9 +78,9 @@ async def test_three_nodes_host_an_r3_stream(nats3: ClusterInfo) -> None:
     async with connected(nats3) as nc:
         js = nc.jetstream()
         await js.add_stream(StreamConfig(name="LEDGER", subjects=["nb.>"], num_replicas=3))
-        ack = await js.publish("nb.0.a", b"x")
+        seq = await publish_until_acked(nc, "nb.0.a")  # the new stream elects its leader first
         info = await js.stream_info("LEDGER")
-    assert ack.seq == 1
+    assert seq == 1
     assert info.cluster is not None
     assert info.cluster.leader in {node.name for node in nats3.nodes}
     assert len(info.cluster.replicas or []) == 2
@@ -90,7 +90,7 @@ async def test_r3_stream_survives_the_loss_of_its_leader_node(nats3: ClusterInfo
     async with connected(nats3) as nc:
         js = nc.jetstream()
         await js.add_stream(StreamConfig(name="LEDGER", subjects=["nb.>"], num_replicas=3))
-        await js.publish("nb.0.a", b"before")
+        await publish_until_acked(nc, "nb.0.a")  # the new stream elects its leader first
         leader = (await js.stream_info("LEDGER")).cluster.leader
         index = [node.name for node in nats3.nodes].index(leader)
         killed_pid = nats3.nodes[index].pid
