@@ -10,7 +10,7 @@ import asyncpg
 
 from projections.model import AccountRow, LedgerEvent, TransferRow
 from projections.schema import POSTGRES_MIGRATIONS
-from projections.store import Position, ProjectedState
+from projections.store import LostLeadership, Position, ProjectedState
 
 _MIGRATION_LOCK = 0x6E62_0001  # pg_advisory_lock key: "nb" + 1, shared by every projector
 
@@ -84,17 +84,17 @@ class PostgresStore:
     def __init__(self, dsn: str) -> None:
         self.dsn = dsn
         self._conn: asyncpg.Connection | None = None
-        self._leader: asyncpg.Connection | None = None
+        self._leading: str | None = None
 
     async def open(self) -> None:
         self._conn = await asyncpg.connect(self.dsn)
         await migrate(self._conn)
 
     async def close(self) -> None:
-        for conn in (self._conn, self._leader):
-            if conn is not None and not conn.is_closed():
-                await conn.close()
-        self._conn = self._leader = None
+        if self._conn is not None and not self._conn.is_closed():
+            await self._conn.close()
+        self._conn = None
+        self._leading = None
 
     @property
     def conn(self) -> asyncpg.Connection:
@@ -103,15 +103,27 @@ class PostgresStore:
         return self._conn
 
     async def reconnect(self) -> None:
+        """A new session; a leader takes its lock again, or learns that it lost it."""
         if self._conn is not None and not self._conn.is_closed():
             self._conn.terminate()
         self._conn = await asyncpg.connect(self.dsn)
+        name = self._leading
+        if name is not None and not await self._lock(name):
+            self._leading = None
+            raise LostLeadership(f"another projector holds the lock of {name}")
 
     async def try_lead(self, name: str) -> bool:
-        """Hold a session advisory lock: one active projector per projection, others stand by."""
-        if self._leader is None or self._leader.is_closed():
-            self._leader = await asyncpg.connect(self.dsn)
-        return bool(await self._leader.fetchval("SELECT pg_try_advisory_lock($1)", _lock_key(name)))
+        """Hold a session advisory lock on the connection that applies the batches: one active
+        projector per projection, others stand by; every commit is made under the lock."""
+        if self._leading == name:
+            return True
+        if await self._lock(name):
+            self._leading = name
+            return True
+        return False
+
+    async def _lock(self, name: str) -> bool:
+        return bool(await self.conn.fetchval("SELECT pg_try_advisory_lock($1)", _lock_key(name)))
 
     async def position(self, stream: str) -> int:
         seq = await self.conn.fetchval(

@@ -27,7 +27,7 @@ from eventsource.adapters.dead_letters import dead_letter
 from eventsource.core.model import is_token
 from eventsource.core.subjects import key_of_subject, ledger_stream, state_prefix
 from projections.model import LedgerEvent, Undecodable, decode_row, participant_of_key
-from projections.store import Store
+from projections.store import LostLeadership, Store
 
 log = logging.getLogger("natsbank.projector")
 FETCH_BATCH = 500
@@ -82,13 +82,33 @@ class Projector:
         self.bound: set[int] = set()  # partitions whose consumer this run has (re-)created
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Wait to be the active projector, then follow every partition until `stop`."""
-        while not await self.store.try_lead(self.name):
+        """Wait to be the active projector, then follow every partition until `stop`; back to
+        waiting if the database lock is lost (another projector may have taken over)."""
+        while not stop.is_set():
+            if not await self._lead(stop):
+                return
+            try:
+                await self._follow(stop)
+            except LostLeadership:
+                log.warning("%s: lost the projection lock; standing by", self.name)
+            finally:
+                self.leading.clear()
+                self.bound.clear()
+
+    async def _lead(self, stop: asyncio.Event) -> bool:
+        while not stop.is_set():
+            try:
+                if await self.store.try_lead(self.name):
+                    self.leading.set()
+                    return True
+            except Exception as exc:  # database down: keep trying
+                log.warning("%s: cannot take the projection lock: %s", self.name, exc)
+                await self._reconnect()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 1.0)
-            if stop.is_set():
-                return
-        self.leading.set()
+        return False
+
+    async def _follow(self, stop: asyncio.Event) -> None:
         # One partition at a time shares the one database connection; batches are big anyway.
         subs: dict[int, object] = {}
         expected: dict[int, int] = {}
@@ -101,6 +121,8 @@ class Projector:
                     if k not in subs:
                         try:
                             subs[k] = await self._rewind(k)
+                        except LostLeadership:
+                            raise
                         except Exception as exc:  # no leader yet, server restarting
                             log.warning("%s: cannot set up partition %d: %s", self.name, k, exc)
                             await asyncio.sleep(1.0)
@@ -115,6 +137,15 @@ class Projector:
             for sub in subs.values():
                 with contextlib.suppress(Exception):
                     await sub.unsubscribe()  # type: ignore[attr-defined]
+
+    async def _reconnect(self) -> None:
+        """Reconnect the store; LostLeadership goes through, anything else is retried later."""
+        try:
+            await self.store.reconnect()
+        except LostLeadership:
+            raise
+        except Exception as exc:
+            log.warning("%s: reconnecting to the database failed: %s", self.name, exc)
 
     async def _rewind(self, k: int):
         """Re-create the consumer at the database position + 1 and bind to it."""
@@ -149,6 +180,8 @@ class Projector:
             await self._drop(subs, k)
             await asyncio.sleep(0.5)
             return False
+        if not msgs:
+            return False
         if msgs[0].metadata.sequence.consumer != expected[k]:
             # A delivery went missing or old ones came back: never apply past a hole.
             self.stats.rewinds += 1
@@ -179,6 +212,8 @@ class Projector:
             try:
                 applied = await self.store.apply(stream, last_seq, events)
                 break
+            except LostLeadership:
+                raise
             except Exception as exc:  # database down: keep the batch, retry, keep it ours
                 if stop.is_set():
                     return  # unacked; the next start resumes from the database position
@@ -186,8 +221,7 @@ class Projector:
                 self.stats.errors.append(repr(exc))
                 log.warning("%s: applying a batch failed (%s); retrying", self.name, exc)
                 await asyncio.sleep(min(2.0, 0.2 * attempt))
-                with contextlib.suppress(Exception):
-                    await self.store.reconnect()
+                await self._reconnect()
                 now = asyncio.get_running_loop().time()
                 if now - kept_alive > KEEP_ALIVE:
                     kept_alive = now
@@ -213,13 +247,14 @@ class Projector:
         for attempt in range(1, attempts + 1):
             try:
                 return await call()
+            except LostLeadership:
+                raise
             except Exception as exc:
                 if attempt == attempts:
                     raise
                 log.warning("%s: %s; retrying", self.name, exc)
                 await asyncio.sleep(min(2.0, 0.2 * attempt))
-                with contextlib.suppress(Exception):
-                    await self.store.reconnect()
+                await self._reconnect()
         return None
 
 

@@ -8,6 +8,11 @@ from typing import Protocol
 from projections.model import LedgerEvent
 
 
+class LostLeadership(Exception):
+    """The database session that held the projection lock is gone, and another projector
+    holds the lock now: this one must stop applying (it would race the other one)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Position:
     stream: str
