@@ -163,8 +163,17 @@ async def test_the_projection_equals_the_ledger_state(bank: LiveBank, make_store
     async with projecting(bank, make_store()) as projector:
         await until_caught_up(bank, projector)
         await assert_projection_equals_state(bank, projector.store)
-        outcomes = {row[6] for row in (await projector.store.state()).transfers.values()}
+        projected = await projector.store.state()
+        outcomes = {row[6] for row in projected.transfers.values()}
         assert outcomes == {"OK", "REJECTED"}
+        if isinstance(projector.store, PostgresStore):  # the views a psql user starts from
+            conn = projector.store.conn
+            summary = await conn.fetch("SELECT * FROM participant_summary ORDER BY participant")
+            assert [r["participant"] for r in summary] == ["alpha", "beta", "gamma"]
+            assert all(r["open"] == 0 for r in summary)
+            assert await conn.fetchval("SELECT count(*) FROM stuck_transfers") == 0
+            statuses = await conn.fetch("SELECT * FROM transfers_by_status")
+            assert sum(r["transfers"] for r in statuses) == len(projected.transfers)
 
 
 async def test_events_delivered_again_change_nothing(bank: LiveBank, make_store):
@@ -217,9 +226,23 @@ async def test_a_projector_killed_mid_run_ends_equal_to_the_state(
             first.send_signal(signal.SIGKILL)  # between or during its transactions
             first.wait()
             await store.close()
-    async with projecting(bank, make_store()) as projector:
-        await until_caught_up(bank, projector)
-        await assert_projection_equals_state(bank, projector.store)
+        second = subprocess.Popen(command, env=env, stderr=log)
+        try:
+            await eventually(lambda: equals_state(bank, make_store()), "the restart caught up")
+        finally:
+            second.send_signal(signal.SIGTERM)
+            assert second.wait(timeout=30) == 0, "the projector does not stop cleanly on SIGTERM"
+
+
+async def equals_state(bank: LiveBank, store: Store) -> bool:
+    await store.open()
+    try:
+        await assert_projection_equals_state(bank, store)
+    except AssertionError:
+        return False
+    finally:
+        await store.close()
+    return True
 
 
 async def test_a_junk_state_event_is_dead_lettered_and_projection_goes_on(
