@@ -182,13 +182,21 @@ class Projector:
             return False
         if not msgs:
             return False
-        if msgs[0].metadata.sequence.consumer != expected[k]:
+        delivered = [msg.metadata.sequence.consumer for msg in msgs]
+        if delivered != list(range(expected[k], expected[k] + len(msgs))):
             # A delivery went missing or old ones came back: never apply past a hole.
             self.stats.rewinds += 1
             await self._drop(subs, k)
             return False
-        expected[k] = msgs[-1].metadata.sequence.consumer + 1
-        await self.apply_batch(ledger_stream(k), msgs, stop)
+        expected[k] += len(msgs)
+        try:
+            await self.apply_batch(ledger_stream(k), msgs, stop)
+        except LostLeadership:
+            raise
+        except Exception as exc:  # e.g. the dead letters unreachable: resume from the database
+            log.warning("%s: a batch of partition %d failed (%s); rewinding", self.name, k, exc)
+            await self._drop(subs, k)
+            await asyncio.sleep(1.0)
         return True
 
     async def _drop(self, subs: dict, k: int) -> None:
