@@ -3,6 +3,7 @@ a standby taking over, `projections status` and `projections rebuild` as real su
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -14,12 +15,15 @@ import pytest
 
 from eventsource.adapters import postgres as pg
 from eventsource.adapters.postgres import PgServer
+from eventsource.core.subjects import ledger_stream
 from projections.postgres import PostgresStore
+from projections.projector import consumer_name
 from projections.sqlite import SqliteStore
 from tests.integration.conftest import LiveBank
 from tests.integration.test_projections import (
     assert_projection_equals_state,
     cli_args,
+    equals_state,
     eventually,
     projecting,
     run_transfers,
@@ -104,3 +108,22 @@ async def test_status_then_rebuild_from_the_command_line(
         await assert_projection_equals_state(bank, store)
     finally:
         await store.close()
+
+
+async def test_deliveries_lost_in_flight_are_not_skipped(bank: LiveBank, tmp_path: Path):
+    """Another subscriber takes deliveries of the projector's consumer and never acks them (as a
+    lost fetch reply would): the projector sees the hole in the delivery sequence and rewinds to
+    its database position instead of applying past it."""
+    store = SqliteStore(tmp_path / "sqlite")
+    async with projecting(bank, store) as projector:
+        await until_caught_up(bank, projector)
+        js = bank.nc.jetstream()
+        thief = await js.pull_subscribe_bind(consumer_name("sqlite", 0), stream=ledger_stream(0))
+        stolen = asyncio.create_task(thief.fetch(20, timeout=10.0))
+        await asyncio.sleep(0.2)  # the thief's pull request waits at the server first
+        await run_transfers(bank)
+        taken = await stolen
+        await thief.unsubscribe()
+        assert taken, "the thief got nothing: the test proved nothing"
+        await eventually(lambda: equals_state(bank, SqliteStore(tmp_path / "sqlite")), "equal")
+        assert projector.stats.rewinds >= 1
