@@ -36,6 +36,7 @@ ON CONFLICT (key) DO UPDATE SET
     pending_debits = EXCLUDED.pending_debits, pending_credits = EXCLUDED.pending_credits,
     closed = EXCLUDED.closed, updated_at = EXCLUDED.updated_at,
     stream = EXCLUDED.stream, seq = EXCLUDED.seq
+WHERE accounts.seq < EXCLUDED.seq  -- a row never goes back to an older snapshot
 """
 
 _UPSERT_TRANSFER = """
@@ -53,6 +54,7 @@ ON CONFLICT (key) DO UPDATE SET
     decided_at = COALESCE(transfers.decided_at, EXCLUDED.decided_at),
     confirmed_at = COALESCE(transfers.confirmed_at, EXCLUDED.confirmed_at),
     updated_at = EXCLUDED.updated_at, stream = EXCLUDED.stream, seq = EXCLUDED.seq
+WHERE transfers.seq < EXCLUDED.seq
 """
 
 _PHASE_COLUMNS = ("reserved_at", "settled_at", "decided_at", "confirmed_at")

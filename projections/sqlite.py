@@ -27,6 +27,7 @@ ON CONFLICT (key) DO UPDATE SET
     pending_debits = excluded.pending_debits, pending_credits = excluded.pending_credits,
     closed = excluded.closed, updated_at = excluded.updated_at,
     stream = excluded.stream, seq = excluded.seq
+WHERE accounts.seq < excluded.seq  -- a row never goes back to an older snapshot
 """
 
 _UPSERT_TRANSFER = """
@@ -43,6 +44,7 @@ ON CONFLICT (key) DO UPDATE SET
     decided_at = COALESCE(transfers.decided_at, excluded.decided_at),
     confirmed_at = COALESCE(transfers.confirmed_at, excluded.confirmed_at),
     updated_at = excluded.updated_at, stream = excluded.stream, seq = excluded.seq
+WHERE transfers.seq < excluded.seq
 """
 
 
