@@ -135,10 +135,13 @@ def status(
         return
     for row in rows:
         pending = "no consumer" if row["pending"] is None else f"{row['pending']} pending"
-        lag = "never applied" if row["lag_seconds"] is None else f"{row['lag_seconds']} s"
+        lag = (
+            "nothing applied yet"
+            if row["lag_seconds"] is None
+            else f"last event applied was {row['lag_seconds']} s old"
+        )
         console.print(
-            f"{row['consumer']}: position {row['position']}, {pending}, last event {lag} ago",
-            highlight=False,
+            f"{row['consumer']}: position {row['position']}, {pending}, {lag}", highlight=False
         )
 
 
