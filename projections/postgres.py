@@ -83,20 +83,24 @@ def _text(value: Decimal) -> str:
 class PostgresStore:
     """A projection in one PostgreSQL database; `dsn` is anything asyncpg accepts."""
 
-    def __init__(self, dsn: str) -> None:
+    def __init__(self, dsn: str, schema: str = "public") -> None:
         self.dsn = dsn
+        self.schema = schema  # one projection per schema: its own tables and positions
         self._conn: asyncpg.Connection | None = None
         self._leading: str | None = None
 
     async def open(self) -> None:
-        self._conn = await asyncpg.connect(self.dsn)
-        await migrate(self._conn)
+        self._conn = await self._connect()
+        await migrate(self._conn, self.schema)
 
     async def close(self) -> None:
         if self._conn is not None and not self._conn.is_closed():
             await self._conn.close()
         self._conn = None
         self._leading = None
+
+    async def _connect(self) -> asyncpg.Connection:
+        return await asyncpg.connect(self.dsn, server_settings={"search_path": self.schema})
 
     @property
     def conn(self) -> asyncpg.Connection:
@@ -108,7 +112,7 @@ class PostgresStore:
         """A new session; a leader takes its lock again, or learns that it lost it."""
         if self._conn is not None and not self._conn.is_closed():
             self._conn.terminate()
-        self._conn = await asyncpg.connect(self.dsn)
+        self._conn = await self._connect()
         name = self._leading
         if name is not None and not await self._lock(name):
             self._leading = None
@@ -195,11 +199,13 @@ def _transfer_tuple(r: asyncpg.Record) -> tuple:
     )  # fmt: skip
 
 
-async def migrate(conn: asyncpg.Connection) -> int:
+async def migrate(conn: asyncpg.Connection, schema: str = "public") -> int:
     """Apply the embedded migrations not yet applied, under an advisory lock so that several
     projectors can start at once; returns how many were applied."""
     await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK)
     try:
+        quoted = '"' + schema.replace('"', '""') + '"'
+        await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {quoted}")
         await conn.execute(
             """CREATE TABLE IF NOT EXISTS schema_migrations (
                    version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"""

@@ -36,18 +36,23 @@ class ProjectorBusy(NatsbankError):
     exit_code = 1
 
 
-def open_store(dsn: str | None, sqlite: Path | None, participant: str | None) -> tuple[Store, str]:
-    """The store and its default projection name."""
+def open_store(
+    dsn: str | None, sqlite: Path | None, participant: str | None, name: str | None
+) -> tuple[Store, str]:
+    """The store and its projection name. On PostgreSQL the default projection lives in the
+    `public` schema and any other (a participant's, or --name) in a schema of its own name."""
     dsn = dsn or load_config().pg_dsn or None
     if (dsn is None) == (sqlite is None):
         raise ConfigError("give exactly one of --dsn URL (or NATSBANK_PG_DSN) and --sqlite DIR")
     if sqlite is not None:
         from projections.sqlite import SqliteStore
 
-        return SqliteStore(sqlite, participant), "sqlite"
+        return SqliteStore(sqlite, participant), name or projection_name("sqlite", participant)
     from projections.postgres import PostgresStore
 
-    return PostgresStore(dsn), "postgres"  # type: ignore[arg-type]
+    projection = name or projection_name("postgres", participant)
+    schema = "public" if projection == "postgres" else projection
+    return PostgresStore(dsn, schema), projection  # type: ignore[arg-type]
 
 
 async def _open(store: Store) -> None:
@@ -67,8 +72,7 @@ def run_projector(
 ) -> None:
     """Follow the ledger until SIGINT/SIGTERM (several may run: one is active, others wait)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    store, backend = open_store(dsn, sqlite, participant)
-    projection = name or projection_name(backend, participant)
+    store, projection = open_store(dsn, sqlite, participant, name)
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -99,8 +103,7 @@ def status(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Lag per partition: events not yet applied, and seconds since the last applied event."""
-    store, backend = open_store(dsn, sqlite, participant)
-    projection = name or projection_name(backend, participant)
+    store, projection = open_store(dsn, sqlite, participant, name)
 
     async def main() -> list[dict]:
         async with nats_connection(load_config()) as nc:
@@ -154,8 +157,7 @@ def rebuild(
     follow: bool = typer.Option(False, "--follow", help="Keep running after catching up."),
 ) -> None:
     """Delete the consumers and the rows, then project again from the start of the ledger."""
-    store, backend = open_store(dsn, sqlite, participant)
-    projection = name or projection_name(backend, participant)
+    store, projection = open_store(dsn, sqlite, participant, name)
 
     async def main() -> None:
         stop = asyncio.Event()

@@ -295,3 +295,23 @@ async def test_a_participant_s_sqlite_file_holds_its_own_records_only(
         k: v for k, v in transfers.items() if k.startswith("beta.")
     }
     assert [p.name for p in (tmp_path / "beta-only").glob("*.sqlite")] == ["beta.sqlite"]
+
+
+async def test_a_participant_projection_beside_the_full_one_on_postgres(
+    bank: LiveBank, postgres: PgServer
+):
+    await run_transfers(bank)
+    beta_store = PostgresStore(postgres.dsn, "postgres_beta")
+    async with (
+        projecting(bank, PostgresStore(postgres.dsn)) as full,
+        projecting(bank, beta_store, name="postgres_beta", participant="beta") as beta,
+    ):
+        await until_caught_up(bank, full)
+        await until_caught_up(bank, beta)
+        await assert_projection_equals_state(bank, full.store)
+        projected = await beta_store.state()
+    accounts, transfers = await kv_state(bank)
+    assert projected.accounts == {k: v for k, v in accounts.items() if k.startswith("beta.")}
+    assert {k: v[:9] for k, v in projected.transfers.items()} == {
+        k: v for k, v in transfers.items() if k.startswith("beta.")
+    }
