@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 from typing import Annotated
 
 import msgspec
@@ -10,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from eventsource.adapters import postgres as pg
 from eventsource.adapters.cluster import (
     ClusterInfo,
     cluster_running,
@@ -39,6 +41,9 @@ def up(
             help="JetStream fsync interval, e.g. 1s or 'always' (server default: 2m).",
         ),
     ] = None,
+    postgres: Annotated[
+        bool, typer.Option("--postgres", help="Also start a local PostgreSQL for projections.")
+    ] = False,
 ) -> None:
     """Start the dev cluster in the background; does nothing if it already runs."""
     if nodes not in (1, 3):  # checked first, or a running cluster would hide the mistake
@@ -58,6 +63,27 @@ def up(
             info = start_cluster(state_dir, nodes, sync_interval=sync_interval)
         console.print(f"[green]dev cluster up[/green] ({nodes} nodes, state in {state_dir})")
     _print_urls(info)
+    if postgres:
+        server = pg.load(dev_postgres_dir(settings))
+        if server is None:
+            with console.status("starting PostgreSQL"):
+                server = pg.start(dev_postgres_dir(settings) / "data")
+        _print_postgres(server)
+
+
+def dev_postgres_dir(settings) -> Path:
+    return dev_state_dir(settings) / "postgres"
+
+
+def dev_postgres_dsn(settings) -> str | None:
+    """The DSN of the dev PostgreSQL if `dev up --postgres` started one and it still runs."""
+    server = pg.load(dev_postgres_dir(settings))
+    return server.dsn if server is not None else None
+
+
+def _print_postgres(server: pg.PgServer) -> None:
+    console.print(f"NATSBANK_PG_DSN={server.dsn}", highlight=False, soft_wrap=True)
+    console.print(f"psql: {server.psql_command}", highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -67,7 +93,10 @@ def down(
     ] = False,
 ) -> None:
     """Stop the dev cluster and, unless --keep-data, delete its data."""
-    state_dir = dev_state_dir(load_settings())
+    settings = load_settings()
+    state_dir = dev_state_dir(settings)
+    if pg.stop_from_state(dev_postgres_dir(settings)):
+        console.print("dev PostgreSQL stopped")
     info = load_cluster(state_dir)
     if info is not None:
         stop_cluster(info, remove_data=not keep_data)
@@ -83,14 +112,17 @@ def status(
     json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Show each node and its JetStream health; exit 1 if the cluster is not running."""
-    info = load_cluster(dev_state_dir(load_settings()))
+    settings = load_settings()
+    info = load_cluster(dev_state_dir(settings))
     running = info is not None and cluster_running(info)
     nodes = cluster_status(info) if info is not None else []
+    server = pg.load(dev_postgres_dir(settings))
     if json:
         report = {
             "running": running,
             "url": info.url if info is not None else None,
             "nodes": nodes,
+            "postgres": {"dsn": server.dsn, "psql": server.psql_command} if server else None,
         }
         typer.echo(msgspec.json.encode(report).decode())
     elif info is None or not running:
@@ -110,6 +142,8 @@ def status(
             )
         console.print(f"NATS_URL={info.url}", highlight=False, soft_wrap=True)
         console.print(table)
+        if server is not None:
+            _print_postgres(server)
     if not running:
         # Not typer.Exit: under standalone_mode=False click returns its code instead of exiting.
         raise SystemExit(1)

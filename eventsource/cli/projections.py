@@ -13,6 +13,7 @@ import typer
 
 from eventsource.cli.common import console, nats_connection, partitions_of, print_json, run
 from eventsource.cli.common import settings as load_config
+from eventsource.cli.dev import dev_postgres_dsn
 from eventsource.core.errors import ConfigError, NatsbankError
 from eventsource.core.subjects import ledger_stream
 from projections.projector import (
@@ -26,7 +27,9 @@ from projections.store import Store
 
 app = typer.Typer(help="The projector: ledger events into PostgreSQL or SQLite, exactly once.")
 
-DSN = typer.Option(None, "--dsn", help="PostgreSQL URL (default: NATSBANK_PG_DSN).")
+DSN = typer.Option(
+    None, "--dsn", help="PostgreSQL URL (default: NATSBANK_PG_DSN, then `dev up --postgres`)."
+)
 SQLITE = typer.Option(None, "--sqlite", help="A directory: one SQLite file per participant.")
 PARTICIPANT = typer.Option(None, "--participant", "-p", help="Project only this participant.")
 NAME = typer.Option(None, "--name", help="Projection name (default: postgres|sqlite[_P]).")
@@ -41,7 +44,9 @@ def open_store(
 ) -> tuple[Store, str]:
     """The store and its projection name. On PostgreSQL the default projection lives in the
     `public` schema and any other (a participant's, or --name) in a schema of its own name."""
-    dsn = dsn or load_config().pg_dsn or None
+    if sqlite is None:  # flag, then NATSBANK_PG_DSN, then the PostgreSQL of `dev up --postgres`
+        config = load_config()
+        dsn = dsn or config.pg_dsn or dev_postgres_dsn(config)
     if (dsn is None) == (sqlite is None):
         raise ConfigError("give exactly one of --dsn URL (or NATSBANK_PG_DSN) and --sqlite DIR")
     if sqlite is not None:

@@ -1,0 +1,66 @@
+"""`natsbank dev up --postgres`: a real local PostgreSQL that the projector finds by itself, and
+that `psql` can query; `dev down` stops it."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import subprocess
+import time
+from pathlib import Path
+
+from tests.e2e.conftest import cli_for
+
+
+def query(psql: str, sql: str) -> str:
+    return subprocess.run(
+        [*shlex.split(psql), "-At", "-c", sql], capture_output=True, text=True, check=True
+    ).stdout
+
+
+def test_dev_postgres_is_found_by_the_projector_and_answers_psql(tmp_path: Path) -> None:
+    (tmp_path / "home").mkdir()
+    natsbank = cli_for(tmp_path / "home")
+    up = natsbank("dev", "up", "--nodes", "1", "--postgres")
+    try:
+        assert up.returncode == 0, up.stderr
+        assert "NATSBANK_PG_DSN=postgresql://" in up.stdout and "psql" in up.stdout
+        psql = natsbank.json("dev", "status", "--json")["postgres"]["psql"]
+        natsbank.json("streams", "init", "--json")
+        natsbank.json("accounts", "open", "bank-a", "a1", "--fund", "20.00", "--json")
+        natsbank.json("accounts", "open", "bank-b", "b1", "--json")
+        with (
+            natsbank.background("serve", "bank-a", "bank-b", log=tmp_path / "serve.log"),
+            natsbank.background("projections", "run", log=tmp_path / "projector.log"),
+        ):
+            done = natsbank(
+                "submit",
+                "--from",
+                "bank-a/a1",
+                "--to",
+                "bank-b/b1",
+                "--amount",
+                "7.25",
+                "--wait",
+                "--json",
+            )
+            assert done.returncode == 0, done.stderr
+            expected = "bank-a|a1|12.75\nbank-b|b1|7.25\n"
+            balances = ""
+            for _ in range(100):  # the projector follows the ledger: poll, no timed assert
+                try:
+                    balances = query(
+                        psql,
+                        "select participant, account, balance from accounts order by participant",
+                    )
+                except subprocess.CalledProcessError:
+                    balances = ""  # tables not migrated yet
+                if balances == expected:
+                    break
+                time.sleep(0.2)
+            assert balances == expected
+    finally:
+        down = natsbank("dev", "down")
+    assert down.returncode == 0 and "dev PostgreSQL stopped" in down.stdout
+    after = natsbank("dev", "status", "--json")  # exit 1: nothing runs any more
+    assert after.returncode == 1 and json.loads(after.stdout)["postgres"] is None
