@@ -1,6 +1,10 @@
-"""`natsbank audit` (I1-I5, I7) and `natsbank replay` (I5: rebuild state from the events)."""
+"""`natsbank audit` (I1-I7; I6 needs a projection) and `replay` (I5: re-fold the events)."""
 
 from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
 
 import typer
 from rich.table import Table
@@ -26,14 +30,25 @@ def audit(
     expect_final: bool = typer.Option(
         False, "--expect-final", help="Count transfers still in flight as violations (I4)."
     ),
+    dsn: str | None = typer.Option(None, "--dsn", help="Check I6 against this PostgreSQL."),
+    sqlite: Path | None = typer.Option(None, "--sqlite", help="Check I6 against SQLite files."),
+    participant: str | None = typer.Option(None, "--participant", help="Its projection only."),
+    patience: float = typer.Option(
+        30.0, "--projection-wait", help="Seconds to let the projector catch up (I6)."
+    ),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Check the invariants over the whole ledger and the KV buckets. Exit 1 on a violation."""
+    """Check the invariants over the whole ledger and the KV buckets, and with --dsn or
+    --sqlite I6 against a projection. Exit 1 on a violation."""
     config = settings()
 
     async def main():
         async with nats_connection(config) as nc:
-            return await run_audit(nc, await partitions_of(nc), expect_final=expect_final)
+            partitions = await partitions_of(nc)
+            report = await run_audit(nc, partitions, expect_final=expect_final)
+            if dsn is not None or sqlite is not None:
+                await _check_projection(nc, partitions, report, dsn, sqlite, participant, patience)
+            return report
 
     report = run(main)
     if as_json:
@@ -42,6 +57,28 @@ def audit(
         _print(report)
     if not report.ok:
         raise typer.Exit(1)
+
+
+async def _check_projection(nc, partitions, report, dsn, sqlite, participant, patience) -> None:
+    """I6 at quiescence: give the projector `patience` seconds to catch up, then compare."""
+    from eventsource.cli.projections import open_store
+    from projections.compare import differences, expected_rows
+
+    store, name = open_store(dsn, sqlite, participant, None)
+    await store.open()
+    try:
+        deadline = time.monotonic() + patience
+        while True:
+            found = differences(
+                await expected_rows(nc, partitions), await store.state(), participant
+            )
+            if not found or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.5)
+    finally:
+        await store.close()
+    report.projection = name
+    report.violations["I6"].extend(found)
 
 
 def replay(as_json: bool = typer.Option(False, "--json")) -> None:
@@ -78,6 +115,9 @@ def _print(report) -> None:
     table.add_column("result")
     for name in INVARIANTS:
         problems = report.violations.get(name, [])
+        if name == "I6" and report.projection is None:
+            table.add_row(name, "[dim]not checked (give --dsn or --sqlite)[/]")
+            continue
         table.add_row(
             name,
             "[green]ok[/]"

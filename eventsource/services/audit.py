@@ -32,7 +32,7 @@ from eventsource.core.subjects import (
 )
 from eventsource.services.views import state_values
 
-INVARIANTS = ("I1", "I2", "I3", "I4", "I5", "I7")
+INVARIANTS = ("I1", "I2", "I3", "I4", "I5", "I6", "I7")
 
 
 @dataclass
@@ -46,6 +46,7 @@ class AuditReport:
     outcomes: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     funded: dict[str, str] = field(default_factory=dict)
     balances: dict[str, str] = field(default_factory=dict)
+    projection: str | None = None  # which projection I6 was checked against; None: not checked
 
     @property
     def ok(self) -> bool:
@@ -62,6 +63,7 @@ class AuditReport:
             "outcomes": dict(self.outcomes),
             "funded": self.funded,
             "balances": self.balances,
+            "projection": self.projection,
             "violations": {i: self.violations.get(i, []) for i in INVARIANTS},
         }
 

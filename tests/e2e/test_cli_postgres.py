@@ -59,6 +59,15 @@ def test_dev_postgres_is_found_by_the_projector_and_answers_psql(tmp_path: Path)
                     break
                 time.sleep(0.2)
             assert balances == expected
+            dsn = natsbank.json("dev", "status", "--json")["postgres"]["dsn"]
+            clean = natsbank.json("audit", "--json", "--expect-final", "--dsn", dsn)
+            assert clean["ok"] and clean["projection"] == "postgres"
+            assert clean["violations"]["I6"] == []
+            query(psql, "update accounts set balance = balance + 1 where account = 'b1'")
+            tampered = natsbank("audit", "--json", "--dsn", dsn, "--projection-wait", "1")
+            assert tampered.returncode == 1
+            i6 = json.loads(tampered.stdout)["violations"]["I6"]
+            assert len(i6) == 1 and "bank-b.acct.b1" in i6[0]
     finally:
         down = natsbank("dev", "down")
     assert down.returncode == 0 and "dev PostgreSQL stopped" in down.stdout
