@@ -153,6 +153,42 @@ def status(
         )
 
 
+@app.command("wait")
+def wait(
+    position: int = typer.Option(..., "--position", help="Stream position to wait for."),
+    stream: str = typer.Option(
+        ledger_stream(0), "--stream", help="The ledger stream of that position."
+    ),
+    timeout: float = typer.Option(30.0, "--timeout", help="Seconds before giving up (exit 1)."),
+    dsn: str | None = DSN,
+    sqlite: Path | None = SQLITE,
+    participant: str | None = PARTICIPANT,
+    name: str | None = NAME,
+) -> None:
+    """Read-your-writes: return once the projection has applied `--position` (as printed by
+    `submit --wait`), so a query right after sees that outcome. The full projection, or the
+    submitter's own, gets there; another participant's may not need to."""
+    store, _ = open_store(dsn, sqlite, participant, name)
+
+    async def main() -> int:
+        await _open(store)
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                applied = {p.stream: p.seq for p in await store.positions()}.get(stream, 0)
+                if applied >= position or time.monotonic() > deadline:
+                    return applied
+                await asyncio.sleep(0.05)
+        finally:
+            await store.close()
+
+    applied = run(main)
+    if applied < position:
+        console.print(f"projection is at {stream} position {applied}, not yet {position}")
+        raise typer.Exit(1)
+    console.print(f"projection has applied {stream} position {position} (now at {applied})")
+
+
 @app.command("rebuild")
 def rebuild(
     dsn: str | None = DSN,

@@ -27,7 +27,7 @@ from eventsource.core.model import (
     as_recorded,
     validate_transfer,
 )
-from eventsource.core.subjects import outgoing_key
+from eventsource.core.subjects import ledger_stream, outgoing_key, partition_of
 from eventsource.services.client import read_transfer, submit, wait_final
 from eventsource.services.load import push
 from eventsource.services.views import list_accounts
@@ -88,10 +88,25 @@ def submit_command(
                     outcomes.update(
                         await wait_final(nc, partitions, submitter, ids, timeout=timeout)
                     )
-            return acks, outcomes
+            return acks, outcomes, await _positions(nc, partitions, requests, outcomes)
 
-    acks, outcomes = run(main)
-    _report(requests, acks, outcomes, wait, as_json)
+    acks, outcomes, positions = run(main)
+    _report(requests, acks, outcomes, wait, as_json, positions)
+
+
+async def _positions(nc, partitions: int, requests, outcomes) -> dict[str, tuple[str, int]]:
+    """Where each final outcome sits in the ledger: `projections wait --position` waits for it
+    (read-your-writes on the projection)."""
+    found = {}
+    for request in requests:
+        if request.id in outcomes:
+            submitter = request.debtor.participant
+            view = await read_transfer(
+                nc, partitions, submitter, outgoing_key(submitter, request.id)
+            )
+            if view is not None:
+                found[request.id] = (ledger_stream(partition_of(submitter, partitions)), view[1])
+    return found
 
 
 def _one(debtor, creditor, amount, currency, transfer_id, comment) -> TransferRequest:
@@ -164,7 +179,7 @@ def _digest(request: TransferRequest) -> str:
         return as_recorded(request).digest
 
 
-def _report(requests, acks, outcomes, wait: bool, as_json: bool) -> None:
+def _report(requests, acks, outcomes, wait: bool, as_json: bool, positions: dict) -> None:
     rejected = False
     rows = []
     seq_of = {i: a.sequence for a in acks for i in a.ids}
@@ -184,6 +199,8 @@ def _report(requests, acks, outcomes, wait: bool, as_json: bool) -> None:
         row = {"id": request.id, "ack": seq_of[request.id]}
         if wait:
             row |= state_json(state) if state else {"outcome": None, "phase": "TIMEOUT"}
+            if request.id in positions:
+                row["stream"], row["position"] = positions[request.id]
             rejected |= state is None or state.outcome is not Outcome.OK
         rows.append(row)
     if as_json:
@@ -194,6 +211,8 @@ def _report(requests, acks, outcomes, wait: bool, as_json: bool) -> None:
             if wait:
                 state = outcomes.get(request.id)
                 line += " " + (describe(state) if state else "no outcome yet (timeout)")
+                if "position" in row:
+                    line += f", final at {row['stream']} position {row['position']}"
             console.print(line, highlight=False)
     if wait and rejected:
         raise typer.Exit(1)

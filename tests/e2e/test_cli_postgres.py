@@ -60,6 +60,44 @@ def test_dev_postgres_is_found_by_the_projector_and_answers_psql(tmp_path: Path)
                 time.sleep(0.2)
             assert balances == expected
             dsn = natsbank.json("dev", "status", "--json")["postgres"]["dsn"]
+            # Read-your-writes: once the projection has the printed position, a query sees it.
+            second = natsbank.json(
+                "submit",
+                "--from",
+                "bank-a/a1",
+                "--to",
+                "bank-b/b1",
+                "--amount",
+                "0.75",
+                "--wait",
+                "--json",
+            )
+            waited = natsbank(
+                "projections",
+                "wait",
+                "--position",
+                str(second["position"]),
+                "--stream",
+                second["stream"],
+            )
+            assert waited.returncode == 0, waited.stdout + waited.stderr
+            assert (
+                query(
+                    psql,
+                    "select outcome, amount from transfers where transfer_id = "
+                    f"'{second['id']}' and side = 'submitter'",
+                )
+                == "OK|0.75\n"
+            )
+            never = natsbank(
+                "projections",
+                "wait",
+                "--position",
+                str(second["position"] + 10**6),
+                "--timeout",
+                "0.5",
+            )
+            assert never.returncode == 1 and "not yet" in never.stdout
             clean = natsbank.json("audit", "--json", "--expect-final", "--dsn", dsn)
             assert clean["ok"] and clean["projection"] == "postgres"
             assert clean["violations"]["I6"] == []
