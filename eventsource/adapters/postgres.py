@@ -112,6 +112,8 @@ def stop(data_dir: Path, *, bin_dir: Path | None = None) -> bool:
     recorded = _read_state(data_dir.parent)
     if recorded is not None and Path(recorded.data_dir) == data_dir:
         _write_state(msgspec.structs.replace(recorded, pid=None))  # keep the port for next start
+        if Path(recorded.socket_dir) != data_dir:  # the short fallback dir under TMPDIR
+            shutil.rmtree(recorded.socket_dir, ignore_errors=True)
     return True
 
 

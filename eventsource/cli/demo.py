@@ -10,13 +10,16 @@ from rich.panel import Panel
 from rich.progress import Progress
 from rich.table import Table
 
+from eventsource.adapters import postgres as pg
 from eventsource.adapters.cluster import LocalCluster, dev_state_dir
 from eventsource.cli.common import console, print_json, settings
 from eventsource.services.scenario import (
     bootstrap,
+    check_projection,
     default_banks,
     drive,
     run_sync,
+    start_projector,
     start_services,
     stop_services,
 )
@@ -36,6 +39,9 @@ def demo(
     keep: bool = typer.Option(
         False, "--keep", help="Leave the cluster running as the dev cluster."
     ),
+    postgres: bool = typer.Option(
+        False, "--postgres", help="Also project into a local PostgreSQL and check I6."
+    ),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Start a cluster, open accounts, run services, push transfers, measure and audit."""
@@ -49,6 +55,9 @@ def demo(
             console.print(f"cluster: {nodes} node(s) at {cluster.url}")
         partitions = run_sync(bootstrap(cluster.url, banks))
         procs = start_services(cluster.url, names, instances, state_dir / "logs")
+        server = pg.start(state_dir / "postgres" / "data") if postgres else None
+        if server is not None:
+            procs += start_projector(cluster.url, server.dsn, state_dir / "logs")
         try:
             with Progress(console=console, disable=quiet, transient=True) as progress:
                 task = progress.add_task("transfers ACKed", total=transfers)
@@ -61,8 +70,15 @@ def demo(
                         progress=lambda n: progress.advance(task, n),
                     )
                 )
+            projection = (
+                run_sync(check_projection(cluster.url, partitions, server.dsn))
+                if server is not None
+                else None
+            )
         finally:
             stop_services(procs)
+            if server is not None and not keep:
+                pg.stop(Path(server.data_dir))
     m, audit = result.measurement, result.audit
     summary = {
         "nodes": nodes,
@@ -79,6 +95,14 @@ def demo(
         "p99_ms": m.percentile(99),
         "audit_ok": audit.ok,
         "violations": {k: v[:5] for k, v in audit.violations.items() if v},
+        "projection": None
+        if server is None
+        else {
+            "dsn": server.dsn,
+            "psql": server.psql_command,
+            "i6_ok": not projection,
+            "differences": projection[:5],
+        },
     }
     if as_json:
         print_json(summary)
@@ -89,7 +113,7 @@ def demo(
                 f"cluster left running; try `natsbank accounts list`, "
                 f"`natsbank serve {' '.join(names)}`; stop with `natsbank dev down`"
             )
-    if not audit.ok or m.unfinished:
+    if not audit.ok or m.unfinished or projection:
         raise typer.Exit(1)
 
 
@@ -114,6 +138,15 @@ def _print(s: dict) -> None:
         ("latency", f"p50 {s['p50_ms']:.0f} ms, p99 {s['p99_ms']:.0f} ms"),
         ("audit I1-I5, I7", "[green]clean[/]" if s["audit_ok"] else f"[red]{s['violations']}[/]"),
     ]
+    if s["projection"] is not None:
+        p = s["projection"]
+        rows.append(
+            (
+                "projection I6",
+                "[green]equals the state[/]" if p["i6_ok"] else f"[red]{p['differences']}[/]",
+            )
+        )
+        rows.append(("psql", p["psql"]))
     for key, value in rows:
         table.add_row(key, value)
     console.print(Panel(table))

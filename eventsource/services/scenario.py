@@ -80,6 +80,50 @@ def start_layout(
     return procs
 
 
+def start_projector(url: str, dsn: str, log_dir: Path) -> list[subprocess.Popen]:
+    """A real `natsbank projections run` process into PostgreSQL at `dsn`."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    with open(log_dir / "projector.log", "ab") as log:
+        return [
+            subprocess.Popen(
+                [sys.executable, "-m", "eventsource.cli", "projections", "run", "--dsn", dsn],
+                env={**os.environ, "NATS_URL": url},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        ]
+
+
+async def check_projection(
+    url: str, partitions: int, dsn: str, patience: float = 60.0
+) -> list[str]:
+    """I6: wait (up to `patience`) until the PostgreSQL projection equals the state."""
+    from projections.compare import differences, expected_rows
+    from projections.postgres import PostgresStore
+
+    nc = await connect(url)
+    store = PostgresStore(dsn, "public")
+    deadline = time.monotonic() + patience
+    try:
+        while True:
+            try:
+                await store.open()
+                break
+            except Exception:  # the projector may still be creating the schema
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.5)
+        while True:
+            found = differences(await expected_rows(nc, partitions), await store.state())
+            if not found or time.monotonic() > deadline:
+                return found
+            await asyncio.sleep(0.5)
+    finally:
+        await store.close()
+        await nc.close()
+
+
 def stop_services(procs: list[subprocess.Popen], timeout: float = 10.0) -> None:
     for proc in procs:
         if proc.poll() is None:

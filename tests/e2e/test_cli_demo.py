@@ -29,3 +29,22 @@ def test_the_demo_settles_every_transfer_and_leaves_nothing_running(
     assert live_nats_servers(scratch) == [] and live_nats_servers(cli.home) == []
     assert list(scratch.iterdir()) == []
     assert natsbank("dev", "status", "--json").returncode == 1
+
+
+def test_the_demo_with_postgres_projects_every_outcome_and_checks_i6(
+    cli: Cli, tmp_path: Path
+) -> None:
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    natsbank = cli.with_env(TMPDIR=str(scratch))
+
+    done = natsbank("demo", "--transfers", "300", "--nodes", "1", "--postgres", "--json")
+
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["audit_ok"] is True and summary["unfinished"] == 0
+    projection = summary["projection"]
+    assert projection["i6_ok"] is True and projection["differences"] == []
+    assert projection["dsn"].startswith("postgresql://") and "psql" in projection["psql"]
+    assert processes_with_env("TMPDIR", str(scratch)) == []  # projector, postgres: all gone
+    assert list(scratch.iterdir()) == []
