@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import signal
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
@@ -30,6 +31,15 @@ CONNECT_TIMEOUT = 10.0
 
 def run(main: Callable[[], Awaitable[T]]) -> T:
     return asyncio.run(main())  # type: ignore[arg-type]
+
+
+def stop_on_signals() -> asyncio.Event:
+    """An event that SIGINT or SIGTERM sets: long-running commands stop cleanly on it."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
 
 
 def settings(**flags: object) -> Settings:

@@ -5,13 +5,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 import time
 from pathlib import Path
 
 import typer
 
-from eventsource.cli.common import console, nats_connection, partitions_of, print_json, run
+from eventsource.cli.common import (
+    console,
+    nats_connection,
+    partitions_of,
+    print_json,
+    run,
+    stop_on_signals,
+)
 from eventsource.cli.common import settings as load_config
 from eventsource.cli.dev import dev_postgres_dsn
 from eventsource.core.errors import ConfigError, NatsbankError
@@ -80,10 +86,7 @@ def run_projector(
     store, projection = open_store(dsn, sqlite, participant, name)
 
     async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
+        stop = stop_on_signals()
         async with nats_connection(load_config()) as nc:
             partitions = await partitions_of(nc)
             await _open(store)
@@ -201,10 +204,7 @@ def rebuild(
     store, projection = open_store(dsn, sqlite, participant, name)
 
     async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
+        stop = stop_on_signals()
         async with nats_connection(load_config()) as nc:
             partitions = await partitions_of(nc)
             await _open(store)

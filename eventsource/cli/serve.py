@@ -5,11 +5,17 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
-import signal
 
 import typer
 
-from eventsource.cli.common import err_console, nats_connection, partitions_of, run, settings
+from eventsource.cli.common import (
+    err_console,
+    nats_connection,
+    partitions_of,
+    run,
+    settings,
+    stop_on_signals,
+)
 from eventsource.core.errors import ConfigError
 from eventsource.services.participant import ParticipantService
 
@@ -38,10 +44,7 @@ def serve(
     config = settings(fetch_batch=fetch_batch)
 
     async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
+        stop = stop_on_signals()
         async with nats_connection(config) as nc:
             partitions = await partitions_of(nc)
             services = [
