@@ -1,9 +1,11 @@
-"""`natsbank projections run|status|rebuild`: the read side, into PostgreSQL or SQLite."""
+"""`natsbank projections run|status|wait|rebuild`: the read side, into PostgreSQL or SQLite."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import json
 import logging
 import time
 from pathlib import Path
@@ -29,6 +31,7 @@ from projections.projector import (
     delete_consumers,
     projection_name,
 )
+from projections.read_your_writes import wait_applied
 from projections.store import Store
 
 app = typer.Typer(help="The projector: ledger events into PostgreSQL or SQLite, exactly once.")
@@ -66,7 +69,7 @@ def open_store(
     return PostgresStore(dsn, schema), projection  # type: ignore[arg-type]
 
 
-async def _open(store: Store) -> None:
+async def open_projection(store: Store) -> None:
     try:
         await store.open()
     except (OSError, ConnectionError) as exc:
@@ -80,6 +83,9 @@ def run_projector(
     participant: str | None = PARTICIPANT,
     name: str | None = NAME,
     batch: int = typer.Option(500, "--batch", min=1, help="Events per fetch and transaction."),
+    stats: Path | None = typer.Option(
+        None, "--stats", hidden=True, help="Write the projector's counts here as JSON at exit."
+    ),
 ) -> None:
     """Follow the ledger until SIGINT/SIGTERM (several may run: one is active, others wait)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -89,7 +95,7 @@ def run_projector(
         stop = stop_on_signals()
         async with nats_connection(load_config()) as nc:
             partitions = await partitions_of(nc)
-            await _open(store)
+            await open_projection(store)
             try:
                 projector = Projector(
                     nc, store, partitions, name=projection, participant=participant,
@@ -98,6 +104,8 @@ def run_projector(
                 await projector.run(stop)
             finally:
                 await store.close()
+            if stats is not None:  # what `natsbank bench` counts as applied by this process
+                stats.write_text(json.dumps(dataclasses.asdict(projector.stats)))
 
     run(main)
 
@@ -116,7 +124,7 @@ def status(
     async def main() -> list[dict]:
         async with nats_connection(load_config()) as nc:
             partitions = await partitions_of(nc)
-            await _open(store)
+            await open_projection(store)
             try:
                 positions = {p.stream: p for p in await store.positions()}
                 counts = await backlog(nc, projection, partitions)
@@ -174,14 +182,9 @@ def wait(
     store, _ = open_store(dsn, sqlite, participant, name)
 
     async def main() -> int:
-        await _open(store)
+        await open_projection(store)
         try:
-            deadline = time.monotonic() + timeout
-            while True:
-                applied = {p.stream: p.seq for p in await store.positions()}.get(stream, 0)
-                if applied >= position or time.monotonic() > deadline:
-                    return applied
-                await asyncio.sleep(0.05)
+            return (await wait_applied(store, {stream: position}, timeout))[stream]
         finally:
             await store.close()
 
@@ -207,7 +210,7 @@ def rebuild(
         stop = stop_on_signals()
         async with nats_connection(load_config()) as nc:
             partitions = await partitions_of(nc)
-            await _open(store)
+            await open_projection(store)
             try:
                 if not await store.try_lead(projection):
                     raise ProjectorBusy(f"a projector of {projection} is running: stop it first")

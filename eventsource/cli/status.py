@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+
 import typer
 
 from eventsource.cli.common import (
@@ -12,10 +15,13 @@ from eventsource.cli.common import (
     run,
     settings,
 )
-from eventsource.core.errors import NatsbankError
+from eventsource.cli.projections import open_projection, open_store
+from eventsource.core.errors import NatsbankError, UsageError
 from eventsource.core.events import TransferState
+from eventsource.core.subjects import ledger_stream, partition_of
 from eventsource.services.client import transfer_views
 from eventsource.services.views import list_transfers
+from projections.read_your_writes import behind, wait_applied
 
 
 def register(app: typer.Typer) -> None:
@@ -47,15 +53,34 @@ class UnknownTransfer(NatsbankError):
     exit_code = 1
 
 
+class ProjectionBehind(NatsbankError):
+    exit_code = 1
+
+
 def status(
     transfer_id: str,
     participant: str | None = typer.Option(
         None, "--participant", "-p", help="The submitter (found if omitted)."
     ),
+    wait_projection: bool = typer.Option(
+        False,
+        "--wait-projection",
+        help="Return once the projection has applied both records as read here (exit 1 if not "
+        "within --timeout), so a query right after sees this outcome.",
+    ),
+    dsn: str | None = typer.Option(
+        None, "--dsn", help="With --wait-projection: PostgreSQL URL (default as `projections`)."
+    ),
+    sqlite: Path | None = typer.Option(
+        None, "--sqlite", help="With --wait-projection: the SQLite directory, one file a bank."
+    ),
+    timeout: float = typer.Option(30.0, "--timeout", help="Seconds --wait-projection waits."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """The true current outcome, from the last event on each side's record."""
     config = settings()
+    if not wait_projection and (dsn or sqlite):
+        raise UsageError("--dsn and --sqlite go with --wait-projection")
 
     async def main():
         async with nats_connection(config) as nc:
@@ -66,11 +91,24 @@ def status(
                 if not found:
                     raise UnknownTransfer(f"unknown transfer {transfer_id}")
                 submitter = next(iter(found)).split(".", 1)[0]
-            return await transfer_views(nc, partitions, submitter, transfer_id)
+            mine, theirs = await transfer_views(nc, partitions, submitter, transfer_id)
+        waited = None
+        if wait_projection and mine is not None:
+            records = [(submitter, mine[1])]
+            if theirs is not None:
+                records.append((mine[0].transfer.creditor.participant, theirs[1]))
+            waited = await _wait_projection(records, partitions, dsn, sqlite, timeout)
+        return mine, theirs, waited
 
-    mine, theirs = run(main)
+    mine, theirs, waited = run(main)
     if mine is None:
         raise UnknownTransfer(f"unknown transfer {transfer_id}")
+    if waited is not None:
+        late = waited[0]
+        if late:
+            raise ProjectionBehind(
+                f"the projection did not catch up within {timeout:g} s: " + "; ".join(late)
+            )
     if as_json:
         print_json(
             {
@@ -78,6 +116,7 @@ def status(
                 "submitter": state_json(mine[0]) | {"sequence": mine[1]},
                 "receiver": (state_json(theirs[0]) | {"sequence": theirs[1]}) if theirs else None,
             }
+            | ({"projection": {"applied": waited[1]}} if waited else {})
         )
         return
     console.print(
@@ -89,3 +128,38 @@ def status(
     console.print(
         f"  receiver:  {describe(theirs[0]) if theirs else 'not received yet'}", highlight=False
     )
+    if waited is not None:
+        positions = ", ".join(f"{s} at {seq}" for s, seq in sorted(waited[1].items()))
+        console.print(f"  projection: has applied these records ({positions})", highlight=False)
+
+
+async def _wait_projection(
+    records: list[tuple[str, int]],
+    partitions: int,
+    dsn: str | None,
+    sqlite: Path | None,
+    timeout: float,
+) -> tuple[list[str], dict[str, int]]:
+    """Wait for each (owner, stream position) record: in the one PostgreSQL projection, or in
+    each owner's own SQLite file (a file's position moves only with that bank's events).
+    Returns what is still behind, and the lowest applied position of each stream."""
+    late: list[str] = []
+    applied: dict[str, int] = {}
+    deadline = time.monotonic() + timeout
+    owners = [None] if sqlite is None else sorted({owner for owner, _ in records})
+    for owner in owners:
+        store, _ = open_store(dsn, sqlite, owner, None)
+        wanted: dict[str, int] = {}
+        for record_owner, seq in records:
+            if owner in (None, record_owner):
+                stream = ledger_stream(partition_of(record_owner, partitions))
+                wanted[stream] = max(seq, wanted.get(stream, 0))
+        await open_projection(store)
+        try:
+            got = await wait_applied(store, wanted, max(0.0, deadline - time.monotonic()))
+        finally:
+            await store.close()
+        late += [f"{owner}: {text}" if owner else text for text in behind(wanted, got)]
+        for stream, seq in got.items():
+            applied[stream] = min(seq, applied.get(stream, seq))
+    return late, applied

@@ -1,0 +1,32 @@
+"""Read-your-writes: wait until a projection has applied given ledger positions, so that a query
+made right after sees what the ledger held at those positions."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from projections.store import Store
+
+POLL = 0.05
+
+
+async def wait_applied(store: Store, wanted: dict[str, int], timeout: float) -> dict[str, int]:
+    """Poll the open `store` until each stream of `wanted` is at or past its position, or
+    `timeout` seconds pass; returns the applied position of each wanted stream (0 if none)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        stored = {p.stream: p.seq for p in await store.positions()}
+        applied = {stream: stored.get(stream, 0) for stream in wanted}
+        if all(applied[s] >= seq for s, seq in wanted.items()) or time.monotonic() > deadline:
+            return applied
+        await asyncio.sleep(POLL)
+
+
+def behind(wanted: dict[str, int], applied: dict[str, int]) -> list[str]:
+    """One phrase per stream that is not there yet, e.g. 'ledger_0 position 12, not yet 40'."""
+    return [
+        f"{stream} position {applied.get(stream, 0)}, not yet {seq}"
+        for stream, seq in sorted(wanted.items())
+        if applied.get(stream, 0) < seq
+    ]
