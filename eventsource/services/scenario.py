@@ -138,11 +138,16 @@ def stop_services(procs: list[subprocess.Popen], timeout: float = 10.0) -> None:
 
 
 async def bootstrap(
-    url: str, banks: list[Bank], *, currency: str = "EUR", funding: str = "100000.00"
+    url: str,
+    banks: list[Bank],
+    *,
+    currency: str = "EUR",
+    funding: str = "100000.00",
+    partitions: int = 1,
 ) -> int:
     nc = await connect(url)
     try:
-        topology = Topology()
+        topology = Topology(partitions=partitions)
         await apply_topology(nc, topology)
         for bank in banks:
             await register_participant(nc, topology, bank.participant)
