@@ -21,6 +21,7 @@ from eventsource.services.bench import (
     is_valid,
     run_bench,
 )
+from eventsource.services.bench_projection import ProjectorChoice
 
 
 def register(app: typer.Typer) -> None:
@@ -52,6 +53,12 @@ def bench(
     skip_postgres: bool = typer.Option(
         False, "--skip-postgres", help="No baseline (quick runs); the ratio is then null."
     ),
+    projector: ProjectorChoice = typer.Option(
+        ProjectorChoice.NONE,
+        "--projector",
+        help="After the headline run (measured without it): a projector into this database, "
+        "catching up the ledger, then following as many transfers again at full speed.",
+    ),
     seed: int = typer.Option(1, "--seed", help="Shape of the random workload."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
@@ -71,6 +78,7 @@ def bench(
         pg_clients=pg_clients,
         pg_threads=min(2, pg_clients),  # pgbench refuses more threads than clients
         skip_postgres=skip_postgres,
+        projector=projector,
     )
     check_options(options)
     workdir = Path(tempfile.mkdtemp(prefix="natsbank-bench-"))
@@ -150,6 +158,9 @@ def _print(report: dict) -> None:
             f"{run['ledger_messages_per_transfer']} ledger messages per transfer",
             highlight=False,
         )
+    for run in report["runs"]:
+        if run.get("projectors"):
+            console.print(_projector_table(run))
     console.print("commands:", highlight=False)
     for command in report["commands"]:
         console.print(f"  {command}", highlight=False, soft_wrap=True)
@@ -164,3 +175,27 @@ def _machine_line(machine: dict) -> str:
         f"{machine['cpus']} CPUs ({machine['cpu_model']}), nats-server {machine['nats_server']}, "
         f"pgbench {machine['pgbench'] or '-'}, Python {machine['python']}"
     )
+
+
+def _projector_table(run: dict) -> Table:
+    table = Table(
+        title="projector, measured after the run above (which ran without it)",
+        caption="catch-up: the run's ledger as a backlog; live: as many transfers again at "
+        "full speed while it follows; lag in events not applied and seconds behind",
+    )
+    for column in ("into", "catch-up", "live TPS", "lag p99", "lag max", "after final"):
+        table.add_column(column, justify="left" if column == "into" else "right")
+    table.add_column("checks")
+    for p in run["projectors"]:
+        live, rate = p["live"], p["catch_up"]["events_per_s"]
+        table.add_row(
+            p["backend"],
+            f"{rate:,.0f} ev/s" if rate else "-",
+            f"{live['transfers_per_s']:,.0f}",
+            f"{live['lag_events_p99']:,} ev\n{live['lag_seconds_p99']:.2f} s",
+            f"{live['lag_events_max']:,} ev\n{live['lag_seconds_max']:.2f} s",
+            f"{live['catch_up_after_final_s']:.2f} s",
+            f"{p['events_applied']:,}/{p['ledger_state_events']:,} events\n"
+            + ("I6 [green]clean[/]" if p["i6_ok"] else f"[red]{p['i6_differences']}[/]"),
+        )
+    return table

@@ -25,6 +25,7 @@ from eventsource.adapters.pgbench import TpcbResult, run_tpcb
 from eventsource.adapters.postgres import EmbeddedPostgres
 from eventsource.core.errors import ConfigError
 from eventsource.core.subjects import ledger_stream
+from eventsource.services.bench_projection import ProjectorChoice, measure_projectors
 from eventsource.services.scenario import (
     ScenarioResult,
     bootstrap,
@@ -63,6 +64,7 @@ class BenchOptions:
     pg_clients: int = 8
     pg_threads: int = 2
     skip_postgres: bool = False
+    projector: ProjectorChoice = ProjectorChoice.NONE  # measured after the headline run
 
 
 @dataclass
@@ -170,10 +172,19 @@ def run_jetstream(options: BenchOptions, workdir: Path, hooks: Hooks) -> tuple[d
                     progress=hooks.acked,
                 )
             )
+            after = run_sync(ledger_state(cluster.url, partitions))
+            projectors = measure_projectors(  # after the headline figures: they ran without it
+                options.projector, cluster.url, banks, partitions, transfers=options.transfers,
+                seed=options.seed, reject_share=options.reject_share, workdir=workdir,
+                phase=hooks.phase,
+            )  # fmt: skip
         finally:
             stop_services(procs)
-        after = run_sync(ledger_state(cluster.url, partitions))
-    return _run_dict(options, names, result, before, after), commands
+    run = _run_dict(options, names, result, before, after)
+    if options.projector is not ProjectorChoice.NONE:
+        run["projectors"] = projectors
+        run["valid"] = run["valid"] and all(p["valid"] for p in projectors)
+    return run, commands
 
 
 async def ledger_state(url: str, partitions: int) -> LedgerState:

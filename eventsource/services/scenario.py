@@ -34,9 +34,15 @@ class ScenarioResult:
 
 
 def start_services(
-    url: str, participants: list[str], instances: int, log_dir: Path
+    url: str,
+    participants: list[str],
+    instances: int,
+    log_dir: Path,
+    *,
+    serve_args: tuple[str, ...] = (),
 ) -> list[subprocess.Popen]:
-    """Each instance is a real `natsbank serve` process serving every participant."""
+    """Each instance is a real `natsbank serve` process serving every participant.
+    `serve_args`: e.g. ("--mode", "core", "--faults", "drop=0.1,seed=3")."""
     log_dir.mkdir(parents=True, exist_ok=True)
     procs = []
     for i in range(instances):
@@ -51,6 +57,7 @@ def start_services(
                     *participants,
                     "--log-level",
                     "WARNING",
+                    *serve_args,
                 ],
                 env={**os.environ, "NATS_URL": url},
                 stdout=log,
@@ -63,7 +70,13 @@ def start_services(
 
 
 def start_layout(
-    url: str, participants: list[str], processes: int, instances: int, log_dir: Path
+    url: str,
+    participants: list[str],
+    processes: int,
+    instances: int,
+    log_dir: Path,
+    *,
+    serve_args: tuple[str, ...] = (),
 ) -> list[subprocess.Popen]:
     """`processes` service processes; each participant runs in `instances` of them (round
     robin). One instance per participant avoids two instances contending on its accounts."""
@@ -76,17 +89,29 @@ def start_layout(
     procs = []
     for number, names in enumerate(served):
         if names:
-            procs.extend(start_services(url, names, 1, log_dir / f"p{number}"))
+            procs.extend(
+                start_services(url, names, 1, log_dir / f"p{number}", serve_args=serve_args)
+            )
     return procs
 
 
-def start_projector(url: str, dsn: str, log_dir: Path) -> list[subprocess.Popen]:
-    """A real `natsbank projections run` process into PostgreSQL at `dsn`."""
+def start_projector(
+    url: str,
+    dsn: str | None,
+    log_dir: Path,
+    *,
+    sqlite: Path | None = None,
+    stats: Path | None = None,
+) -> list[subprocess.Popen]:
+    """A real `natsbank projections run` process into PostgreSQL at `dsn` (or SQLite files in
+    `sqlite`); with `stats`, it writes its counts there as JSON when it stops."""
     log_dir.mkdir(parents=True, exist_ok=True)
+    target = ["--dsn", dsn] if sqlite is None else ["--sqlite", str(sqlite)]
+    extra = [] if stats is None else ["--stats", str(stats)]
     with open(log_dir / "projector.log", "ab") as log:
         return [
             subprocess.Popen(
-                [sys.executable, "-m", "eventsource.cli", "projections", "run", "--dsn", dsn],
+                [sys.executable, "-m", "eventsource.cli", "projections", "run", *target, *extra],
                 env={**os.environ, "NATS_URL": url},
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -144,10 +169,12 @@ async def bootstrap(
     currency: str = "EUR",
     funding: str = "100000.00",
     partitions: int = 1,
+    topology: Topology | None = None,
 ) -> int:
+    """`topology` replaces the default layout (and its `partitions`) when given."""
     nc = await connect(url)
     try:
-        topology = Topology(partitions=partitions)
+        topology = topology or Topology(partitions=partitions)
         await apply_topology(nc, topology)
         for bank in banks:
             await register_participant(nc, topology, bank.participant)

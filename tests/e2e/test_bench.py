@@ -64,6 +64,37 @@ def test_skip_postgres_leaves_the_ratio_null(tmp_path: Path) -> None:
     report = json.loads(done.stdout)
     assert report["baseline"] is None and report["ratio"] is None
     assert report["runs"][0]["lost"] == 0 and report["runs"][0]["audit_ok"] is True
+    assert "projectors" not in report["runs"][0]  # --projector none is the default
+
+
+def test_projector_figures_come_from_a_phase_after_the_run(tmp_path: Path) -> None:
+    done = _bench(
+        tmp_path, "--transfers", "200", "--nodes", "1", "--skip-postgres", "--projector", "both",
+        "--json",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    (run,) = json.loads(done.stdout)["runs"]
+    assert run["completed"] == 200 and run["valid"] is True
+    postgres, sqlite = run["projectors"]
+    assert (postgres["backend"], sqlite["backend"]) == ("postgres", "sqlite")
+    for projector in (postgres, sqlite):
+        # Every state event of the ledger applied exactly once, and the rows equal the state.
+        assert projector["events_applied"] == projector["ledger_state_events"]
+        assert projector["dead_letters"] == 0
+        assert projector["i6_ok"] is True and projector["i6_differences"] == []
+        assert projector["audit_ok"] is True and projector["valid"] is True
+        live = projector["live"]
+        assert live["transfers"] == 200 and live["transfers_per_s"] > 0
+        assert live["events"] > 200 and live["events_per_s"] > 0
+        assert 0 <= live["lag_events_p99"] <= live["lag_events_max"]
+        assert 0 <= live["lag_seconds_p99"] <= live["lag_seconds_max"]
+        assert live["catch_up_after_final_s"] >= 0
+        assert set(projector["catch_up"]) == {"events", "seconds", "events_per_s"}
+    # The second phase projected the first phase's transfers too (its backlog) and its own.
+    assert (
+        sqlite["ledger_state_events"] == postgres["ledger_state_events"] + sqlite["live"]["events"]
+    )
+    assert "--dsn" in postgres["command"] and "--sqlite" in sqlite["command"]
 
 
 def test_core_mode_is_refused_in_one_line(tmp_path: Path) -> None:
