@@ -25,6 +25,7 @@ def _register() -> None:
         bench,
         demo,
         dev,
+        health,
         projections,
         serve,
         status,
@@ -36,7 +37,7 @@ def _register() -> None:
     app.add_typer(streams.app, name="streams")
     app.add_typer(accounts.app, name="accounts")
     app.add_typer(projections.app, name="projections")
-    for module in (serve, submit, status, audit, demo, bench):
+    for module in (serve, submit, status, audit, demo, bench, health):
         module.register(app)
 
 
