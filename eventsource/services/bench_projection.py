@@ -185,6 +185,10 @@ async def lag(nc: Client, name: str, partitions: int) -> Sample:
         except NotFoundError:
             return Sample(time.monotonic(), None, 0.0)
         waiting = (info.num_pending or 0) + (info.num_ack_pending or 0)
+        if not waiting and not info.delivered.stream_seq:
+            # Measured on R3: a consumer just created may report 0 pending before it has
+            # counted its backlog; the ledger always holds state events, so it has not started.
+            return Sample(time.monotonic(), None, 0.0)
         behind += waiting
         if waiting:
             oldest = await js.get_msg(
