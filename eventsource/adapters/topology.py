@@ -186,3 +186,13 @@ def inbox_consumer_config(topology: Topology, participant: str, partition: int) 
         max_ack_pending=inbox.max_ack_pending,
         max_waiting=512,
     )
+
+
+def quick_redelivery(first: float = 2.0) -> Topology:
+    """The default layout with the inbox redelivering after `first` seconds, doubling to 30 s:
+    the same clock as core mode's replays, so the modes compare fairly under faults."""
+    steps, delay = [], first
+    while delay < 30:
+        steps.append(f"{delay:g}s")
+        delay *= 2
+    return Topology(inbox=InboxConfig(ack_wait=steps[0], backoff=[*steps, "30s"]))

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import logging
+import os
+from pathlib import Path
 
+import msgspec
 import typer
 
 from eventsource.cli.common import (
@@ -16,8 +20,9 @@ from eventsource.cli.common import (
     settings,
     stop_on_signals,
 )
-from eventsource.core.errors import ConfigError
-from eventsource.services.participant import ParticipantService
+from eventsource.core.faults import FaultPlan
+from eventsource.core.replay import ReplayPolicy
+from eventsource.services.participant import ParticipantService, service_figures
 
 
 class Mode(enum.StrEnum):
@@ -31,27 +36,83 @@ def register(app: typer.Typer) -> None:
 
 def serve(
     participants: list[str] = typer.Argument(..., help="Participant(s) this instance serves."),
-    mode: Mode = typer.Option(Mode.JETSTREAM, "--mode", help="Transport mode."),
+    mode: Mode = typer.Option(
+        Mode.JETSTREAM,
+        "--mode",
+        help="jetstream: the outbox is in the ledger and the server redelivers; core: "
+        "postings, results and confirms are core messages, replayed on timers.",
+    ),
     fetch_batch: int | None = typer.Option(None, "--fetch-batch", help="Messages per fetch."),
+    faults: str = typer.Option(
+        "",
+        "--faults",
+        envvar="NATSBANK_FAULTS",
+        help="Inject transport faults, e.g. drop=0.1,duplicate=0.05,delay=0.05,max_delay=0.5,"
+        "seed=7 (testing and benchmarks).",
+    ),
+    replay_after: float = typer.Option(
+        2.0, "--replay-after", min=0.05, help="Core mode: seconds before the first resend."
+    ),
+    sweep_interval: float = typer.Option(
+        60.0, "--sweep-interval", min=1.0, help="Core mode: seconds between ledger sweeps."
+    ),
+    stats_file: Path | None = typer.Option(
+        None, "--stats-file", help="Write this instance's counters as JSON every second."
+    ),
     log_level: str = typer.Option("INFO", "--log-level"),
 ) -> None:
     """Serve the participants' inboxes until SIGTERM or Ctrl-C. Instances share the work."""
-    if mode is Mode.CORE:
-        raise ConfigError("core mode is not implemented yet; use --mode jetstream")
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
     config = settings(fetch_batch=fetch_batch)
+    plan = FaultPlan.parse(faults)
 
     async def main() -> None:
         stop = stop_on_signals()
         async with nats_connection(config) as nc:
             partitions = await partitions_of(nc)
             services = [
-                ParticipantService(nc, p, partitions, fetch_batch=config.fetch_batch)
+                ParticipantService(
+                    nc,
+                    p,
+                    partitions,
+                    fetch_batch=config.fetch_batch,
+                    core=mode is Mode.CORE,
+                    faults=plan,
+                    replay=ReplayPolicy(first=replay_after),
+                    sweep_interval=sweep_interval,
+                    instance=str(os.getpid()),
+                )
                 for p in participants
             ]
-            err_console.print(f"serving {', '.join(participants)} ({partitions} partition(s))")
-            await asyncio.gather(*(s.run(stop) for s in services))
+            err_console.print(
+                f"serving {', '.join(participants)} ({partitions} partition(s), {mode} mode"
+                + (f", faults {plan.encode()}" if plan.active else "")
+                + ")"
+            )
+            writer = asyncio.create_task(_write_stats(services, stats_file, stop))
+            try:
+                await asyncio.gather(*(s.run(stop) for s in services))
+            finally:
+                stop.set()
+                await writer
 
     run(main)
+
+
+async def _write_stats(
+    services: list[ParticipantService], path: Path | None, stop: asyncio.Event
+) -> None:
+    """Counters for `bench`: rewritten every second, so a kill -9 loses at most a second."""
+    if path is None:
+        return
+    while True:
+        figures = [service_figures(s) for s in services]
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(msgspec.json.encode(figures))
+        tmp.replace(path)
+        if stop.is_set():
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 1.0)

@@ -114,3 +114,15 @@ def cut_items(items: list) -> list[list]:
         chunks[-1].append(item)
         size += item_size
     return chunks
+
+
+_MESSAGE_OF_KIND = {Kind.POSTING: Postings, Kind.RESULT: Results, Kind.CONFIRM: Confirms}
+_ITEMS_FIELD = {Kind.POSTING: "postings", Kind.RESULT: "results", Kind.CONFIRM: "confirms"}
+
+
+def bundle(sender: str, kind: Kind, items: list) -> list[InboxMessage]:
+    """The protocol messages that carry `items` from `sender`, cut to size."""
+    return [
+        _MESSAGE_OF_KIND[kind](sender=sender, **{_ITEMS_FIELD[kind]: chunk})
+        for chunk in cut_items(items)
+    ]

@@ -98,3 +98,25 @@ def parse_inbox_subject(subject: str) -> tuple[int, str, str] | None:
 
 def dead_letter_subject(participant: str) -> str:
     return f"{PREFIX}.dlq.{participant}"
+
+
+# Core-NATS mode: postings, results and confirms travel as plain core messages, shared by the
+# recipient's instances through a queue group. Submissions stay on the JetStream inbox.
+def core_subject(recipient: str, kind: Kind) -> str:
+    return f"{PREFIX}.core.{recipient}.{kind.value}"
+
+
+def core_filter(recipient: str) -> str:
+    return f"{PREFIX}.core.{recipient}.*"
+
+
+def core_queue(recipient: str) -> str:
+    return f"{PREFIX}.core.{recipient}"
+
+
+def parse_core_subject(subject: str) -> tuple[str, str] | None:
+    """(recipient, kind) of a core-mode subject, or None if it is not one."""
+    parts = subject.split(".")
+    if len(parts) != 4 or parts[0] != PREFIX or parts[1] != "core":
+        return None
+    return parts[2], parts[3]

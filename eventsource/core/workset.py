@@ -15,13 +15,7 @@ from eventsource.core.events import (
     TransferState,
     encoder,
 )
-from eventsource.core.messages import (
-    Confirms,
-    Kind,
-    Postings,
-    Results,
-    cut_items,
-)
+from eventsource.core.messages import Kind, bundle
 from eventsource.core.model import Transfer
 from eventsource.core.money import format_amount
 from eventsource.core.protocol import Effect, Step
@@ -45,10 +39,6 @@ class DeadLetter:
     reason: str
     detail: str
     payload: bytes
-
-
-_MESSAGE_OF_KIND = {Kind.POSTING: Postings, Kind.RESULT: Results, Kind.CONFIRM: Confirms}
-_ITEMS_FIELD = {Kind.POSTING: "postings", Kind.RESULT: "results", Kind.CONFIRM: "confirms"}
 
 
 @dataclass
@@ -101,6 +91,10 @@ class WorkSet:
     def dead_letter(self, reason: str, detail: str, payload: bytes) -> None:
         self.dead_letters.append(DeadLetter(reason, detail, payload))
 
+    def outbound(self) -> list[tuple[str, Kind, object]]:
+        """(recipient, kind, item) of every protocol item this group sends."""
+        return [(r, k, item) for (r, k), items in self._outbound.items() for item in items]
+
     @property
     def changed_states(self) -> dict[str, State | None]:
         return dict(self._current)
@@ -129,10 +123,7 @@ class WorkSet:
             )
         serial = 0
         for (recipient, kind), items in self._outbound.items():
-            for chunk in cut_items(items):
-                message = _MESSAGE_OF_KIND[kind](
-                    sender=self.participant, **{_ITEMS_FIELD[kind]: chunk}
-                )
+            for message in bundle(self.participant, kind, items):
                 serial += 1
                 subject = inbox_subject(self.partition, recipient, kind, f"{self.token}-{serial}")
                 writes.append(Write(subject, encoder.encode(message), None, None))

@@ -1,5 +1,8 @@
 """One instance of a participant: fetch a group of inbox messages, decide them, commit one
-atomic batch, then ack. Several instances share the same durable consumers."""
+atomic batch, then ack. Several instances share the same durable consumers.
+
+In JetStream mode the outbox is part of the batch. In core mode (`CoreLink`) the batch holds the
+state only, and postings, results and confirms go out as core messages after the commit."""
 
 from __future__ import annotations
 
@@ -24,6 +27,7 @@ from eventsource.core.dispatch import (
     split_message,
 )
 from eventsource.core.errors import InfrastructureError, ProtocolError
+from eventsource.core.faults import NO_FAULTS, Fate, FaultInjector, FaultPlan
 from eventsource.core.messages import (
     KIND_OF,
     InboxMessage,
@@ -32,20 +36,23 @@ from eventsource.core.messages import (
     items_of,
 )
 from eventsource.core.model import is_token
+from eventsource.core.replay import DEFAULT_REPLAY, ReplayPolicy
 from eventsource.core.subjects import (
     inbox_consumer,
     is_account_key,
     is_reserved,
     ledger_stream,
+    parse_core_subject,
     parse_inbox_subject,
     partition_of,
 )
 from eventsource.core.workset import WorkSet
+from eventsource.services.core_link import CoreLink
 
 log = logging.getLogger("natsbank.service")
 MAX_ITEMS_PER_GROUP = 300
 MAX_WRITES = 1000
-KEEP_ALIVE = 3.0  # seconds between in-progress acks while a commit is being retried
+KEEP_ALIVE = 0.8  # seconds between in-progress acks while a commit is retried (< any ack wait)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,11 +69,25 @@ class ServiceStats:
     conflicts: int = 0
     dead_letters: int = 0
     retries: int = 0
+    outbox_messages: int = 0  # protocol messages committed to the ledger (JetStream mode)
+    redelivered: int = 0  # inbox deliveries the server made more than once
     started: float = field(default_factory=time.monotonic)
 
 
 class ParticipantService:
-    def __init__(self, nc: Client, participant: str, partitions: int, *, fetch_batch: int = 256):
+    def __init__(
+        self,
+        nc: Client,
+        participant: str,
+        partitions: int,
+        *,
+        fetch_batch: int = 256,
+        core: bool = False,
+        faults: FaultPlan = NO_FAULTS,
+        replay: ReplayPolicy = DEFAULT_REPLAY,
+        sweep_interval: float = 60.0,
+        instance: str = "",
+    ):
         self.nc = nc
         self.participant = participant
         self.partitions = partitions
@@ -74,6 +95,20 @@ class ParticipantService:
         self.state = LedgerState(nc, self.home)
         self.fetch_batch = fetch_batch
         self.stats = ServiceStats()
+        self.faults = FaultInjector(faults, salt=f"{instance}:{participant}")
+        self.core = (
+            CoreLink(
+                nc,
+                participant,
+                self.home,
+                self.faults,
+                policy=replay,
+                sweep_interval=sweep_interval,
+                registered=self.state.known_participants,
+            )
+            if core
+            else None
+        )
         self._stop = asyncio.Event()
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -81,6 +116,8 @@ class ParticipantService:
         async with asyncio.TaskGroup() as tasks:
             for k in range(self.partitions):
                 tasks.create_task(self._consume(k, stop))
+            if self.core is not None:
+                tasks.create_task(self.core.run(self.process, self.fetch_batch, stop))
 
     async def _consume(self, partition: int, stop: asyncio.Event) -> None:
         js = self.nc.jetstream()
@@ -99,11 +136,30 @@ class ParticipantService:
                 await asyncio.sleep(0.5)
                 continue
             try:
-                await self.process(msgs)
+                await self.process(await self._inject(msgs))
             except Exception:  # a bug must not stop the participant: unacked work comes back
                 log.exception("processing a group failed; its messages will be redelivered")
                 await asyncio.sleep(1.0)
         await _drop(sub)
+
+    async def _inject(self, msgs: list[Msg]) -> list[Msg]:
+        """JetStream mode's transport faults, on received protocol messages (never submissions):
+        a dropped delivery is left unacked, so the server redelivers it after the ack wait."""
+        self.stats.redelivered += sum(1 for m in msgs if m.metadata.num_delivered > 1)
+        if self.core is not None or not self.faults.plan.active:
+            return msgs
+        kept: list[Msg] = []
+        for msg in msgs:
+            where = parse_inbox_subject(msg.subject)
+            if where is None or where[2] == "submit":
+                kept.append(msg)
+                continue
+            fate, delay = self.faults.fate()
+            if fate is Fate.DELAY:
+                await _quietly(msg.nak(delay=delay))
+            elif fate is not Fate.DROP:
+                kept.extend([msg] * (2 if fate is Fate.DUPLICATE else 1))
+        return kept
 
     async def process(self, msgs: list[Msg]) -> None:
         decoded: list[Entry] = []
@@ -134,12 +190,13 @@ class ParticipantService:
             await self._commit_group(group)
 
     def _decode(self, msg: Msg) -> InboxMessage:
-        where = parse_inbox_subject(msg.subject)
-        if where is None or where[1] != self.participant:
+        inbox = parse_inbox_subject(msg.subject)
+        where = inbox[1:] if inbox is not None else parse_core_subject(msg.subject)
+        if where is None or where[0] != self.participant:
             raise ProtocolError(f"subject {msg.subject} is not this participant's inbox")
         message = inbox_decoder.decode(msg.data)
-        if KIND_OF[type(message)].value != where[2]:
-            raise ProtocolError(f"a {KIND_OF[type(message)]} message on a {where[2]} subject")
+        if KIND_OF[type(message)].value != where[1]:
+            raise ProtocolError(f"a {KIND_OF[type(message)]} message on a {where[1]} subject")
         check_message(message, self.participant)
         return message
 
@@ -147,13 +204,14 @@ class ParticipantService:
         self.stats.dead_letters += 1
         log.warning("dead letter %s: %s", reason, detail)
         await dead_letter(self.nc, self.participant, msg, reason, detail)
-        await msg.term()
+        await _quietly(msg.term())  # a core message has nothing to terminate
 
     async def _commit_group(self, group: list[Entry]) -> None:
         # How much to distrust what we hold after a refused batch: 1 = re-read the accounts
         # (the usual cause: another instance of this participant moved them), 2 = everything.
         distrust = 0
         sources: list[Msg] = []
+        outbox: list = []
         kept_alive = time.monotonic()
         for attempt in range(1, 1_000_000):
             try:
@@ -164,6 +222,8 @@ class ParticipantService:
                     distrust = 2
                     continue
                 writes = ws.writes()
+                if self.core is not None:
+                    writes, outbox = self.core.outbox(writes)
                 if len(writes) > MAX_WRITES and len(group) > 1:
                     half = len(group) // 2
                     await self._commit_group(group[:half])
@@ -174,6 +234,7 @@ class ParticipantService:
                     first = last - len(writes) + 1
                     seqs = {w.key: first + i for i, w in enumerate(writes) if w.key is not None}
                     self.state.remember(ws.changed_states, seqs)
+                    self.stats.outbox_messages += sum(1 for w in writes if w.key is None)
                 for letter, source in zip(ws.dead_letters, sources, strict=True):
                     self.stats.dead_letters += 1
                     await dead_letter(
@@ -184,6 +245,8 @@ class ParticipantService:
                         letter.detail,
                         payload=letter.payload,
                     )
+                if self.core is not None:
+                    await self.core.delivered(ws, outbox, [e.message for e in group])
                 break
             except StaleState:
                 self.stats.conflicts += 1
@@ -256,3 +319,16 @@ async def _drop(sub) -> None:
     if sub is not None:
         await _quietly(sub.unsubscribe())
     return None
+
+
+def service_figures(service: ParticipantService) -> dict:
+    """One instance's counters, for `serve --stats-file` and the benchmark."""
+    figures = {
+        "participant": service.participant,
+        "mode": "core" if service.core is not None else "jetstream",
+        **{k: v for k, v in vars(service.stats).items() if k != "started"},
+        "faults": {str(k): v for k, v in service.faults.counts.items()},
+    }
+    if service.core is not None:
+        figures |= vars(service.core.stats) | {"waiting": len(service.core.schedule)}
+    return figures

@@ -1,5 +1,6 @@
 """A bank on a real cluster: streams provisioned, participants registered, accounts funded,
-and participant services running in the test's event loop."""
+and participant services running in the test's event loop, in either transport mode and
+optionally under a fault plan (`bank_with`)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,10 @@ from nats.aio.client import Client
 
 from eventsource.adapters.cluster import ClusterInfo
 from eventsource.adapters.jetstream import connect
+from eventsource.adapters.topology import Topology
+from eventsource.core.faults import NO_FAULTS, FaultPlan
 from eventsource.core.model import AccountRef, TransferRequest
+from eventsource.core.replay import ReplayPolicy
 from eventsource.services.accounts import open_account
 from eventsource.services.audit import AuditReport, audit
 from eventsource.services.client import Submitted, submit, wait_final
@@ -23,6 +27,7 @@ from eventsource.services.scenario import bootstrap
 from eventsource.services.workload import Bank
 
 BANKS = [Bank("alpha", ["a1", "a2"]), Bank("beta", ["b1", "b2"]), Bank("gamma", ["g1"])]
+MODES = ["jetstream", "core"]
 
 
 @dataclass
@@ -32,6 +37,9 @@ class LiveBank:
     cluster: ClusterInfo
     nc: Client
     partitions: int
+    mode: str = "jetstream"
+    faults: FaultPlan = NO_FAULTS
+    replay_after: float = 1.0
     services: list[tuple[ParticipantService, asyncio.Task]] = field(default_factory=list)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -40,7 +48,16 @@ class LiveBank:
         return [b.participant for b in BANKS]
 
     def start(self, participant: str, *, fetch_batch: int = 256) -> ParticipantService:
-        service = ParticipantService(self.nc, participant, self.partitions, fetch_batch=fetch_batch)
+        service = ParticipantService(
+            self.nc,
+            participant,
+            self.partitions,
+            fetch_batch=fetch_batch,
+            core=self.mode == "core",
+            faults=self.faults,
+            replay=ReplayPolicy(first=self.replay_after),
+            instance=str(len(self.services)),
+        )
         self.services.append((service, asyncio.create_task(service.run(self.stop))))
         return service
 
@@ -62,9 +79,16 @@ class LiveBank:
             self.nc, self.partitions, self.participants, timeout=timeout, settle=0.2
         ), "inboxes never drained"
 
-    async def audit(self) -> AuditReport:
+    async def audit(self, patience: float = 60.0) -> AuditReport:
+        """The audit once the work has settled: inboxes drained and, in core mode (where
+        confirmations travel outside the ledger), until the audit passes or time runs out."""
         await self.quiet()
-        return await audit(self.nc, self.partitions, expect_final=True)
+        deadline = asyncio.get_running_loop().time() + patience
+        while True:
+            report = await audit(self.nc, self.partitions, expect_final=True)
+            if report.ok or self.mode != "core" or asyncio.get_running_loop().time() > deadline:
+                return report
+            await asyncio.sleep(0.5)
 
 
 def transfer(
@@ -83,10 +107,17 @@ def transfer(
 
 
 @contextlib.asynccontextmanager
-async def live_bank(cluster: ClusterInfo, funding: str = "1000.00") -> AsyncIterator[LiveBank]:
-    partitions = await bootstrap(cluster.url, BANKS, funding=funding)
+async def live_bank(
+    cluster: ClusterInfo,
+    funding: str = "1000.00",
+    *,
+    mode: str = "jetstream",
+    faults: FaultPlan = NO_FAULTS,
+    topology: Topology | None = None,
+) -> AsyncIterator[LiveBank]:
+    partitions = await bootstrap(cluster.url, BANKS, funding=funding, topology=topology)
     nc = await connect(cluster.url)
-    bank = LiveBank(cluster, nc, partitions)
+    bank = LiveBank(cluster, nc, partitions, mode=mode, faults=faults)
     await open_account(nc, partitions, "gamma", "usd", "USD", "50.00")
     try:
         yield bank
@@ -97,9 +128,10 @@ async def live_bank(cluster: ClusterInfo, funding: str = "1000.00") -> AsyncIter
         await nc.close()
 
 
-@pytest.fixture
-async def bank(nats1: ClusterInfo) -> AsyncIterator[LiveBank]:
+@pytest.fixture(params=MODES)
+async def bank(nats1: ClusterInfo, request: pytest.FixtureRequest) -> AsyncIterator[LiveBank]:
     """Three participants (alpha, beta, gamma) with funded EUR accounts on one node, no services
-    started yet (tests start them, so they can also test a receiver that is down)."""
-    async with live_bank(nats1) as live:
+    started yet (tests start them, so they can also test a receiver that is down); once per
+    transport mode."""
+    async with live_bank(nats1, mode=request.param) as live:
         yield live

@@ -23,13 +23,15 @@ from eventsource.services.workload import random_transfers, standard_banks
 pytestmark = pytest.mark.slow
 BANKS = standard_banks(3, 4)
 NAMES = [b.participant for b in BANKS]
+SERVE_ARGS = {"jetstream": (), "core": ("--mode", "core", "--replay-after", "1")}
+modes = pytest.mark.parametrize("mode", sorted(SERVE_ARGS))
 
 
 async def run_with_fault(
-    cluster: ClusterInfo, tmp_path: Path, fault, *, count: int, rate: float
+    cluster: ClusterInfo, tmp_path: Path, fault, *, count: int, rate: float, mode: str
 ) -> None:
     partitions = await bootstrap(cluster.url, BANKS, funding="5000.00")
-    procs = start_services(cluster.url, NAMES, 2, tmp_path / "logs")
+    procs = start_services(cluster.url, NAMES, 2, tmp_path / "logs", serve_args=SERVE_ARGS[mode])
     try:
         nc = await connect(cluster.url)
         work = random_transfers(BANKS, count, seed=11, reject_share=0.05)
@@ -52,18 +54,21 @@ async def run_with_fault(
         stop_services(procs)
 
 
-async def test_kill_9_of_a_service_instance_under_load_then_restart(nats1, tmp_path):
+@modes
+async def test_kill_9_of_a_service_instance_under_load_then_restart(nats1, tmp_path, mode):
     async def kill_one_instance(procs):
         os.kill(procs[0].pid, signal.SIGKILL)  # between any two of its writes
         procs[0].wait()
         await asyncio.sleep(1.0)
-        return [procs[1], *start_services(nats1.url, NAMES, 1, tmp_path / "logs2")]
+        again = start_services(nats1.url, NAMES, 1, tmp_path / "logs2", serve_args=SERVE_ARGS[mode])
+        return [procs[1], *again]
 
-    await run_with_fault(nats1, tmp_path, kill_one_instance, count=3000, rate=600)
+    await run_with_fault(nats1, tmp_path, kill_one_instance, count=3000, rate=600, mode=mode)
 
 
 @pytest.mark.cluster3
-async def test_kill_9_of_the_ledger_leader_node_under_load(nats3, tmp_path):
+@modes
+async def test_kill_9_of_the_ledger_leader_node_under_load(nats3, tmp_path, mode):
     async def kill_leader(procs):
         nc = await connect(nats3.url)
         info = await nc.jetstream().stream_info(ledger_stream(0))
@@ -76,4 +81,4 @@ async def test_kill_9_of_the_ledger_leader_node_under_load(nats3, tmp_path):
         restart_node(load_cluster(Path(nats3.state_dir)) or nats3, index)
         return procs
 
-    await run_with_fault(nats3, tmp_path, kill_leader, count=2000, rate=300)
+    await run_with_fault(nats3, tmp_path, kill_leader, count=2000, rate=300, mode=mode)

@@ -1,0 +1,75 @@
+"""Both transport modes under the same seeded fault plan: protocol messages lost, duplicated
+and delayed at the transport boundary, and a receiver that is down for a while. Every transfer
+still ends final once on both sides and the audit is clean (I1-I5, I7)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import msgspec
+import pytest
+
+from eventsource.adapters.topology import quick_redelivery
+from eventsource.core.faults import Fate, FaultPlan
+from eventsource.core.messages import Kind
+from eventsource.core.model import Outcome
+from eventsource.core.subjects import core_subject
+from tests.integration.conftest import MODES, live_bank, transfer
+from tests.integration.test_bad_input import dead_letters
+
+NOISY = FaultPlan(drop=0.2, duplicate=0.1, delay=0.1, max_delay=0.5, seed=3)
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_lost_duplicated_and_delayed_messages_still_end_final_once(nats1, mode):
+    async with live_bank(
+        nats1, "100.00", mode=mode, faults=NOISY, topology=quick_redelivery(1.0)
+    ) as bank:
+        bank.start_all()
+        # 150 transfers of 1.00 from a 100.00 account: exactly 100 pass, whatever the noise.
+        requests = [
+            transfer(f"n-{i}", "alpha/a1", f"beta/b{1 + i % 2}", "1.00") for i in range(150)
+        ]
+        for request in requests:  # one by one, so that there are many protocol messages
+            await bank.submit(request)
+            await asyncio.sleep(0.01)
+        final = await bank.wait("alpha", [r.id for r in requests], timeout=120)
+        assert len(final) == 150
+        assert [s.outcome for s in final.values()].count(Outcome.OK) == 100
+        report = await bank.audit(patience=120)
+        assert report.ok, report.violations
+        assert report.transfers_acked == 150
+        faults = {fate: sum(s.faults.counts[fate] for s, _ in bank.services) for fate in Fate}
+        assert faults[Fate.DROP] and faults[Fate.DUPLICATE] and faults[Fate.DELAY], faults
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_receiver_that_is_down_for_a_while_gets_everything_when_back(nats1, mode):
+    async with live_bank(nats1, mode=mode, topology=quick_redelivery(1.0)) as bank:
+        bank.start("alpha")
+        ids = [f"d-{i}" for i in range(30)]
+        await bank.submit(*(transfer(i, "alpha/a1", "beta/b1", "2.00") for i in ids))
+        await asyncio.sleep(3.0)  # alpha reserved the funds; its postings go nowhere meanwhile
+        assert await bank.wait("alpha", ids, timeout=0.5) == {}
+        bank.start("beta")
+        final = await bank.wait("alpha", ids, timeout=60)
+        assert {s.outcome for s in final.values()} == {Outcome.OK}
+        report = await bank.audit()
+        assert report.ok, report.violations
+
+
+async def test_a_poison_core_message_is_dead_lettered_and_the_service_carries_on(nats1):
+    async with live_bank(nats1, mode="core") as bank:
+        bank.start_all()
+        for service, _ in bank.services:
+            await asyncio.wait_for(service.core.listening.wait(), 10)
+        await bank.nc.publish(core_subject("alpha", Kind.RESULT), b"{not json")
+        wrong = msgspec.json.encode({"type": "confirm", "sender": "beta", "confirms": []})
+        await bank.nc.publish(core_subject("alpha", Kind.POSTING), wrong)
+        await bank.submit(transfer("after-core-poison", "alpha/a1", "beta/b1"))
+        final = await bank.wait("alpha", ["after-core-poison"])
+        assert final["after-core-poison"].outcome is Outcome.OK
+        letters = await dead_letters(bank)
+        reasons = sorted(h["Natsbank-Reason"] for _, h, _ in letters)
+        assert reasons == ["PROTOCOL_VIOLATION", "UNDECODABLE"]
+        assert (await bank.audit()).ok
