@@ -1,0 +1,167 @@
+"""compose.yaml and k8s/ say only what natsbank understands: every command line parses against the
+real CLI, every NATS_URL / NATSBANK_* variable is one the settings read, and the deployment's
+streams.yaml is the repository's plus the participants it serves."""
+
+from __future__ import annotations
+
+import functools
+
+import msgspec
+import pytest
+import typer.main
+
+from eventsource.adapters.topology import load_topology
+from eventsource.cli import app as cli_app
+from eventsource.core.errors import ConfigError
+from eventsource.settings import load_settings
+from tests.deploy import manifests
+from tests.deploy.manifests import CommandLine
+
+try:  # recent typer vendors click as typer._click; older ones use click itself
+    from typer._click.exceptions import ClickException, UsageError
+except ImportError:  # pragma: no cover
+    from click.exceptions import ClickException, UsageError  # type: ignore[no-redef]
+
+# The commands the deployment cannot do without; finding fewer means the collector went blind.
+EXPECTED = {
+    ("serve",),
+    ("streams", "init"),
+    ("projections", "run"),
+    ("submit",),
+    ("health",),
+    ("accounts", "open"),
+    ("accounts", "list"),
+}
+
+
+@functools.cache
+def natsbank():
+    cli_app._register()  # what `natsbank` does before it parses argv
+    return typer.main.get_command(cli_app.app)  # type: ignore[return-value]
+
+
+def parse(argv: tuple[str, ...]) -> tuple[str, ...]:
+    """Parse like `natsbank ARGV` would, without running anything; return the command path.
+    Raises UsageError (or a subclass) for an unknown command, option or bad value."""
+    command = natsbank()
+    ctx = command.make_context("natsbank", list(argv))
+    path: list[str] = []
+    while hasattr(command, "resolve_command"):  # a group: find the sub-command
+        rest = [*getattr(ctx, "_protected_args", getattr(ctx, "protected_args", [])), *ctx.args]
+        if not rest:
+            raise UsageError(f"natsbank {' '.join(path)} needs a command", ctx)
+        name, sub, args = command.resolve_command(ctx, rest)
+        assert sub is not None and name is not None
+        path.append(name)
+        command, ctx = sub, sub.make_context(name, args, parent=ctx)
+    return tuple(path)
+
+
+def problems(lines: list[CommandLine]) -> list[str]:
+    found = []
+    for line in lines:
+        try:
+            parse(line.argv)
+        except ClickException as exc:
+            found.append(f"{line.where}: natsbank {' '.join(line.argv)}: {exc.format_message()}")
+    return found
+
+
+@pytest.fixture(scope="module")
+def k8s() -> list[dict]:
+    """The manifests as `kubectl apply -k k8s/` would send them."""
+    return manifests.render_k8s()
+
+
+def test_every_compose_command_line_parses() -> None:
+    lines = manifests.compose_commands(manifests.load_compose())
+    assert problems(lines) == []
+    assert {parse(line.argv) for line in lines} >= EXPECTED
+
+
+def test_every_k8s_command_line_parses(k8s: list[dict]) -> None:
+    lines = manifests.k8s_commands(k8s)
+    assert problems(lines) == []
+    assert EXPECTED - {("submit",)} <= {parse(line.argv) for line in lines}
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("serve", "bank-a", "--made-up"),
+        ("serve", "bank-a", "--mode", "carrier-pigeon"),
+        ("streams", "initialise"),
+        ("health", "--participant"),
+        ("submit", "--random", "many"),
+        ("projections",),
+    ],
+)
+def test_the_checker_refuses_what_the_cli_refuses(argv: tuple[str, ...]) -> None:
+    with pytest.raises(UsageError):
+        parse(argv)
+
+
+def test_a_made_up_flag_in_compose_yaml_is_reported() -> None:
+    text = manifests.COMPOSE.read_text()
+    broken = text.replace('command: ["serve", "bank-a"]', 'command: ["serve", "bank-a", "--jobs"]')
+    assert broken != text
+    found = problems(manifests.compose_commands(manifests.load_compose(broken)))
+    assert len(found) == 1 and "bank-a" in found[0] and "--jobs" in found[0], found
+
+
+def read_by_settings(name: str, monkeypatch: pytest.MonkeyPatch) -> bool:
+    """True if setting the variable changes what load_settings() returns (or makes it refuse)."""
+    with monkeypatch.context() as env:
+        env.delenv(name, raising=False)
+        baseline = load_settings()
+        env.setenv(name, "1")
+        try:
+            return load_settings() != baseline
+        except ConfigError:
+            return True
+
+
+def check_environment(variables: dict[str, list[str]], monkeypatch: pytest.MonkeyPatch) -> None:
+    unread = [name for name in variables if not read_by_settings(name, monkeypatch)]
+    assert unread == [], f"set in the manifests but never read by eventsource/settings.py: {unread}"
+    for name, values in variables.items():
+        for value in values:
+            with monkeypatch.context() as env:
+                env.setenv(name, value)
+                load_settings()  # a value the settings refuse raises ConfigError here
+
+
+def test_compose_sets_only_variables_the_settings_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    variables = manifests.compose_environment(manifests.load_compose())
+    assert {"NATS_URL", "NATSBANK_STREAMS_FILE", "NATSBANK_PG_DSN"} <= variables.keys()
+    check_environment(variables, monkeypatch)
+
+
+def test_k8s_sets_only_variables_the_settings_read(
+    k8s: list[dict], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    variables = manifests.k8s_environment(k8s)
+    assert {"NATS_URL", "NATSBANK_STREAMS_FILE", "NATSBANK_PG_DSN"} <= variables.keys()
+    check_environment(variables, monkeypatch)
+
+
+def test_a_variable_the_settings_do_not_read_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert read_by_settings("NATSBANK_HOME", monkeypatch)
+    assert not read_by_settings("NATSBANK_MADE_UP", monkeypatch)
+
+
+def test_the_deployed_streams_file_is_the_repository_one_plus_participants(
+    k8s: list[dict],
+) -> None:
+    deployed = load_topology(manifests.CONFIG / "streams.yaml")
+    repository = load_topology(manifests.ROOT / "streams.yaml")
+    assert msgspec.structs.replace(deployed, participants=repository.participants) == repository
+    served = {
+        argv[1]
+        for line in manifests.compose_commands(manifests.load_compose())
+        + manifests.k8s_commands(k8s)
+        for argv in [line.argv]
+        if argv[:1] == ("serve",)
+    }
+    assert served == {"bank-a", "bank-b"}
+    assert served <= set(deployed.participants)
