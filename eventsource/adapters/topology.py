@@ -193,6 +193,6 @@ def quick_redelivery(first: float = 2.0) -> Topology:
     the same clock as core mode's replays, so the modes compare fairly under faults."""
     steps, delay = [], first
     while delay < 30:
-        steps.append(f"{delay:g}s")
+        steps.append(f"{round(delay * 1000)}ms")
         delay *= 2
     return Topology(inbox=InboxConfig(ack_wait=steps[0], backoff=[*steps, "30s"]))

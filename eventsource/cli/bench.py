@@ -10,10 +10,11 @@ from pathlib import Path
 
 import typer
 from rich.progress import Progress
-from rich.table import Table
 
+from eventsource.cli.bench_report import parse_losses, print_report, write_chart
 from eventsource.cli.common import console, err_console, print_json
 from eventsource.services.bench import (
+    DEFAULT_LOSSES,
     BenchOptions,
     Hooks,
     Mode,
@@ -21,6 +22,7 @@ from eventsource.services.bench import (
     is_valid,
     run_bench,
 )
+from eventsource.services.bench_faults import ProcessFaults
 from eventsource.services.bench_projection import ProjectorChoice
 
 
@@ -29,8 +31,36 @@ def register(app: typer.Typer) -> None:
 
 
 def bench(
-    mode: Mode = typer.Option(Mode.JETSTREAM, "--mode", help="Only jetstream exists so far."),
-    transfers: int = typer.Option(20000, "--transfers", "-n", min=1, help="Transfers to push."),
+    modes: list[Mode] = typer.Option(
+        [Mode.JETSTREAM, Mode.CORE], "--mode", help="Transport mode(s); repeat for several."
+    ),
+    losses: str = typer.Option(
+        ",".join(f"{x:g}" for x in DEFAULT_LOSSES),
+        "--loss",
+        help="Comma-separated shares of protocol messages dropped; one run per mode and rate.",
+    ),
+    duplicate: float = typer.Option(0.0, "--duplicate", help="Share duplicated, every run."),
+    delay: float = typer.Option(0.0, "--delay", help="Share delayed up to --max-delay s."),
+    max_delay: float = typer.Option(0.5, "--max-delay"),
+    replay_after: float = typer.Option(
+        2.0,
+        "--replay-after",
+        help="Seconds before a resend: core mode's replay clock and JetStream's ack wait.",
+    ),
+    kill_service_every: float | None = typer.Option(
+        None, "--kill-service-every", help="kill -9 a random service process every ~S seconds."
+    ),
+    kill_node_at: float | None = typer.Option(
+        None, "--kill-node-at", help="kill -9 a random nats-server node S seconds in."
+    ),
+    node_down: float = typer.Option(5.0, "--node-down", help="Seconds before it restarts."),
+    receiver_down: float | None = typer.Option(
+        None, "--receiver-down", help="The last participant starts S seconds late."
+    ),
+    chart: Path | None = typer.Option(
+        Path("natsbank-bench.png"), "--chart", help="PNG of the sweep (with 2+ runs)."
+    ),
+    transfers: int = typer.Option(20000, "--transfers", "-n", min=1, help="Transfers per run."),
     participants: int = typer.Option(4, "--participants", min=2, max=26),
     processes: int = typer.Option(2, "--processes", min=1, max=8, help="Service processes."),
     instances: int = typer.Option(
@@ -62,9 +92,22 @@ def bench(
     seed: int = typer.Option(1, "--seed", help="Shape of the random workload."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Measure natsbank against PostgreSQL pgbench TPC-B, one after the other, and audit."""
+    """Measure natsbank's modes under message loss against PostgreSQL pgbench TPC-B, and audit.
+
+    Every run (a mode at a loss rate) gets a fresh cluster; pgbench runs first, alone."""
     options = BenchOptions(
-        mode=mode,
+        modes=tuple(dict.fromkeys(modes)),
+        losses=parse_losses(losses),
+        duplicate=duplicate,
+        delay=delay,
+        max_delay=max_delay,
+        replay_after=replay_after,
+        process_faults=ProcessFaults(
+            kill_service_every=kill_service_every,
+            kill_node_at=kill_node_at,
+            node_down=node_down,
+            receiver_down=receiver_down,
+        ),
         transfers=transfers,
         participants=participants,
         instances=instances,
@@ -94,10 +137,12 @@ def bench(
             shutil.rmtree(workdir, ignore_errors=True)
         else:
             err_console.print(f"service logs kept in {logs}", highlight=False)
+    if chart is not None and len(report["runs"]) > 1:
+        report["chart"] = str(write_chart(report, chart))
     if as_json:
         print_json(report)
     else:
-        _print(report)
+        print_report(report)
     if not valid:
         raise typer.Exit(1)
 
@@ -112,90 +157,11 @@ def _hooks(progress: Progress, total: int, *, quiet: bool) -> Hooks:
         progress.advance(task, count)
 
     def phase(text: str) -> None:
+        nonlocal task
+        if task is not None:  # a new run: a new bar
+            progress.remove_task(task)
+            task = None
         if not quiet:
             progress.console.print(text, highlight=False)
 
     return Hooks(phase=phase, acked=acked)
-
-
-def _print(report: dict) -> None:
-    table = Table(title="natsbank bench", caption=_machine_line(report["machine"]))
-    table.add_column("system", no_wrap=True)
-    table.add_column("TPS", justify="right")
-    table.add_column("vs PG", justify="right")
-    table.add_column("latency ms")
-    table.add_column("checks")
-    pg = report["baseline"]
-    if pg:
-        latency = f"avg {pg['latency_avg_ms']:.1f}"
-        table.add_row(pg["name"], f"{pg['tps']:,.0f}", "1.00x", latency, "reference")
-    for run in report["runs"]:
-        table.add_row(
-            run["name"],
-            f"{run['throughput_per_s']:,.0f}",
-            f"{report['ratio']:.2f}x" if report["ratio"] is not None else "-",
-            f"p50 {run['p50_ms']:.0f}\np99 {run['p99_ms']:.0f}\nmax {run['max_ms']:.0f}",
-            f"{_red_unless_zero(run['lost'])} lost\n"
-            f"{_red_unless_zero(run['double_applied'])} applied 2x\n"
-            + ("audit [green]clean[/]" if run["audit_ok"] else f"[red]{run['violations']}[/]"),
-        )
-    console.print(table)
-    if pg:
-        console.print(
-            f"PostgreSQL: scale {pg['scale']}, {pg['clients']} clients, {pg['threads']} threads, "
-            f"fsync on; {pg['transactions']:,} transactions in {pg['seconds']} s, "
-            f"{pg['failed_transactions']} failed",
-            highlight=False,
-        )
-    for run in report["runs"]:
-        outcomes = ", ".join(f"{k} {v:,}" for k, v in sorted(run["outcomes"].items()))
-        console.print(
-            f"natsbank: {run['nodes']} node(s), {run['processes']} service processes, "
-            f"{run['instances']} instance(s) per participant, "
-            f"{len(run['participants'])} participants, sync interval {run['sync_interval']}; "
-            f"{run['completed']:,} of {run['transfers']:,} transfers final in "
-            f"{run['seconds']:.1f} s ({outcomes}), ACK to confirmed on both sides; "
-            f"{run['ledger_messages_per_transfer']} ledger messages per transfer",
-            highlight=False,
-        )
-    for run in report["runs"]:
-        if run.get("projectors"):
-            console.print(_projector_table(run))
-    console.print("commands:", highlight=False)
-    for command in report["commands"]:
-        console.print(f"  {command}", highlight=False, soft_wrap=True)
-
-
-def _red_unless_zero(count: int) -> str:
-    return f"[red]{count:,}[/]" if count else "[green]0[/]"
-
-
-def _machine_line(machine: dict) -> str:
-    return (
-        f"{machine['cpus']} CPUs ({machine['cpu_model']}), nats-server {machine['nats_server']}, "
-        f"pgbench {machine['pgbench'] or '-'}, Python {machine['python']}"
-    )
-
-
-def _projector_table(run: dict) -> Table:
-    table = Table(
-        title="projector, measured after the run above (which ran without it)",
-        caption="catch-up: the run's ledger as a backlog; live: as many transfers again at "
-        "full speed while it follows; lag in events not applied and seconds behind",
-    )
-    for column in ("into", "catch-up", "live TPS", "lag p99", "lag max", "after final"):
-        table.add_column(column, justify="left" if column == "into" else "right")
-    table.add_column("checks")
-    for p in run["projectors"]:
-        live, rate = p["live"], p["catch_up"]["events_per_s"]
-        table.add_row(
-            p["backend"],
-            f"{rate:,.0f} ev/s" if rate else "-",
-            f"{live['transfers_per_s']:,.0f}",
-            f"{live['lag_events_p99']:,} ev\n{live['lag_seconds_p99']:.2f} s",
-            f"{live['lag_events_max']:,} ev\n{live['lag_seconds_max']:.2f} s",
-            f"{live['catch_up_after_final_s']:.2f} s",
-            f"{p['events_applied']:,}/{p['ledger_state_events']:,} events\n"
-            + ("I6 [green]clean[/]" if p["i6_ok"] else f"[red]{p['i6_differences']}[/]"),
-        )
-    return table

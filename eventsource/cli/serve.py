@@ -56,8 +56,8 @@ def serve(
     sweep_interval: float = typer.Option(
         60.0, "--sweep-interval", min=1.0, help="Core mode: seconds between ledger sweeps."
     ),
-    stats_file: Path | None = typer.Option(
-        None, "--stats-file", help="Write this instance's counters as JSON every second."
+    stats_dir: Path | None = typer.Option(
+        None, "--stats-dir", help="Write this instance's counters to DIR/<pid>.json every second."
     ),
     log_level: str = typer.Option("INFO", "--log-level"),
 ) -> None:
@@ -91,7 +91,8 @@ def serve(
                 + (f", faults {plan.encode()}" if plan.active else "")
                 + ")"
             )
-            writer = asyncio.create_task(_write_stats(services, stats_file, stop))
+            path = stats_dir / f"{os.getpid()}.json" if stats_dir else None
+            writer = asyncio.create_task(_write_stats(services, path, stop))
             try:
                 await asyncio.gather(*(s.run(stop) for s in services))
             finally:

@@ -7,8 +7,10 @@ ledger's server timestamps and stream state, the audit); nothing is assumed.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import enum
+import functools
 import os
 import platform
 import shlex
@@ -23,8 +25,19 @@ from eventsource.adapters.cluster import ClusterInfo, LocalCluster
 from eventsource.adapters.jetstream import connect
 from eventsource.adapters.pgbench import TpcbResult, run_tpcb
 from eventsource.adapters.postgres import EmbeddedPostgres
+from eventsource.adapters.topology import quick_redelivery
 from eventsource.core.errors import ConfigError
+from eventsource.core.faults import FaultPlan
 from eventsource.core.subjects import ledger_stream
+from eventsource.services.bench_faults import (
+    NO_PROCESS_FAULTS,
+    ProcessFaults,
+    drive_disturbed,
+    server_traffic,
+    service_counters,
+    traffic_between,
+    transport_figures,
+)
 from eventsource.services.bench_projection import ProjectorChoice, measure_projectors
 from eventsource.services.scenario import (
     ScenarioResult,
@@ -33,6 +46,7 @@ from eventsource.services.scenario import (
     drive,
     run_sync,
     start_layout,
+    start_services,
     stop_services,
 )
 
@@ -46,9 +60,18 @@ class Mode(enum.StrEnum):
     CORE = "core"
 
 
+DEFAULT_LOSSES = (0.0, 0.01, 0.05, 0.1, 0.2, 0.3)
+
+
 @dataclass(frozen=True, kw_only=True)
 class BenchOptions:
-    mode: Mode = Mode.JETSTREAM
+    modes: tuple[Mode, ...] = (Mode.JETSTREAM, Mode.CORE)
+    losses: tuple[float, ...] = DEFAULT_LOSSES  # share of protocol messages dropped, per point
+    duplicate: float = 0.0  # and duplicated / delayed, at every point
+    delay: float = 0.0
+    max_delay: float = 0.5
+    replay_after: float = 2.0  # core resend clock = JetStream ack wait, doubling to 30 s
+    process_faults: ProcessFaults = NO_PROCESS_FAULTS
     transfers: int = 20000
     participants: int = 4
     accounts: int = 5
@@ -85,8 +108,11 @@ class LedgerState:
 
 def check_options(options: BenchOptions) -> None:
     """Refuse a bad run before pgbench spends its seconds."""
-    if options.mode is Mode.CORE:
-        raise ConfigError("core mode is not implemented yet")
+    if not options.modes or not options.losses:
+        raise ConfigError("--modes and --loss need at least one value each")
+    if any(not 0 <= loss < 1 for loss in options.losses):
+        raise ConfigError("loss rates must be in [0, 1)")
+    FaultPlan(drop=max(options.losses), duplicate=options.duplicate, delay=options.delay)
     if options.nodes not in (1, 3):
         raise ConfigError(f"--nodes must be 1 or 3, not {options.nodes}")
     if not 1 <= options.instances <= options.processes:
@@ -106,17 +132,26 @@ def run_bench(options: BenchOptions, workdir: Path, hooks: Hooks | None = None) 
     with _sigterm_as_interrupt():
         if not options.skip_postgres:
             baseline = run_baseline(options, workdir / "pgdata", hooks)
-        run, commands = run_jetstream(options, workdir, hooks)
-    nats_version = run.pop("server_version")
+        runs, commands = [], []
+        for mode in options.modes:
+            for loss in options.losses:
+                with_projectors = not runs and mode is Mode.JETSTREAM and loss == 0
+                run, used = run_point(options, mode, loss, workdir, hooks, with_projectors)
+                runs.append(run)
+                commands = commands or used  # the other points differ only in their flags
+    nats_version = runs[0].pop("server_version")
+    for run in runs[1:]:
+        run.pop("server_version")
     if baseline is not None:
         commands = [baseline.init_command, baseline.command, *commands]
     pg = _baseline_dict(baseline) if baseline else None
-    ratio = round(run["throughput_per_s"] / pg["tps"], 4) if pg and pg["tps"] else None
+    for run in runs:
+        run["vs_postgres"] = round(run["throughput_per_s"] / pg["tps"], 4) if pg else None
     return {
         "baseline": pg,
-        "runs": [run],
-        "ratio": ratio,
-        "valid": run["valid"],
+        "runs": runs,
+        "ratio": runs[0]["vs_postgres"],
+        "valid": all(run["valid"] for run in runs),
         "commands": commands,
         "machine": _machine(baseline, nats_version),
     }
@@ -140,51 +175,107 @@ def run_baseline(options: BenchOptions, data_dir: Path, hooks: Hooks) -> TpcbRes
         shutil.rmtree(data_dir, ignore_errors=True)  # scale 10 is about 160 MB
 
 
-def run_jetstream(options: BenchOptions, workdir: Path, hooks: Hooks) -> tuple[dict, list[str]]:
+def serve_args(options: BenchOptions, mode: Mode, loss: float, stats_dir: Path) -> list[str]:
+    plan = FaultPlan(
+        drop=loss,
+        duplicate=options.duplicate,
+        delay=options.delay,
+        max_delay=options.max_delay,
+        seed=options.seed,
+    )
+    args = ["--mode", str(mode), "--stats-dir", str(stats_dir)]
+    args += ["--replay-after", f"{options.replay_after:g}"] if mode is Mode.CORE else []
+    return args + (["--faults", plan.encode()] if plan.active else [])
+
+
+def run_point(
+    options: BenchOptions,
+    mode: Mode,
+    loss: float,
+    workdir: Path,
+    hooks: Hooks,
+    with_projectors: bool = False,
+) -> tuple[dict, list[str]]:
+    """One mode at one loss rate, on a fresh cluster: every point starts from the same state."""
     banks = default_banks(options.participants, options.accounts)
     names = [b.participant for b in banks]
-    cluster_dir = workdir / "nats"
+    point = workdir / f"{mode}-{loss:g}"
+    stats_dir = point / "stats"
+    stats_dir.mkdir(parents=True)
     hooks.phase(
-        f"natsbank: {options.nodes} nats-server node(s), {options.processes} service processes, "
-        f"{options.instances} instance(s) per participant"
+        f"natsbank {mode} mode, loss {loss:.0%}: {options.nodes} nats-server node(s), "
+        f"{options.processes} service processes, {options.instances} instance(s) per participant"
     )
+    late = names[-1:] if options.process_faults.receiver_down else []
     with LocalCluster(
-        cluster_dir, nodes=options.nodes, sync_interval=options.sync_interval, remove_data=True
+        point / "nats", nodes=options.nodes, sync_interval=options.sync_interval, remove_data=True
     ) as cluster:
-        partitions = run_sync(bootstrap(cluster.url, banks, funding=GENEROUS_FUNDING))
+        topology = quick_redelivery(options.replay_after)
+        partitions = run_sync(
+            bootstrap(cluster.url, banks, funding=GENEROUS_FUNDING, topology=topology)
+        )
         before = run_sync(ledger_state(cluster.url, partitions))
+        args = tuple(serve_args(options, mode, loss, stats_dir))
+        logs = workdir / "logs" / point.name
+        on_time = [n for n in names if n not in late]
         procs = start_layout(
-            cluster.url, names, options.processes, options.instances, workdir / "logs"
+            cluster.url, on_time, options.processes, options.instances, logs, serve_args=args
         )
         env = f"NATS_URL={shlex.quote(cluster.url)}"
         commands = [*_cluster_commands(cluster), *(f"{env} {shlex.join(p.args)}" for p in procs)]
         try:
             hooks.phase(f"natsbank: pushing {options.transfers} transfers")
-            result = run_sync(
-                drive(
-                    cluster.url,
-                    banks,
-                    options.transfers,
-                    partitions=partitions,
-                    seed=options.seed,
-                    rate=options.rate,
-                    reject_share=options.reject_share,
-                    progress=hooks.acked,
+            idle = run_sync(_idle_traffic(cluster))
+            traffic_before = server_traffic(cluster)
+            workload = functools.partial(
+                drive, cluster.url, banks, options.transfers, partitions=partitions,
+                seed=options.seed, rate=options.rate, reject_share=options.reject_share,
+                progress=hooks.acked,
+            )  # fmt: skip
+            result, disturbed = run_sync(
+                drive_disturbed(
+                    workload,
+                    options.process_faults,
+                    cluster,
+                    procs,
+                    lambda: start_services(cluster.url, late, 1, logs / "late", serve_args=args),
+                    options.seed,
                 )
             )
+            traffic = traffic_between(traffic_before, server_traffic(cluster))
             after = run_sync(ledger_state(cluster.url, partitions))
-            projectors = measure_projectors(  # after the headline figures: they ran without it
-                options.projector, cluster.url, banks, partitions, transfers=options.transfers,
-                seed=options.seed, reject_share=options.reject_share, workdir=workdir,
-                phase=hooks.phase,
+            projectors = (
+                measure_projectors(  # after the headline figures: they ran without it
+                    options.projector, cluster.url, banks, partitions,
+                    transfers=options.transfers, seed=options.seed,
+                    reject_share=options.reject_share, workdir=workdir, phase=hooks.phase,
+                )
+                if with_projectors
+                else []
             )  # fmt: skip
         finally:
             stop_services(procs)
     run = _run_dict(options, names, result, before, after)
-    if options.projector is not ProjectorChoice.NONE:
+    counters = service_counters(stats_dir)
+    run |= transport_figures(
+        str(mode), loss, result.measurement.completed, counters, traffic, disturbed
+    )
+    run["server_idle_messages_per_s"] = idle
+    run["name"] = f"natsbank {mode} R{after.replicas}"
+    run["mode"] = str(mode)
+    if with_projectors and options.projector is not ProjectorChoice.NONE:
         run["projectors"] = projectors
         run["valid"] = run["valid"] and all(p["valid"] for p in projectors)
     return run, commands
+
+
+async def _idle_traffic(cluster: ClusterInfo, seconds: float = 2.0) -> float:
+    """Messages/s through the servers with the services up and no work: heartbeats, RAFT,
+    idle fetches. It runs all along, so short runs carry more of it per transfer."""
+    before = server_traffic(cluster)
+    await asyncio.sleep(seconds)
+    traffic = traffic_between(before, server_traffic(cluster))
+    return round((traffic["in_msgs"] + traffic["out_msgs"]) / seconds, 1)
 
 
 async def ledger_state(url: str, partitions: int) -> LedgerState:
@@ -221,8 +312,6 @@ def _run_dict(
     messages = after.messages - before.messages
     per_transfer = m.completed or 1
     return {
-        "name": f"natsbank JetStream R{after.replicas}",
-        "mode": str(options.mode),
         "nodes": options.nodes,
         "replicas": after.replicas,
         "sync_interval": options.sync_interval or "default (2m)",
@@ -236,6 +325,7 @@ def _run_dict(
         "completed": m.completed,
         "seconds": round(m.seconds, 3),
         "throughput_per_s": round(m.throughput, 1),
+        "throughput_99_per_s": round(m.throughput_99, 1),
         "p50_ms": m.percentile(50),
         "p99_ms": m.percentile(99),
         "max_ms": float(m.latency_ms.get_max_value()) if m.completed else 0.0,

@@ -28,6 +28,7 @@ def test_a_small_bench_reports_every_figure_and_a_clean_audit(tmp_path: Path) ->
     done = _bench(
         tmp_path,
         *("--transfers", "300", "--nodes", "1", "--instances", "1", "--participants", "3"),
+        *("--mode", "jetstream", "--loss", "0"),
         *("--pg-seconds", "2", "--pg-scale", "1", "--json"),
     )
     assert done.returncode == 0, done.stderr
@@ -37,7 +38,7 @@ def test_a_small_bench_reports_every_figure_and_a_clean_audit(tmp_path: Path) ->
     assert baseline["name"] == "PostgreSQL pgbench TPC-B"
     assert baseline["tps"] > 0
     assert baseline["scale"] == 1 and baseline["seconds"] == 2
-    assert run["name"] == "natsbank JetStream R1"
+    assert run["name"] == "natsbank jetstream R1" and run["loss"] == 0
     assert run["transfers"] == run["acked"] == run["completed"] == 300
     assert sum(run["outcomes"].values()) == 300
     assert run["lost"] == 0
@@ -58,7 +59,7 @@ def test_a_small_bench_reports_every_figure_and_a_clean_audit(tmp_path: Path) ->
 def test_skip_postgres_leaves_the_ratio_null(tmp_path: Path) -> None:
     done = _bench(
         tmp_path, "--transfers", "100", "--nodes", "1", "--instances", "1", "--skip-postgres",
-        "--json",
+        "--mode", "jetstream", "--loss", "0", "--json",
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
@@ -70,7 +71,7 @@ def test_skip_postgres_leaves_the_ratio_null(tmp_path: Path) -> None:
 def test_projector_figures_come_from_a_phase_after_the_run(tmp_path: Path) -> None:
     done = _bench(
         tmp_path, "--transfers", "200", "--nodes", "1", "--skip-postgres", "--projector", "both",
-        "--json",
+        "--mode", "jetstream", "--loss", "0", "--json",
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     (run,) = json.loads(done.stdout)["runs"]
@@ -97,8 +98,47 @@ def test_projector_figures_come_from_a_phase_after_the_run(tmp_path: Path) -> No
     assert "--dsn" in postgres["command"] and "--sqlite" in sqlite["command"]
 
 
-def test_core_mode_is_refused_in_one_line(tmp_path: Path) -> None:
-    done = _bench(tmp_path, "--mode", "core", "--json")
+def test_the_sweep_compares_both_modes_under_loss_and_draws_the_chart(tmp_path: Path) -> None:
+    chart = tmp_path / "sweep.png"
+    done = _bench(
+        tmp_path, "--transfers", "300", "--nodes", "1", "--skip-postgres", "--loss", "0,0.1",
+        "--replay-after", "0.5", "--chart", str(chart), "--json",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    runs = {(r["mode"], r["loss"]): r for r in report["runs"]}
+    assert set(runs) == {("jetstream", 0), ("jetstream", 0.1), ("core", 0), ("core", 0.1)}
+    for (mode, loss), run in runs.items():
+        assert run["completed"] == 300 and run["lost"] == 0 and run["double_applied"] == 0
+        assert run["audit_ok"] is True and run["valid"] is True, (mode, loss)
+        assert run["protocol_messages"] > 0 and run["server_messages"] > run["protocol_messages"]
+        assert run["server_idle_messages_per_s"] >= 0
+        assert run["throughput_per_s"] > 0 and run["throughput_99_per_s"] > 0
+        dropped = run["faults_injected"].get("drop", 0)
+        assert (dropped > 0) == (loss > 0), (mode, loss, run["faults_injected"])
+    # Under loss, something had to be sent again: server redeliveries or endpoint replays.
+    assert runs[("jetstream", 0.1)]["redeliveries"] > 0
+    assert runs[("core", 0.1)]["redeliveries"] > 0
+    assert runs[("core", 0)]["redeliveries"] == 0
+    assert report["chart"] == str(chart)
+    assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_process_faults_kill_services_and_hold_a_receiver_back(tmp_path: Path) -> None:
+    done = _bench(
+        tmp_path, "--transfers", "300", "--nodes", "1", "--skip-postgres", "--mode", "core",
+        "--loss", "0", "--replay-after", "0.5", "--kill-service-every", "0.5",
+        "--receiver-down", "3", "--json",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    (run,) = json.loads(done.stdout)["runs"]
+    assert run["service_kills"] >= 1  # seeded: the first kill comes 0.07 s in
+    assert run["completed"] == 300 and run["lost"] == 0 and run["valid"] is True
+    assert run["max_ms"] >= 2000  # the late receiver's transfers waited for it
+
+
+def test_a_bad_loss_rate_is_refused_in_one_line(tmp_path: Path) -> None:
+    done = _bench(tmp_path, "--loss", "0,1.5", "--json")
     assert done.returncode == 2
-    assert done.stderr.strip() == "error: core mode is not implemented yet"
+    assert done.stderr.strip() == "error: --loss rates must be in [0, 1), e.g. 0,0.01,0.1"
     assert done.stdout == ""

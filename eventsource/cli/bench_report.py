@@ -1,0 +1,159 @@
+"""How `natsbank bench` shows its report: a rich table per run, and the sweep as a PNG."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.table import Table
+
+from eventsource.cli.common import console
+from eventsource.core.errors import ConfigError
+
+
+def parse_losses(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise ConfigError(f"--loss takes comma-separated numbers, not {text!r}") from None
+    if not values or any(not 0 <= v < 1 for v in values):
+        raise ConfigError("--loss rates must be in [0, 1), e.g. 0,0.01,0.1")
+    return values
+
+
+def print_report(report: dict) -> None:
+    table = Table(title="natsbank bench", caption=_machine_line(report["machine"]))
+    for column in ("system", "loss", "TPS", "vs PG", "latency ms", "messages / transfer"):
+        table.add_column(column, justify="left" if column == "system" else "right")
+    table.add_column("checks")
+    pg = report["baseline"]
+    if pg:
+        latency = f"avg {pg['latency_avg_ms']:.1f}"
+        table.add_row(pg["name"], "-", f"{pg['tps']:,.0f}", "1.00x", latency, "-", "reference")
+    for run in report["runs"]:
+        table.add_row(
+            run["name"],
+            f"{run['loss']:.0%}",
+            f"{run['throughput_per_s']:,.0f}\n99%: {run['throughput_99_per_s']:,.0f}",
+            f"{run['vs_postgres']:.2f}x" if run["vs_postgres"] is not None else "-",
+            f"p50 {run['p50_ms']:,.0f}\np99 {run['p99_ms']:,.0f}\nmax {run['max_ms']:,.0f}",
+            f"{run['protocol_messages_per_transfer']:.2f} sent\n"
+            f"{run['redeliveries_per_transfer']:.2f} again\n"
+            f"{run['server_messages_per_transfer']:.1f} servers",
+            f"{_red_unless_zero(run['lost'])} lost\n"
+            f"{_red_unless_zero(run['double_applied'])} applied 2x\n"
+            + ("audit [green]clean[/]" if run["audit_ok"] else f"[red]{run['violations']}[/]"),
+        )
+    console.print(table)
+    console.print(
+        "messages / transfer: protocol messages the endpoints sent (one carries up to 200 "
+        "transfers), messages sent again (JetStream: server redeliveries; core: endpoint "
+        "replays), and every message in and out of the nats-servers (clients, routes, "
+        "replication; /varz). TPS: all transfers final; 99%: until 99% were final",
+        highlight=False,
+    )
+    if pg:
+        console.print(
+            f"PostgreSQL: scale {pg['scale']}, {pg['clients']} clients, {pg['threads']} threads, "
+            f"fsync on; {pg['transactions']:,} transactions in {pg['seconds']} s, "
+            f"{pg['failed_transactions']} failed",
+            highlight=False,
+        )
+    first = report["runs"][0]
+    console.print(
+        f"natsbank: {first['nodes']} node(s), {first['processes']} service processes, "
+        f"{first['instances']} instance(s) per participant, {len(first['participants'])} "
+        f"participants, sync interval {first['sync_interval']}, a fresh cluster per run; "
+        "latency is ACK to confirmed on both sides",
+        highlight=False,
+    )
+    for run in report["runs"]:
+        outcomes = ", ".join(f"{k} {v:,}" for k, v in sorted(run["outcomes"].items()))
+        kills = run["service_kills"] + run["node_kills"]
+        console.print(
+            f"  {run['mode']} at {run['loss']:.0%} loss: {run['completed']:,} of "
+            f"{run['transfers']:,} final in {run['seconds']:.1f} s ({outcomes}); "
+            f"faults {run['faults_injected']}"
+            + (
+                f"; {run['service_kills']} service and {run['node_kills']} node kills"
+                if kills
+                else ""
+            ),
+            highlight=False,
+        )
+    for run in report["runs"]:
+        if run.get("projectors"):
+            console.print(_projector_table(run))
+    if report.get("chart"):
+        console.print(f"chart: {report['chart']}", highlight=False)
+    console.print("commands:", highlight=False)
+    for command in report["commands"]:
+        console.print(f"  {command}", highlight=False, soft_wrap=True)
+
+
+def write_chart(report: dict, path: Path) -> Path:
+    """Messages per transfer and latency against the loss rate, one line per mode."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display on servers
+    from matplotlib import pyplot as plt
+
+    fig, (messages, latency) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for mode in dict.fromkeys(run["mode"] for run in report["runs"]):
+        runs = sorted((r for r in report["runs"] if r["mode"] == mode), key=lambda r: r["loss"])
+        loss = [100 * r["loss"] for r in runs]
+        messages.plot(
+            loss, [r["server_messages_per_transfer"] for r in runs], "o-", label=f"{mode}: servers"
+        )
+        messages.plot(
+            loss,
+            [r["protocol_messages_per_transfer"] + r["redeliveries_per_transfer"] for r in runs],
+            "s--",
+            label=f"{mode}: endpoints sent + again",
+        )
+        latency.plot(loss, [r["p50_ms"] for r in runs], "o-", label=f"{mode} p50")
+        latency.plot(loss, [r["p99_ms"] for r in runs], "s--", label=f"{mode} p99")
+    messages.set(xlabel="protocol messages lost (%)", ylabel="messages per completed transfer")
+    latency.set(xlabel="protocol messages lost (%)", ylabel="ACK to final (ms)", yscale="log")
+    for axis in (messages, latency):
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=8)
+    fig.suptitle("natsbank: JetStream vs core NATS under message loss")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _red_unless_zero(count: int) -> str:
+    return f"[red]{count:,}[/]" if count else "[green]0[/]"
+
+
+def _machine_line(machine: dict) -> str:
+    return (
+        f"{machine['cpus']} CPUs ({machine['cpu_model']}), nats-server {machine['nats_server']}, "
+        f"pgbench {machine['pgbench'] or '-'}, Python {machine['python']}"
+    )
+
+
+def _projector_table(run: dict) -> Table:
+    table = Table(
+        title="projector, measured after the run above (which ran without it)",
+        caption="catch-up: the run's ledger as a backlog; live: as many transfers again at "
+        "full speed while it follows; lag in events not applied and seconds behind",
+    )
+    for column in ("into", "catch-up", "live TPS", "lag p99", "lag max", "after final"):
+        table.add_column(column, justify="left" if column == "into" else "right")
+    table.add_column("checks")
+    for p in run["projectors"]:
+        live, rate = p["live"], p["catch_up"]["events_per_s"]
+        table.add_row(
+            p["backend"],
+            f"{rate:,.0f} ev/s" if rate else "-",
+            f"{live['transfers_per_s']:,.0f}",
+            f"{live['lag_events_p99']:,} ev\n{live['lag_seconds_p99']:.2f} s",
+            f"{live['lag_events_max']:,} ev\n{live['lag_seconds_max']:.2f} s",
+            f"{live['catch_up_after_final_s']:.2f} s",
+            f"{p['events_applied']:,}/{p['ledger_state_events']:,} events\n"
+            + ("I6 [green]clean[/]" if p["i6_ok"] else f"[red]{p['i6_differences']}[/]"),
+        )
+    return table
