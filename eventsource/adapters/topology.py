@@ -188,11 +188,12 @@ def inbox_consumer_config(topology: Topology, participant: str, partition: int) 
     )
 
 
-def quick_redelivery(first: float = 2.0) -> Topology:
+def quick_redelivery(first: float = 2.0, replicas: int | Literal["auto"] = "auto") -> Topology:
     """The default layout with the inbox redelivering after `first` seconds, doubling to 30 s:
     the same clock as core mode's replays, so the modes compare fairly under faults."""
     steps, delay = [], first
     while delay < 30:
         steps.append(f"{round(delay * 1000)}ms")
         delay *= 2
-    return Topology(inbox=InboxConfig(ack_wait=steps[0], backoff=[*steps, "30s"]))
+    inbox = InboxConfig(ack_wait=steps[0], backoff=[*steps, "30s"])
+    return Topology(replicas=replicas, inbox=inbox)

@@ -11,7 +11,7 @@ from pathlib import Path
 import typer
 from rich.progress import Progress
 
-from eventsource.cli.bench_report import parse_losses, print_report, write_chart
+from eventsource.cli.bench_report import parse_losses, parse_scales, print_report, write_chart
 from eventsource.cli.common import console, err_console, print_json
 from eventsource.services.bench import (
     DEFAULT_LOSSES,
@@ -56,6 +56,15 @@ def bench(
     node_down: float = typer.Option(5.0, "--node-down", help="Seconds before it restarts."),
     receiver_down: float | None = typer.Option(
         None, "--receiver-down", help="The last participant starts S seconds late."
+    ),
+    scales: str = typer.Option(
+        "",
+        "--scale",
+        help="Comma-separated factors, e.g. 10,100: each mode again at 0% loss with "
+        "--transfers x factor, to see whether throughput and memory stay flat.",
+    ),
+    settle_timeout: float = typer.Option(
+        900.0, "--settle-timeout", help="Seconds to wait for the last transfer; then it is lost."
     ),
     chart: Path | None = typer.Option(
         Path("natsbank-bench.png"), "--chart", help="PNG of the sweep (with 2+ runs)."
@@ -102,6 +111,8 @@ def bench(
         delay=delay,
         max_delay=max_delay,
         replay_after=replay_after,
+        scales=parse_scales(scales),
+        settle_timeout=settle_timeout,
         process_faults=ProcessFaults(
             kill_service_every=kill_service_every,
             kill_node_at=kill_node_at,

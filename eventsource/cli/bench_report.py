@@ -20,6 +20,16 @@ def parse_losses(text: str) -> tuple[float, ...]:
     return values
 
 
+def parse_scales(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise ConfigError(f"--scale takes comma-separated whole factors, not {text!r}") from None
+    if any(v < 1 for v in values):
+        raise ConfigError("--scale factors must be at least 1")
+    return values
+
+
 def print_report(report: dict) -> None:
     table = Table(title="natsbank bench", caption=_machine_line(report["machine"]))
     for column in ("system", "loss", "TPS", "vs PG", "latency ms", "messages / transfer"):
@@ -31,7 +41,7 @@ def print_report(report: dict) -> None:
         table.add_row(pg["name"], "-", f"{pg['tps']:,.0f}", "1.00x", latency, "-", "reference")
     for run in report["runs"]:
         table.add_row(
-            run["name"],
+            run["name"] + (f" x{run['scale']}" if run.get("scale", 1) > 1 else ""),
             f"{run['loss']:.0%}",
             f"{run['throughput_per_s']:,.0f}\n99%: {run['throughput_99_per_s']:,.0f}",
             f"{run['vs_postgres']:.2f}x" if run["vs_postgres"] is not None else "-",
@@ -72,7 +82,8 @@ def print_report(report: dict) -> None:
         console.print(
             f"  {run['mode']} at {run['loss']:.0%} loss: {run['completed']:,} of "
             f"{run['transfers']:,} final in {run['seconds']:.1f} s ({outcomes}); "
-            f"faults {run['faults_injected']}"
+            f"faults {run['faults_injected']}; peak memory: servers "
+            f"{run['peak_server_rss_mb']:,.0f} MB, services {run['peak_service_rss_mb']:,.0f} MB"
             + (
                 f"; {run['service_kills']} service and {run['node_kills']} node kills"
                 if kills
@@ -99,7 +110,10 @@ def write_chart(report: dict, path: Path) -> Path:
 
     fig, (messages, latency) = plt.subplots(1, 2, figsize=(11, 4.2))
     for mode in dict.fromkeys(run["mode"] for run in report["runs"]):
-        runs = sorted((r for r in report["runs"] if r["mode"] == mode), key=lambda r: r["loss"])
+        runs = sorted(
+            (r for r in report["runs"] if r["mode"] == mode and r.get("scale", 1) == 1),
+            key=lambda r: r["loss"],
+        )
         loss = [100 * r["loss"] for r in runs]
         messages.plot(
             loss, [r["server_messages_per_transfer"] for r in runs], "o-", label=f"{mode}: servers"

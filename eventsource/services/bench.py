@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import enum
 import functools
 import os
@@ -71,6 +72,8 @@ class BenchOptions:
     delay: float = 0.0
     max_delay: float = 0.5
     replay_after: float = 2.0  # core resend clock = JetStream ack wait, doubling to 30 s
+    scales: tuple[int, ...] = ()  # then each mode at 0% loss with transfers x factor
+    settle_timeout: float = 900.0  # a transfer not final by then counts as lost
     process_faults: ProcessFaults = NO_PROCESS_FAULTS
     transfers: int = 20000
     participants: int = 4
@@ -133,12 +136,15 @@ def run_bench(options: BenchOptions, workdir: Path, hooks: Hooks | None = None) 
         if not options.skip_postgres:
             baseline = run_baseline(options, workdir / "pgdata", hooks)
         runs, commands = [], []
-        for mode in options.modes:
-            for loss in options.losses:
-                with_projectors = not runs and mode is Mode.JETSTREAM and loss == 0
-                run, used = run_point(options, mode, loss, workdir, hooks, with_projectors)
-                runs.append(run)
-                commands = commands or used  # the other points differ only in their flags
+        points = [(m, loss, 1) for m in options.modes for loss in options.losses]
+        points += [(m, 0.0, factor) for factor in options.scales for m in options.modes]
+        for mode, loss, factor in points:
+            with_projectors = not runs and mode is Mode.JETSTREAM and loss == 0
+            scaled = dataclasses.replace(options, transfers=options.transfers * factor)
+            run, used = run_point(scaled, mode, loss, workdir, hooks, with_projectors)
+            run["scale"] = factor
+            runs.append(run)
+            commands = commands or used  # the other points differ only in their flags
     nats_version = runs[0].pop("server_version")
     for run in runs[1:]:
         run.pop("server_version")
@@ -199,7 +205,7 @@ def run_point(
     """One mode at one loss rate, on a fresh cluster: every point starts from the same state."""
     banks = default_banks(options.participants, options.accounts)
     names = [b.participant for b in banks]
-    point = workdir / f"{mode}-{loss:g}"
+    point = workdir / f"{mode}-{loss:g}-{options.transfers}"
     stats_dir = point / "stats"
     stats_dir.mkdir(parents=True)
     hooks.phase(
@@ -210,7 +216,8 @@ def run_point(
     with LocalCluster(
         point / "nats", nodes=options.nodes, sync_interval=options.sync_interval, remove_data=True
     ) as cluster:
-        topology = quick_redelivery(options.replay_after)
+        # The node count is known here: "auto" could see a fresh cluster's gossip half done.
+        topology = quick_redelivery(options.replay_after, replicas=options.nodes)
         partitions = run_sync(
             bootstrap(cluster.url, banks, funding=GENEROUS_FUNDING, topology=topology)
         )
@@ -231,6 +238,7 @@ def run_point(
                 drive, cluster.url, banks, options.transfers, partitions=partitions,
                 seed=options.seed, rate=options.rate, reject_share=options.reject_share,
                 progress=hooks.acked,
+                settle_timeout=max(options.settle_timeout, options.transfers / 100),
             )  # fmt: skip
             result, disturbed = run_sync(
                 drive_disturbed(

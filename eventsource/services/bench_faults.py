@@ -44,6 +44,31 @@ NO_PROCESS_FAULTS = ProcessFaults()
 class Disturbance:
     service_kills: int = 0
     node_kills: int = 0
+    peak_server_rss_mb: float = 0.0  # summed over the nats-server nodes, sampled every 0.5 s
+    peak_service_rss_mb: float = 0.0  # summed over the service processes
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a live process (Linux /proc), 0 if it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+async def sample_memory(
+    cluster: ClusterInfo, procs: list[subprocess.Popen], counts: Disturbance, done: asyncio.Event
+) -> None:
+    while not done.is_set():
+        live = load_cluster(Path(cluster.state_dir)) or cluster  # a restarted node has a new pid
+        servers = sum(rss_mb(node.pid) for node in live.nodes)
+        services = sum(rss_mb(p.pid) for p in procs if p.poll() is None)
+        counts.peak_server_rss_mb = max(counts.peak_server_rss_mb, round(servers, 1))
+        counts.peak_service_rss_mb = max(counts.peak_service_rss_mb, round(services, 1))
+        await _sleep_unless(done, 0.5)
 
 
 async def disturb(
@@ -162,12 +187,17 @@ async def drive_disturbed(
 
     disturbing = asyncio.create_task(disturb(faults, procs, restart, cluster, done, seed))
     late = asyncio.create_task(receiver_returns())
+    memory = Disturbance()
+    sampling = asyncio.create_task(sample_memory(cluster, procs, memory, done))
     try:
         result = await drive()
     finally:
         done.set()
         late.cancel()
         counts = await disturbing
+        await sampling
+    counts.peak_server_rss_mb = memory.peak_server_rss_mb
+    counts.peak_service_rss_mb = memory.peak_service_rss_mb
     return result, counts
 
 
@@ -190,6 +220,8 @@ def transport_figures(
         "server_messages_per_transfer": round((traffic["in_msgs"] + traffic["out_msgs"]) / done, 2),
         "server_bytes_per_transfer": round((traffic["in_bytes"] + traffic["out_bytes"]) / done),
         "faults_injected": {k[7:]: v for k, v in counters.items() if k.startswith("faults_")},
+        "peak_server_rss_mb": disturbed.peak_server_rss_mb,
+        "peak_service_rss_mb": disturbed.peak_service_rss_mb,
         "service_kills": disturbed.service_kills,
         "node_kills": disturbed.node_kills,
         "groups": counters.get("groups", 0),

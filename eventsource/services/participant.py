@@ -110,6 +110,9 @@ class ParticipantService:
             else None
         )
         self._stop = asyncio.Event()
+        # One group at a time per instance: its loops (a partition's consumer, core messages)
+        # would otherwise race each other on the same accounts and refuse each other's batches.
+        self._turn = asyncio.Lock()
 
     async def run(self, stop: asyncio.Event) -> None:
         self._stop = stop
@@ -162,6 +165,10 @@ class ParticipantService:
         return kept
 
     async def process(self, msgs: list[Msg]) -> None:
+        async with self._turn:
+            await self._process(msgs)
+
+    async def _process(self, msgs: list[Msg]) -> None:
         decoded: list[Entry] = []
         for msg in msgs:
             try:

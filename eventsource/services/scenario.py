@@ -197,6 +197,7 @@ async def drive(
     rate: float | None = None,
     reject_share: float = 0.05,
     progress=None,
+    settle_timeout: float | None = None,
 ) -> ScenarioResult:
     nc = await connect(url)
     try:
@@ -208,7 +209,7 @@ async def drive(
             partitions,
             [b.participant for b in banks],
             {(w.debtor.participant, w.id) for w in work},
-            timeout=max(120.0, count / 100),
+            timeout=settle_timeout or max(120.0, count / 100),
         )
         quiet = not measurement.unfinished
         wall = time.monotonic() - started
