@@ -22,6 +22,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     fetch_batch: int = 256
     # Seconds an unacknowledged inbox message waits before JetStream redelivers it.
     ack_wait: float = 30.0
+    # `serve`: port of /healthz, /readyz and /metrics; 0 means no HTTP endpoint.
+    http_port: int = 0
 
     @property
     def home_path(self) -> Path:
@@ -35,6 +37,7 @@ _ENV = {
     "pg_dsn": "NATSBANK_PG_DSN",
     "fetch_batch": "NATSBANK_FETCH_BATCH",
     "ack_wait": "NATSBANK_ACK_WAIT",
+    "http_port": "NATSBANK_HTTP_PORT",
 }
 
 

@@ -59,7 +59,11 @@ async def commit(nc: Client, writes: Sequence[Write], *, timeout: float = 10.0) 
     last = len(writes)
     try:
         for index, write in enumerate(writes, 1):
-            headers = {"Nats-Batch-Id": batch_id, "Nats-Batch-Sequence": str(index)}
+            headers = {
+                **(write.headers or {}),
+                "Nats-Batch-Id": batch_id,
+                "Nats-Batch-Sequence": str(index),
+            }
             if write.expected is not None:
                 headers["Nats-Expected-Last-Subject-Sequence"] = str(write.expected)
             if index < last:

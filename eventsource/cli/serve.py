@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
-import logging
 import os
 from pathlib import Path
 
 import msgspec
 import typer
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from eventsource.adapters.http_probe import serve_http
+from eventsource.adapters.log_format import configure_logging
 from eventsource.cli.common import (
     err_console,
     nats_connection,
@@ -20,9 +22,17 @@ from eventsource.cli.common import (
     settings,
     stop_on_signals,
 )
+from eventsource.core.errors import ConfigError
 from eventsource.core.faults import FaultPlan
 from eventsource.core.replay import ReplayPolicy
+from eventsource.services.metrics import NO_OBSERVER, ServiceMetrics
 from eventsource.services.participant import ParticipantService, service_figures
+from eventsource.services.probes import not_ready, sample_lag
+
+
+class LogFormat(enum.StrEnum):
+    TEXT = "text"
+    JSON = "json"
 
 
 class Mode(enum.StrEnum):
@@ -59,13 +69,21 @@ def serve(
     stats_dir: Path | None = typer.Option(
         None, "--stats-dir", help="Write this instance's counters to DIR/<pid>.json every second."
     ),
+    http_port: int | None = typer.Option(
+        None,
+        "--http-port",
+        min=0,
+        help="Serve /healthz, /readyz and /metrics on this port (env NATSBANK_HTTP_PORT; 0: none).",
+    ),
+    log_format: LogFormat = typer.Option(
+        LogFormat.TEXT, "--log-format", help="text, or json: one JSON object per line."
+    ),
     log_level: str = typer.Option("INFO", "--log-level"),
 ) -> None:
     """Serve the participants' inboxes until SIGTERM or Ctrl-C. Instances share the work."""
-    logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
-    config = settings(fetch_batch=fetch_batch)
+    configure_logging(log_level, log_format)
+    config = settings(fetch_batch=fetch_batch, http_port=http_port)
+    metrics = ServiceMetrics() if config.http_port else None
     plan = FaultPlan.parse(faults)
 
     async def main() -> None:
@@ -83,12 +101,26 @@ def serve(
                     replay=ReplayPolicy(first=replay_after),
                     sweep_interval=sweep_interval,
                     instance=str(os.getpid()),
+                    observer=metrics or NO_OBSERVER,
                 )
                 for p in participants
             ]
+            extras, server = [], None
+            if metrics is not None:
+                metrics.watch(services)
+                try:
+                    server = await serve_http(
+                        "0.0.0.0", config.http_port, routes(nc, services, metrics)
+                    )
+                except OSError as exc:
+                    raise ConfigError(
+                        f"cannot serve HTTP on port {config.http_port}: {exc}"
+                    ) from None
+                extras.append(asyncio.create_task(sample_lag(nc, services, metrics, stop)))
             err_console.print(
                 f"serving {', '.join(participants)} ({partitions} partition(s), {mode} mode"
                 + (f", faults {plan.encode()}" if plan.active else "")
+                + (f", http on port {config.http_port}" if config.http_port else "")
                 + ")"
             )
             path = stats_dir / f"{os.getpid()}.json" if stats_dir else None
@@ -97,9 +129,26 @@ def serve(
                 await asyncio.gather(*(s.run(stop) for s in services))
             finally:
                 stop.set()
-                await writer
+                if server is not None:
+                    server.close()
+                await asyncio.gather(writer, *extras)
 
     run(main)
+
+
+def routes(nc, services: list[ParticipantService], metrics: ServiceMetrics) -> dict:
+    async def healthz():
+        return 200, "text/plain", b"ok\n"  # answered by the event loop itself: it runs
+
+    async def readyz():
+        reasons = await not_ready(nc, services)
+        body = ("\n".join(reasons) or "ready") + "\n"
+        return (503 if reasons else 200), "text/plain", body.encode()
+
+    async def metrics_page():
+        return 200, CONTENT_TYPE_LATEST, generate_latest(metrics.registry)
+
+    return {"/healthz": healthz, "/readyz": readyz, "/metrics": metrics_page}
 
 
 async def _write_stats(

@@ -28,6 +28,7 @@ from eventsource.core.model import (
     validate_transfer,
 )
 from eventsource.core.subjects import ledger_stream, outgoing_key, partition_of
+from eventsource.core.trace import new_traceparent
 from eventsource.services.client import read_transfer, submit, wait_final
 from eventsource.services.load import push
 from eventsource.services.views import list_accounts
@@ -80,7 +81,8 @@ def submit_command(
                 mine = [r for r in requests if r.debtor.participant == submitter]
                 await _refuse_conflicts(nc, partitions, mine)
                 for chunk in cut_items(mine):
-                    acks.append(await submit(nc, partitions, submitter, chunk))
+                    context = new_traceparent()  # one trace per submission
+                    acks.append(await submit(nc, partitions, submitter, chunk, traceparent=context))
             outcomes = {}
             if wait:
                 for submitter in sorted(submitters):
@@ -183,6 +185,7 @@ def _report(requests, acks, outcomes, wait: bool, as_json: bool, positions: dict
     rejected = False
     rows = []
     seq_of = {i: a.sequence for a in acks for i in a.ids}
+    trace_of = {i: a.traceparent for a in acks for i in a.ids}
     for request in requests:
         state = outcomes.get(request.id)
         if wait and state is not None and state.digest != _digest(request):
@@ -197,6 +200,8 @@ def _report(requests, acks, outcomes, wait: bool, as_json: bool, positions: dict
             rejected = True
             continue
         row = {"id": request.id, "ack": seq_of[request.id]}
+        if trace_of.get(request.id):
+            row["traceparent"] = trace_of[request.id]
         if wait:
             row |= state_json(state) if state else {"outcome": None, "phase": "TIMEOUT"}
             if request.id in positions:

@@ -37,6 +37,8 @@ class Posting(msgspec.Struct, frozen=True, kw_only=True):
     # Set when n refused the transfer itself: p records it and must decline with this cause.
     refused: RejectionCause | None = None
     detail: str = ""
+    # W3C traceparent of this hop (eventsource/core/trace.py); omitted on the wire when unset.
+    trace: str | msgspec.UnsetType = msgspec.UNSET
 
 
 class Postings(msgspec.Struct, frozen=True, kw_only=True, tag="posting"):
@@ -52,6 +54,7 @@ class Result(msgspec.Struct, frozen=True, kw_only=True):
     outcome: Outcome
     cause: RejectionCause | None = None
     detail: str = ""
+    trace: str | msgspec.UnsetType = msgspec.UNSET
 
 
 class Results(msgspec.Struct, frozen=True, kw_only=True, tag="result"):
@@ -65,6 +68,7 @@ class Confirm(msgspec.Struct, frozen=True, kw_only=True):
     id: str
     digest: str
     outcome: Outcome
+    trace: str | msgspec.UnsetType = msgspec.UNSET
 
 
 class Confirms(msgspec.Struct, frozen=True, kw_only=True, tag="confirm"):

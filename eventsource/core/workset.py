@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import msgspec
+
 from eventsource.core.account import ENTRY_OF_EFFECT, Account, EntryKind
 from eventsource.core.events import (
     EVENT_OF_STEP,
@@ -15,11 +17,12 @@ from eventsource.core.events import (
     TransferState,
     encoder,
 )
-from eventsource.core.messages import Kind, bundle
+from eventsource.core.messages import Kind, bundle, items_of
 from eventsource.core.model import Transfer
 from eventsource.core.money import format_amount
 from eventsource.core.protocol import Effect, Step
 from eventsource.core.subjects import inbox_subject, state_subject
+from eventsource.core.trace import child, headers_for, item_id
 
 State = TransferState | Account
 
@@ -32,6 +35,7 @@ class Write:
     payload: bytes
     expected: int | None
     key: str | None  # the state key this write sets, None for an outbound protocol message
+    headers: dict[str, str] | None = None  # extra NATS headers (trace context) of an outbound
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +59,8 @@ class WorkSet:
     _entries: dict[str, list[Entry]] = field(default_factory=dict)
     _outbound: dict[tuple[str, Kind], list] = field(default_factory=dict)
     dead_letters: list[DeadLetter] = field(default_factory=list)
+    # Transfer id -> the trace context its inbound item arrived with (core/trace.py).
+    traces: dict[str, str] = field(default_factory=dict)
 
     def state(self, key: str) -> State | None:
         if key in self._current:
@@ -86,6 +92,11 @@ class WorkSet:
         )
 
     def send(self, recipient: str, kind: Kind, item: object) -> None:
+        tid = item_id(item)
+        parent = self.traces.get(tid) if tid is not None else None
+        if parent is not None and getattr(item, "trace", None) is msgspec.UNSET:
+            context = child(parent, f"{self.token}:{kind}:{tid}")
+            item = msgspec.structs.replace(item, trace=context) if context else item
         self._outbound.setdefault((recipient, kind), []).append(item)
 
     def dead_letter(self, reason: str, detail: str, payload: bytes) -> None:
@@ -126,5 +137,6 @@ class WorkSet:
             for message in bundle(self.participant, kind, items):
                 serial += 1
                 subject = inbox_subject(self.partition, recipient, kind, f"{self.token}-{serial}")
-                writes.append(Write(subject, encoder.encode(message), None, None))
+                headers = headers_for(items_of(message))
+                writes.append(Write(subject, encoder.encode(message), None, None, headers))
         return writes

@@ -24,6 +24,7 @@ from eventsource.core.subjects import (
     partition_of,
     state_subject,
 )
+from eventsource.core.trace import HEADER as TRACE_HEADER
 
 
 @dataclass(frozen=True)
@@ -34,12 +35,19 @@ class Submitted:
     sequence: int
     duplicate: bool
     acked_at: float
+    traceparent: str | None = None
 
 
 async def submit(
-    nc: Client, partitions: int, submitter: str, requests: list[TransferRequest]
+    nc: Client,
+    partitions: int,
+    submitter: str,
+    requests: list[TransferRequest],
+    *,
+    traceparent: str | None = None,
 ) -> Submitted:
-    """Publish one SubmitTransfers message; returns once JetStream has stored it (the ACK)."""
+    """Publish one SubmitTransfers message; returns once JetStream has stored it (the ACK).
+    A W3C `traceparent` goes on as a header: the services carry it to every phase."""
     if not 1 <= len(requests) <= MAX_ITEMS_PER_MESSAGE:
         raise ValueError(f"a submission carries 1 to {MAX_ITEMS_PER_MESSAGE} transfers")
     payload = encoder.encode(SubmitTransfers(transfers=requests))
@@ -48,16 +56,19 @@ async def submit(
     # Same content, same message id: a retried publish is deduplicated by JetStream; different
     # content under a reused transfer id passes and is refused by the service (ID_CONFLICT).
     msg_id = hashlib.blake2b(payload, digest_size=16).hexdigest()
+    headers = {"Nats-Msg-Id": msg_id} | ({TRACE_HEADER: traceparent} if traceparent else {})
     try:
         ack = await nc.jetstream().publish(
             inbox_subject(k, submitter, Kind.SUBMIT, token),
             payload,
-            headers={"Nats-Msg-Id": msg_id},
+            headers=headers,
             timeout=10,
         )
     except Exception as exc:
         raise InfrastructureError(f"submission was not acknowledged: {exc}") from None
-    return Submitted([r.id for r in requests], ack.seq, bool(ack.duplicate), time.time())
+    return Submitted(
+        [r.id for r in requests], ack.seq, bool(ack.duplicate), time.time(), traceparent
+    )
 
 
 async def read_transfer(

@@ -34,6 +34,7 @@ from eventsource.core.messages import (
     Posting,
     Results,
     bundle,
+    items_of,
 )
 from eventsource.core.replay import (
     DEFAULT_REPLAY,
@@ -55,6 +56,7 @@ from eventsource.core.subjects import (
     parse_inbox_subject,
     state_subject,
 )
+from eventsource.core.trace import headers_for
 from eventsource.core.workset import WorkSet, Write
 
 log = logging.getLogger("natsbank.core")
@@ -137,7 +139,7 @@ class CoreLink:
         for write in outbox:
             where = parse_inbox_subject(write.subject)
             assert where is not None
-            await self._send(core_subject(where[1], Kind(where[2])), write.payload)
+            await self._send(core_subject(where[1], Kind(where[2])), write.payload, write.headers)
         now = time.monotonic()
         for key in ws.loaded.keys() | ws.changed_states.keys():
             state = ws.state(key)
@@ -162,24 +164,26 @@ class CoreLink:
             return [incoming_key(p, message.sender, c.id) for c in message.confirms]
         return []
 
-    async def _send(self, subject: str, payload: bytes) -> None:
+    async def _send(self, subject: str, payload: bytes, headers: dict | None = None) -> None:
         fate, delay = self.faults.fate()
         if fate is Fate.DROP:
             return
         copies = 2 if fate is Fate.DUPLICATE else 1
         if fate is Fate.DELAY:
-            task = asyncio.create_task(self._publish(subject, payload, 1, after=delay))
+            task = asyncio.create_task(self._publish(subject, payload, 1, headers, after=delay))
             self._held.add(task)
             task.add_done_callback(self._held.discard)
             return
-        await self._publish(subject, payload, copies)
+        await self._publish(subject, payload, copies, headers)
 
-    async def _publish(self, subject: str, payload: bytes, copies: int, after: float = 0) -> None:
+    async def _publish(
+        self, subject: str, payload: bytes, copies: int, headers: dict | None, after: float = 0
+    ) -> None:
         if after:
             await asyncio.sleep(after)
         try:
             for _ in range(copies):
-                await self.nc.publish(subject, payload)
+                await self.nc.publish(subject, payload, headers=headers)
                 self.stats.published += 1
         except Exception as exc:  # fire and forget: the replay clock covers a lost publish
             log.debug("publish to %s failed: %s", subject, exc)
@@ -197,7 +201,8 @@ class CoreLink:
             for (peer, kind), items in by_peer.items():
                 for message in bundle(self.participant, kind, items):
                     self.stats.replayed_messages += 1
-                    await self._send(core_subject(peer, kind), encoder.encode(message))
+                    headers = headers_for(items_of(message))
+                    await self._send(core_subject(peer, kind), encoder.encode(message), headers)
 
     async def _sweep(self, stop: asyncio.Event) -> None:
         """Adopt waiting records from the ledger: all at start (refused ones included), then

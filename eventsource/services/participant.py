@@ -19,6 +19,7 @@ from nats.aio.msg import Msg
 from eventsource.adapters.dead_letters import dead_letter
 from eventsource.adapters.jetstream import CommitUnknown, StaleState, commit
 from eventsource.adapters.ledger_state import LedgerState
+from eventsource.core import trace
 from eventsource.core.dispatch import (
     account_keys_of,
     apply_message,
@@ -48,6 +49,7 @@ from eventsource.core.subjects import (
 )
 from eventsource.core.workset import WorkSet
 from eventsource.services.core_link import CoreLink
+from eventsource.services.metrics import NO_OBSERVER, Observer
 
 log = logging.getLogger("natsbank.service")
 MAX_ITEMS_PER_GROUP = 300
@@ -87,6 +89,7 @@ class ParticipantService:
         replay: ReplayPolicy = DEFAULT_REPLAY,
         sweep_interval: float = 60.0,
         instance: str = "",
+        observer: Observer = NO_OBSERVER,
     ):
         self.nc = nc
         self.participant = participant
@@ -95,6 +98,8 @@ class ParticipantService:
         self.state = LedgerState(nc, self.home)
         self.fetch_batch = fetch_batch
         self.stats = ServiceStats()
+        self.observer = observer
+        self.bound: set[int] = set()  # partitions whose inbox consumer this instance is bound to
         self.faults = FaultInjector(faults, salt=f"{instance}:{participant}")
         self.core = (
             CoreLink(
@@ -130,12 +135,14 @@ class ParticipantService:
             try:
                 if sub is None:
                     sub = await js.pull_subscribe_bind(durable, stream=ledger_stream(partition))
+                    self.bound.add(partition)
                 msgs = await sub.fetch(self.fetch_batch, timeout=1.0)
             except TimeoutError:
                 continue
             except Exception as exc:  # server restart, leader change: re-create the subscription
                 log.warning("fetch from %s failed (%s); retrying", durable, exc)
                 sub = await _drop(sub)
+                self.bound.discard(partition)
                 await asyncio.sleep(0.5)
                 continue
             try:
@@ -144,6 +151,7 @@ class ParticipantService:
                 log.exception("processing a group failed; its messages will be redelivered")
                 await asyncio.sleep(1.0)
         await _drop(sub)
+        self.bound.discard(partition)
 
     async def _inject(self, msgs: list[Msg]) -> list[Msg]:
         """JetStream mode's transport faults, on received protocol messages (never submissions):
@@ -209,7 +217,10 @@ class ParticipantService:
 
     async def _poison(self, msg: Msg, reason: str, detail: str) -> None:
         self.stats.dead_letters += 1
-        log.warning("dead letter %s: %s", reason, detail)
+        self.observer.poisoned(self.participant, reason)
+        log.warning(
+            "dead letter %s on %s: %s", reason, msg.subject, detail, extra={"reason": reason}
+        )
         await dead_letter(self.nc, self.participant, msg, reason, detail)
         await _quietly(msg.term())  # a core message has nothing to terminate
 
@@ -254,6 +265,7 @@ class ParticipantService:
                     )
                 if self.core is not None:
                     await self.core.delivered(ws, outbox, [e.message for e in group])
+                self.observer.committed(self.participant, group, ws)
                 break
             except StaleState:
                 self.stats.conflicts += 1
@@ -308,6 +320,9 @@ class ParticipantService:
             now_ms=int(time.time() * 1000),
             token=uuid.uuid4().hex[:16],
         )
+        for entry in group:  # trace context in: the items' own, else the message's header
+            header = (entry.msg.headers or {}).get(trace.HEADER)
+            ws.traces.update(trace.traces_of(items_of(entry.message), header))
         for entry in group:
             before = len(ws.dead_letters)
             apply_message(ws, entry.message)

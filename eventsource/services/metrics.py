@@ -1,0 +1,180 @@
+"""Prometheus metrics of one `natsbank serve` process (one registry per process).
+
+Counters the services already keep (ServiceStats, CoreStats) are read at scrape time; what
+needs the decided work set (transfers by outcome, ACK-to-final latency, dead letters by reason)
+is reported by the service after each successful commit, through the Observer interface.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator
+
+import msgspec
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from eventsource.core.events import TransferState
+from eventsource.core.messages import SubmitTransfers
+from eventsource.core.trace import trace_id
+from eventsource.core.workset import WorkSet
+
+log = logging.getLogger("natsbank.service")
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
+REMEMBERED_ACKS = 200_000  # ACK times kept per process, oldest dropped first
+
+
+class Observer:
+    """What a participant service reports; this base reports nowhere (no metrics port)."""
+
+    def committed(self, participant: str, group: Iterable, ws: WorkSet) -> None:
+        for letter in ws.dead_letters:
+            _log_dead_letter(letter.reason, letter.detail, letter.payload, ws)
+
+    def poisoned(self, participant: str, reason: str) -> None:
+        pass
+
+
+NO_OBSERVER = Observer()
+
+
+class ServiceMetrics(Observer):
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.transfers = Counter(
+            "natsbank_transfers",
+            "Transfer records that reached their final outcome, per side.",
+            ["participant", "side", "outcome"],
+            registry=r,
+        )
+        self.latency = Histogram(
+            "natsbank_ack_to_final_seconds",
+            "Submitter side: from the submission's JetStream timestamp (the ACK) to the commit "
+            "that settled the transfer; only for transfers this process admitted.",
+            ["participant"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.dead_letters = Counter(
+            "natsbank_dead_letters",
+            "Dead letters written, by reason.",
+            ["participant", "reason"],
+            registry=r,
+        )
+        self.pending = Gauge(
+            "natsbank_consumer_pending",
+            "Inbox messages not yet delivered (consumer num_pending), sampled periodically.",
+            ["participant", "partition"],
+            registry=r,
+        )
+        self.ack_pending = Gauge(
+            "natsbank_consumer_ack_pending",
+            "Inbox messages delivered and not yet acked (consumer num_ack_pending).",
+            ["participant", "partition"],
+            registry=r,
+        )
+        self.services: list = []
+        r.register(_StatsCollector(self.services))
+        self._acked: OrderedDict[tuple[str, str], float] = OrderedDict()
+
+    def watch(self, services: list) -> None:
+        self.services.extend(services)
+
+    def committed(self, participant: str, group: Iterable, ws: WorkSet) -> None:
+        super().committed(participant, group, ws)
+        now = time.time()
+        for entry in group:
+            if isinstance(entry.message, SubmitTransfers) and (at := _stored_at(entry.msg)):
+                for request in entry.message.transfers:
+                    self._acked.setdefault((participant, request.id), at)
+        while len(self._acked) > REMEMBERED_ACKS:
+            self._acked.popitem(last=False)
+        for key, state in ws.changed_states.items():
+            before = ws.loaded.get(key, (None, 0))[0]
+            if not isinstance(state, TransferState) or not state.final:
+                continue
+            if isinstance(before, TransferState) and before.final:
+                continue
+            outcome = state.outcome.value if state.outcome else "NONE"
+            self.transfers.labels(participant, state.side.value, outcome).inc()
+            if state.side.value == "submitter":
+                acked = self._acked.pop((participant, state.transfer.id), None)
+                if acked is not None:
+                    self.latency.labels(participant).observe(max(0.0, now - acked))
+        for letter in ws.dead_letters:
+            self.dead_letters.labels(participant, letter.reason).inc()
+
+    def poisoned(self, participant: str, reason: str) -> None:
+        self.dead_letters.labels(participant, reason).inc()
+
+
+def _stored_at(msg) -> float | None:
+    """When JetStream stored the message (the ACK); None for a core message."""
+    try:
+        return msg.metadata.timestamp.timestamp()
+    except Exception:  # not a JetStream delivery
+        return None
+
+
+def _log_dead_letter(reason: str, detail: str, payload: bytes, ws: WorkSet) -> None:
+    try:
+        item = msgspec.json.decode(payload)
+    except msgspec.DecodeError:
+        item = {}
+    item = item if isinstance(item, dict) else {}
+    transfer = item.get("transfer")
+    tid = item.get("id") or (transfer.get("id") if isinstance(transfer, dict) else None)
+    tid = tid if isinstance(tid, str) else None
+    trace = trace_id(item.get("trace")) or trace_id(ws.traces.get(tid or ""))
+    log.warning(
+        "dead letter %s for transfer %s: %s",
+        reason,
+        tid,
+        detail,
+        extra={"transfer_id": tid, "trace_id": trace, "participant": ws.participant},
+    )
+
+
+_STATS = {
+    "groups": "Groups committed.",
+    "messages": "Inbox messages (or pieces) committed.",
+    "conflicts": "Commits refused for stale state (another instance moved first); retried.",
+    "retries": "Commit attempts that failed or got no answer; retried.",
+    "redelivered": "Inbox deliveries the server made more than once (num_delivered > 1).",
+    "outbox_messages": "Protocol messages committed to the ledger (JetStream mode).",
+}
+_CORE_STATS = {
+    "published": "Core mode: protocol messages published (first sends and replays).",
+    "replayed_items": "Core mode: transfers resent on the replay timer.",
+    "replayed_messages": "Core mode: protocol messages resent on the replay timer.",
+}
+
+
+class _StatsCollector(Collector):
+    def __init__(self, services: list) -> None:
+        self.services = services
+
+    def collect(self) -> Iterator:
+        families = {
+            name: CounterMetricFamily(f"natsbank_{name}", doc, labels=["participant"])
+            for name, doc in (_STATS | _CORE_STATS).items()
+        }
+        waiting = GaugeMetricFamily(
+            "natsbank_core_waiting",
+            "Core mode: records waiting for an answer.",
+            labels=["participant"],
+        )
+        for service in self.services:
+            p = service.participant
+            for name in _STATS:
+                families[name].add_metric([p], getattr(service.stats, name))
+            if service.core is not None:
+                for name in _CORE_STATS:
+                    families[name].add_metric([p], getattr(service.core.stats, name))
+                waiting.add_metric([p], len(service.core.schedule))
+        yield from families.values()
+        yield waiting
