@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import logging
 import os
 from pathlib import Path
 
@@ -28,6 +29,8 @@ from eventsource.core.replay import ReplayPolicy
 from eventsource.services.metrics import NO_OBSERVER, ServiceMetrics
 from eventsource.services.participant import ParticipantService, service_figures
 from eventsource.services.probes import not_ready, sample_lag
+
+log = logging.getLogger("natsbank.serve")
 
 
 class LogFormat(enum.StrEnum):
@@ -117,12 +120,16 @@ def serve(
                         f"cannot serve HTTP on port {config.http_port}: {exc}"
                     ) from None
                 extras.append(asyncio.create_task(sample_lag(nc, services, metrics, stop)))
-            err_console.print(
+            started = (
                 f"serving {', '.join(participants)} ({partitions} partition(s), {mode} mode"
                 + (f", faults {plan.encode()}" if plan.active else "")
                 + (f", http on port {config.http_port}" if config.http_port else "")
                 + ")"
             )
+            if log_format is LogFormat.JSON:
+                log.info("%s", started)  # every line of a JSON log is JSON
+            else:
+                err_console.print(started)
             path = stats_dir / f"{os.getpid()}.json" if stats_dir else None
             writer = asyncio.create_task(_write_stats(services, path, stop))
             try:

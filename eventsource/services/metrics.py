@@ -139,18 +139,31 @@ def _log_dead_letter(reason: str, detail: str, payload: bytes, ws: WorkSet) -> N
     )
 
 
+# ServiceStats / CoreStats field -> (metric name, help), read at scrape time.
 _STATS = {
-    "groups": "Groups committed.",
-    "messages": "Inbox messages (or pieces) committed.",
-    "conflicts": "Commits refused for stale state (another instance moved first); retried.",
-    "retries": "Commit attempts that failed or got no answer; retried.",
-    "redelivered": "Inbox deliveries the server made more than once (num_delivered > 1).",
-    "outbox_messages": "Protocol messages committed to the ledger (JetStream mode).",
+    "groups": ("natsbank_groups", "Groups committed."),
+    "messages": ("natsbank_messages", "Inbox messages (or pieces) committed."),
+    "conflicts": (
+        "natsbank_commit_conflicts",
+        "Commits refused for stale state (another instance moved first); decided again.",
+    ),
+    "retries": ("natsbank_commit_retries", "Commit attempts that failed or got no answer."),
+    "redelivered": (
+        "natsbank_redeliveries",
+        "Inbox deliveries the server made more than once (num_delivered > 1).",
+    ),
+    "outbox_messages": (
+        "natsbank_outbox_messages",
+        "Protocol messages committed to the ledger (JetStream mode).",
+    ),
 }
 _CORE_STATS = {
-    "published": "Core mode: protocol messages published (first sends and replays).",
-    "replayed_items": "Core mode: transfers resent on the replay timer.",
-    "replayed_messages": "Core mode: protocol messages resent on the replay timer.",
+    "published": ("natsbank_core_published", "Core mode: protocol messages published."),
+    "replayed_items": ("natsbank_core_replayed_items", "Core mode: transfers resent on a timer."),
+    "replayed_messages": (
+        "natsbank_core_replayed_messages",
+        "Core mode: protocol messages resent on the replay timer.",
+    ),
 }
 
 
@@ -160,8 +173,8 @@ class _StatsCollector(Collector):
 
     def collect(self) -> Iterator:
         families = {
-            name: CounterMetricFamily(f"natsbank_{name}", doc, labels=["participant"])
-            for name, doc in (_STATS | _CORE_STATS).items()
+            field: CounterMetricFamily(name, doc, labels=["participant"])
+            for field, (name, doc) in (_STATS | _CORE_STATS).items()
         }
         waiting = GaugeMetricFamily(
             "natsbank_core_waiting",

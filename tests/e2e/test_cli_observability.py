@@ -1,0 +1,139 @@
+"""`natsbank serve --http-port` answers /healthz, /readyz and /metrics from the real process: ready
+once its inbox consumers are bound (not ready, with the reason, when they cannot be), and the
+metrics count exactly the transfers submitted. `--log-format json` writes only JSON lines, and a
+dead letter's line names the transfer and its trace id."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import urllib.error
+import urllib.request
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from eventsource.adapters.cluster import resolve_nats_url
+from eventsource.adapters.jetstream import connect
+from eventsource.cli.common import partitions_of
+from eventsource.core import trace
+from eventsource.core.subjects import partition_of
+from eventsource.settings import Settings
+from tests.e2e.conftest import Cli, eventually
+
+TRANSFERS = 4
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def get(port: int, path: str) -> tuple[int, str] | None:
+    """(status, body), or None while nothing listens yet."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as reply:
+            return reply.status, reply.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+    except OSError:
+        return None
+
+
+def samples(port: int) -> dict[tuple[str, frozenset], float]:
+    answer = get(port, "/metrics")
+    assert answer is not None and answer[0] == 200
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(answer[1])
+        for s in family.samples
+    }
+
+
+def value(found: dict, name: str, **labels: str) -> float | None:
+    return found.get((name, frozenset(labels.items())))
+
+
+async def publish_ghost_result(home, parent: str) -> None:
+    """A result for a transfer bank-a never sent: a dead letter, with the transfer id."""
+    nc = await connect(resolve_nats_url(Settings(home=str(home))))
+    try:
+        k = partition_of("bank-a", await partitions_of(nc))
+        body = {"type": "result", "sender": "bank-b",
+                "results": [{"id": "ghost-1", "digest": "0" * 24, "outcome": "OK"}]}  # fmt: skip
+        await nc.jetstream().publish(
+            f"nb.{k}.to.bank-a.result.ghost-1",
+            json.dumps(body).encode(),
+            headers={trace.HEADER: parent},
+        )
+    finally:
+        await nc.close()
+
+
+def test_probes_metrics_and_json_logs_of_a_real_serve(bank: Cli) -> None:
+    port = free_port()
+    log = bank.home / "serve-observed.log"
+    serve = ("serve", "bank-a", "bank-b", "--http-port", str(port), "--log-format", "json")
+    with bank.background(*serve, log=log):
+        ready = eventually(
+            lambda: r if (r := get(port, "/readyz")) and r[0] == 200 else None,
+            within=60,
+            what="/readyz answers 200",
+        )
+        assert ready[1].strip() == "ready"
+        assert get(port, "/healthz") == (200, "ok\n")
+        assert get(port, "/nowhere")[0] == 404
+
+        for _ in range(TRANSFERS):
+            done = bank("submit", "--from", "bank-a/a1", "--to", "bank-b/b1", "--amount", "1.00",
+                        "--wait", "--json")  # fmt: skip
+            assert done.returncode == 0, done.stderr
+            row = json.loads(done.stdout)
+            assert row["outcome"] == "OK" and trace.parse(row["traceparent"])
+
+        def confirmed() -> dict | None:  # the receiver's side is final once it has the confirm
+            found = samples(port)
+            ok = value(found, "natsbank_transfers_total",
+                       participant="bank-b", side="receiver", outcome="OK")  # fmt: skip
+            return found if ok == TRANSFERS else None
+
+        found = eventually(confirmed, within=60, what="bank-b confirmed every transfer")
+        assert value(found, "natsbank_transfers_total",
+                     participant="bank-a", side="submitter", outcome="OK") == TRANSFERS  # fmt: skip
+        assert value(found, "natsbank_ack_to_final_seconds_count", participant="bank-a") == (
+            TRANSFERS
+        )
+        assert value(found, "natsbank_groups_total", participant="bank-a") >= TRANSFERS
+        for counter in ("commit_conflicts", "commit_retries", "redeliveries", "dead_letters"):
+            assert f"natsbank_{counter}" in get(port, "/metrics")[1]
+
+        parent = trace.new_traceparent()
+        asyncio.run(publish_ghost_result(bank.home, parent))
+
+        def dead_letter_line() -> dict | None:
+            text = log.read_text()
+            for line in text[: text.rfind("\n") + 1].splitlines():  # whole lines only
+                record = json.loads(line)  # every line, not only this one, must be JSON
+                if record.get("transfer_id") == "ghost-1":
+                    return record
+            return None
+
+        record = eventually(dead_letter_line, within=60, what="a JSON line for the dead letter")
+        assert record["level"] == "WARNING" and "PROTOCOL_VIOLATION" in record["msg"]
+        assert record["trace_id"] == trace.trace_id(parent)
+        assert {"ts", "logger"} <= record.keys()
+        assert value(samples(port), "natsbank_dead_letters_total",
+                     participant="bank-a", reason="PROTOCOL_VIOLATION") == 1  # fmt: skip
+        lag = value(samples(port), "natsbank_consumer_pending", participant="bank-a", partition="0")
+        assert lag is not None and lag >= 0
+    for line in log.read_text().splitlines():
+        assert {"ts", "level", "logger", "msg"} <= json.loads(line).keys()
+
+
+def test_readyz_says_why_a_participant_without_consumers_is_not_ready(bank: Cli) -> None:
+    port = free_port()
+    with bank.background("serve", "bank-zz", "--http-port", str(port), log=bank.home / "zz.log"):
+        answer = eventually(lambda: get(port, "/readyz"), within=60, what="/readyz answers")
+        assert answer[0] == 503 and "bank-zz" in answer[1] and "consumer" in answer[1]
+        assert get(port, "/healthz") == (200, "ok\n")
