@@ -103,7 +103,8 @@ def test_the_checker_refuses_what_the_cli_refuses(argv: tuple[str, ...]) -> None
 
 def test_a_made_up_flag_in_compose_yaml_is_reported() -> None:
     text = manifests.COMPOSE.read_text()
-    broken = text.replace('command: ["serve", "bank-a"]', 'command: ["serve", "bank-a", "--jobs"]')
+    served = 'command: ["serve", "bank-a", '
+    broken = text.replace(served, served + '"--jobs", ')
     assert broken != text
     found = problems(manifests.compose_commands(manifests.load_compose(broken)))
     assert len(found) == 1 and "bank-a" in found[0] and "--jobs" in found[0], found
