@@ -60,10 +60,26 @@ _LIMITS = ("num_replicas", "max_msgs_per_subject", "max_bytes", "max_age")
 _CONSUMER_FIELDS = ("filter_subject", "ack_wait", "backoff", "max_deliver", "max_ack_pending")
 
 
+async def _servers_for(nc: Client, topology: Topology, patience: float = 5.0) -> int:
+    """The cluster size, waiting a little when an explicit replica count is not seen yet: a
+    just-formed cluster announces its servers to clients by gossip, a moment after it is up."""
+    size = cluster_size(nc)
+    deadline = asyncio.get_running_loop().time() + patience
+    wanted = topology.replicas if isinstance(topology.replicas, int) else 1
+    while size < wanted and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.2)
+        size = cluster_size(nc)
+    return size
+
+
 def cluster_size(nc: Client) -> int:
     """Servers in the cluster we are connected to, as the server itself announces them."""
     info = nc._server_info or {}
-    return max(1, len(set(info.get("connect_urls") or [])))
+    announced = set(info.get("connect_urls") or [])
+    # The INFO at connect time may predate the cluster's gossip; servers announced later are
+    # added to the client's pool (nats-py does not update the INFO it keeps).
+    pool = {srv.uri.netloc for srv in getattr(nc, "_server_pool", [])}
+    return max(1, len(announced), len(pool))
 
 
 def _norm(value: object) -> object:
@@ -105,7 +121,7 @@ async def apply_topology(
     nc: Client, topology: Topology, *, dry_run: bool = False, force: bool = False
 ) -> list[Change]:
     js = nc.jetstream()
-    replicas = replicas_for(topology, cluster_size(nc))
+    replicas = replicas_for(topology, await _servers_for(nc, topology))
     configs = stream_configs(topology, replicas)
     changes = [await _apply_stream(js, config, dry_run=dry_run, force=force) for config in configs]
     if not dry_run:
