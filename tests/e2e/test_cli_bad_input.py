@@ -142,12 +142,6 @@ def test_a_reserved_or_malformed_participant_name_is_a_usage_error(
     assert participant not in names
 
 
-def test_core_mode_on_serve_is_a_usage_error(bank: Cli) -> None:
-    line = assert_one_line_error(bank("serve", "bank-a", "--mode", "core"), USAGE)
-
-    assert "core mode" in line and "jetstream" in line
-
-
 def test_two_nodes_is_a_usage_error_with_or_without_a_running_cluster(bank: Cli, cli: Cli) -> None:
     for natsbank in (bank, cli):
         line = assert_one_line_error(natsbank("dev", "up", "--nodes", "2"), USAGE)
