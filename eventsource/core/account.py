@@ -17,6 +17,7 @@ class EntryKind(enum.StrEnum):
     VOIDED = "VOIDED"
     CREDIT_PENDING = "CREDIT_PENDING"
     CREDITED = "CREDITED"
+    CREDIT_VOIDED = "CREDIT_VOIDED"
 
 
 ENTRY_OF_EFFECT = {
@@ -25,6 +26,7 @@ ENTRY_OF_EFFECT = {
     Effect.VOID: EntryKind.VOIDED,
     Effect.PEND_CREDIT: EntryKind.CREDIT_PENDING,
     Effect.POST_CREDIT: EntryKind.CREDITED,
+    Effect.VOID_CREDIT: EntryKind.CREDIT_VOIDED,
 }
 
 
@@ -67,6 +69,8 @@ class Account:
             return replace(
                 self, balance=self.balance + amount, pending_credits=self.pending_credits - amount
             )
+        if kind is EntryKind.CREDIT_VOIDED:
+            return replace(self, pending_credits=self.pending_credits - amount)
         if kind is EntryKind.FUNDED:
             if self.closed:
                 raise AccountClosed(f"account {self.participant}/{self.account} is closed")

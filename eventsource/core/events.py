@@ -61,6 +61,18 @@ class OutcomeConfirmed(TransferEvent, tag=Step.OUTCOME_CONFIRMED.value):
     pass
 
 
+class TransferCancelled(TransferEvent, tag=Step.TRANSFER_CANCELLED.value):
+    pass
+
+
+class CreditCancelled(TransferEvent, tag=Step.CREDIT_CANCELLED.value):
+    pass
+
+
+class CancelRecorded(TransferEvent, tag=Step.CANCEL_RECORDED.value):
+    pass
+
+
 AnyTransferEvent = (
     FundsReserved
     | TransferRefused
@@ -68,6 +80,9 @@ AnyTransferEvent = (
     | PostingAccepted
     | PostingDeclined
     | OutcomeConfirmed
+    | TransferCancelled
+    | CreditCancelled
+    | CancelRecorded
 )
 EVENT_OF_STEP: dict[Step, type[TransferEvent]] = {
     Step(cls.__struct_config__.tag): cls  # type: ignore[misc]
@@ -78,6 +93,9 @@ EVENT_OF_STEP: dict[Step, type[TransferEvent]] = {
         PostingAccepted,
         PostingDeclined,
         OutcomeConfirmed,
+        TransferCancelled,
+        CreditCancelled,
+        CancelRecorded,
     )
 }
 

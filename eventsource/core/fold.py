@@ -18,7 +18,8 @@ from eventsource.core.events import (
     TransferState,
 )
 from eventsource.core.money import parse_balance
-from eventsource.core.protocol import IllegalTransition, Step, transition
+from eventsource.core.protocol import IllegalTransition, Phase, Step, transition
+from eventsource.core.saga import receiver_cancel_step
 
 
 @dataclass
@@ -83,7 +84,12 @@ class Fold:
         if before is not None:
             if before.digest != state.digest:
                 self.problems.append(f"{key}: content changed (I3)")
-            if before.outcome is not None and before.outcome != state.outcome:
+            cancelled = step in (Step.CREDIT_CANCELLED, Step.CANCEL_RECORDED)
+            if cancelled and before.phase is Phase.DECIDED:
+                # p's decided outcome is provisional: the CANCEL replaces it, by the right step.
+                if step is not receiver_cancel_step(before):
+                    self.problems.append(f"{key}: {step} after a decided {before.outcome} (I3)")
+            elif before.outcome is not None and before.outcome != state.outcome:
                 self.problems.append(f"{key}: outcome changed from {before.outcome} (I4)")
         self.transfers[key] = state
 

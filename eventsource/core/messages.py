@@ -68,6 +68,9 @@ class Confirm(msgspec.Struct, frozen=True, kw_only=True):
     id: str
     digest: str
     outcome: Outcome
+    # Only on a CANCEL (outcome CANCELLED): the transfer itself, so that a receiver that never
+    # saw the posting can leave a tombstone record (eventsource/core/saga.py).
+    transfer: Transfer | msgspec.UnsetType = msgspec.UNSET
     trace: str | msgspec.UnsetType = msgspec.UNSET
 
 

@@ -34,6 +34,8 @@ class Side(enum.StrEnum):
 class Outcome(enum.StrEnum):
     OK = "OK"
     REJECTED = "REJECTED"
+    # The submitter gave up while RESERVED (DESIGN.md section 5, eventsource/core/saga.py).
+    CANCELLED = "CANCELLED"
 
 
 class AccountRef(msgspec.Struct, frozen=True):

@@ -10,6 +10,14 @@ Read it against DESIGN.md section 1-2:
                   (new)     --decline-->         DECIDED/REJECTED  (cause)
                   DECIDED   --confirm-->         CONFIRMED         post the credit if OK
 
+The give-up saga (DESIGN.md section 5, eventsource/core/saga.py) adds:
+
+    submitter n:  RESERVED  --give up-->         SETTLED/CANCELLED void the reservation, CANCEL p
+    receiver p:   DECIDED   --CANCEL (OK)-->     CONFIRMED/CANCELLED  void the pending credit
+                  DECIDED   --CANCEL (REJ.)-->   CONFIRMED/CANCELLED  nothing to void
+                  (new)     --CANCEL-->          CONFIRMED/CANCELLED  tombstone: a late posting
+                                                                      is answered CANCELLED
+
 A refused transfer is still sent to p (flagged), so that every ACKed id is known to both sides
 (I7); p must decline it with n's cause. Messages that arrive in a phase where they change nothing
 are answered from the stored state and never applied twice (I3).
@@ -38,6 +46,9 @@ class Step(enum.StrEnum):
     POSTING_ACCEPTED = "PostingAccepted"
     POSTING_DECLINED = "PostingDeclined"
     OUTCOME_CONFIRMED = "OutcomeConfirmed"
+    TRANSFER_CANCELLED = "TransferCancelled"  # n gave up
+    CREDIT_CANCELLED = "CreditCancelled"  # p voided an accepted, still pending credit
+    CANCEL_RECORDED = "CancelRecorded"  # p cancelled a declined record, or left a tombstone
 
 
 class Effect(enum.StrEnum):
@@ -49,6 +60,7 @@ class Effect(enum.StrEnum):
     VOID = "void"
     PEND_CREDIT = "pend_credit"
     POST_CREDIT = "post_credit"
+    VOID_CREDIT = "void_credit"
 
 
 # (side, phase before or None for a new transfer, step, outcome of the step)
@@ -71,6 +83,24 @@ TRANSITIONS: dict[tuple[Side, Phase | None, Step, Outcome | None], tuple[Phase, 
         Effect.POST_CREDIT,
     ),
     (Side.RECEIVER, Phase.DECIDED, Step.OUTCOME_CONFIRMED, Outcome.REJECTED): (
+        Phase.CONFIRMED,
+        Effect.NONE,
+    ),
+    # The give-up saga (DESIGN.md section 5). No row leaves a final phase: a CANCEL can
+    # never undo a confirmed OK.
+    (Side.SUBMITTER, Phase.RESERVED, Step.TRANSFER_CANCELLED, Outcome.CANCELLED): (
+        Phase.SETTLED,
+        Effect.VOID,
+    ),
+    (Side.RECEIVER, Phase.DECIDED, Step.CREDIT_CANCELLED, Outcome.CANCELLED): (
+        Phase.CONFIRMED,
+        Effect.VOID_CREDIT,
+    ),
+    (Side.RECEIVER, Phase.DECIDED, Step.CANCEL_RECORDED, Outcome.CANCELLED): (
+        Phase.CONFIRMED,
+        Effect.NONE,
+    ),
+    (Side.RECEIVER, None, Step.CANCEL_RECORDED, Outcome.CANCELLED): (
         Phase.CONFIRMED,
         Effect.NONE,
     ),

@@ -24,6 +24,7 @@ from eventsource.core.model import (
     validate_transfer,
 )
 from eventsource.core.protocol import Phase, Step, transition
+from eventsource.core.saga import cancel_confirm, record_cancel
 from eventsource.core.subjects import account_key, incoming_key, outgoing_key
 from eventsource.core.workset import WorkSet
 
@@ -150,6 +151,8 @@ def settle_result(ws: WorkSet, sender: str, result: Result) -> None:
     if state.transfer.creditor.participant != sender:
         raise ProtocolError(f"result for {result.id} came from {sender}, not the receiver")
     if state.phase is Phase.RESERVED:
+        if result.outcome is Outcome.CANCELLED:
+            raise ProtocolError(f"result CANCELLED for {result.id}: only the submitter cancels")
         phase, effect = transition(
             Side.SUBMITTER, state.phase, Step.TRANSFER_SETTLED, result.outcome
         )
@@ -159,6 +162,11 @@ def settle_result(ws: WorkSet, sender: str, result: Result) -> None:
             state, phase=phase, outcome=result.outcome, cause=result.cause, detail=result.detail
         )
         ws.record(outgoing_key(n, result.id), Step.TRANSFER_SETTLED, state)
+    elif state.outcome is Outcome.CANCELLED:
+        # n gave up first: its outcome stays CANCELLED whatever p answered, and the answer is
+        # the CANCEL again, which voids p's pending credit or cancels its decline.
+        ws.send(sender, Kind.CONFIRM, cancel_confirm(state))
+        return
     elif state.outcome is not result.outcome:
         raise ProtocolError(
             f"result {result.outcome} for {result.id} contradicts the final {state.outcome}"
@@ -171,7 +179,11 @@ def settle_result(ws: WorkSet, sender: str, result: Result) -> None:
 
 
 def record_confirm(ws: WorkSet, sender: str, confirm: Confirm) -> None:
-    """Step 4 at p: the submitter has the outcome; post the pending credit."""
+    """Step 4 at p: the submitter has the outcome; post the pending credit. A CANCEL (outcome
+    CANCELLED) is the saga's confirmation instead (eventsource/core/saga.py)."""
+    if confirm.outcome is Outcome.CANCELLED:
+        record_cancel(ws, sender, confirm)
+        return
     p = ws.participant
     key = incoming_key(p, sender, confirm.id)
     state = _known(ws, key, confirm.digest, "confirm")

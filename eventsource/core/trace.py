@@ -50,8 +50,9 @@ def child(parent: str, seed: str) -> str | None:
 
 def item_id(item: object) -> str | None:
     """The transfer id an inbox item concerns (a request, posting, result or confirm)."""
-    transfer = getattr(item, "transfer", None)
-    found = getattr(transfer, "id", None) if transfer is not None else getattr(item, "id", None)
+    transfer = getattr(item, "transfer", None)  # UNSET on a Confirm other than a CANCEL
+    has_transfer = transfer is not None and transfer is not msgspec.UNSET
+    found = getattr(transfer, "id", None) if has_transfer else getattr(item, "id", None)
     return found if isinstance(found, str) else None
 
 

@@ -20,7 +20,7 @@ from eventsource.core.protocol import (
 from tests.unit.simulation import request
 
 S, R = Side.SUBMITTER, Side.RECEIVER
-OK, REJECTED = Outcome.OK, Outcome.REJECTED
+OK, REJECTED, CANCELLED = Outcome.OK, Outcome.REJECTED, Outcome.CANCELLED
 
 # DESIGN 2, two-phase money movement, in the words of the brief:
 SPEC = {
@@ -39,6 +39,13 @@ SPEC = {
     # n's confirmation lets p stop resending and makes an OK credit spendable.
     (R, Phase.DECIDED, Step.OUTCOME_CONFIRMED, OK): (Phase.CONFIRMED, Effect.POST_CREDIT),
     (R, Phase.DECIDED, Step.OUTCOME_CONFIRMED, REJECTED): (Phase.CONFIRMED, Effect.NONE),
+    # DESIGN 5: n gives up (only while it has no outcome) and voids its reservation;
+    (S, Phase.RESERVED, Step.TRANSFER_CANCELLED, CANCELLED): (Phase.SETTLED, Effect.VOID),
+    # a CANCEL voids p's pending credit, or cancels its decline, and confirms the record;
+    (R, Phase.DECIDED, Step.CREDIT_CANCELLED, CANCELLED): (Phase.CONFIRMED, Effect.VOID_CREDIT),
+    (R, Phase.DECIDED, Step.CANCEL_RECORDED, CANCELLED): (Phase.CONFIRMED, Effect.NONE),
+    # a CANCEL before the posting leaves a tombstone, already final.
+    (R, None, Step.CANCEL_RECORDED, CANCELLED): (Phase.CONFIRMED, Effect.NONE),
 }
 
 EVERY_CASE = list(itertools.product(Side, [None, *Phase], Step, [None, *Outcome]))
@@ -75,6 +82,17 @@ def test_every_other_combination_is_an_illegal_transition():
         ("refusing with OK", (S, None, Step.TRANSFER_REFUSED, OK)),
         ("the receiver reserving", (R, None, Step.FUNDS_RESERVED, None)),
         ("the submitter accepting", (S, None, Step.POSTING_ACCEPTED, OK)),
+        ("giving up after the result", (S, Phase.SETTLED, Step.TRANSFER_CANCELLED, CANCELLED)),
+        ("giving up before reserving", (S, None, Step.TRANSFER_CANCELLED, CANCELLED)),
+        ("giving up with another outcome", (S, Phase.RESERVED, Step.TRANSFER_CANCELLED, OK)),
+        ("settling as CANCELLED", (S, Phase.RESERVED, Step.TRANSFER_SETTLED, CANCELLED)),
+        ("cancelling a confirmed credit", (R, Phase.CONFIRMED, Step.CREDIT_CANCELLED, CANCELLED)),
+        ("cancelling after confirm", (R, Phase.CONFIRMED, Step.CANCEL_RECORDED, CANCELLED)),
+        ("voiding a credit never accepted", (R, None, Step.CREDIT_CANCELLED, CANCELLED)),
+        ("the receiver giving up", (R, Phase.DECIDED, Step.TRANSFER_CANCELLED, CANCELLED)),
+        ("the submitter tombstoning", (S, None, Step.CANCEL_RECORDED, CANCELLED)),
+        ("accepting as CANCELLED", (R, None, Step.POSTING_ACCEPTED, CANCELLED)),
+        ("confirming CANCELLED plainly", (R, Phase.DECIDED, Step.OUTCOME_CONFIRMED, CANCELLED)),
     ],
 )
 def test_illegal_transitions_raise(what, case):
