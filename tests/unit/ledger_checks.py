@@ -106,7 +106,8 @@ def check_every_step(net: Network, watch: FinalityWatch) -> None:
 
 
 def check_final_and_agreed(net: Network) -> None:
-    """I4 and I7 at rest: every transfer final on both sides, with the same outcome and cause."""
+    """I4 and I7 at rest: every transfer final on both sides, with the same outcome and cause
+    (OK, REJECTED or CANCELLED)."""
     assert net.in_flight == []
     for n, state in outgoing_records(net):
         assert state.phase is Phase.SETTLED and state.outcome is not None, state
@@ -127,7 +128,8 @@ def check_final_and_agreed(net: Network) -> None:
 
 
 def check_money_moved_once_or_not_at_all(net: Network, funding: dict[str, int]) -> None:
-    """I3 per transfer: an OK transfer moved its amount exactly once, any other moved nothing."""
+    """I3 per transfer: an OK transfer moved its amount exactly once, any other moved nothing
+    (a CANCELLED one may have reserved and pended, then voided both)."""
     kinds: dict[tuple[str, str], list[EntryKind]] = defaultdict(list)
     for bank in net.banks.values():
         for (key, kind, ref), count in bank.entries().items():
@@ -149,8 +151,12 @@ def check_money_moved_once_or_not_at_all(net: Network, funding: dict[str, int]) 
         if at_p is not None:
             p = transfer.creditor.participant
             credit = kinds.get((account_key(p, transfer.creditor.account), f"{n}.{transfer.id}"))
-            ok = at_p.outcome is Outcome.OK
-            assert sorted(credit or []) == (sorted([K.CREDIT_PENDING, K.CREDITED]) if ok else [])
+            if at_p.outcome is Outcome.OK:
+                assert sorted(credit or []) == sorted([K.CREDIT_PENDING, K.CREDITED])
+            elif at_p.outcome is Outcome.CANCELLED:  # a credit accepted, then voided, or none
+                assert sorted(credit or []) in ([], sorted([K.CREDIT_PENDING, K.CREDIT_VOIDED]))
+            else:
+                assert credit is None
     balances = {
         key: account.balance for b in net.banks.values() for key, account in b.accounts().items()
     }

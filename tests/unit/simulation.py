@@ -28,7 +28,14 @@ from eventsource.core.fold import Fold
 from eventsource.core.messages import KIND_OF, InboxMessage, Kind, SubmitTransfers, inbox_decoder
 from eventsource.core.model import AccountRef, TransferRequest
 from eventsource.core.money import format_amount
-from eventsource.core.subjects import account_key, inbox_subject, parse_inbox_subject, state_subject
+from eventsource.core.saga import GiveUpReason, give_up
+from eventsource.core.subjects import (
+    account_key,
+    inbox_subject,
+    outgoing_key,
+    parse_inbox_subject,
+    state_subject,
+)
 from eventsource.core.workset import DeadLetter, State, WorkSet
 
 
@@ -185,20 +192,34 @@ class Network:
         loaded = {key: bank.states.get(key, (None, 0)) for key in keys | new}
         if optimistic:
             loaded |= {key: (None, 0) for key in new - keys}
-        more = account_keys_of(name, [state for state, _ in loaded.values()]) - keys
-        loaded |= {key: bank.states.get(key, (None, 0)) for key in more}
+        ws = self._workset(name, loaded)
+        for message in messages:
+            apply_message(ws, message)
+        return ws
+
+    def _workset(self, name: str, loaded: dict[str, tuple[State | None, int]]) -> WorkSet:
+        """A WorkSet over `loaded` plus the own accounts its transfer records point to."""
+        bank = self.bank(name)
+        more = account_keys_of(name, [state for state, _ in loaded.values()]) - set(loaded)
         self.clock += 1
-        ws = WorkSet(
+        return WorkSet(
             participant=name,
             partition=bank.partition,
-            loaded=loaded,
+            loaded=loaded | {key: bank.states.get(key, (None, 0)) for key in more},
             known_participants=self.known,
             now_ms=self.clock,
             token=f"c{self.clock}",
         )
-        for message in messages:
-            apply_message(ws, message)
-        return ws
+
+    def give_up(
+        self, name: str, transfer_id: str, reason: GiveUpReason = GiveUpReason.DEADLINE_PASSED
+    ) -> bool:
+        """n's deadline fires: decide the give-up over fresh state and commit it (saga.py)."""
+        key = outgoing_key(name, transfer_id)
+        ws = self._workset(name, {key: self.bank(name).states.get(key, (None, 0))})
+        gave_up = give_up(ws, transfer_id, reason)
+        self.in_flight.extend(self.bank(name).commit(ws))
+        return gave_up
 
     def step(self, name: str, payloads: list[bytes], *, optimistic: bool = False) -> WorkSet:
         """Decide and commit; a batch refused for a stale guess is decided again, fresh."""
