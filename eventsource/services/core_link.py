@@ -94,6 +94,7 @@ class CoreLink:
         self.stats = CoreStats()
         self._held: set[asyncio.Task] = set()  # delayed sends in flight
         self.listening = asyncio.Event()  # set once the queue subscription is in place
+        self._swept_to: int | None = None  # the ledger sequence the next sweep starts from
 
     async def run(
         self, process: Callable[[list[Msg]], Awaitable[None]], batch: int, stop: asyncio.Event
@@ -218,18 +219,28 @@ class CoreLink:
                 await asyncio.wait_for(stop.wait(), self.sweep_interval)
 
     async def adopt(self, horizon: float | None) -> int:
-        """Wait on every record of this participant that waits for an answer. Refused
+        """Wait on every record of this participant that waits for an answer. The first call
+        reads the latest event of every record; later calls read only the events since the
+        previous one, so a sweep costs what the ledger gained, not its history. Refused
         transfers are adopted when younger than `horizon` seconds (all when None): nothing in
         the state says whether the receiver has heard of them."""
         p, k = self.participant, self.home
         filters = [state_subject(k, f"{p}.out.>"), state_subject(k, f"{p}.in.>")]
+        if self._swept_to is None:
+            reading = read_messages(self.nc, ledger_stream(k), filters, last_per_subject=True)
+        else:
+            reading = read_messages(self.nc, ledger_stream(k), filters, start_seq=self._swept_to)
+        latest: dict[str, bytes] = {}
+        async for msg in reading:
+            self._swept_to = max(self._swept_to or 1, msg.metadata.sequence.stream + 1)
+            if (key := key_of_subject(msg.subject)) is not None:
+                latest[key] = msg.data
         now, wall_ms = time.monotonic(), time.time() * 1000
         refused: list[tuple[str, TransferState]] = []
         adopted = 0
-        async for msg in read_messages(self.nc, ledger_stream(k), filters, last_per_subject=True):
-            key = key_of_subject(msg.subject)
-            event = transfer_event_decoder.decode(msg.data)
-            if key is None or key in self.schedule:
+        for key, data in latest.items():
+            event = transfer_event_decoder.decode(data)
+            if key in self.schedule:
                 continue
             if (wait := awaited(event.state)) is not None:
                 self.schedule.expect(key, *wait, now)

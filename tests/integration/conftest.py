@@ -47,7 +47,9 @@ class LiveBank:
     def participants(self) -> list[str]:
         return [b.participant for b in BANKS]
 
-    def start(self, participant: str, *, fetch_batch: int = 256) -> ParticipantService:
+    def start(
+        self, participant: str, *, fetch_batch: int = 256, sweep_interval: float = 60.0
+    ) -> ParticipantService:
         service = ParticipantService(
             self.nc,
             participant,
@@ -56,6 +58,7 @@ class LiveBank:
             core=self.mode == "core",
             faults=self.faults,
             replay=ReplayPolicy(first=self.replay_after),
+            sweep_interval=sweep_interval,
             instance=str(len(self.services)),
         )
         self.services.append((service, asyncio.create_task(service.run(self.stop))))
