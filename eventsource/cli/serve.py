@@ -129,7 +129,7 @@ def serve(
             if log_format is LogFormat.JSON:
                 log.info("%s", started)  # every line of a JSON log is JSON
             else:
-                err_console.print(started)
+                err_console.print(started, soft_wrap=True, highlight=False)  # one line
             path = stats_dir / f"{os.getpid()}.json" if stats_dir else None
             writer = asyncio.create_task(_write_stats(services, path, stop))
             try:
