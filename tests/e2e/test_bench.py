@@ -119,7 +119,6 @@ def test_the_sweep_compares_both_modes_under_loss_and_draws_the_chart(tmp_path: 
     # Under loss, something had to be sent again: server redeliveries or endpoint replays.
     assert runs[("jetstream", 0.1)]["redeliveries"] > 0
     assert runs[("core", 0.1)]["redeliveries"] > 0
-    assert runs[("core", 0)]["redeliveries"] == 0
     assert report["chart"] == str(chart)
     assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
