@@ -181,4 +181,7 @@ async def test_a_hot_account_under_two_instances_never_overdraws(bank: LiveBank)
     report = await bank.audit()
     assert report.ok, report.violations
     alpha_instances = [s for s, _ in bank.services if s.participant == "alpha"]
-    assert all(s.stats.groups > 0 for s in alpha_instances), "both instances should share work"
+    if bank.mode == "jetstream":  # every message goes through the shared consumers
+        assert all(s.stats.groups > 0 for s in alpha_instances), "both should share work"
+    # In core mode one instance may fetch every submission and the queue group may hand it
+    # every result too (a handful of 200-item messages): sharing is likely, not certain.
