@@ -101,24 +101,30 @@ def test_projector_figures_come_from_a_phase_after_the_run(tmp_path: Path) -> No
 def test_the_sweep_compares_both_modes_under_loss_and_draws_the_chart(tmp_path: Path) -> None:
     chart = tmp_path / "sweep.png"
     done = _bench(
-        tmp_path, "--transfers", "300", "--nodes", "1", "--skip-postgres", "--loss", "0,0.1",
+        tmp_path, "--transfers", "300", "--nodes", "1", "--skip-postgres", "--loss", "0,0.2",
         "--replay-after", "0.5", "--chart", str(chart), "--json",
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     runs = {(r["mode"], r["loss"]): r for r in report["runs"]}
-    assert set(runs) == {("jetstream", 0), ("jetstream", 0.1), ("core", 0), ("core", 0.1)}
+    assert set(runs) == {("jetstream", 0), ("jetstream", 0.2), ("core", 0), ("core", 0.2)}
+    dropped = {key: run["faults_injected"].get("drop", 0) for key, run in runs.items()}
     for (mode, loss), run in runs.items():
         assert run["completed"] == 300 and run["lost"] == 0 and run["double_applied"] == 0
         assert run["audit_ok"] is True and run["valid"] is True, (mode, loss)
         assert run["protocol_messages"] > 0 and run["server_messages"] > run["protocol_messages"]
         assert run["server_idle_messages_per_s"] >= 0
         assert run["throughput_per_s"] > 0 and run["throughput_99_per_s"] > 0
-        dropped = run["faults_injected"].get("drop", 0)
-        assert (dropped > 0) == (loss > 0), (mode, loss, run["faults_injected"])
-    # Under loss, something had to be sent again: server redeliveries or endpoint replays.
-    assert runs[("jetstream", 0.1)]["redeliveries"] > 0
-    assert runs[("core", 0.1)]["redeliveries"] > 0
+        if loss == 0:
+            assert dropped[mode, loss] == 0, (mode, run["faults_injected"])
+        else:
+            assert sum(run["faults_injected"].values()) > 0, (mode, run["faults_injected"])
+        # A lost message must have been sent again: a server redelivery or an endpoint replay.
+        if dropped[mode, loss]:
+            assert run["redeliveries"] > 0, (mode, loss)
+    # Batching leaves a few dozen protocol messages per run, so one mode may draw no loss by
+    # chance; both drawing none at 20% has odds of about one in 10^5.
+    assert dropped["jetstream", 0.2] + dropped["core", 0.2] > 0
     assert report["chart"] == str(chart)
     assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
