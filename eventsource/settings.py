@@ -24,6 +24,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     ack_wait: float = 30.0
     # `serve`: port of /healthz, /readyz and /metrics; 0 means no HTTP endpoint.
     http_port: int = 0
+    # Where accounts live: "independent" (a ledger per participant's partition, three-phase
+    # protocol) or "shared" (one stream for all, one atomic step per transfer).
+    store: str = "independent"
 
     @property
     def home_path(self) -> Path:
@@ -38,6 +41,7 @@ _ENV = {
     "fetch_batch": "NATSBANK_FETCH_BATCH",
     "ack_wait": "NATSBANK_ACK_WAIT",
     "http_port": "NATSBANK_HTTP_PORT",
+    "store": "NATSBANK_STORE",
 }
 
 

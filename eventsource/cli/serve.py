@@ -23,6 +23,7 @@ from eventsource.cli.common import (
     settings,
     stop_on_signals,
 )
+from eventsource.cli.store import is_shared, store_option
 from eventsource.core.errors import ConfigError
 from eventsource.core.faults import FaultPlan
 from eventsource.core.replay import ReplayPolicy
@@ -82,10 +83,16 @@ def serve(
         LogFormat.TEXT, "--log-format", help="text, or json: one JSON object per line."
     ),
     log_level: str = typer.Option("INFO", "--log-level"),
+    store: str | None = store_option(),
 ) -> None:
     """Serve the participants' inboxes until SIGTERM or Ctrl-C. Instances share the work."""
     configure_logging(log_level, log_format)
-    config = settings(fetch_batch=fetch_batch, http_port=http_port)
+    config = settings(fetch_batch=fetch_batch, http_port=http_port, store=store)
+    if is_shared(config):
+        from eventsource.cli.serve_shared import serve_shared
+
+        serve_shared(participants, config, core=mode is Mode.CORE, faults=faults, stats=stats_dir)
+        return
     metrics = ServiceMetrics() if config.http_port else None
     plan = FaultPlan.parse(faults)
 
@@ -159,13 +166,13 @@ def routes(nc, services: list[ParticipantService], metrics: ServiceMetrics) -> d
 
 
 async def _write_stats(
-    services: list[ParticipantService], path: Path | None, stop: asyncio.Event
+    services: list, path: Path | None, stop: asyncio.Event, figures_of=service_figures
 ) -> None:
     """Counters for `bench`: rewritten every second, so a kill -9 loses at most a second."""
     if path is None:
         return
     while True:
-        figures = [service_figures(s) for s in services]
+        figures = [figures_of(s) for s in services]
         tmp = path.with_suffix(".tmp")
         tmp.write_bytes(msgspec.json.encode(figures))
         tmp.replace(path)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import time
 import uuid
+from collections.abc import Callable
 
 from nats.aio.client import Client
 
@@ -21,12 +23,21 @@ from eventsource.core.events import (
 )
 from eventsource.core.model import require_token
 from eventsource.core.money import exponent_of, format_amount, parse_amount
+from eventsource.core.shared_store import SHARED_STREAM, shared_subject
 from eventsource.core.subjects import account_key, ledger_stream, partition_of, state_subject
 from eventsource.core.workset import Write
 
 
 def _now() -> int:
     return int(time.time() * 1000)
+
+
+def _where(partitions: int, participant: str, shared: bool) -> tuple[str, Callable[[str], str]]:
+    """The stream, and the subject of a key: the participant's partition, or the shared store."""
+    if shared:
+        return SHARED_STREAM, shared_subject
+    k = partition_of(participant, partitions)
+    return ledger_stream(k), functools.partial(state_subject, k)
 
 
 async def open_account(
@@ -36,17 +47,19 @@ async def open_account(
     account: str,
     currency: str,
     initial: str | None = None,
+    *,
+    shared: bool = False,
 ) -> Account:
     """Open (and optionally fund) an account; opening the same account twice is refused."""
     require_token(participant, "participant")
     require_token(account, "account")
     exponent_of(currency)
-    k = partition_of(participant, partitions)
+    _, subject_of = _where(partitions, participant, shared)
     key = account_key(participant, account)
     opened = Account(participant, account, currency)
     writes = [
         Write(
-            state_subject(k, key),
+            subject_of(key),
             encoder.encode(AccountOpened(state=AccountSnapshot.of(opened), at=_now())),
             0,
             key,
@@ -66,7 +79,7 @@ async def open_account(
                 )
             ],
         )
-        writes.append(Write(state_subject(k, key), encoder.encode(event), None, key))
+        writes.append(Write(subject_of(key), encoder.encode(event), None, key))
         opened = funded
     try:
         await commit(nc, writes)
@@ -78,11 +91,11 @@ async def open_account(
 
 
 async def read_account(
-    nc: Client, partitions: int, participant: str, account: str
+    nc: Client, partitions: int, participant: str, account: str, *, shared: bool = False
 ) -> tuple[Account, int]:
-    k = partition_of(participant, partitions)
+    stream, subject_of = _where(partitions, participant, shared)
     key = account_key(participant, account)
-    last = await read_last(nc, ledger_stream(k), state_subject(k, key), leader=True)
+    last = await read_last(nc, stream, subject_of(key), leader=True)
     if last is None:
         raise UnknownAccount(f"unknown account {participant}/{account}")
     state = decode_state(key, last[0])
@@ -97,14 +110,16 @@ async def fund_account(
     account: str,
     amount_text: str,
     reference: str | None = None,
+    *,
+    shared: bool = False,
 ) -> Account:
     """Create money on an account (a FUNDED entry), guarded like any other account change."""
     reference = reference or f"fund-{uuid.uuid4().hex[:12]}"
     require_token(reference, "funding reference")
-    k = partition_of(participant, partitions)
+    _, subject_of = _where(partitions, participant, shared)
     key = account_key(participant, account)
     while True:
-        current, seq = await read_account(nc, partitions, participant, account)
+        current, seq = await read_account(nc, partitions, participant, account, shared=shared)
         amount = parse_amount(amount_text, current.currency)
         funded = current.apply(EntryKind.FUNDED, amount)
         event = AccountChanged(
@@ -113,22 +128,24 @@ async def fund_account(
             entries=[Entry(EntryKind.FUNDED, reference, format_amount(amount, current.currency))],
         )
         try:
-            await commit(nc, [Write(state_subject(k, key), encoder.encode(event), seq, key)])
+            await commit(nc, [Write(subject_of(key), encoder.encode(event), seq, key)])
             return funded
         except StaleState:
             continue
 
 
-async def close_account(nc: Client, partitions: int, participant: str, account: str) -> Account:
+async def close_account(
+    nc: Client, partitions: int, participant: str, account: str, *, shared: bool = False
+) -> Account:
     """Closed accounts take no new reservations or credits; money in flight still settles."""
-    k = partition_of(participant, partitions)
+    _, subject_of = _where(partitions, participant, shared)
     key = account_key(participant, account)
     while True:
-        current, seq = await read_account(nc, partitions, participant, account)
+        current, seq = await read_account(nc, partitions, participant, account, shared=shared)
         closed = _closed(current)
         event = AccountClosed(state=AccountSnapshot.of(closed), at=_now())
         try:
-            await commit(nc, [Write(state_subject(k, key), encoder.encode(event), seq, key)])
+            await commit(nc, [Write(subject_of(key), encoder.encode(event), seq, key)])
             return closed
         except StaleState:
             continue

@@ -16,6 +16,7 @@ from eventsource.core.errors import InfrastructureError
 from eventsource.core.events import TransferState, encoder
 from eventsource.core.messages import MAX_ITEMS_PER_MESSAGE, Kind, SubmitTransfers
 from eventsource.core.model import TransferRequest
+from eventsource.core.shared_store import submit_subject
 from eventsource.core.subjects import (
     inbox_subject,
     incoming_key,
@@ -45,9 +46,11 @@ async def submit(
     requests: list[TransferRequest],
     *,
     traceparent: str | None = None,
+    shared: bool = False,
 ) -> Submitted:
     """Publish one SubmitTransfers message; returns once JetStream has stored it (the ACK).
-    A W3C `traceparent` goes on as a header: the services carry it to every phase."""
+    A W3C `traceparent` goes on as a header: the services carry it to every phase.
+    `shared`: into the shared store's inbox (`--store shared`) instead of the ledger's."""
     if not 1 <= len(requests) <= MAX_ITEMS_PER_MESSAGE:
         raise ValueError(f"a submission carries 1 to {MAX_ITEMS_PER_MESSAGE} transfers")
     payload = encoder.encode(SubmitTransfers(transfers=requests))
@@ -59,7 +62,9 @@ async def submit(
     headers = {"Nats-Msg-Id": msg_id} | ({TRACE_HEADER: traceparent} if traceparent else {})
     try:
         ack = await nc.jetstream().publish(
-            inbox_subject(k, submitter, Kind.SUBMIT, token),
+            submit_subject(submitter, token)
+            if shared
+            else inbox_subject(k, submitter, Kind.SUBMIT, token),
             payload,
             headers=headers,
             timeout=10,

@@ -37,8 +37,10 @@ async def push(
     in_flight: int = 64,
     progress: Callable[[int], None] | None = None,
     retry_for: float = 120.0,
+    shared: bool = False,
 ) -> LoadReport:
-    """Submit everything; return once every message is ACKed. `rate` is transfers per second."""
+    """Submit everything; return once every message is ACKed. `rate` is transfers per second.
+    `shared`: into the shared store's inboxes (`--store shared`)."""
     chunks: list[tuple[str, list[TransferRequest]]] = []
     by_submitter: dict[str, list[TransferRequest]] = defaultdict(list)
     for transfer in transfers:
@@ -59,7 +61,7 @@ async def push(
         try:
             for attempt in itertools.count(1):
                 try:
-                    ack = await submit(nc, partitions, submitter, chunk)
+                    ack = await submit(nc, partitions, submitter, chunk, shared=shared)
                     break
                 except InfrastructureError:
                     if time.monotonic() > deadline:

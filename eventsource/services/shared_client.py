@@ -1,0 +1,67 @@
+"""What a bank's client reads from the shared store: a transfer's one record, exactly."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from nats.aio.client import Client
+
+from eventsource.adapters.jetstream import read_last
+from eventsource.core.events import TransferState
+from eventsource.core.model import Side
+from eventsource.core.protocol import Phase
+from eventsource.core.shared_store import (
+    SHARED_STREAM,
+    TransferDecision,
+    shared_subject,
+    shared_transfer_decoder,
+    transfer_key,
+)
+
+
+async def read_decision(
+    nc: Client, submitter: str, transfer_id: str
+) -> tuple[TransferDecision, int] | None:
+    """The record and its stream sequence, from the stream leader; None while undecided."""
+    last = await read_last(
+        nc, SHARED_STREAM, shared_subject(transfer_key(submitter, transfer_id)), leader=True
+    )
+    if last is None:
+        return None
+    return shared_transfer_decoder.decode(last[0]).state, last[1]
+
+
+def as_final_state(decision: TransferDecision) -> TransferState:
+    """The record as the submitter's final view, so `submit --wait` reports it as it reports
+    an independent-store outcome (there is one side, and it is final at once)."""
+    return TransferState(
+        transfer=decision.transfer,
+        digest=decision.digest,
+        side=Side.SUBMITTER,
+        phase=Phase.SETTLED,
+        outcome=decision.outcome,
+        cause=decision.cause,
+        detail=decision.detail,
+    )
+
+
+async def wait_decided(
+    nc: Client, submitter: str, ids: list[str], *, timeout: float = 60.0
+) -> dict[str, TransferState]:
+    """Poll until each id has its record (or time runs out)."""
+    pending = set(ids)
+    found: dict[str, TransferState] = {}
+    deadline = time.monotonic() + timeout
+    delay = 0.02
+    while pending and time.monotonic() < deadline:
+        batch = sorted(pending)[:256]
+        views = await asyncio.gather(*(read_decision(nc, submitter, i) for i in batch))
+        for transfer_id, view in zip(batch, views, strict=True):
+            if view is not None:
+                found[transfer_id] = as_final_state(view[0])
+                pending.discard(transfer_id)
+        if pending:
+            await asyncio.sleep(delay)
+            delay = min(0.5, delay * 1.5)
+    return found

@@ -1,0 +1,214 @@
+"""The shared store (`--store shared`) against real nats-server processes: one atomic step per
+transfer, the same causes as the independent store, duplicates applied once, a hot account
+under two instances, kill -9 of a service and of a NATS node; the shared audit after each."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from eventsource.adapters.cluster import ClusterInfo, kill_node, load_cluster, restart_node
+from eventsource.adapters.jetstream import connect
+from eventsource.core.errors import RejectionCause
+from eventsource.core.events import encoder
+from eventsource.core.messages import SubmitTransfers
+from eventsource.core.model import Outcome
+from eventsource.core.shared_store import SHARED_STREAM, submit_subject
+from eventsource.services.accounts import open_account, read_account
+from eventsource.services.audit_shared import audit_shared
+from eventsource.services.client import submit
+from eventsource.services.scenario import start_services, stop_services
+from eventsource.services.shared_client import wait_decided
+from eventsource.services.shared_scenario import (
+    bootstrap_shared,
+    drive_shared,
+    wait_shared_quiescent,
+)
+from eventsource.services.shared_service import SharedStoreService
+from eventsource.services.workload import standard_banks
+from tests.integration.conftest import BANKS, transfer
+
+NAMES = [b.participant for b in BANKS]
+
+
+@contextlib.asynccontextmanager
+async def shared_bank(cluster: ClusterInfo, funding: str = "1000.00") -> AsyncIterator:
+    """alpha (a1, a2), beta (b1, b2), gamma (g1, and usd in USD), all in the shared store."""
+    await bootstrap_shared(cluster.url, BANKS, funding=funding)
+    nc = await connect(cluster.url)
+    await open_account(nc, 1, "gamma", "usd", "USD", "50.00", shared=True)
+    stop = asyncio.Event()
+    tasks: list[asyncio.Task] = []
+
+    def start(participant: str, fetch_batch: int = 256) -> SharedStoreService:
+        service = SharedStoreService(nc, participant, fetch_batch=fetch_batch)
+        tasks.append(asyncio.create_task(service.run(stop)))
+        return service
+
+    try:
+        yield nc, start
+    finally:
+        stop.set()
+        if tasks:
+            await asyncio.wait(tasks, timeout=10)
+        await nc.close()
+
+
+async def balance(nc, participant: str, account: str) -> int:
+    return (await read_account(nc, 1, participant, account, shared=True))[0].balance
+
+
+async def clean_audit(nc, participants=NAMES):
+    assert await wait_shared_quiescent(nc, participants, timeout=60)
+    report = await audit_shared(nc, expect_final=True)
+    assert report.ok, dict(report.violations)
+    return report
+
+
+async def test_ok_and_rejected_transfers_with_their_causes(nats1):
+    async with shared_bank(nats1) as (nc, start):
+        for p in NAMES:
+            start(p)
+        cases = {
+            "ok": (transfer("ok", "alpha/a1", "beta/b1", "10.50"), None),
+            "poor": (transfer("poor", "alpha/a1", "beta/b1", "5000.00"), "INSUFFICIENT_FUNDS"),
+            "nobody": (transfer("nobody", "alpha/a1", "beta/zz"), "UNKNOWN_ACCOUNT"),
+            "dollars": (transfer("dollars", "alpha/a1", "gamma/usd"), "CURRENCY_MISMATCH"),
+            "tiny": (transfer("tiny", "alpha/a1", "beta/b1", "0.001"), "INVALID_AMOUNT"),
+            "stranger": (transfer("stranger", "alpha/a1", "omega/o1"), "UNKNOWN_PARTICIPANT"),
+        }
+        ack = await submit(nc, 1, "alpha", [r for r, _ in cases.values()], shared=True)
+        assert ack.sequence > 0  # the ACK: stored in the shared stream's inbox
+        decided = await wait_decided(nc, "alpha", list(cases))
+        for tid, (_, cause) in cases.items():
+            state = decided[tid]
+            assert state.outcome is (Outcome.OK if cause is None else Outcome.REJECTED), tid
+            assert state.cause == (cause and RejectionCause(cause)), tid
+        assert await balance(nc, "alpha", "a1") == 1000_00 - 10_50
+        assert await balance(nc, "beta", "b1") == 1000_00 + 10_50
+        report = await clean_audit(nc)
+        assert report.transfers_acked == report.final == len(cases)
+        assert report.outcomes == {"OK": 1, "REJECTED": 5}
+
+
+async def test_a_duplicate_submission_is_answered_from_the_record_and_applied_once(nats1):
+    async with shared_bank(nats1) as (nc, start):
+        once = transfer("dup", "beta/b1", "alpha/a2", "100.00")
+        await submit(nc, 1, "beta", [once], shared=True)
+        # The same transfer again under other message ids (JetStream's dedup window is only a
+        # backstop): with a companion, and raw with a fresh Nats-Msg-Id, before and after.
+        await submit(nc, 1, "beta", [once, transfer("other", "beta/b1", "alpha/a2")], shared=True)
+        raw = encoder.encode(SubmitTransfers(transfers=[once]))
+        for _ in range(2):
+            await nc.jetstream().publish(
+                submit_subject("beta", uuid.uuid4().hex[:8]),
+                raw,
+                headers={"Nats-Msg-Id": uuid.uuid4().hex},
+            )
+        start("beta")
+        start("beta")  # two instances may take the copies at the same time
+        decided = await wait_decided(nc, "beta", ["dup", "other"])
+        assert decided["dup"].outcome is Outcome.OK
+        await clean_audit(nc, ["beta"])
+        await submit(nc, 1, "beta", [once], shared=True)  # and once more, after the fact
+        await clean_audit(nc, ["beta"])
+        assert await balance(nc, "beta", "b1") == 1000_00 - 100_00 - 10_00
+        assert await balance(nc, "alpha", "a2") == 1000_00 + 100_00 + 10_00
+
+
+async def test_a_hot_account_under_two_instances_never_overdraws(nats1):
+    async with shared_bank(nats1, funding="100.00") as (nc, start):
+        submissions = []
+        for i in range(40):  # 40 x 7.00 against 100.00 on alpha/a1: 14 fit, and what is paid in
+            out = transfer(f"hot{i}", "alpha/a1", "beta/b1", "7.00")
+            # meanwhile beta pays into the same hot account: cross-participant contention
+            paid = transfer(f"in{i}", "beta/b2", "alpha/a1", "0.50")
+            submissions += [
+                submit(nc, 1, "alpha", [out], shared=True),
+                submit(nc, 1, "beta", [paid], shared=True),
+            ]
+        await asyncio.gather(*submissions)
+        # small fetches, so that both alpha instances hold work on the same account at once
+        services = [start("alpha", 4), start("alpha", 4), start("beta", 4)]
+        hot = await wait_decided(nc, "alpha", [f"hot{i}" for i in range(40)])
+        paid_in = await wait_decided(nc, "beta", [f"in{i}" for i in range(40)])
+        assert len(hot) == len(paid_in) == 40
+        report = await clean_audit(nc)
+        ok = sum(s.outcome is Outcome.OK for s in hot.values())
+        causes = {s.cause for s in hot.values() if s.outcome is Outcome.REJECTED}
+        assert causes <= {RejectionCause.INSUFFICIENT_FUNDS}
+        assert await balance(nc, "alpha", "a1") == 100_00 - ok * 7_00 + 40 * 50 >= 0
+        assert ok >= 14  # money paid in may let more through, never an overdraft
+        assert report.funded == report.balances
+        assert sum(s.stats.transfers for s in services) >= 80  # a redelivery is decided again
+
+
+@pytest.mark.slow
+async def test_kill_9_of_a_shared_store_service_under_load(nats1, tmp_path):
+    banks = standard_banks(3, 4)
+    names = [b.participant for b in banks]
+    await bootstrap_shared(nats1.url, banks, funding="5000.00")
+    args = ("--store", "shared")
+    procs = start_services(nats1.url, names, 2, tmp_path / "logs", serve_args=args)
+    try:
+
+        async def kill_one_then_restart() -> None:
+            await asyncio.sleep(2.0)
+            os.kill(procs[0].pid, signal.SIGKILL)  # between any two of its writes
+            procs[0].wait()
+            await asyncio.sleep(1.0)
+            procs[0] = start_services(nats1.url, names, 1, tmp_path / "l2", serve_args=args)[0]
+
+        killing = asyncio.create_task(kill_one_then_restart())
+        result = await drive_shared(
+            nats1.url, banks, 3000, seed=5, rate=600, per_message=10, settle_timeout=90
+        )
+        await killing
+    finally:
+        stop_services(procs)
+    assert result.acked == 3000
+    assert result.measurement.unfinished == []
+    assert result.audit.ok, dict(result.audit.violations)
+    assert result.audit.transfers_acked == result.audit.final == 3000
+
+
+@pytest.mark.slow
+@pytest.mark.cluster3
+async def test_kill_9_of_the_shared_stream_leader_node_under_load(nats3, tmp_path):
+    banks = standard_banks(3, 4)
+    names = [b.participant for b in banks]
+    await bootstrap_shared(nats3.url, banks, funding="5000.00")
+    procs = start_services(nats3.url, names, 2, tmp_path / "logs", serve_args=("--store", "shared"))
+    try:
+
+        async def kill_leader() -> None:
+            await asyncio.sleep(2.0)
+            nc = await connect(nats3.url)
+            info = await nc.jetstream().stream_info(SHARED_STREAM)
+            await nc.close()
+            assert info.config.num_replicas == 3  # R3, like the ledger
+            index = [n.name for n in nats3.nodes].index(info.cluster.leader)
+            kill_node(load_cluster(Path(nats3.state_dir)) or nats3, index)
+            await asyncio.sleep(3.0)
+            await asyncio.to_thread(
+                restart_node, load_cluster(Path(nats3.state_dir)) or nats3, index
+            )
+
+        killing = asyncio.create_task(kill_leader())
+        result = await drive_shared(
+            nats3.url, banks, 2000, seed=7, rate=300, per_message=10, settle_timeout=120
+        )
+        await killing
+    finally:
+        stop_services(procs)
+    assert result.acked == 2000
+    assert result.measurement.unfinished == []
+    assert result.audit.ok, dict(result.audit.violations)
+    assert result.audit.transfers_acked == result.audit.final == 2000
