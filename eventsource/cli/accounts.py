@@ -6,6 +6,10 @@ import typer
 from rich.table import Table
 
 from eventsource.adapters.provision import register_participant
+from eventsource.adapters.shared_provision import (
+    register_shared_participant,
+    require_shared_store,
+)
 from eventsource.adapters.topology import load_topology
 from eventsource.cli.common import (
     console,
@@ -15,9 +19,11 @@ from eventsource.cli.common import (
     run,
     settings,
 )
+from eventsource.cli.store import is_shared, store_option
 from eventsource.core.events import AccountSnapshot
 from eventsource.core.money import format_amount
 from eventsource.services import accounts as service
+from eventsource.services.shared_client import list_shared_accounts
 from eventsource.services.views import list_accounts
 
 app = typer.Typer(help="Open, fund, close and list accounts.", no_args_is_help=True)
@@ -38,14 +44,21 @@ def open_(
     currency: str = typer.Option("EUR", "--currency", "-c", help="ISO 4217 code."),
     fund: str | None = typer.Option(None, "--fund", help="Initial funding, e.g. 100.00."),
     as_json: bool = typer.Option(False, "--json"),
+    store: str | None = store_option(),
 ) -> None:
     """Open an account (registering the participant if it is new)."""
-    config = settings()
+    config = settings(store=store)
 
     async def main():
         async with nats_connection(config) as nc:
-            partitions = await partitions_of(nc)
             topology = load_topology(config.streams_file or None)
+            if is_shared(config):
+                await require_shared_store(nc)
+                await register_shared_participant(nc, topology, participant)
+                return await service.open_account(
+                    nc, 1, participant, account, currency, fund, shared=True
+                )
+            partitions = await partitions_of(nc)
             await register_participant(nc, topology, participant)
             return await service.open_account(nc, partitions, participant, account, currency, fund)
 
@@ -60,15 +73,17 @@ def fund(
     amount: str,
     reference: str | None = typer.Option(None, "--ref", help="Funding reference."),
     as_json: bool = typer.Option(False, "--json"),
+    store: str | None = store_option(),
 ) -> None:
     """Create money on an account. Funding is the only way money enters the ledger."""
-    config = settings()
+    config = settings(store=store)
+    shared = is_shared(config)
 
     async def main():
         async with nats_connection(config) as nc:
-            partitions = await partitions_of(nc)
+            partitions = await _partitions(nc, shared)
             return await service.fund_account(
-                nc, partitions, participant, account, amount, reference
+                nc, partitions, participant, account, amount, reference, shared=shared
             )
 
     snapshot = AccountSnapshot.of(run(main))
@@ -76,28 +91,46 @@ def fund(
 
 
 @app.command("close")
-def close(participant: str, account: str, as_json: bool = typer.Option(False, "--json")) -> None:
+def close(
+    participant: str,
+    account: str,
+    as_json: bool = typer.Option(False, "--json"),
+    store: str | None = store_option(),
+) -> None:
     """Close an account: no new transfers; those in flight still settle."""
-    config = settings()
+    config = settings(store=store)
+    shared = is_shared(config)
 
     async def main():
         async with nats_connection(config) as nc:
-            return await service.close_account(nc, await partitions_of(nc), participant, account)
+            partitions = await _partitions(nc, shared)
+            return await service.close_account(nc, partitions, participant, account, shared=shared)
 
     snapshot = AccountSnapshot.of(run(main))
     print_json(snapshot) if as_json else console.print(f"closed {_show(snapshot)}")
+
+
+async def _partitions(nc, shared: bool) -> int:
+    if shared:
+        await require_shared_store(nc)
+        return 1  # unused by the shared store
+    return await partitions_of(nc)
 
 
 @app.command("list")
 def list_(
     participant: str | None = typer.Option(None, "--participant", "-p"),
     as_json: bool = typer.Option(False, "--json"),
+    store: str | None = store_option(),
 ) -> None:
     """Accounts with balances, from the accounts KV bucket."""
-    config = settings()
+    config = settings(store=store)
 
     async def main():
         async with nats_connection(config) as nc:
+            if is_shared(config):
+                await require_shared_store(nc)
+                return await list_shared_accounts(nc, participant)
             return await list_accounts(nc, await partitions_of(nc), participant)
 
     snapshots = run(main)

@@ -17,6 +17,8 @@ from eventsource.cli.common import (
     run,
     settings,
 )
+from eventsource.cli.store import is_shared, store_option
+from eventsource.core.errors import UsageError
 from eventsource.services.audit import INVARIANTS
 from eventsource.services.audit import audit as run_audit
 
@@ -37,10 +39,14 @@ def audit(
         30.0, "--projection-wait", help="Seconds to let the projector catch up (I6)."
     ),
     as_json: bool = typer.Option(False, "--json"),
+    store: str | None = store_option(),
 ) -> None:
     """Check the invariants over the whole ledger and the KV buckets, and with --dsn or
     --sqlite I6 against a projection. Exit 1 on a violation."""
-    config = settings()
+    config = settings(store=store)
+    if is_shared(config):
+        _audit_shared(config, expect_final, dsn or sqlite, as_json)
+        return
 
     async def main():
         async with nats_connection(config) as nc:
@@ -103,6 +109,17 @@ def replay(as_json: bool = typer.Option(False, "--json")) -> None:
         for line in differences[:50]:
             console.print(f"  {line}", highlight=False)
     if differences:
+        raise typer.Exit(1)
+
+
+def _audit_shared(config, expect_final: bool, projection, as_json: bool) -> None:
+    from eventsource.cli.shared_commands import print_shared_audit, run_shared_audit
+
+    if projection:
+        raise UsageError("--dsn/--sqlite: the shared store has no projection (I6)")
+    report = run(lambda: run_shared_audit(config, expect_final))
+    print_json(report.as_dict()) if as_json else print_shared_audit(report)
+    if not report.ok:
         raise typer.Exit(1)
 
 

@@ -16,6 +16,7 @@ from eventsource.cli.common import (
     settings,
 )
 from eventsource.cli.projections import open_projection, open_store
+from eventsource.cli.store import is_shared, store_option
 from eventsource.core.errors import NatsbankError, UsageError
 from eventsource.core.events import TransferState
 from eventsource.core.subjects import ledger_stream, partition_of
@@ -76,11 +77,15 @@ def status(
     ),
     timeout: float = typer.Option(30.0, "--timeout", help="Seconds --wait-projection waits."),
     as_json: bool = typer.Option(False, "--json"),
+    store: str | None = store_option(),
 ) -> None:
     """The true current outcome, from the last event on each side's record."""
-    config = settings()
+    config = settings(store=store)
     if not wait_projection and (dsn or sqlite):
         raise UsageError("--dsn and --sqlite go with --wait-projection")
+    if is_shared(config):
+        _status_shared(config, transfer_id, participant, wait_projection, as_json)
+        return
 
     async def main():
         async with nats_connection(config) as nc:
@@ -131,6 +136,30 @@ def status(
     if waited is not None:
         positions = ", ".join(f"{s} at {seq}" for s, seq in sorted(waited[1].items()))
         console.print(f"  projection: has applied these records ({positions})", highlight=False)
+
+
+def _status_shared(config, transfer_id: str, participant, wait_projection: bool, as_json: bool):
+    """The shared store keeps one record per transfer: it is both sides' view, final at once."""
+    from eventsource.cli.shared_commands import status_shared
+
+    if wait_projection:
+        raise UsageError("--wait-projection: the shared store has no projection")
+    found = run(lambda: status_shared(config, transfer_id, participant))
+    if found is None:
+        raise UnknownTransfer(f"unknown transfer {transfer_id}")
+    state, sequence = found
+    if as_json:
+        print_json(
+            {"id": transfer_id, "store": "shared"} | state_json(state) | {"sequence": sequence}
+        )
+        return
+    console.print(
+        f"{transfer_id}: {state.transfer.amount} {state.transfer.currency} "
+        f"{state_json(state)['debtor']} -> {state_json(state)['creditor']}\n"
+        f"  shared store: {state.outcome}"
+        + (f" cause {state.cause}: {state.detail}" if state.cause else ""),
+        highlight=False,
+    )
 
 
 async def _wait_projection(

@@ -8,8 +8,10 @@ import typer
 from rich.table import Table
 
 from eventsource.adapters.provision import Action, apply_topology
+from eventsource.adapters.shared_provision import apply_shared_topology
 from eventsource.adapters.topology import load_topology
 from eventsource.cli.common import console, nats_connection, print_json, run, settings
+from eventsource.cli.store import is_shared, store_option
 
 app = typer.Typer(help="Create or update streams, KV buckets and consumers.", no_args_is_help=True)
 
@@ -29,14 +31,16 @@ def init(
     ),
     force: bool = typer.Option(False, "--force", help="Allow destructive changes."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    store: str | None = store_option(),
 ) -> None:
     """Create or update everything declared in streams.yaml. Running it twice changes nothing."""
-    config = settings()
+    config = settings(store=store)
     topology = load_topology(file or (config.streams_file or None))
+    apply = apply_shared_topology if is_shared(config) else apply_topology
 
     async def main():
         async with nats_connection(config) as nc:
-            return await apply_topology(nc, topology, dry_run=dry_run, force=force)
+            return await apply(nc, topology, dry_run=dry_run, force=force)
 
     changes = run(main)
     if as_json:

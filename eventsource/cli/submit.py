@@ -17,7 +17,9 @@ from eventsource.cli.common import (
     run,
     settings,
 )
+from eventsource.cli.shared_commands import random_shared, submit_shared
 from eventsource.cli.status import describe, state_json
+from eventsource.cli.store import is_shared, store_option
 from eventsource.core.errors import DomainError, IdConflict, UsageError
 from eventsource.core.messages import cut_items
 from eventsource.core.model import (
@@ -55,14 +57,17 @@ def submit_command(
     wait: bool = typer.Option(False, "--wait", help="Wait for the final outcome."),
     timeout: float = typer.Option(60.0, "--timeout", help="Seconds to wait with --wait."),
     as_json: bool = typer.Option(False, "--json"),
+    store: str | None = store_option(),
 ) -> None:
     """Submit transfers. The ACK means durably accepted; --wait also waits for OK or REJECTED."""
     modes = sum(x is not None for x in (file, random_count)) + (debtor is not None)
     if modes != 1:
         raise UsageError("give exactly one of --from/--to/--amount, --file or --random")
-    config = settings()
+    config = settings(store=store)
+    shared = is_shared(config)
     if random_count is not None:
-        run(lambda: _random(config, random_count, rate, seed, as_json))
+        job = random_shared if shared else _random
+        run(lambda: job(config, random_count, rate, seed, as_json))
         return
     requests = (
         _read_file(file)
@@ -71,6 +76,10 @@ def submit_command(
     )
     for request in requests:
         _precheck(request)
+    if shared:
+        acks, outcomes, positions = run(lambda: submit_shared(config, requests, wait, timeout))
+        _report(requests, acks, outcomes, wait, as_json, positions)
+        return
     submitters = {r.debtor.participant for r in requests}
 
     async def main():

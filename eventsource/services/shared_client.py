@@ -8,16 +8,18 @@ import time
 from nats.aio.client import Client
 
 from eventsource.adapters.jetstream import read_last
-from eventsource.core.events import TransferState
+from eventsource.core.events import AccountSnapshot, TransferState, account_event_decoder
 from eventsource.core.model import Side
 from eventsource.core.protocol import Phase
 from eventsource.core.shared_store import (
+    SHARED_BUCKET,
     SHARED_STREAM,
     TransferDecision,
     shared_subject,
     shared_transfer_decoder,
     transfer_key,
 )
+from eventsource.services.views import kv_latest
 
 
 async def read_decision(
@@ -65,3 +67,14 @@ async def wait_decided(
             await asyncio.sleep(delay)
             delay = min(0.5, delay * 1.5)
     return found
+
+
+async def list_shared_accounts(nc: Client, participant: str | None = None) -> list[AccountSnapshot]:
+    values = await kv_latest(nc, SHARED_BUCKET, f"{participant or '*'}.acct.*")
+    return [account_event_decoder.decode(values[k]).state for k in sorted(values)]
+
+
+async def find_submitter(nc: Client, transfer_id: str) -> str | None:
+    """Whose transfer this id is (ids are unique per submitter; the first found is taken)."""
+    found = await kv_latest(nc, SHARED_BUCKET, f"*.xfer.{transfer_id}")
+    return next(iter(sorted(found)), "").split(".", 1)[0] or None
