@@ -28,7 +28,7 @@ class Fold:
     transfers: dict[str, TransferState] = field(default_factory=dict)
     funded: dict[str, int] = field(default_factory=lambda: defaultdict(int))  # per currency
     # Entry refs already applied per account and kind: a second one is a double effect (I3).
-    applied: set[tuple[str, str, str]] = field(default_factory=set)
+    applied: set = field(default_factory=set)
     problems: list[str] = field(default_factory=list)
 
     def account_event(self, key: str, event: AccountEvent) -> None:
@@ -42,7 +42,7 @@ class Fold:
                 folded = self._require(key)
                 for entry in entries:
                     amount = parse_balance(entry.amount, folded.currency)
-                    mark = (key, entry.kind, entry.ref)
+                    mark = self._entry_mark(key, entry.kind, entry.ref)
                     if mark in self.applied:
                         self.problems.append(f"{key}: {entry.kind} {entry.ref} applied twice (I3)")
                     self.applied.add(mark)
@@ -82,7 +82,7 @@ class Fold:
         if phase is not state.phase:
             self.problems.append(f"{key}: recorded phase {state.phase}, table says {phase} (I5)")
         if before is not None:
-            if before.digest != state.digest:
+            if self._content_changed(before, state):
                 self.problems.append(f"{key}: content changed (I3)")
             cancelled = step in (Step.CREDIT_CANCELLED, Step.CANCEL_RECORDED)
             if cancelled and before.phase is Phase.DECIDED:
@@ -91,7 +91,18 @@ class Fold:
                     self.problems.append(f"{key}: {step} after a decided {before.outcome} (I3)")
             elif before.outcome is not None and before.outcome != state.outcome:
                 self.problems.append(f"{key}: outcome changed from {before.outcome} (I4)")
-        self.transfers[key] = state
+        self.transfers[key] = self._kept(state)
+
+    # What to keep per entry and per transfer record: everything here; CompactFold overrides
+    # these to fold ledgers of millions of transfers in little memory.
+    def _entry_mark(self, key: str, kind: EntryKind, ref: str) -> object:
+        return (key, kind, ref)
+
+    def _kept(self, state: TransferState):
+        return state
+
+    def _content_changed(self, before, state: TransferState) -> bool:
+        return before.digest != state.digest
 
     def _require(self, key: str) -> Account:
         if key not in self.accounts:

@@ -3,6 +3,7 @@ against the KV buckets. A violation is listed under the invariant it breaks."""
 
 from __future__ import annotations
 
+import sys
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -11,26 +12,25 @@ from nats.aio.client import Client
 
 from eventsource.adapters.provision import registered_participants
 from eventsource.adapters.stream_reader import read_messages
+from eventsource.core.compact_fold import CompactFold
 from eventsource.core.events import (
     AccountSnapshot,
     account_event_decoder,
     transfer_event_decoder,
 )
-from eventsource.core.fold import Fold
 from eventsource.core.messages import SubmitTransfers, inbox_decoder
-from eventsource.core.model import Outcome, is_token
+from eventsource.core.model import Outcome, Side, is_token
 from eventsource.core.money import format_amount
 from eventsource.core.protocol import Phase
-from eventsource.core.steps import receiver_must_know
 from eventsource.core.subjects import (
     incoming_key,
     is_account_key,
     key_of_subject,
+    ledger_bucket,
     ledger_stream,
     outgoing_key,
     parse_inbox_subject,
 )
-from eventsource.services.views import state_values
 
 INVARIANTS = ("I1", "I2", "I3", "I4", "I5", "I6", "I7")
 
@@ -68,9 +68,9 @@ class AuditReport:
         }
 
 
-async def fold_ledger(nc: Client, partitions: int) -> tuple[Fold, dict[str, str], int]:
+async def fold_ledger(nc: Client, partitions: int) -> tuple[CompactFold, dict[str, str], int]:
     """Fold every event; also return the ACKed submissions (submitter.id -> receiver)."""
-    fold = Fold()
+    fold = CompactFold()
     acked: dict[str, str] = {}
     count = 0
     for k in range(partitions):
@@ -79,15 +79,15 @@ async def fold_ledger(nc: Client, partitions: int) -> tuple[Fold, dict[str, str]
             key = key_of_subject(subject)
             try:
                 if key is not None and is_account_key(key):
-                    fold.account_event(key, account_event_decoder.decode(data))
+                    fold.fold_event(key, account_event_decoder.decode(data), data, account=True)
                 elif key is not None:
-                    fold.transfer_event(key, transfer_event_decoder.decode(data))
+                    fold.fold_event(key, transfer_event_decoder.decode(data), data, account=False)
                 elif (where := parse_inbox_subject(subject)) and where[2] == "submit":
                     message = inbox_decoder.decode(data)
                     if isinstance(message, SubmitTransfers):
                         for t in message.transfers:
                             if is_token(t.id):
-                                acked[f"{where[1]}.{t.id}"] = t.creditor.participant
+                                acked[f"{where[1]}.{t.id}"] = sys.intern(t.creditor.participant)
             except msgspec.DecodeError:
                 if key is not None:  # inbox junk is the dead-letter stream's business
                     fold.problems.append(f"{subject}: undecodable event")
@@ -113,8 +113,9 @@ async def audit(nc: Client, partitions: int, *, expect_final: bool) -> AuditRepo
             v["I7"].append(f"{ack_key}: ACKed but unknown to the submitter")
             continue
         theirs = fold.transfers.get(incoming_key(receiver, submitter, transfer_id))
-        # A receiver exists for every transfer except those to an unregistered participant.
-        needs_receiver = receiver_must_know(mine.transfer, submitter, registered)
+        # A receiver exists for every transfer except those to an unregistered participant
+        # (steps.receiver_must_know, on the mark).
+        needs_receiver = mine.receiver in registered and mine.debtor == submitter
         if theirs is None and needs_receiver and expect_final:
             v["I7"].append(f"{ack_key}: ACKed but unknown to the receiver {receiver}")
         done = mine.final and (
@@ -141,21 +142,20 @@ async def audit(nc: Client, partitions: int, *, expect_final: bool) -> AuditRepo
     return report
 
 
-def _check_conservation(fold: Fold, report: AuditReport) -> None:
+def _check_conservation(fold: CompactFold, report: AuditReport) -> None:
     """Per currency: posted balances + money in flight (debited at n, not yet credited at p)
     equal the funding. Pending debits and credits must match the open transfers too."""
     balance: dict[str, int] = defaultdict(int)
     for account in fold.accounts.values():
         balance[account.currency] += account.balance
     in_flight: dict[str, int] = defaultdict(int)
-    for key, state in fold.transfers.items():
-        if state.side != "submitter" or state.outcome is not Outcome.OK:
+    for key, mark in fold.transfers.items():
+        if mark.side is not Side.SUBMITTER or mark.outcome is not Outcome.OK:
             continue
         submitter, _, transfer_id = key.split(".", 2)
-        receiver = state.transfer.creditor.participant
-        theirs = fold.transfers.get(incoming_key(receiver, submitter, transfer_id))
+        theirs = fold.transfers.get(incoming_key(mark.receiver, submitter, transfer_id))
         if theirs is None or theirs.phase is not Phase.CONFIRMED:
-            in_flight[state.transfer.currency] += state.transfer.minor
+            in_flight[mark.currency] += mark.minor
     for currency in set(balance) | set(fold.funded):
         total = balance[currency] + in_flight[currency]
         report.funded[currency] = format_amount(fold.funded[currency], currency)
@@ -168,23 +168,39 @@ def _check_conservation(fold: Fold, report: AuditReport) -> None:
             )
 
 
-async def _check_kv(nc: Client, partitions: int, fold: Fold, report: AuditReport) -> None:
+async def _check_kv(nc: Client, partitions: int, fold: CompactFold, report: AuditReport) -> None:
     """I5: the latest revision of every key of the ledger buckets equals the state folded from
-    all its revisions (the events). The fold has already checked every snapshot on the way."""
-    accounts = await state_values(nc, partitions, "*.acct.*")
-    for key, data in accounts.items():
-        folded = fold.accounts.get(key)
-        if folded is None or AccountSnapshot.of(folded) != account_event_decoder.decode(data).state:
-            report.violations["I5"].append(f"account {key}: KV differs from the events")
-    transfers = await state_values(nc, partitions, "*.out.*")
-    transfers |= await state_values(nc, partitions, "*.in.*.*")
-    for key, data in transfers.items():
-        if fold.transfers.get(key) != transfer_event_decoder.decode(data).state:
-            report.violations["I5"].append(f"transfer {key}: KV differs from the events")
-    for key in sorted(
-        (set(fold.accounts) - set(accounts)) | (set(fold.transfers) - set(transfers))
-    ):
+    all its revisions (the events). The fold has already checked every snapshot on the way;
+    a transfer's latest revision must be the very event the fold took last (its bytes)."""
+    for k in range(partitions):
+        async for key, data in latest_revisions(nc, k):
+            if is_account_key(key):
+                folded = fold.accounts.get(key)
+                try:
+                    kv_state = account_event_decoder.decode(data).state
+                except msgspec.DecodeError:
+                    kv_state = None
+                if folded is None or AccountSnapshot.of(folded) != kv_state:
+                    report.violations["I5"].append(f"account {key}: KV differs from the events")
+                fold.account_events.pop(key, None)
+                continue
+            mark = fold.transfers.get(key)
+            if mark is None or mark.last_event != hash(data):
+                report.violations["I5"].append(f"transfer {key}: KV differs from the events")
+            else:
+                mark.in_kv = True
+    missing = set(fold.account_events)
+    missing |= {key for key, mark in fold.transfers.items() if not mark.in_kv}
+    for key in sorted(missing):
         report.violations["I5"].append(f"{key} is missing from KV")
+
+
+async def latest_revisions(nc: Client, partition: int):
+    """(key, value) of the latest revision of every key of one ledger bucket, streamed."""
+    bucket = ledger_bucket(partition)
+    prefix = f"$KV.{bucket}."
+    async for msg in read_messages(nc, f"KV_{bucket}", [prefix + ">"], last_per_subject=True):
+        yield msg.subject[len(prefix) :], msg.data
 
 
 def _invariant_of(problem: str) -> str:

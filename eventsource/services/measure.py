@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -14,7 +15,7 @@ from nats.aio.client import Client
 from nats.js.errors import APIError
 
 from eventsource.adapters.stream_reader import read_messages
-from eventsource.core.events import TransferEvent, transfer_event_decoder
+from eventsource.core.events import transfer_event_decoder
 from eventsource.core.messages import SubmitTransfers, inbox_decoder
 from eventsource.core.protocol import Phase
 from eventsource.core.subjects import (
@@ -94,7 +95,8 @@ class LedgerScan:
 
     def __init__(self, start_seq: dict[int, int] | None = None) -> None:
         self.acked: dict[tuple[str, str], int] = {}
-        self.final: dict[tuple[str, str], tuple[int, TransferEvent]] = {}
+        # (submitter, id) -> (server time, outcome, cause): not the event, so that millions fit.
+        self.final: dict[tuple[str, str], tuple[int, str, str | None]] = {}
         self.next_seq: dict[int, int] = dict(start_seq or {})
 
     async def advance(self, nc: Client, partitions: int) -> None:
@@ -108,15 +110,15 @@ class LedgerScan:
             message = inbox_decoder.decode(data)
             if isinstance(message, SubmitTransfers):
                 for t in message.transfers:
-                    self.acked.setdefault((subject.split(".")[3], t.id), ts)
+                    self.acked.setdefault((sys.intern(subject.split(".")[3]), t.id), ts)
             return
-        event = transfer_event_decoder.decode(data)
-        state = event.state
-        key = (state.transfer.debtor.participant, state.transfer.id)
-        if state.phase is Phase.CONFIRMED:
-            self.final[key] = (ts, event)
-        elif state.phase is Phase.SETTLED and state.cause == "UNKNOWN_PARTICIPANT":
-            self.final[key] = (ts, event)  # no receiver to confirm it
+        state = transfer_event_decoder.decode(data).state
+        key = (sys.intern(state.transfer.debtor.participant), state.transfer.id)
+        # No receiver confirms a transfer to an unknown participant: settled is final.
+        if state.phase is Phase.CONFIRMED or (
+            state.phase is Phase.SETTLED and state.cause == "UNKNOWN_PARTICIPANT"
+        ):
+            self.final[key] = (ts, str(state.outcome), state.cause and str(state.cause))
 
     def measurement(self, ids: set[tuple[str, str]] | None = None) -> Measurement:
         report = Measurement()
@@ -126,11 +128,11 @@ class LedgerScan:
             if key not in final or key not in acked:
                 report.unfinished.append(key[1])
                 continue
-            ts, event = final[key]
+            ts, outcome, cause = final[key]
             report.completed += 1
-            report.outcomes[str(event.state.outcome)] += 1
-            if event.state.cause:
-                report.causes[str(event.state.cause)] += 1
+            report.outcomes[outcome] += 1
+            if cause:
+                report.causes[cause] += 1
             report.first_ack_ns = min(report.first_ack_ns or acked[key], acked[key])
             report.last_final_ns = max(report.last_final_ns, ts)
             final_times.append(ts)

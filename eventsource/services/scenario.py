@@ -204,11 +204,13 @@ async def drive(
         work = random_transfers(banks, count, seed=seed, reject_share=reject_share)
         started = time.monotonic()
         report = await push(nc, partitions, work, rate=rate, progress=progress)
+        ids = {(w.debtor.participant, w.id) for w in work}
+        del work  # at 100x the workload is gigabytes the settle and the audit need room for
         measurement = await settle(
             nc,
             partitions,
             [b.participant for b in banks],
-            {(w.debtor.participant, w.id) for w in work},
+            ids,
             timeout=settle_timeout or max(120.0, count / 100),
         )
         quiet = not measurement.unfinished

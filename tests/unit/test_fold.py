@@ -7,6 +7,7 @@ import msgspec
 import pytest
 
 from eventsource.core.account import EntryKind
+from eventsource.core.compact_fold import CompactFold
 from eventsource.core.events import (
     AccountChanged,
     AccountOpened,
@@ -17,12 +18,19 @@ from eventsource.core.events import (
     encoder,
     transfer_event_decoder,
 )
+from eventsource.core.fold import Fold
 from eventsource.core.model import Outcome
 from eventsource.core.subjects import account_key, incoming_key, outgoing_key
 from tests.unit.simulation import Network, fold_events, fold_network, request
 
 ALICE, BOB = account_key("n", "alice"), account_key("p", "bob")
 OUT, IN = outgoing_key("n", "t1"), incoming_key("p", "n", "t1")
+
+
+@pytest.fixture(params=[Fold, CompactFold], ids=["full", "compact"])
+def make_fold(request):
+    """Every check runs on the full fold and on the compact one the audit uses."""
+    return request.param
 
 
 @pytest.fixture
@@ -61,14 +69,14 @@ def last_event(events: list[tuple[str, bytes]], key: str) -> tuple[str, bytes]:
     return next(e for e in reversed(events) if e[0] == key)
 
 
-def test_an_account_event_applied_twice_is_reported(done):
+def test_an_account_event_applied_twice_is_reported(done, make_fold):
     events = events_of(done, "p")
     events.append(last_event(events, BOB))
-    problems = fold_events(events).problems
+    problems = fold_events(events, make_fold()).problems
     assert any("applied twice (I3)" in p for p in problems)
 
 
-def test_an_entry_that_breaks_an_account_rule_is_reported(net):
+def test_an_entry_that_breaks_an_account_rule_is_reported(net, make_fold):
     events = events_of(net, "p")
     bob = account_event_decoder.decode(last_event(events, BOB)[1]).state
     overdraft = AccountChanged(
@@ -77,11 +85,11 @@ def test_an_entry_that_breaks_an_account_rule_is_reported(net):
         at=0,
     )
     events.append((BOB, encoder.encode(overdraft)))
-    problems = fold_events(events).problems
+    problems = fold_events(events, make_fold()).problems
     assert any("broke a rule" in p for p in problems)
 
 
-def test_a_snapshot_that_differs_from_its_entries_is_reported(net):
+def test_a_snapshot_that_differs_from_its_entries_is_reported(net, make_fold):
     events = events_of(net, "n")
     alice = account_event_decoder.decode(last_event(events, ALICE)[1]).state
     wrong = AccountChanged(
@@ -90,26 +98,26 @@ def test_a_snapshot_that_differs_from_its_entries_is_reported(net):
         at=0,
     )
     events.append((ALICE, encoder.encode(wrong)))
-    assert any("differs from the fold (I5)" in p for p in fold_events(events).problems)
+    assert any("differs from the fold (I5)" in p for p in fold_events(events, make_fold()).problems)
 
 
-def test_settling_twice_is_reported_as_an_illegal_transition(done):
+def test_settling_twice_is_reported_as_an_illegal_transition(done, make_fold):
     events = events_of(done, "n")
     events.append(last_event(events, OUT))
-    assert any("cannot take" in p for p in fold_events(events).problems)
+    assert any("cannot take" in p for p in fold_events(events, make_fold()).problems)
 
 
-def test_a_changed_outcome_is_reported(done):
+def test_a_changed_outcome_is_reported(done, make_fold):
     events = events_of(done, "n")
     settled = transfer_event_decoder.decode(last_event(events, OUT)[1])
     flipped = TransferSettled(
         state=msgspec.structs.replace(settled.state, outcome=Outcome.REJECTED), at=0
     )
     events.append((OUT, encoder.encode(flipped)))
-    assert any("outcome changed" in p for p in fold_events(events).problems)
+    assert any("outcome changed" in p for p in fold_events(events, make_fold()).problems)
 
 
-def test_changed_content_under_the_same_key_is_reported(net):
+def test_changed_content_under_the_same_key_is_reported(net, make_fold):
     net.submit("n", request("t1", "30.00"))
     net.deliver_next()
     net.deliver_next()
@@ -119,15 +127,36 @@ def test_changed_content_under_the_same_key_is_reported(net):
     settled = transfer_event_decoder.decode(events[index][1])
     tampered = msgspec.structs.replace(settled.state, digest="0" * 24)
     events[index] = (OUT, encoder.encode(TransferSettled(state=tampered, at=0)))
-    assert any("content changed (I3)" in p for p in fold_events(events).problems)
+    assert any("content changed (I3)" in p for p in fold_events(events, make_fold()).problems)
 
 
-def test_an_event_before_its_account_was_opened_is_reported(net):
+def test_an_event_before_its_account_was_opened_is_reported(net, make_fold):
     events = [e for e in events_of(net, "n") if e[0] == ALICE]
-    assert any("before the account was opened" in p for p in fold_events(events[1:]).problems)
+    problems = fold_events(events[1:], make_fold()).problems
+    assert any("before the account was opened" in p for p in problems)
 
 
-def test_an_account_opened_twice_is_reported(net):
+def test_an_account_opened_twice_is_reported(net, make_fold):
     opened = AccountOpened(state=AccountSnapshot.of(net.bank("n").account("alice")), at=0)
     events = [*events_of(net, "n"), (ALICE, encoder.encode(opened))]
-    assert any("opened twice" in p for p in fold_events(events).problems)
+    assert any("opened twice" in p for p in fold_events(events, make_fold()).problems)
+
+
+def test_the_compact_fold_keeps_what_the_audit_reads_of_each_record(done):
+    full, compact = Fold(), CompactFold()
+    for bank in done.banks.values():
+        fold_events(bank.events, full)
+        fold_events(bank.events, compact)
+    assert compact.problems == full.problems == []
+    assert compact.accounts == full.accounts and compact.funded == full.funded
+    assert set(compact.transfers) == set(full.transfers)
+    for key, state in full.transfers.items():
+        mark = compact.transfers[key]
+        assert (mark.side, mark.phase, mark.outcome, mark.final) == (
+            state.side, state.phase, state.outcome, state.final,
+        )  # fmt: skip
+        assert (mark.debtor, mark.receiver, mark.currency) == (
+            state.transfer.debtor.participant, state.transfer.creditor.participant,
+            state.transfer.currency,
+        )  # fmt: skip
+    assert compact.transfers[OUT].minor == 30_00
