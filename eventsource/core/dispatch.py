@@ -9,6 +9,7 @@ from eventsource.core.events import TransferState, encoder
 from eventsource.core.messages import (
     MAX_ITEMS_PER_MESSAGE,
     Confirms,
+    GiveUps,
     InboxMessage,
     Postings,
     Results,
@@ -16,6 +17,7 @@ from eventsource.core.messages import (
     items_of,
 )
 from eventsource.core.model import is_token
+from eventsource.core.saga import GiveUpReason, give_up
 from eventsource.core.steps import admit_transfer, decide_posting, record_confirm, settle_result
 from eventsource.core.subjects import account_key, incoming_key, outgoing_key
 from eventsource.core.workset import WorkSet
@@ -33,7 +35,9 @@ def check_message(message: InboxMessage, recipient: str) -> None:
         raise ProtocolError(f"sender {sender!r:.40} is not a participant name")
 
 
-def split_message(message: InboxMessage, size: int = MAX_ITEMS_PER_MESSAGE) -> list[InboxMessage]:
+def split_message(
+    message: InboxMessage | GiveUps, size: int = MAX_ITEMS_PER_MESSAGE
+) -> list[InboxMessage | GiveUps]:
     """Cut a big message into pieces that each fit one atomic batch. Safe because every
     transfer's step is atomic on its own; the message is acked after its last piece."""
     items = items_of(message)
@@ -51,10 +55,11 @@ _ITEMS_FIELD = {
     Postings: "postings",
     Results: "results",
     Confirms: "confirms",
+    GiveUps: "give_ups",
 }
 
 
-def apply_message(ws: WorkSet, message: InboxMessage) -> None:
+def apply_message(ws: WorkSet, message: InboxMessage | GiveUps) -> None:
     """Decide every item; an item that breaks the protocol is dead-lettered on its own."""
     for item in items_of(message):
         try:
@@ -67,11 +72,13 @@ def apply_message(ws: WorkSet, message: InboxMessage) -> None:
                     settle_result(ws, sender, item)
                 case Confirms(sender=sender):
                     record_confirm(ws, sender, item)
+                case GiveUps():
+                    give_up(ws, item.id, GiveUpReason(item.reason))
         except ProtocolError as exc:
             ws.dead_letter(PROTOCOL_REASON, str(exc), encoder.encode(item))
 
 
-def keys_to_load(participant: str, message: InboxMessage) -> tuple[set[str], set[str]]:
+def keys_to_load(participant: str, message: InboxMessage | GiveUps) -> tuple[set[str], set[str]]:
     """State keys named by the message: (records that are normally new, everything else).
 
     New records need not be read: their first write expects an empty subject, so a wrong guess
@@ -96,6 +103,8 @@ def keys_to_load(participant: str, message: InboxMessage) -> tuple[set[str], set
             keys.update(outgoing_key(participant, r.id) for r in results if is_token(r.id))
         case Confirms(sender=sender, confirms=confirms):
             keys.update(incoming_key(participant, sender, c.id) for c in confirms if is_token(c.id))
+        case GiveUps(give_ups=give_ups):
+            keys.update(outgoing_key(participant, g.id) for g in give_ups if is_token(g.id))
     return new, keys
 
 

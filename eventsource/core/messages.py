@@ -82,6 +82,20 @@ class Confirms(msgspec.Struct, frozen=True, kw_only=True, tag="confirm"):
 
 
 InboxMessage = SubmitTransfers | Postings | Results | Confirms
+
+
+class GiveUp(msgspec.Struct, frozen=True):
+    id: str
+    reason: str  # a saga.GiveUpReason
+
+
+class GiveUps(msgspec.Struct, frozen=True, kw_only=True):
+    """Not a wire message: n's own give-up clock asks its service to give up on these
+    transfers, and the service decides and commits them like an inbox message."""
+
+    give_ups: list[GiveUp]
+
+
 KIND_OF = {
     SubmitTransfers: Kind.SUBMIT,
     Postings: Kind.POSTING,
@@ -92,11 +106,13 @@ KIND_OF = {
 inbox_decoder = msgspec.json.Decoder(InboxMessage)
 
 
-def items_of(message: InboxMessage) -> list:
+def items_of(message: InboxMessage | GiveUps) -> list:
     match message:
         case SubmitTransfers(transfers=items) | Postings(postings=items):
             return items
         case Results(results=items) | Confirms(confirms=items):
+            return items
+        case GiveUps(give_ups=items):
             return items
     raise TypeError(type(message))
 

@@ -14,6 +14,9 @@ from eventsource.core.money import exponent_of, format_amount, parse_amount
 # Names become NATS subject tokens and KV keys, so they must be plain tokens.
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 MAX_COMMENT = 280
+# Give-up limits (DESIGN.md section 5): a week at most, so a typo cannot park money for years.
+MAX_DEADLINE_MS = 7 * 24 * 3600 * 1000
+MAX_ATTEMPTS = 100
 
 
 def is_token(value: object) -> bool:
@@ -52,6 +55,9 @@ class TransferRequest(msgspec.Struct, frozen=True, kw_only=True):
     amount: str | int | float
     currency: str
     comment: str = ""
+    # Optional give-up limits; omitted on the wire when unset, so older messages decode as before.
+    deadline_ms: int | msgspec.UnsetType = msgspec.UNSET
+    max_attempts: int | msgspec.UnsetType = msgspec.UNSET
 
 
 class Transfer(msgspec.Struct, frozen=True, kw_only=True):
@@ -63,6 +69,16 @@ class Transfer(msgspec.Struct, frozen=True, kw_only=True):
     amount: str
     currency: str
     comment: str = ""
+    # How long, from its admission, and how many attempts the submitter waits for the outcome
+    # before it gives up (eventsource/core/saga.py). Omitted when unset, so the digest of a
+    # transfer without limits is what it always was.
+    deadline_ms: int | msgspec.UnsetType = msgspec.UNSET
+    max_attempts: int | msgspec.UnsetType = msgspec.UNSET
+
+    @property
+    def limited(self) -> bool:
+        """Whether the submitter may give up on this transfer."""
+        return self.deadline_ms is not msgspec.UNSET or self.max_attempts is not msgspec.UNSET
 
     @property
     def minor(self) -> int:
@@ -101,6 +117,8 @@ def validate_transfer(request: TransferRequest, submitter: str) -> Transfer:
         raise DomainError(
             f"comment is longer than {MAX_COMMENT} characters", RejectionCause.INVALID_TRANSFER
         )
+    _check_limit(request.deadline_ms, MAX_DEADLINE_MS, "deadline_ms")
+    _check_limit(request.max_attempts, MAX_ATTEMPTS, "max_attempts")
     return Transfer(
         id=request.id,
         debtor=request.debtor,
@@ -108,7 +126,15 @@ def validate_transfer(request: TransferRequest, submitter: str) -> Transfer:
         amount=format_amount(minor, request.currency),
         currency=request.currency,
         comment=request.comment,
+        deadline_ms=request.deadline_ms,
+        max_attempts=request.max_attempts,
     )
+
+
+def _check_limit(value: int | msgspec.UnsetType, most: int, name: str) -> None:
+    if value is not msgspec.UNSET and not 1 <= value <= most:
+        cause = RejectionCause.INVALID_TRANSFER
+        raise DomainError(f"{name} must be 1 to {most}, got {value}", cause)
 
 
 def as_recorded(request: TransferRequest) -> Transfer:
@@ -126,4 +152,6 @@ def as_recorded(request: TransferRequest) -> Transfer:
         amount=amount[:40],
         currency=str(request.currency)[:8],
         comment=request.comment[:MAX_COMMENT],
+        deadline_ms=request.deadline_ms,
+        max_attempts=request.max_attempts,
     )

@@ -2,7 +2,8 @@
 answer for, and when to resend it.
 
 The submitter resends a posting until it has the result; the receiver resends a result until it
-has the confirmation. Each resend pushes that item's next time further out (exponential backoff
+has the confirmation; a submitter that gave up resends the CANCEL until the receiver acknowledges
+it (a `result` CANCELLED). Each resend pushes that item's next time further out (exponential backoff
 with jitter), so a tick only resends what is due, never everything outstanding. JetStream mode
 needs none of this: the outbox is committed with the state and the server redelivers.
 """
@@ -14,9 +15,10 @@ import random
 from dataclasses import dataclass
 
 from eventsource.core.events import TransferState
-from eventsource.core.messages import Kind, Posting, Result
-from eventsource.core.model import Side
+from eventsource.core.messages import Confirm, Kind, Posting, Result
+from eventsource.core.model import Outcome, Side
 from eventsource.core.protocol import Phase
+from eventsource.core.saga import cancel_confirm
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,8 +29,21 @@ class ReplayPolicy:
     jitter: float = 0.25  # +-25%: instances that restarted together do not resend in step
 
     def delay(self, attempts: int, rng: random.Random) -> float:
-        base = min(self.cap, self.first * self.factor**attempts)
-        return base * (1 + rng.uniform(-self.jitter, self.jitter))
+        return self.base(attempts) * (1 + rng.uniform(-self.jitter, self.jitter))
+
+    def base(self, attempts: int) -> float:
+        return min(self.cap, self.first * self.factor ** min(attempts, 64))
+
+    def window(self, sends: int) -> float:
+        """Seconds from the first send until send number `sends + 1` is due, without jitter."""
+        return sum(self.base(i) for i in range(sends))
+
+    def sends_within(self, elapsed: float) -> int:
+        """How many sends the clock makes in `elapsed` seconds from the first (no jitter)."""
+        sends = 1
+        while self.window(sends) <= elapsed and sends < 10_000:
+            sends += 1
+        return sends
 
 
 DEFAULT_REPLAY = ReplayPolicy()
@@ -41,13 +56,17 @@ class Awaited:
     key: str
     peer: str
     kind: Kind
-    item: Posting | Result
-    attempts: int = 0
+    item: Posting | Result | Confirm
+    attempts: int = 0  # resends so far; the first send is not counted
     due: float = 0.0
 
 
-def awaited(state: TransferState) -> tuple[str, Kind, Posting | Result] | None:
-    """What a record in this state waits for: (peer, kind, item to resend), or None."""
+def awaited(state: TransferState) -> tuple[str, Kind, Posting | Result | Confirm] | None:
+    """What a record in this state waits for: (peer, kind, item to resend), or None.
+
+    A cancelled submitter record waits for p's acknowledgement of the CANCEL (a `result`
+    CANCELLED): without it a CANCEL lost with the posting would leave p without a record (I7).
+    """
     transfer = state.transfer
     if state.side is Side.SUBMITTER and state.phase is Phase.RESERVED:
         return (
@@ -55,6 +74,8 @@ def awaited(state: TransferState) -> tuple[str, Kind, Posting | Result] | None:
             Kind.POSTING,
             Posting(transfer=transfer, digest=state.digest),
         )
+    if state.side is Side.SUBMITTER and state.outcome is Outcome.CANCELLED:
+        return transfer.creditor.participant, Kind.CONFIRM, cancel_confirm(state)
     if state.side is Side.RECEIVER and state.phase is Phase.DECIDED:
         assert state.outcome is not None
         result = Result(
@@ -66,6 +87,17 @@ def awaited(state: TransferState) -> tuple[str, Kind, Posting | Result] | None:
         )
         return transfer.debtor.participant, Kind.RESULT, result
     return None
+
+
+def answers(state: object, result: Result | None) -> bool:
+    """Whether an inbound item (a `result`, or a confirm when None) ends the record's wait.
+    Only a `result` CANCELLED acknowledges a CANCEL; a late OK or REJECTED is answered with
+    the CANCEL again and the wait goes on."""
+    if not isinstance(state, TransferState):
+        return False
+    if state.outcome is Outcome.CANCELLED and state.side is Side.SUBMITTER:
+        return result is not None and result.outcome is Outcome.CANCELLED
+    return awaited(state) is None
 
 
 def refused_posting(state: TransferState) -> Posting:
@@ -90,11 +122,21 @@ class ReplaySchedule:
     def __contains__(self, key: str) -> bool:
         return key in self._items
 
-    def expect(self, key: str, peer: str, kind: Kind, item: Posting | Result, now: float) -> None:
-        """Wait for an answer to `item`; a key already waited on keeps its clock."""
-        if key in self._items:
+    def expect(
+        self,
+        key: str,
+        peer: str,
+        kind: Kind,
+        item: Posting | Result | Confirm,
+        now: float,
+        attempts: int = 0,
+    ) -> None:
+        """Wait for an answer to `item`; a key already waited on for the same kind keeps its
+        clock (a posting given up for its CANCEL starts a new one)."""
+        current = self._items.get(key)
+        if current is not None and current.kind is kind:
             return
-        entry = Awaited(key, peer, kind, item)
+        entry = Awaited(key, peer, kind, item, attempts)
         self._items[key] = entry
         self._schedule(entry, now)
 

@@ -2,7 +2,8 @@
 
 The submitter n may give up on a transfer that is still RESERVED: the decision is one event
 (`TransferCancelled`), the reservation is voided, and the CANCEL goes to p as the confirmation
-(a Confirm with outcome CANCELLED that carries the transfer). p keeps an accepted credit pending
+(a Confirm with outcome CANCELLED that carries the transfer), which p acknowledges with a
+`result` CANCELLED. p keeps an accepted credit pending
 until it is confirmed, so a CANCEL can always void it; a CANCEL that comes before the posting
 leaves a tombstone, and the late posting is answered CANCELLED from it. Nothing here can undo a
 confirmed outcome: the table has no row out of a final phase.
@@ -17,7 +18,7 @@ from msgspec.structs import replace
 
 from eventsource.core.errors import ProtocolError
 from eventsource.core.events import TransferState
-from eventsource.core.messages import Confirm, Kind
+from eventsource.core.messages import Confirm, Kind, Result
 from eventsource.core.model import Outcome, Side
 from eventsource.core.protocol import Phase, Step, transition
 from eventsource.core.subjects import account_key, incoming_key, outgoing_key
@@ -79,8 +80,9 @@ def receiver_cancel_step(decided: TransferState) -> Step:
 def record_cancel(ws: WorkSet, sender: str, confirm: Confirm) -> None:
     """A CANCEL at p: void a pending credit, cancel a declined record, or leave a tombstone.
 
-    A duplicate changes nothing; a CANCEL for a record confirmed OK or REJECTED is refused
-    (dead-lettered) and never applied, since no table row leaves a final phase.
+    Each is acknowledged with a `result` CANCELLED; a duplicate changes nothing else. A CANCEL
+    for a record confirmed OK or REJECTED is refused (dead-lettered) and never applied, since
+    no table row leaves a final phase.
     """
     p, transfer = ws.participant, confirm.transfer
     if transfer is msgspec.UNSET:
@@ -102,12 +104,14 @@ def record_cancel(ws: WorkSet, sender: str, confirm: Confirm) -> None:
             detail=CANCELLED_BY_SUBMITTER,
         )
         ws.record(key, Step.CANCEL_RECORDED, tombstone)
+        _acknowledge(ws, sender, tombstone)
         return
     assert isinstance(state, TransferState)
     if state.digest != confirm.digest:
         raise ProtocolError(f"CANCEL for {key} does not match the transfer's digest")
     if state.phase is Phase.CONFIRMED:
         if state.outcome is Outcome.CANCELLED:
+            _acknowledge(ws, sender, state)
             return
         raise ProtocolError(f"CANCEL for {key} refused: the transfer is confirmed {state.outcome}")
     step = receiver_cancel_step(state)
@@ -118,3 +122,11 @@ def record_cancel(ws: WorkSet, sender: str, confirm: Confirm) -> None:
         state, phase=phase, outcome=Outcome.CANCELLED, cause=None, detail=CANCELLED_BY_SUBMITTER
     )
     ws.record(key, step, cancelled)
+    _acknowledge(ws, sender, cancelled)
+
+
+def _acknowledge(ws: WorkSet, submitter: str, cancelled: TransferState) -> None:
+    """p answers every CANCEL with a `result` CANCELLED, which n records nothing for. In core
+    mode it is what stops n resending the CANCEL; in JetStream mode it is one more message."""
+    result = Result(id=cancelled.transfer.id, digest=cancelled.digest, outcome=Outcome.CANCELLED)
+    ws.send(submitter, Kind.RESULT, result)

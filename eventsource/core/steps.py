@@ -163,9 +163,11 @@ def settle_result(ws: WorkSet, sender: str, result: Result) -> None:
         )
         ws.record(outgoing_key(n, result.id), Step.TRANSFER_SETTLED, state)
     elif state.outcome is Outcome.CANCELLED:
-        # n gave up first: its outcome stays CANCELLED whatever p answered, and the answer is
-        # the CANCEL again, which voids p's pending credit or cancels its decline.
-        ws.send(sender, Kind.CONFIRM, cancel_confirm(state))
+        # n gave up first: its outcome stays CANCELLED whatever p answered. A late OK or
+        # REJECTED is answered with the CANCEL again (which voids p's pending credit or cancels
+        # its decline); a CANCELLED result is p's acknowledgement and needs no answer.
+        if result.outcome is not Outcome.CANCELLED:
+            ws.send(sender, Kind.CONFIRM, cancel_confirm(state))
         return
     elif state.outcome is not result.outcome:
         raise ProtocolError(

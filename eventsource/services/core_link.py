@@ -16,15 +16,17 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+import msgspec
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
-from eventsource.adapters.stream_reader import read_messages
+from eventsource.core.deadlines import Due
 from eventsource.core.events import (
+    AnyTransferEvent,
+    TransferCancelled,
     TransferRefused,
     TransferState,
     encoder,
-    transfer_event_decoder,
 )
 from eventsource.core.faults import Fate, FaultInjector
 from eventsource.core.messages import (
@@ -36,13 +38,17 @@ from eventsource.core.messages import (
     bundle,
     items_of,
 )
+from eventsource.core.protocol import Phase
 from eventsource.core.replay import (
     DEFAULT_REPLAY,
+    Awaited,
     ReplayPolicy,
     ReplaySchedule,
+    answers,
     awaited,
     refused_posting,
 )
+from eventsource.core.saga import GiveUpReason
 from eventsource.core.steps import receiver_must_know
 from eventsource.core.subjects import (
     core_filter,
@@ -50,14 +56,12 @@ from eventsource.core.subjects import (
     core_subject,
     incoming_key,
     is_account_key,
-    key_of_subject,
-    ledger_stream,
     outgoing_key,
     parse_inbox_subject,
-    state_subject,
 )
 from eventsource.core.trace import headers_for
 from eventsource.core.workset import WorkSet, Write
+from eventsource.services.record_sweep import RecordSweep
 
 log = logging.getLogger("natsbank.core")
 TICK = 0.1  # seconds between looks at the replay clock
@@ -70,6 +74,7 @@ class CoreStats:
     replayed_items: int = 0
     replayed_messages: int = 0
     adopted: int = 0  # records found waiting by a ledger scan
+    attempts_exhausted: int = 0  # postings not resent because their attempts ran out
 
 
 class CoreLink:
@@ -83,6 +88,7 @@ class CoreLink:
         policy: ReplayPolicy = DEFAULT_REPLAY,
         sweep_interval: float = 60.0,
         registered: Callable[[set[str]], Awaitable[frozenset[str]]],
+        on_record: Callable[[str, AnyTransferEvent], None] = lambda key, event: None,
     ) -> None:
         self.nc = nc
         self.participant = participant
@@ -94,14 +100,19 @@ class CoreLink:
         self.stats = CoreStats()
         self._held: set[asyncio.Task] = set()  # delayed sends in flight
         self.listening = asyncio.Event()  # set once the queue subscription is in place
-        self._swept_to: int | None = None  # the ledger sequence the next sweep starts from
+        self.records = RecordSweep(nc, participant, home, incoming=True)
+        self.on_record = on_record  # every record a sweep reads (the give-up clock's deadlines)
 
     async def run(
-        self, process: Callable[[list[Msg]], Awaitable[None]], batch: int, stop: asyncio.Event
+        self,
+        process: Callable[[list[Msg]], Awaitable[None]],
+        batch: int,
+        stop: asyncio.Event,
+        give_up: Callable[[list[Due]], Awaitable[None]],
     ) -> None:
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(self._listen(process, batch, stop))
-            tasks.create_task(self._replay(stop))
+            tasks.create_task(self._replay(stop, give_up))
             tasks.create_task(self._sweep(stop))
 
     async def _listen(self, process, batch: int, stop: asyncio.Event) -> None:
@@ -151,19 +162,16 @@ class CoreLink:
             if kind is Kind.POSTING and isinstance(item, Posting) and item.refused is not None:
                 key = outgoing_key(self.participant, item.transfer.id)
                 self.schedule.expect(key, recipient, kind, item, now)
-        for message in group:
-            for key in self._answered(message):
-                state = ws.state(key)
-                if isinstance(state, TransferState) and awaited(state) is None:
-                    self.schedule.settle(key)
-
-    def _answered(self, message: InboxMessage) -> list[str]:
         p = self.participant
-        if isinstance(message, Results):
-            return [outgoing_key(p, r.id) for r in message.results]
-        if isinstance(message, Confirms):
-            return [incoming_key(p, message.sender, c.id) for c in message.confirms]
-        return []
+        for message in group:
+            if isinstance(message, Results):
+                for r in message.results:
+                    if answers(ws.state(key := outgoing_key(p, r.id)), r):
+                        self.schedule.settle(key)
+            elif isinstance(message, Confirms):
+                for c in message.confirms:
+                    if answers(ws.state(key := incoming_key(p, message.sender, c.id)), None):
+                        self.schedule.settle(key)
 
     async def _send(self, subject: str, payload: bytes, headers: dict | None = None) -> None:
         fate, delay = self.faults.fate()
@@ -189,10 +197,22 @@ class CoreLink:
         except Exception as exc:  # fire and forget: the replay clock covers a lost publish
             log.debug("publish to %s failed: %s", subject, exc)
 
-    async def _replay(self, stop: asyncio.Event) -> None:
+    async def _replay(
+        self, stop: asyncio.Event, give_up: Callable[[list[Due]], Awaitable[None]]
+    ) -> None:
         while not stop.is_set():
             await asyncio.sleep(TICK)
             due = self.schedule.due(time.monotonic(), REPLAY_BATCH)
+            exhausted = [entry for entry in due if _attempts_exhausted(entry)]
+            if exhausted:
+                # Still waited on: the give-up's commit replaces the posting with the CANCEL,
+                # and if it fails the next turn of the clock tries again.
+                self.stats.attempts_exhausted += len(exhausted)
+                try:
+                    await give_up([Due(e.key, GiveUpReason.ATTEMPTS_EXHAUSTED) for e in exhausted])
+                except Exception as exc:
+                    log.warning("giving up failed: %s", exc)
+                due = [entry for entry in due if not _attempts_exhausted(entry)]
             if not due:
                 continue
             by_peer: dict[tuple[str, Kind], list] = {}
@@ -206,49 +226,43 @@ class CoreLink:
                     await self._send(core_subject(peer, kind), encoder.encode(message), headers)
 
     async def _sweep(self, stop: asyncio.Event) -> None:
-        """Adopt waiting records from the ledger: all at start (refused ones included), then
-        every `sweep_interval` the recent ones (what a dead sibling instance left behind)."""
-        horizon: float | None = None
+        """Adopt waiting records from the ledger: all at start (refused and cancelled ones
+        included) unless the service did already, then every `sweep_interval` the recent ones
+        (what a dead sibling instance left behind)."""
         while not stop.is_set():
+            if self.records.swept_to is not None:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), self.sweep_interval)
             try:
-                self.stats.adopted += await self.adopt(horizon)
+                started = self.records.swept_to is not None
+                self.stats.adopted += await self.adopt(2 * self.sweep_interval if started else None)
             except Exception as exc:  # the next sweep tries again
                 log.warning("ledger sweep failed: %s", exc)
-            horizon = 2 * self.sweep_interval
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self.sweep_interval)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), self.sweep_interval)
 
     async def adopt(self, horizon: float | None) -> int:
-        """Wait on every record of this participant that waits for an answer. The first call
-        reads the latest event of every record; later calls read only the events since the
-        previous one, so a sweep costs what the ledger gained, not its history. Refused
-        transfers are adopted when younger than `horizon` seconds (all when None): nothing in
-        the state says whether the receiver has heard of them."""
-        p, k = self.participant, self.home
-        filters = [state_subject(k, f"{p}.out.>"), state_subject(k, f"{p}.in.>")]
-        if self._swept_to is None:
-            reading = read_messages(self.nc, ledger_stream(k), filters, last_per_subject=True)
-        else:
-            reading = read_messages(self.nc, ledger_stream(k), filters, start_seq=self._swept_to)
-        latest: dict[str, bytes] = {}
-        async for msg in reading:
-            self._swept_to = max(self._swept_to or 1, msg.metadata.sequence.stream + 1)
-            if (key := key_of_subject(msg.subject)) is not None:
-                latest[key] = msg.data
+        """Wait on every record of this participant that waits for an answer (`RecordSweep`:
+        all at the first call, then what changed). Refused and cancelled transfers are adopted
+        when younger than `horizon` seconds (all when None): nothing in the state says whether
+        the receiver has heard of them."""
+        p, latest = self.participant, await self.records.changed()
         now, wall_ms = time.monotonic(), time.time() * 1000
         refused: list[tuple[str, TransferState]] = []
         adopted = 0
-        for key, data in latest.items():
-            event = transfer_event_decoder.decode(data)
+        for key, event in latest.items():
+            self.on_record(key, event)
             if key in self.schedule:
                 continue
-            if (wait := awaited(event.state)) is not None:
-                self.schedule.expect(key, *wait, now)
-                adopted += 1
-            elif isinstance(event, TransferRefused) and (
-                horizon is None or wall_ms - event.at < horizon * 1000
+            young = horizon is None or wall_ms - event.at < horizon * 1000
+            if isinstance(event, TransferRefused):
+                if young:
+                    refused.append((key, event.state))
+            elif (wait := awaited(event.state)) is not None and (
+                young or not isinstance(event, TransferCancelled)
             ):
-                refused.append((key, event.state))
+                self.schedule.expect(key, *wait, now, attempts=self._resends_so_far(event))
+                adopted += 1
         receivers = {s.transfer.creditor.participant for _, s in refused}
         known = await self.registered(receivers) if receivers else frozenset()
         for key, state in refused:
@@ -257,3 +271,20 @@ class CoreLink:
                 self.schedule.expect(key, receiver, Kind.POSTING, refused_posting(state), now)
                 adopted += 1
         return adopted
+
+    def _resends_so_far(self, event: AnyTransferEvent) -> int:
+        """For a posting that counts its attempts: the resends the clock would have made since
+        the admission, so that a restart does not grant the transfer its attempts again."""
+        state = event.state
+        if state.transfer.max_attempts is msgspec.UNSET or state.phase is not Phase.RESERVED:
+            return 0
+        elapsed = max(0.0, time.time() - event.at / 1000)
+        return self.schedule.policy.sends_within(elapsed) - 1
+
+
+def _attempts_exhausted(entry: Awaited) -> bool:
+    """A posting sent `max_attempts` times with no result is given up, not sent again."""
+    if entry.kind is not Kind.POSTING or not isinstance(entry.item, Posting):
+        return False
+    limit = entry.item.transfer.max_attempts
+    return entry.item.refused is None and limit is not msgspec.UNSET and entry.attempts >= limit

@@ -9,8 +9,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
-from dataclasses import dataclass, field
 
 import msgspec
 from nats.aio.client import Client
@@ -19,61 +17,38 @@ from nats.aio.msg import Msg
 from eventsource.adapters.dead_letters import dead_letter
 from eventsource.adapters.jetstream import CommitUnknown, StaleState, commit
 from eventsource.adapters.ledger_state import LedgerState
-from eventsource.core import trace
-from eventsource.core.dispatch import (
-    account_keys_of,
-    apply_message,
-    check_message,
-    keys_to_load,
-    split_message,
-)
+from eventsource.core.deadlines import Due
+from eventsource.core.dispatch import check_message, split_message
 from eventsource.core.errors import InfrastructureError, ProtocolError
 from eventsource.core.faults import NO_FAULTS, Fate, FaultInjector, FaultPlan
 from eventsource.core.messages import (
     KIND_OF,
+    GiveUp,
+    GiveUps,
     InboxMessage,
-    SubmitTransfers,
     inbox_decoder,
     items_of,
 )
-from eventsource.core.model import is_token
 from eventsource.core.replay import DEFAULT_REPLAY, ReplayPolicy
 from eventsource.core.subjects import (
     inbox_consumer,
-    is_account_key,
-    is_reserved,
     ledger_stream,
     parse_core_subject,
     parse_inbox_subject,
     partition_of,
 )
-from eventsource.core.workset import WorkSet
 from eventsource.services.core_link import CoreLink
+from eventsource.services.give_up import GiveUpWatch
+from eventsource.services.groups import Entry, decide_group
 from eventsource.services.metrics import NO_OBSERVER, Observer
+from eventsource.services.service_stats import ServiceStats, service_figures
+
+__all__ = ["ParticipantService", "service_figures"]  # service_figures: for serve and bench
 
 log = logging.getLogger("natsbank.service")
 MAX_ITEMS_PER_GROUP = 300
 MAX_WRITES = 1000
 KEEP_ALIVE = 0.8  # seconds between in-progress acks while a commit is retried (< any ack wait)
-
-
-@dataclass(frozen=True, slots=True)
-class Entry:
-    msg: Msg
-    message: InboxMessage
-    last_piece: bool
-
-
-@dataclass
-class ServiceStats:
-    groups: int = 0
-    messages: int = 0
-    conflicts: int = 0
-    dead_letters: int = 0
-    retries: int = 0
-    outbox_messages: int = 0  # protocol messages committed to the ledger (JetStream mode)
-    redelivered: int = 0  # inbox deliveries the server made more than once
-    started: float = field(default_factory=time.monotonic)
 
 
 class ParticipantService:
@@ -101,6 +76,9 @@ class ParticipantService:
         self.observer = observer
         self.bound: set[int] = set()  # partitions whose inbox consumer this instance is bound to
         self.faults = FaultInjector(faults, salt=f"{instance}:{participant}")
+        self.give_ups = GiveUpWatch(
+            nc, participant, self.home, replay, core=core, sweep_interval=sweep_interval
+        )
         self.core = (
             CoreLink(
                 nc,
@@ -110,6 +88,7 @@ class ParticipantService:
                 policy=replay,
                 sweep_interval=sweep_interval,
                 registered=self.state.known_participants,
+                on_record=self.give_ups.observe_event,
             )
             if core
             else None
@@ -121,11 +100,35 @@ class ParticipantService:
 
     async def run(self, stop: asyncio.Event) -> None:
         self._stop = stop
+        await self._catch_up()
         async with asyncio.TaskGroup() as tasks:
             for k in range(self.partitions):
                 tasks.create_task(self._consume(k, stop))
+            tasks.create_task(self.give_ups.run(self.give_up, stop))
             if self.core is not None:
-                tasks.create_task(self.core.run(self.process, self.fetch_batch, stop))
+                tasks.create_task(self.core.run(self.process, self.fetch_batch, stop, self.give_up))
+
+    async def _catch_up(self) -> None:
+        """Before taking new work: learn what the ledger waits on and give up on what is past
+        its limit, so a result that arrived while this participant was down does not race a
+        deadline that had passed before it was read."""
+        try:
+            if self.core is not None:
+                self.core.stats.adopted += await self.core.adopt(None)
+            else:
+                await self.give_ups.catch_up()
+            if due := self.give_ups.due():
+                await self.give_up(due)
+        except Exception as exc:  # the sweeps and the clock try again
+            log.warning("catching up with the ledger failed: %s", exc)
+
+    async def give_up(self, due: list[Due]) -> None:
+        """Decide and commit the give-ups like an inbox message (core/saga.py `give_up`)."""
+        command = GiveUps(give_ups=[GiveUp(d.key.rsplit(".", 1)[-1], d.reason) for d in due])
+        async with self._turn:
+            await self._commit_entries(
+                [Entry(None, piece, True) for piece in split_message(command)]
+            )
 
     async def _consume(self, partition: int, stop: asyncio.Event) -> None:
         js = self.nc.jetstream()
@@ -192,6 +195,9 @@ class ParticipantService:
             decoded.extend(
                 Entry(msg, piece, i == len(pieces) - 1) for i, piece in enumerate(pieces)
             )
+        await self._commit_entries(decoded)
+
+    async def _commit_entries(self, decoded: list[Entry]) -> None:
         group: list[Entry] = []
         size = 0
         for entry in decoded:
@@ -228,12 +234,14 @@ class ParticipantService:
         # How much to distrust what we hold after a refused batch: 1 = re-read the accounts
         # (the usual cause: another instance of this participant moved them), 2 = everything.
         distrust = 0
-        sources: list[Msg] = []
+        sources: list[Msg | None] = []
         outbox: list = []
         kept_alive = time.monotonic()
         for attempt in range(1, 1_000_000):
             try:
-                ws = await self._decide(group, sources, distrust=distrust)
+                ws = await decide_group(
+                    self.state, self.participant, self.home, group, sources, distrust=distrust
+                )
                 if ws.dead_letters and distrust < 2:
                     # "Unknown transfer" may only mean a lagging replica answered the read: a
                     # message is dead-lettered only on what the stream leader says.
@@ -255,6 +263,9 @@ class ParticipantService:
                     self.stats.outbox_messages += sum(1 for w in writes if w.key is None)
                 for letter, source in zip(ws.dead_letters, sources, strict=True):
                     self.stats.dead_letters += 1
+                    if source is None:  # a give-up of a record the leader does not know
+                        log.warning("give-up refused: %s", letter.detail)
+                        continue
                     await dead_letter(
                         self.nc,
                         self.participant,
@@ -263,6 +274,7 @@ class ParticipantService:
                         letter.detail,
                         payload=letter.payload,
                     )
+                self.stats.given_up += self.give_ups.observe(ws)
                 if self.core is not None:
                     await self.core.delivered(ws, outbox, [e.message for e in group])
                 self.observer.committed(self.participant, group, ws)
@@ -281,53 +293,13 @@ class ParticipantService:
                     # Still ours: stop JetStream from handing it to another instance meanwhile.
                     kept_alive = time.monotonic()
                     for entry in group:
-                        await _quietly(entry.msg.in_progress())
+                        if entry.msg is not None:
+                            await _quietly(entry.msg.in_progress())
         for entry in group:
-            if entry.last_piece:  # earlier pieces of the message are committed by now
+            if entry.last_piece and entry.msg is not None:  # earlier pieces are committed by now
                 await _quietly(entry.msg.ack())
         self.stats.groups += 1
         self.stats.messages += len(group)
-
-    async def _decide(self, group: list[Entry], sources: list[Msg], *, distrust: int) -> WorkSet:
-        """Decide the group; `sources` receives, per dead letter, the message it came from."""
-        sources.clear()
-        keys: set[str] = set()
-        new: set[str] = set()
-        receivers: set[str] = set()
-        for entry in group:
-            message = entry.message
-            likely_new, named = keys_to_load(self.participant, message)
-            new |= likely_new
-            keys |= named
-            if isinstance(message, SubmitTransfers):
-                receivers |= {
-                    t.creditor.participant
-                    for t in message.transfers
-                    if is_token(t.creditor.participant) and not is_reserved(t.creditor.participant)
-                }
-        fresh = distrust >= 2
-        stale = {k for k in keys if is_account_key(k)} if distrust == 1 else set()
-        loaded = await self.state.load(keys, fresh=fresh, likely_new=new, stale=stale)
-        more = account_keys_of(self.participant, [s for s, _ in loaded.values()]) - keys
-        if more:
-            loaded |= await self.state.load(more, fresh=fresh or distrust == 1)
-        known = await self.state.known_participants(receivers) if receivers else frozenset()
-        ws = WorkSet(
-            participant=self.participant,
-            partition=self.home,
-            loaded=loaded,
-            known_participants=known,
-            now_ms=int(time.time() * 1000),
-            token=uuid.uuid4().hex[:16],
-        )
-        for entry in group:  # trace context in: the items' own, else the message's header
-            header = (entry.msg.headers or {}).get(trace.HEADER)
-            ws.traces.update(trace.traces_of(items_of(entry.message), header))
-        for entry in group:
-            before = len(ws.dead_letters)
-            apply_message(ws, entry.message)
-            sources.extend([entry.msg] * (len(ws.dead_letters) - before))
-        return ws
 
 
 async def _quietly(awaitable) -> None:
@@ -341,16 +313,3 @@ async def _drop(sub) -> None:
     if sub is not None:
         await _quietly(sub.unsubscribe())
     return None
-
-
-def service_figures(service: ParticipantService) -> dict:
-    """One instance's counters, for `serve --stats-file` and the benchmark."""
-    figures = {
-        "participant": service.participant,
-        "mode": "core" if service.core is not None else "jetstream",
-        **{k: v for k, v in vars(service.stats).items() if k != "started"},
-        "faults": {str(k): v for k, v in service.faults.counts.items()},
-    }
-    if service.core is not None:
-        figures |= vars(service.core.stats) | {"waiting": len(service.core.schedule)}
-    return figures

@@ -1,0 +1,275 @@
+"""The give-up saga on real nats-server processes, in both transport modes: each race of
+docs/PROTOCOL.md section 9 played by running services, then the audit (I1-I7, with CANCELLED).
+
+The services run in the test's event loop, each with its own stop, so that a test can take one
+participant down and bring it back (kill -9 of real processes: test_give_up_kills.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import msgspec
+
+from eventsource.adapters.jetstream import read_last
+from eventsource.adapters.ledger_state import decode_state
+from eventsource.adapters.stream_reader import read_messages
+from eventsource.core.events import TransferState, encoder
+from eventsource.core.messages import (
+    Confirm,
+    Confirms,
+    InboxMessage,
+    Kind,
+    Posting,
+    Postings,
+    Result,
+    Results,
+    inbox_decoder,
+    items_of,
+)
+from eventsource.core.model import Outcome
+from eventsource.core.protocol import Phase
+from eventsource.core.replay import ReplayPolicy
+from eventsource.core.subjects import (
+    DEAD_LETTER_STREAM,
+    account_key,
+    core_subject,
+    inbox_filter,
+    inbox_subject,
+    incoming_key,
+    ledger_stream,
+    outgoing_key,
+    state_subject,
+)
+from eventsource.services.client import read_transfer
+from eventsource.services.participant import ParticipantService
+from tests.integration.conftest import LiveBank, transfer
+
+
+class Instance:
+    """One participant service with its own stop, so a test can take it down and back."""
+
+    def __init__(self, bank: LiveBank, participant: str) -> None:
+        self.stop = asyncio.Event()
+        self.service = ParticipantService(
+            bank.nc,
+            participant,
+            bank.partitions,
+            core=bank.mode == "core",
+            replay=ReplayPolicy(first=bank.replay_after),
+            sweep_interval=5.0,
+        )
+        self.task = asyncio.create_task(self.service.run(self.stop))
+
+    async def down(self) -> None:
+        self.stop.set()
+        await asyncio.wait_for(self.task, 15)
+
+
+@contextlib.asynccontextmanager
+async def running(bank: LiveBank, *participants: str) -> AsyncIterator[list[Instance]]:
+    instances = [Instance(bank, p) for p in participants]
+    try:
+        for instance in instances:  # core mode: a message to it before this would be lost
+            if instance.service.core is not None:
+                await asyncio.wait_for(instance.service.core.listening.wait(), 15)
+        yield instances
+    finally:
+        for instance in instances:
+            if not instance.task.done():
+                await instance.down()
+
+
+async def until(check, what: str, timeout: float = 30.0):
+    """Poll `check` (async, returns a truthy value when done) until it holds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not (found := await check()):
+        assert loop.time() < deadline, f"never happened: {what}"
+        await asyncio.sleep(0.1)
+    return found
+
+
+async def record(bank: LiveBank, owner: str, key: str) -> TransferState | None:
+    found = await read_transfer(bank.nc, bank.partitions, owner, key)
+    return found[0] if found else None
+
+
+async def outcome_at(bank: LiveBank, side: str, tid: str) -> TransferState | None:
+    key = outgoing_key("alpha", tid) if side == "n" else incoming_key("beta", "alpha", tid)
+    state = await record(bank, "alpha" if side == "n" else "beta", key)
+    return state if state is not None and state.final else None
+
+
+async def events_of(bank: LiveBank, key: str) -> list[str]:
+    """The event types on a record's subject, oldest first."""
+    subject = state_subject(0, key)
+    return [
+        msgspec.json.decode(m.data)["type"]
+        async for m in read_messages(bank.nc, ledger_stream(0), [subject])
+    ]
+
+
+class Wire:
+    """Protocol messages to one participant as they travel: the JetStream inbox subject (a core
+    subscription sees every message stored there) or, in core mode, the core subject."""
+
+    def __init__(self, bank: LiveBank, recipient: str, kind: Kind) -> None:
+        self.bank, self.recipient, self.kind = bank, recipient, kind
+        self.seen: list[InboxMessage] = []
+        self._sub = None
+
+    async def __aenter__(self) -> Wire:
+        subject = (
+            core_subject(self.recipient, self.kind)
+            if self.bank.mode == "core"
+            else inbox_filter(0, self.recipient).replace(">", f"{self.kind}.>")
+        )
+
+        async def seen(msg) -> None:
+            self.seen.append(inbox_decoder.decode(msg.data))
+
+        self._sub = await self.bank.nc.subscribe(subject, cb=seen)
+        await self.bank.nc.flush()
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self._sub.unsubscribe()
+
+    def items(self, tid: str) -> list:
+        return [i for m in self.seen for i in items_of(m) if getattr(i, "id", None) == tid]
+
+    async def send(self, message: InboxMessage) -> None:
+        """A late or forged message, published as the peer's service would."""
+        payload = encoder.encode(message)
+        if self.bank.mode == "core":
+            await self.bank.nc.publish(core_subject(self.recipient, self.kind), payload)
+        else:
+            subject = inbox_subject(0, self.recipient, self.kind, f"late-{len(self.seen)}")
+            await self.bank.nc.jetstream().publish(subject, payload)
+
+
+async def audited(bank: LiveBank, cancelled: int, ok: int = 0) -> None:
+    """I1-I7 clean, with the CANCELLED transfers counted among the outcomes."""
+    report = await bank.audit()
+    assert report.ok, dict(report.violations)
+    assert report.outcomes.get("CANCELLED", 0) == cancelled, dict(report.outcomes)
+    assert report.outcomes.get("OK", 0) == ok, dict(report.outcomes)
+
+
+async def account(bank: LiveBank, owner: str, name: str) -> tuple[int, int, int]:
+    """(balance, pending debits, pending credits) in minor units, from the stream leader."""
+    key = account_key(owner, name)
+    data, _ = await read_last(bank.nc, ledger_stream(0), state_subject(0, key), leader=True)
+    state = decode_state(key, data)
+    return state.balance, state.pending_debits, state.pending_credits
+
+
+UNTOUCHED = (100000, 0, 0)  # a funded account (1000.00) that no transfer moved
+
+
+async def test_a_receiver_down_past_the_deadline_ends_cancelled_and_a_late_posting_too(bank):
+    """CANCEL before the posting: the receiver is down longer than the deadline (t1) and the
+    attempts (t2); once back it records both CANCELLED (core mode: a tombstone, since n stopped
+    resending the posting) and answers a late copy of the posting CANCELLED."""
+    async with running(bank, "alpha"):
+        await bank.submit(
+            transfer("t1", "alpha/a1", "beta/b1", deadline_ms=1000),
+            transfer("t2", "alpha/a1", "beta/b1", max_attempts=2),
+        )
+        t1 = await until(lambda: outcome_at(bank, "n", "t1"), "n gives up on t1")
+        t2 = await until(lambda: outcome_at(bank, "n", "t2"), "n gives up on t2")
+        assert (t1.outcome, t1.detail) == (Outcome.CANCELLED, "gave up: DEADLINE_PASSED")
+        assert (t2.outcome, t2.detail) == (Outcome.CANCELLED, "gave up: ATTEMPTS_EXHAUSTED")
+        assert await account(bank, "alpha", "a1") == UNTOUCHED  # both reservations voided
+        assert await record(bank, "beta", incoming_key("beta", "alpha", "t1")) is None
+        async with running(bank, "beta"), Wire(bank, "alpha", Kind.RESULT) as results:
+            for tid in ("t1", "t2"):
+                p = await until(lambda tid=tid: outcome_at(bank, "p", tid), f"p records {tid}")
+                assert (p.phase, p.outcome) == (Phase.CONFIRMED, Outcome.CANCELLED)
+            history = await events_of(bank, incoming_key("beta", "alpha", "t1"))
+            if bank.mode == "core":
+                assert history == ["CancelRecorded"], "a tombstone, from no record"
+            else:  # the stream hands p the posting first, then the CANCEL
+                assert history in (["CancelRecorded"], ["PostingAccepted", "CreditCancelled"])
+            async with Wire(bank, "beta", Kind.POSTING) as postings:
+                answered = len(results.items("t1"))
+                late = Posting(transfer=t1.transfer, digest=t1.digest)
+                await postings.send(Postings(sender="alpha", postings=[late]))
+                await until(lambda: _now(len(results.items("t1")) > answered), "p answers it")
+            assert {r.outcome for r in results.items("t1")[answered:]} == {Outcome.CANCELLED}
+            await audited(bank, cancelled=2)
+    assert await account(bank, "beta", "b1") == UNTOUCHED
+
+
+async def _now(value):
+    return value
+
+
+async def test_a_submitter_back_after_its_deadline_voids_the_pending_credit_and_recancels(bank):
+    """CANCEL after the posting, before the result, and crossing the OK result: p decided OK
+    (a pending credit) while n was down; n, back after its deadline, gives up before it reads
+    the result, the CANCEL voids p's credit, and an OK result reaching n after that is answered
+    with the CANCEL again."""
+    alpha = Instance(bank, "alpha")
+    await bank.submit(transfer("t1", "alpha/a1", "beta/b1", deadline_ms=1500))
+    n_key, p_key = outgoing_key("alpha", "t1"), incoming_key("beta", "alpha", "t1")
+    admitted = await until(lambda: record(bank, "alpha", n_key), "n admits t1")
+    await alpha.down()
+    async with running(bank, "beta"):
+        if bank.mode == "core":  # the posting went to a receiver not yet listening: lost, and
+            # n is down, so its clock resends nothing; deliver the copy it would have resent
+            async with Wire(bank, "beta", Kind.POSTING) as postings:
+                posting = Posting(transfer=admitted.transfer, digest=admitted.digest)
+                await postings.send(Postings(sender="alpha", postings=[posting]))
+        decided = await until(lambda: record(bank, "beta", p_key), "p decides t1")
+        assert (decided.phase, decided.outcome) == (Phase.DECIDED, Outcome.OK)
+        assert await account(bank, "beta", "b1") == (100000, 0, 1000)  # pending, not spendable
+        await asyncio.sleep(1.5)  # n's deadline passes while its result waits
+        async with Wire(bank, "beta", Kind.CONFIRM) as confirms, running(bank, "alpha"):
+            n = await until(lambda: outcome_at(bank, "n", "t1"), "n settles t1")
+            assert (n.outcome, n.detail) == (Outcome.CANCELLED, "gave up: DEADLINE_PASSED")
+            p = await until(lambda: outcome_at(bank, "p", "t1"), "p confirms t1")
+            assert (p.phase, p.outcome) == (Phase.CONFIRMED, Outcome.CANCELLED)
+            assert await events_of(bank, p_key) == ["PostingAccepted", "CreditCancelled"]
+            async with Wire(bank, "alpha", Kind.RESULT) as results:
+                sent = len(confirms.items("t1"))
+                late = Result(id="t1", digest=n.digest, outcome=Outcome.OK)
+                await results.send(Results(sender="beta", results=[late]))
+                await until(lambda: _now(len(confirms.items("t1")) > sent), "n answers it")
+            again = confirms.items("t1")[sent:]
+            assert {c.outcome for c in again} == {Outcome.CANCELLED}
+            assert all(c.transfer == n.transfer for c in again)
+            await audited(bank, cancelled=1)
+            assert (await outcome_at(bank, "n", "t1")).outcome is Outcome.CANCELLED
+    assert await account(bank, "alpha", "a1") == UNTOUCHED
+    assert await account(bank, "beta", "b1") == UNTOUCHED
+
+
+async def test_a_cancel_after_the_confirm_is_refused_and_changes_nothing(bank):
+    """Once p is confirmed OK a CANCEL is refused: dead-lettered with the reason, never applied.
+    (A correct n cannot send one: it gives up only without an outcome; this one is forged.)"""
+    async with running(bank, "alpha", "beta"):
+        await bank.submit(transfer("t1", "alpha/a1", "beta/b1", deadline_ms=60_000))
+        n = await until(lambda: outcome_at(bank, "n", "t1"), "n settles t1")
+        assert n.outcome is Outcome.OK
+        await until(lambda: outcome_at(bank, "p", "t1"), "p confirms t1")
+        async with Wire(bank, "beta", Kind.CONFIRM) as confirms:
+            forged = Confirm(
+                id="t1", digest=n.digest, outcome=Outcome.CANCELLED, transfer=n.transfer
+            )
+            await confirms.send(Confirms(sender="alpha", confirms=[forged]))
+            letter = await until(lambda: dead_letter(bank), "p dead-letters the CANCEL")
+        assert letter["Natsbank-Reason"] == "PROTOCOL_VIOLATION"
+        assert "refused: the transfer is confirmed OK" in letter["Natsbank-Detail"]
+        p = await outcome_at(bank, "p", "t1")
+        assert (p.phase, p.outcome) == (Phase.CONFIRMED, Outcome.OK)
+        assert await account(bank, "beta", "b1") == (101000, 0, 0)
+        await audited(bank, cancelled=0, ok=1)
+
+
+async def dead_letter(bank: LiveBank) -> dict | None:
+    async for msg in read_messages(bank.nc, DEAD_LETTER_STREAM):
+        return dict(msg.headers or {})
+    return None
