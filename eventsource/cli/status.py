@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import msgspec
 import typer
 
 from eventsource.cli.common import (
@@ -19,6 +20,7 @@ from eventsource.cli.projections import open_projection, open_store
 from eventsource.cli.store import is_shared, store_option
 from eventsource.core.errors import NatsbankError, UsageError
 from eventsource.core.events import TransferState
+from eventsource.core.model import Outcome
 from eventsource.core.subjects import ledger_stream, partition_of
 from eventsource.services.client import transfer_views
 from eventsource.services.views import list_transfers
@@ -33,6 +35,8 @@ def describe(state: TransferState) -> str:
     text = f"{state.outcome or 'pending'} ({state.side} phase {state.phase})"
     if state.cause:
         text += f" cause {state.cause}: {state.detail}"
+    elif state.outcome is Outcome.CANCELLED:  # "gave up: DEADLINE_PASSED", or p's side of it
+        text += f" {state.detail}"
     return text
 
 
@@ -47,7 +51,16 @@ def state_json(state: TransferState) -> dict:
         "currency": state.transfer.currency,
         "debtor": f"{state.transfer.debtor.participant}/{state.transfer.debtor.account}",
         "creditor": f"{state.transfer.creditor.participant}/{state.transfer.creditor.account}",
+    } | limits_json(state)
+
+
+def limits_json(state: TransferState) -> dict:
+    """The give-up limits the transfer carries, when it carries any."""
+    limits = {
+        "deadline_ms": state.transfer.deadline_ms,
+        "max_attempts": state.transfer.max_attempts,
     }
+    return {name: value for name, value in limits.items() if value is not msgspec.UNSET}
 
 
 class UnknownTransfer(NatsbankError):

@@ -17,6 +17,7 @@ from eventsource.cli.common import (
     run,
     settings,
 )
+from eventsource.cli.limits import attempts_option, deadline_option, parse_duration, with_limits
 from eventsource.cli.shared_commands import random_shared, submit_shared
 from eventsource.cli.status import describe, state_json
 from eventsource.cli.store import is_shared, store_option
@@ -54,25 +55,39 @@ def submit_command(
     random_count: int | None = typer.Option(None, "--random", help="Submit N random transfers."),
     rate: float | None = typer.Option(None, "--rate", help="Transfers per second for --random."),
     seed: int = typer.Option(1, "--seed", help="Seed for --random."),
+    deadline: str | None = deadline_option(),
+    max_attempts: int | None = attempts_option(),
     wait: bool = typer.Option(False, "--wait", help="Wait for the final outcome."),
-    timeout: float = typer.Option(60.0, "--timeout", help="Seconds to wait with --wait."),
+    timeout: float | None = typer.Option(
+        None, "--timeout", help="Seconds to wait with --wait (default 60, or the deadline + 30)."
+    ),
     as_json: bool = typer.Option(False, "--json"),
     store: str | None = store_option(),
 ) -> None:
-    """Submit transfers. The ACK means durably accepted; --wait also waits for OK or REJECTED."""
+    """Submit transfers. The ACK means durably accepted; --wait also waits for the outcome:
+    OK, REJECTED or, with --deadline/--max-attempts, CANCELLED (exit 1 unless OK)."""
     modes = sum(x is not None for x in (file, random_count)) + (debtor is not None)
     if modes != 1:
         raise UsageError("give exactly one of --from/--to/--amount, --file or --random")
     config = settings(store=store)
     shared = is_shared(config)
+    limited = deadline is not None or max_attempts is not None
+    if limited and (shared or random_count is not None):
+        raise UsageError(
+            "--deadline and --max-attempts go with one transfer or --file, in independent stores"
+        )
+    if timeout is None:
+        timeout = max(60.0, parse_duration(deadline) / 1000 + 30) if deadline else 60.0
     if random_count is not None:
         job = random_shared if shared else _random
         run(lambda: job(config, random_count, rate, seed, as_json))
         return
-    requests = (
+    requests = with_limits(
         _read_file(file)
         if file
-        else [_one(debtor, creditor, amount, currency, transfer_id, comment)]
+        else [_one(debtor, creditor, amount, currency, transfer_id, comment)],
+        deadline,
+        max_attempts,
     )
     for request in requests:
         _precheck(request)

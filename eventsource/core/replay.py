@@ -38,10 +38,12 @@ class ReplayPolicy:
         """Seconds from the first send until send number `sends + 1` is due, without jitter."""
         return sum(self.base(i) for i in range(sends))
 
-    def sends_within(self, elapsed: float) -> int:
-        """How many sends the clock makes in `elapsed` seconds from the first (no jitter)."""
-        sends = 1
-        while self.window(sends) <= elapsed and sends < 10_000:
+    def sends_within(self, elapsed: float, most: int = 1000) -> int:
+        """How many sends the clock makes in `elapsed` seconds from the first (no jitter),
+        counted up to `most`."""
+        sends, window = 1, self.base(0)
+        while window <= elapsed and sends < most:
+            window += self.base(sends)
             sends += 1
         return sends
 
