@@ -209,9 +209,9 @@ async def _now(value):
 
 async def test_a_submitter_back_after_its_deadline_voids_the_pending_credit_and_recancels(bank):
     """CANCEL after the posting, before the result, and crossing the OK result: p decided OK
-    (a pending credit) while n was down; n, back after its deadline, gives up before it reads
-    the result, the CANCEL voids p's credit, and an OK result reaching n after that is answered
-    with the CANCEL again."""
+    (a pending credit) while n was down; n, back after its deadline with two instances, gives up
+    once, before it reads the result; the CANCEL voids p's credit, and an OK result reaching n
+    after that is answered with the CANCEL again."""
     alpha = Instance(bank, "alpha")
     await bank.submit(transfer("t1", "alpha/a1", "beta/b1", deadline_ms=1500))
     n_key, p_key = outgoing_key("alpha", "t1"), incoming_key("beta", "alpha", "t1")
@@ -227,9 +227,14 @@ async def test_a_submitter_back_after_its_deadline_voids_the_pending_credit_and_
         assert (decided.phase, decided.outcome) == (Phase.DECIDED, Outcome.OK)
         assert await account(bank, "beta", "b1") == (100000, 0, 1000)  # pending, not spendable
         await asyncio.sleep(1.5)  # n's deadline passes while its result waits
-        async with Wire(bank, "beta", Kind.CONFIRM) as confirms, running(bank, "alpha"):
+        async with (
+            Wire(bank, "beta", Kind.CONFIRM) as confirms,
+            running(bank, "alpha", "alpha") as two,  # both find the deadline passed at start
+        ):
             n = await until(lambda: outcome_at(bank, "n", "t1"), "n settles t1")
             assert (n.outcome, n.detail) == (Outcome.CANCELLED, "gave up: DEADLINE_PASSED")
+            assert await events_of(bank, n_key) == ["FundsReserved", "TransferCancelled"]
+            assert sum(i.service.stats.given_up for i in two) == 1, "decided once"
             p = await until(lambda: outcome_at(bank, "p", "t1"), "p confirms t1")
             assert (p.phase, p.outcome) == (Phase.CONFIRMED, Outcome.CANCELLED)
             assert await events_of(bank, p_key) == ["PostingAccepted", "CreditCancelled"]
