@@ -11,7 +11,13 @@ from pathlib import Path
 import typer
 from rich.progress import Progress
 
-from eventsource.cli.bench_report import parse_losses, parse_scales, print_report, write_chart
+from eventsource.cli.bench_report import (
+    parse_losses,
+    parse_scales,
+    parse_stores,
+    print_report,
+    write_chart,
+)
 from eventsource.cli.common import console, err_console, print_json
 from eventsource.services.bench import (
     DEFAULT_LOSSES,
@@ -99,6 +105,12 @@ def bench(
         "catching up the ledger, then following as many transfers again at full speed.",
     ),
     seed: int = typer.Option(1, "--seed", help="Shape of the random workload."),
+    stores: str = typer.Option(
+        "independent",
+        "--store",
+        help="Comma-separated: independent (each mode at each loss rate) and/or shared (all "
+        "accounts in one stream, one atomic step per transfer; once per scale, at 0% loss).",
+    ),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Measure natsbank's modes under message loss against PostgreSQL pgbench TPC-B, and audit.
@@ -133,6 +145,7 @@ def bench(
         pg_threads=min(2, pg_clients),  # pgbench refuses more threads than clients
         skip_postgres=skip_postgres,
         projector=projector,
+        stores=parse_stores(stores),
     )
     check_options(options)
     workdir = Path(tempfile.mkdtemp(prefix="natsbank-bench-"))

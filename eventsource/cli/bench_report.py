@@ -30,6 +30,15 @@ def parse_scales(text: str) -> tuple[int, ...]:
     return values
 
 
+def parse_stores(text: str) -> tuple[str, ...]:
+    values = tuple(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
+    if not values or set(values) - {"independent", "shared"}:
+        raise ConfigError(
+            f"--store takes independent, shared or both, comma-separated, not {text!r}"
+        )
+    return values
+
+
 def print_report(report: dict) -> None:
     table = Table(title="natsbank bench", caption=_machine_line(report["machine"]))
     for column in ("system", "loss", "TPS", "vs PG", "latency ms", "messages / transfer"):
@@ -91,6 +100,9 @@ def print_report(report: dict) -> None:
             ),
             highlight=False,
         )
+    if any(run.get("store") == "shared" for run in report["runs"]):
+        for table in _store_tables(report):
+            console.print(table)
     for run in report["runs"]:
         if run.get("projectors"):
             console.print(_projector_table(run))
@@ -172,3 +184,38 @@ def _projector_table(run: dict) -> Table:
             + ("I6 [green]clean[/]" if p["i6_ok"] else f"[red]{p['i6_differences']}[/]"),
         )
     return table
+
+
+def _store_tables(report: dict) -> list[Table]:
+    """Independent against shared store at 0% loss: the figures, and the code each needs."""
+    figures = Table(title="independent vs shared store, 0% loss (per transfer: messages)")
+    for column in ("store", "TPS", "p50/p99 ms", "protocol", "ledger", "servers", "conflicts"):
+        figures.add_column(column, justify="left" if column == "store" else "right")
+    figures.add_column("checks")
+    code = Table(
+        title="lines of code (no comments, docstrings or blanks)",
+        caption="own: modules only this store runs; + common: with those both run; audit: its "
+        "checker",
+    )
+    for column in ("store", "own", "+ common", "audit"):
+        code.add_column(column, justify="left" if column == "store" else "right")
+    lines = report["protocol_lines"]
+    for run in report["runs"]:
+        if run["loss"] or run.get("scale", 1) != 1 or run["mode"] == "core":
+            continue
+        store = run.get("store", "independent")
+        figures.add_row(
+            store,
+            f"{run['throughput_per_s']:,.0f}",
+            f"{run['p50_ms']:,.0f}/{run['p99_ms']:,.0f}",
+            f"{run['protocol_messages_per_transfer']:.3f}",
+            f"{run['ledger_messages_per_transfer']:.2f}",
+            f"{run['server_messages_per_transfer']:.1f}",
+            f"{run['conflicts']:,}",
+            "[green]clean[/]"
+            if run["audit_ok"] and not run["lost"] and not run["double_applied"]
+            else "[red]failed[/]",
+        )
+        count = lines[store]
+        code.add_row(store, f"{count['own']:,}", f"{count['with_common']:,}", f"{count['audit']:,}")
+    return [figures, code]

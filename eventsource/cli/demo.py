@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+from functools import partial
 from pathlib import Path
 
 import typer
@@ -13,6 +14,8 @@ from rich.table import Table
 from eventsource.adapters import postgres as pg
 from eventsource.adapters.cluster import LocalCluster, dev_state_dir
 from eventsource.cli.common import console, print_json, settings
+from eventsource.cli.store import is_shared, store_option
+from eventsource.core.errors import UsageError
 from eventsource.services.scenario import (
     bootstrap,
     check_projection,
@@ -23,6 +26,7 @@ from eventsource.services.scenario import (
     start_services,
     stop_services,
 )
+from eventsource.services.shared_scenario import bootstrap_shared, drive_shared
 
 
 def register(app: typer.Typer) -> None:
@@ -43,9 +47,13 @@ def demo(
         False, "--postgres", help="Also project into a local PostgreSQL and check I6."
     ),
     as_json: bool = typer.Option(False, "--json"),
+    store: str | None = store_option(),
 ) -> None:
     """Start a cluster, open accounts, run services, push transfers, measure and audit."""
-    config = settings()
+    config = settings(store=store)
+    shared = is_shared(config)
+    if shared and postgres:
+        raise UsageError("--postgres: the shared store has no projection")
     state_dir = dev_state_dir(config) if keep else Path(tempfile.mkdtemp(prefix="natsbank-demo-"))
     banks = default_banks(participants)
     names = [b.participant for b in banks]
@@ -53,21 +61,22 @@ def demo(
     with LocalCluster(state_dir, nodes=nodes, remove_data=not keep, keep_running=keep) as cluster:
         if not quiet:
             console.print(f"cluster: {nodes} node(s) at {cluster.url}")
-        partitions = run_sync(bootstrap(cluster.url, banks))
-        procs = start_services(cluster.url, names, instances, state_dir / "logs")
+        setup = bootstrap_shared if shared else bootstrap
+        partitions = run_sync(setup(cluster.url, banks)) or 1
+        serve_args = ("--store", "shared") if shared else ()
+        procs = start_services(
+            cluster.url, names, instances, state_dir / "logs", serve_args=serve_args
+        )
         server = pg.start(state_dir / "postgres" / "data") if postgres else None
         if server is not None:
             procs += start_projector(cluster.url, server.dsn, state_dir / "logs")
         try:
             with Progress(console=console, disable=quiet, transient=True) as progress:
                 task = progress.add_task("transfers ACKed", total=transfers)
+                run_workload = drive_shared if shared else partial(drive, partitions=partitions)
                 result = run_sync(
-                    drive(
-                        cluster.url,
-                        banks,
-                        transfers,
-                        partitions=partitions,
-                        progress=lambda n: progress.advance(task, n),
+                    run_workload(
+                        cluster.url, banks, transfers, progress=lambda n: progress.advance(task, n)
                     )
                 )
             projection = (
@@ -82,6 +91,7 @@ def demo(
     m, audit = result.measurement, result.audit
     summary = {
         "nodes": nodes,
+        "store": "shared" if shared else "independent",
         "participants": names,
         "instances": instances,
         "transfers": transfers,
@@ -125,7 +135,7 @@ def _print(s: dict) -> None:
         (
             "cluster",
             f"{s['nodes']} nats-server node(s), {s['instances']} service processes "
-            f"serving {', '.join(s['participants'])}",
+            f"serving {', '.join(s['participants'])}, {s['store']} store",
         ),
         (
             "transfers",
@@ -134,7 +144,7 @@ def _print(s: dict) -> None:
         ),
         ("outcomes", ", ".join(f"{k} {v}" for k, v in sorted(s["outcomes"].items()))),
         ("rejection causes", ", ".join(f"{k} {v}" for k, v in sorted(s["causes"].items()))),
-        ("throughput", f"{s['throughput_per_s']} transfers/s (ACK to confirmed on both sides)"),
+        ("throughput", f"{s['throughput_per_s']} transfers/s (ACK to final on both sides)"),
         ("latency", f"p50 {s['p50_ms']:.0f} ms, p99 {s['p99_ms']:.0f} ms"),
         ("audit I1-I5, I7", "[green]clean[/]" if s["audit_ok"] else f"[red]{s['violations']}[/]"),
     ]
