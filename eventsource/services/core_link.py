@@ -102,6 +102,7 @@ class CoreLink:
         self.listening = asyncio.Event()  # set once the queue subscription is in place
         self.records = RecordSweep(nc, participant, home, incoming=True)
         self.on_record = on_record  # every record a sweep reads (the give-up clock's deadlines)
+        self._initial_sweep_due = True  # until the first adopt(): the service may do it at start
 
     async def run(
         self,
@@ -229,17 +230,16 @@ class CoreLink:
         """Adopt waiting records from the ledger: all at start (refused and cancelled ones
         included) unless the service did already, then every `sweep_interval` the recent ones
         (what a dead sibling instance left behind)."""
+        horizon = None if self._initial_sweep_due else 2 * self.sweep_interval
         while not stop.is_set():
-            if self.records.swept_to is not None:
+            if horizon is not None:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), self.sweep_interval)
             try:
-                started = self.records.swept_to is not None
-                self.stats.adopted += await self.adopt(2 * self.sweep_interval if started else None)
+                self.stats.adopted += await self.adopt(horizon)
             except Exception as exc:  # the next sweep tries again
                 log.warning("ledger sweep failed: %s", exc)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), self.sweep_interval)
+            horizon = 2 * self.sweep_interval
 
     async def adopt(self, horizon: float | None) -> int:
         """Wait on every record of this participant that waits for an answer (`RecordSweep`:
@@ -270,6 +270,7 @@ class CoreLink:
             if receiver_must_know(state.transfer, p, known):
                 self.schedule.expect(key, receiver, Kind.POSTING, refused_posting(state), now)
                 adopted += 1
+        self._initial_sweep_due = False
         return adopted
 
     def _resends_so_far(self, event: AnyTransferEvent) -> int:
