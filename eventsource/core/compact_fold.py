@@ -5,7 +5,7 @@ that is tens of gigabytes. `CompactFold` runs the same checks on every event but
 transfer record, only what the later checks read (`TransferMark`), and per account entry a
 64-bit fingerprint instead of the (account, kind, ref) triple. A fingerprint collision could
 only raise a false "applied twice" (I3); at ten million entries its odds are about 1 in 10^5.
-Pure: feed it (key, event, raw bytes) in stream order.
+Pure: feed it (key, event, stream sequence) in stream order.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import msgspec
 
 from eventsource.core.account import EntryKind
 from eventsource.core.errors import DomainError
-from eventsource.core.events import TransferState
+from eventsource.core.events import TransferEvent, TransferState
 from eventsource.core.fold import Fold
 from eventsource.core.model import Outcome, Side
 from eventsource.core.protocol import Phase
@@ -34,8 +34,7 @@ class TransferMark(msgspec.Struct, gc=False):
     receiver: str
     currency: str
     minor: int
-    last_event: int = 0  # fingerprint of the raw bytes of its latest event, for I5 against KV
-    in_kv: bool = False
+    last_seq: int = 0  # stream sequence of its latest event: what KV must return (I5)
 
     @property
     def final(self) -> bool:
@@ -45,15 +44,10 @@ class TransferMark(msgspec.Struct, gc=False):
 @dataclass
 class CompactFold(Fold):
     transfers: dict[str, TransferMark] = field(default_factory=dict)  # type: ignore[assignment]
-    account_events: dict[str, int] = field(default_factory=dict)  # key -> latest fingerprint
 
-    def fold_event(self, key: str, event, raw: bytes, *, account: bool) -> None:
-        if account:
-            self.account_event(key, event)
-            self.account_events[key] = hash(raw)
-        else:
-            self.transfer_event(key, event)
-            self.transfers[key].last_event = hash(raw)
+    def fold_transfer(self, key: str, event: TransferEvent, seq: int) -> None:
+        self.transfer_event(key, event)
+        self.transfers[key].last_seq = seq
 
     def _entry_mark(self, key: str, kind: EntryKind, ref: str) -> object:
         return hash((key, kind, ref))

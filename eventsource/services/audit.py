@@ -14,7 +14,6 @@ from eventsource.adapters.provision import registered_participants
 from eventsource.adapters.stream_reader import read_messages
 from eventsource.core.compact_fold import CompactFold
 from eventsource.core.events import (
-    AccountSnapshot,
     account_event_decoder,
     transfer_event_decoder,
 )
@@ -26,11 +25,11 @@ from eventsource.core.subjects import (
     incoming_key,
     is_account_key,
     key_of_subject,
-    ledger_bucket,
     ledger_stream,
     outgoing_key,
     parse_inbox_subject,
 )
+from eventsource.services.audit_kv import check_kv
 
 INVARIANTS = ("I1", "I2", "I3", "I4", "I5", "I6", "I7")
 
@@ -74,14 +73,15 @@ async def fold_ledger(nc: Client, partitions: int) -> tuple[CompactFold, dict[st
     acked: dict[str, str] = {}
     count = 0
     for k in range(partitions):
-        async for subject, data in read_stream(nc, ledger_stream(k)):
-            count += 1
+        async for msg in read_messages(nc, ledger_stream(k)):
+            subject, data, count = msg.subject, msg.data, count + 1
             key = key_of_subject(subject)
             try:
                 if key is not None and is_account_key(key):
-                    fold.fold_event(key, account_event_decoder.decode(data), data, account=True)
+                    fold.account_event(key, account_event_decoder.decode(data))
                 elif key is not None:
-                    fold.fold_event(key, transfer_event_decoder.decode(data), data, account=False)
+                    event = transfer_event_decoder.decode(data)
+                    fold.fold_transfer(key, event, msg.metadata.sequence.stream)
                 elif (where := parse_inbox_subject(subject)) and where[2] == "submit":
                     message = inbox_decoder.decode(data)
                     if isinstance(message, SubmitTransfers):
@@ -138,7 +138,7 @@ async def audit(nc: Client, partitions: int, *, expect_final: bool) -> AuditRepo
             and theirs.outcome != mine.outcome
         ):
             v["I4"].append(f"{ack_key}: submitter says {mine.outcome}, receiver {theirs.outcome}")
-    await _check_kv(nc, partitions, fold, report)
+    await check_kv(nc, partitions, fold, report)
     return report
 
 
@@ -166,41 +166,6 @@ def _check_conservation(fold: CompactFold, report: AuditReport) -> None:
                 f"{format_amount(in_flight[currency], currency)} != funded "
                 f"{format_amount(fold.funded[currency], currency)}"
             )
-
-
-async def _check_kv(nc: Client, partitions: int, fold: CompactFold, report: AuditReport) -> None:
-    """I5: the latest revision of every key of the ledger buckets equals the state folded from
-    all its revisions (the events). The fold has already checked every snapshot on the way;
-    a transfer's latest revision must be the very event the fold took last (its bytes)."""
-    for k in range(partitions):
-        async for key, data in latest_revisions(nc, k):
-            if is_account_key(key):
-                folded = fold.accounts.get(key)
-                try:
-                    kv_state = account_event_decoder.decode(data).state
-                except msgspec.DecodeError:
-                    kv_state = None
-                if folded is None or AccountSnapshot.of(folded) != kv_state:
-                    report.violations["I5"].append(f"account {key}: KV differs from the events")
-                fold.account_events.pop(key, None)
-                continue
-            mark = fold.transfers.get(key)
-            if mark is None or mark.last_event != hash(data):
-                report.violations["I5"].append(f"transfer {key}: KV differs from the events")
-            else:
-                mark.in_kv = True
-    missing = set(fold.account_events)
-    missing |= {key for key, mark in fold.transfers.items() if not mark.in_kv}
-    for key in sorted(missing):
-        report.violations["I5"].append(f"{key} is missing from KV")
-
-
-async def latest_revisions(nc: Client, partition: int):
-    """(key, value) of the latest revision of every key of one ledger bucket, streamed."""
-    bucket = ledger_bucket(partition)
-    prefix = f"$KV.{bucket}."
-    async for msg in read_messages(nc, f"KV_{bucket}", [prefix + ">"], last_per_subject=True):
-        yield msg.subject[len(prefix) :], msg.data
 
 
 def _invariant_of(problem: str) -> str:
