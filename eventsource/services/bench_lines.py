@@ -11,12 +11,20 @@ from pathlib import Path
 
 import eventsource
 
+GIVE_UP = (
+    "core/saga.py",  # give-up and CANCEL steps
+    "core/deadlines.py",  # when to give up
+    "services/give_up.py",  # the give-up clock of each instance
+    "services/record_sweep.py",  # reading siblings' records for their deadlines
+)
 ONLY_INDEPENDENT = (
     "core/protocol.py",  # the per-side transition table
     "core/steps.py",  # the four steps: reserve, decide, settle, confirm
-    "core/saga.py",  # give-up and CANCEL (the steps already route to it)
     "core/workset.py",  # group commit with an outbox
-    "services/participant.py",  # the service: fetch, decide, commit, ack, for four kinds
+    "services/participant.py",  # the service: fetch, commit, ack, for four kinds
+    "services/groups.py",  # loading and deciding a group
+    "services/service_stats.py",
+    *GIVE_UP,
 )
 ONLY_SHARED = (
     "core/shared_store.py",  # layout, record events, direct debit and credit
@@ -37,7 +45,12 @@ COMMON = (
     "services/client.py",
 )
 AUDIT = {
-    "independent": ("services/audit.py", "core/fold.py"),
+    "independent": (
+        "services/audit.py",
+        "services/audit_kv.py",
+        "core/compact_fold.py",
+        "core/fold.py",
+    ),
     "shared": ("services/audit_shared.py", "core/shared_fold.py"),
 }
 _SKIP = {tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT}
@@ -74,6 +87,7 @@ def protocol_lines() -> dict:
         report[store] = {
             "modules": mine,
             "own": sum(mine.values()),
+            "of_which_give_up": sum(v for m, v in mine.items() if m in GIVE_UP),
             "with_common": sum(mine.values()) + sum(common.values()),
             "audit_modules": audit,
             "audit": sum(audit.values()),
