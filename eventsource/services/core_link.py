@@ -236,7 +236,7 @@ class CoreLink:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), self.sweep_interval)
             try:
-                self.stats.adopted += await self.adopt(horizon)
+                await self.adopt(horizon)
             except Exception as exc:  # the next sweep tries again
                 log.warning("ledger sweep failed: %s", exc)
             horizon = 2 * self.sweep_interval
@@ -271,6 +271,7 @@ class CoreLink:
                 self.schedule.expect(key, receiver, Kind.POSTING, refused_posting(state), now)
                 adopted += 1
         self._initial_sweep_due = False
+        self.stats.adopted += adopted
         return adopted
 
     def _resends_so_far(self, event: AnyTransferEvent) -> int:

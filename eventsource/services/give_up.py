@@ -81,6 +81,24 @@ class GiveUpWatch:
         for key, event in (await self.records.changed()).items():
             self.observe_event(key, event)
 
+    async def catch_up_and_give_up(
+        self,
+        give_up: Callable[[list[Due]], Awaitable[None]],
+        adopt: Callable[[float | None], Awaitable[int]] | None = None,
+    ) -> None:
+        """At start: learn what the ledger holds (in core mode through `adopt`, which passes
+        each record on) and give up on what is past its limit, before any new work, so that a
+        result that arrived while n was down never races a deadline that had passed already."""
+        try:
+            if adopt is not None:
+                await adopt(None)
+            else:
+                await self.catch_up()
+            if due := self.due():
+                await give_up(due)
+        except Exception as exc:  # the sweeps and the clock try again
+            log.warning("catching up with the ledger failed: %s", exc)
+
     def due(self) -> list[Due]:
         return self.clock.due(int(time.time() * 1000))
 

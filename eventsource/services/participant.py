@@ -100,27 +100,15 @@ class ParticipantService:
 
     async def run(self, stop: asyncio.Event) -> None:
         self._stop = stop
-        await self._catch_up()
+        # Before taking new work (core mode: the ledger read that rebuilds what it waits on).
+        adopt = self.core.adopt if self.core is not None else None
+        await self.give_ups.catch_up_and_give_up(self.give_up, adopt)
         async with asyncio.TaskGroup() as tasks:
             for k in range(self.partitions):
                 tasks.create_task(self._consume(k, stop))
             tasks.create_task(self.give_ups.run(self.give_up, stop))
             if self.core is not None:
                 tasks.create_task(self.core.run(self.process, self.fetch_batch, stop, self.give_up))
-
-    async def _catch_up(self) -> None:
-        """Before taking new work: learn what the ledger waits on and give up on what is past
-        its limit, so a result that arrived while this participant was down does not race a
-        deadline that had passed before it was read."""
-        try:
-            if self.core is not None:
-                self.core.stats.adopted += await self.core.adopt(None)
-            else:
-                await self.give_ups.catch_up()
-            if due := self.give_ups.due():
-                await self.give_up(due)
-        except Exception as exc:  # the sweeps and the clock try again
-            log.warning("catching up with the ledger failed: %s", exc)
 
     async def give_up(self, due: list[Due]) -> None:
         """Decide and commit the give-ups like an inbox message (core/saga.py `give_up`)."""
