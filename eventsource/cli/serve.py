@@ -68,7 +68,11 @@ def serve(
         2.0, "--replay-after", min=0.05, help="Core mode: seconds before the first resend."
     ),
     sweep_interval: float = typer.Option(
-        60.0, "--sweep-interval", min=1.0, help="Core mode: seconds between ledger sweeps."
+        60.0,
+        "--sweep-interval",
+        min=1.0,
+        help="Seconds between ledger sweeps: they adopt a dead sibling's give-up deadlines "
+        "and, in core mode, what it left waiting for an answer.",
     ),
     stats_dir: Path | None = typer.Option(
         None, "--stats-dir", help="Write this instance's counters to DIR/<pid>.json every second."
