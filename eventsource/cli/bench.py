@@ -69,8 +69,11 @@ def bench(
         help="Comma-separated factors, e.g. 10,100: each mode again at 0% loss with "
         "--transfers x factor, to see whether throughput and memory stay flat.",
     ),
-    settle_timeout: float = typer.Option(
-        900.0, "--settle-timeout", help="Seconds to wait for the last transfer; then it is lost."
+    settle_timeout: float | None = typer.Option(
+        None,
+        "--settle-timeout",
+        help="Seconds to wait for the last transfer; then it is lost. "
+        "Default: 900, or 1 per 100 transfers if more.",
     ),
     chart: Path | None = typer.Option(
         Path("natsbank-bench.png"), "--chart", help="PNG of the sweep (with 2+ runs)."

@@ -114,7 +114,7 @@ def run_point(
                 cluster.url, banks, options.transfers,
                 seed=options.seed, rate=options.rate, reject_share=options.reject_share,
                 progress=hooks.acked,
-                settle_timeout=max(options.settle_timeout, options.transfers / 100),
+                settle_timeout=options.settle_timeout or max(900.0, options.transfers / 100),
             )  # fmt: skip
             result, disturbed = run_sync(
                 drive_disturbed(
