@@ -150,65 +150,58 @@ async def test_a_hot_account_under_two_instances_never_overdraws(nats1):
         assert sum(s.stats.transfers for s in services) >= 80  # a redelivery is decided again
 
 
-@pytest.mark.slow
-async def test_kill_9_of_a_shared_store_service_under_load(nats1, tmp_path):
-    banks = standard_banks(3, 4)
-    names = [b.participant for b in banks]
-    await bootstrap_shared(nats1.url, banks, funding="5000.00")
-    args = ("--store", "shared")
-    procs = start_services(nats1.url, names, 2, tmp_path / "logs", serve_args=args)
+FAULT_BANKS = standard_banks(3, 4)
+SERVE_SHARED = ("--store", "shared")
+
+
+async def run_with_fault(cluster: ClusterInfo, tmp_path: Path, fault, *, count: int, rate: float):
+    """Real `serve --store shared` processes under a paced load; `fault(procs)` runs 2 s in.
+    Afterwards every ACKed transfer has its one record and the shared audit is clean."""
+    names = [b.participant for b in FAULT_BANKS]
+    await bootstrap_shared(cluster.url, FAULT_BANKS, funding="5000.00")
+    procs = start_services(cluster.url, names, 2, tmp_path / "logs", serve_args=SERVE_SHARED)
     try:
 
-        async def kill_one_then_restart() -> None:
+        async def disturb() -> None:
             await asyncio.sleep(2.0)
-            os.kill(procs[0].pid, signal.SIGKILL)  # between any two of its writes
-            procs[0].wait()
-            await asyncio.sleep(1.0)
-            procs[0] = start_services(nats1.url, names, 1, tmp_path / "l2", serve_args=args)[0]
+            await fault(procs)
 
-        killing = asyncio.create_task(kill_one_then_restart())
+        disturbing = asyncio.create_task(disturb())
         result = await drive_shared(
-            nats1.url, banks, 3000, seed=5, rate=600, per_message=10, settle_timeout=90
+            cluster.url, FAULT_BANKS, count, seed=5, rate=rate, per_message=10, settle_timeout=120
         )
-        await killing
+        await disturbing
     finally:
         stop_services(procs)
-    assert result.acked == 3000
+    assert result.acked == count
     assert result.measurement.unfinished == []
     assert result.audit.ok, dict(result.audit.violations)
-    assert result.audit.transfers_acked == result.audit.final == 3000
+    assert result.audit.transfers_acked == result.audit.final == count
+
+
+@pytest.mark.slow
+async def test_kill_9_of_a_shared_store_service_under_load(nats1, tmp_path):
+    async def kill_one_then_restart(procs) -> None:
+        os.kill(procs[0].pid, signal.SIGKILL)  # between any two of its writes
+        procs[0].wait()
+        await asyncio.sleep(1.0)
+        names = [b.participant for b in FAULT_BANKS]
+        procs[0] = start_services(nats1.url, names, 1, tmp_path / "l2", serve_args=SERVE_SHARED)[0]
+
+    await run_with_fault(nats1, tmp_path, kill_one_then_restart, count=3000, rate=600)
 
 
 @pytest.mark.slow
 @pytest.mark.cluster3
 async def test_kill_9_of_the_shared_stream_leader_node_under_load(nats3, tmp_path):
-    banks = standard_banks(3, 4)
-    names = [b.participant for b in banks]
-    await bootstrap_shared(nats3.url, banks, funding="5000.00")
-    procs = start_services(nats3.url, names, 2, tmp_path / "logs", serve_args=("--store", "shared"))
-    try:
+    async def kill_leader(procs) -> None:
+        nc = await connect(nats3.url)
+        info = await nc.jetstream().stream_info(SHARED_STREAM)
+        await nc.close()
+        assert info.config.num_replicas == 3  # R3, like the ledger
+        index = [n.name for n in nats3.nodes].index(info.cluster.leader)
+        kill_node(load_cluster(Path(nats3.state_dir)) or nats3, index)
+        await asyncio.sleep(3.0)
+        await asyncio.to_thread(restart_node, load_cluster(Path(nats3.state_dir)) or nats3, index)
 
-        async def kill_leader() -> None:
-            await asyncio.sleep(2.0)
-            nc = await connect(nats3.url)
-            info = await nc.jetstream().stream_info(SHARED_STREAM)
-            await nc.close()
-            assert info.config.num_replicas == 3  # R3, like the ledger
-            index = [n.name for n in nats3.nodes].index(info.cluster.leader)
-            kill_node(load_cluster(Path(nats3.state_dir)) or nats3, index)
-            await asyncio.sleep(3.0)
-            await asyncio.to_thread(
-                restart_node, load_cluster(Path(nats3.state_dir)) or nats3, index
-            )
-
-        killing = asyncio.create_task(kill_leader())
-        result = await drive_shared(
-            nats3.url, banks, 2000, seed=7, rate=300, per_message=10, settle_timeout=120
-        )
-        await killing
-    finally:
-        stop_services(procs)
-    assert result.acked == 2000
-    assert result.measurement.unfinished == []
-    assert result.audit.ok, dict(result.audit.violations)
-    assert result.audit.transfers_acked == result.audit.final == 2000
+    await run_with_fault(nats3, tmp_path, kill_leader, count=2000, rate=300)
