@@ -50,7 +50,7 @@ from tests.integration.conftest import LiveBank, transfer
 class Instance:
     """One participant service with its own stop, so a test can take it down and back."""
 
-    def __init__(self, bank: LiveBank, participant: str) -> None:
+    def __init__(self, bank: LiveBank, participant: str, sweep_interval: float = 5.0) -> None:
         self.stop = asyncio.Event()
         self.service = ParticipantService(
             bank.nc,
@@ -58,7 +58,7 @@ class Instance:
             bank.partitions,
             core=bank.mode == "core",
             replay=ReplayPolicy(first=bank.replay_after),
-            sweep_interval=5.0,
+            sweep_interval=sweep_interval,
         )
         self.task = asyncio.create_task(self.service.run(self.stop))
 
@@ -278,3 +278,27 @@ async def dead_letter(bank: LiveBank) -> dict | None:
     async for msg in read_messages(bank.nc, DEAD_LETTER_STREAM):
         return dict(msg.headers or {})
     return None
+
+
+async def test_a_sibling_instance_gives_up_for_one_that_died(bank):
+    """The deadline is with the transfer, not with the instance that admitted it: when that
+    instance dies, its sibling learns of the record from its ledger sweep and gives up."""
+    first, second = Instance(bank, "alpha", 1.0), Instance(bank, "alpha", 1.0)
+    try:
+        await bank.submit(transfer("t1", "alpha/a1", "beta/b1", deadline_ms=4000))
+        key = outgoing_key("alpha", "t1")
+
+        async def watching() -> list[Instance]:
+            return [i for i in (first, second) if key in i.service.give_ups.clock]
+
+        admitter = (await until(watching, "n admits t1 and watches its deadline"))[0]
+        sibling = second if admitter is first else first
+        await admitter.down()
+        n = await until(lambda: outcome_at(bank, "n", "t1"), "the sibling gives up")
+        assert (n.outcome, sibling.service.stats.given_up) == (Outcome.CANCELLED, 1)
+    finally:
+        for instance in (first, second):
+            if not instance.task.done():
+                await instance.down()
+    async with running(bank, "alpha", "beta"):  # p records the CANCEL, n takes its answer
+        await audited(bank, cancelled=1)
