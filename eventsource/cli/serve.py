@@ -28,7 +28,7 @@ from eventsource.core.errors import ConfigError
 from eventsource.core.faults import FaultPlan
 from eventsource.core.replay import ReplayPolicy
 from eventsource.services.metrics import NO_OBSERVER, ServiceMetrics
-from eventsource.services.participant import ParticipantService, service_figures
+from eventsource.services.participant import CORE_WINDOW, ParticipantService, service_figures
 from eventsource.services.probes import not_ready, sample_lag
 
 log = logging.getLogger("natsbank.serve")
@@ -66,6 +66,12 @@ def serve(
     ),
     replay_after: float = typer.Option(
         2.0, "--replay-after", min=0.05, help="Core mode: seconds before the first resend."
+    ),
+    window: int = typer.Option(
+        CORE_WINDOW,
+        "--window",
+        min=1,
+        help="Core mode: admit no new submission while this many records wait for an answer.",
     ),
     sweep_interval: float = typer.Option(
         60.0,
@@ -114,6 +120,7 @@ def serve(
                     faults=plan,
                     replay=ReplayPolicy(first=replay_after),
                     sweep_interval=sweep_interval,
+                    window=window,
                     instance=str(os.getpid()),
                     observer=metrics or NO_OBSERVER,
                 )

@@ -49,6 +49,9 @@ log = logging.getLogger("natsbank.service")
 MAX_ITEMS_PER_GROUP = 300
 MAX_WRITES = 1000
 KEEP_ALIVE = 0.8  # seconds between in-progress acks while a commit is retried (< any ack wait)
+# Core mode's flow control: no new submissions while this many records wait for an answer (the
+# inbox keeps them). JetStream mode's counterpart is the consumers' max_ack_pending (20,000).
+CORE_WINDOW = 20_000
 
 
 class ParticipantService:
@@ -65,6 +68,7 @@ class ParticipantService:
         sweep_interval: float = 60.0,
         instance: str = "",
         observer: Observer = NO_OBSERVER,
+        window: int = CORE_WINDOW,
     ):
         self.nc = nc
         self.participant = participant
@@ -72,6 +76,7 @@ class ParticipantService:
         self.home = partition_of(participant, partitions)
         self.state = LedgerState(nc, self.home)
         self.fetch_batch = fetch_batch
+        self.window = window
         self.stats = ServiceStats()
         self.observer = observer
         self.bound: set[int] = set()  # partitions whose inbox consumer this instance is bound to
@@ -127,6 +132,9 @@ class ParticipantService:
                 if sub is None:
                     sub = await js.pull_subscribe_bind(durable, stream=ledger_stream(partition))
                     self.bound.add(partition)
+                if self._window_full():
+                    await asyncio.sleep(0.05)
+                    continue
                 msgs = await sub.fetch(self.fetch_batch, timeout=1.0)
             except TimeoutError:
                 continue
@@ -143,6 +151,15 @@ class ParticipantService:
                 await asyncio.sleep(1.0)
         await _drop(sub)
         self.bound.discard(partition)
+
+    def _window_full(self) -> bool:
+        """Core mode admits no submission while `window` records wait for an answer: without
+        it, 2,000,000 at once left 1.4M waiting and the replay clocks resent 15.5M items in
+        6.5 minutes, crowding out the answers (docs/FINDINGS.md, core mode at 100x)."""
+        if self.core is None or len(self.core.schedule) < self.window:
+            return False
+        self.stats.window_full += 1
+        return True
 
     async def _inject(self, msgs: list[Msg]) -> list[Msg]:
         """JetStream mode's transport faults, on received protocol messages (never submissions):

@@ -16,6 +16,7 @@ class ServiceStats:
     outbox_messages: int = 0  # protocol messages committed to the ledger (JetStream mode)
     given_up: int = 0  # transfers this instance gave up on (DESIGN.md section 5)
     redelivered: int = 0  # inbox deliveries the server made more than once
+    window_full: int = 0  # core mode: looks at the inbox skipped, too many records waiting
     started: float = field(default_factory=time.monotonic)
 
 

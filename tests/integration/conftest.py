@@ -22,7 +22,7 @@ from eventsource.services.accounts import open_account
 from eventsource.services.audit import AuditReport, audit
 from eventsource.services.client import Submitted, submit, wait_final
 from eventsource.services.measure import wait_quiescent
-from eventsource.services.participant import ParticipantService
+from eventsource.services.participant import CORE_WINDOW, ParticipantService
 from eventsource.services.scenario import bootstrap
 from eventsource.services.workload import Bank
 
@@ -48,7 +48,12 @@ class LiveBank:
         return [b.participant for b in BANKS]
 
     def start(
-        self, participant: str, *, fetch_batch: int = 256, sweep_interval: float = 60.0
+        self,
+        participant: str,
+        *,
+        fetch_batch: int = 256,
+        sweep_interval: float = 60.0,
+        window: int = CORE_WINDOW,
     ) -> ParticipantService:
         service = ParticipantService(
             self.nc,
@@ -59,6 +64,7 @@ class LiveBank:
             faults=self.faults,
             replay=ReplayPolicy(first=self.replay_after),
             sweep_interval=sweep_interval,
+            window=window,
             instance=str(len(self.services)),
         )
         self.services.append((service, asyncio.create_task(service.run(self.stop))))

@@ -97,3 +97,23 @@ async def test_a_dead_core_instance_leaves_nothing_stranded_its_sibling_adopts_i
         assert survivor.core.stats.adopted >= waiting_on_doomed
         report = await bank.audit()
         assert report.ok, report.violations
+
+
+async def test_core_mode_admits_no_submission_while_its_window_is_full(nats1):
+    async with live_bank(nats1, mode="core") as bank:
+        alpha = bank.start("alpha", fetch_batch=1, window=5)
+        ids = [f"w-{i}" for i in range(30)]
+        for i in ids:  # beta is down: each admitted posting waits for its result
+            await bank.submit(transfer(i, "alpha/a1", "beta/b1", "1.00"))
+        for _ in range(100):
+            if alpha.stats.window_full:
+                break
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(1.0)
+        assert alpha.stats.window_full > 0
+        assert alpha.stats.messages == 5 and len(alpha.core.schedule) == 5  # 25 wait in the inbox
+        bank.start("beta")
+        final = await bank.wait("alpha", ids, timeout=60)
+        assert len(final) == 30 and {s.outcome for s in final.values()} == {Outcome.OK}
+        report = await bank.audit()
+        assert report.ok, report.violations
