@@ -2,10 +2,27 @@
 
 from __future__ import annotations
 
+import enum
 import os
 from pathlib import Path
 
 import msgspec
+
+from eventsource.core.limits import FETCH_BATCH
+
+
+class Store(enum.StrEnum):
+    """Where accounts live."""
+
+    INDEPENDENT = "independent"  # a ledger per participant's partition, three-phase protocol
+    SHARED = "shared"  # every account in one stream, one atomic step per transfer
+
+
+class Transport(enum.StrEnum):
+    """How the independent store's protocol messages travel (`serve --mode`)."""
+
+    JETSTREAM = "jetstream"  # an outbox in the ledger; the server delivers and redelivers
+    CORE = "core"  # core NATS messages after the commit; the endpoints resend on a clock
 
 
 def default_home() -> Path:
@@ -19,14 +36,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     streams_file: str = ""
     pg_dsn: str = ""
     # Group commit: how many inbox messages one service instance takes per fetch.
-    fetch_batch: int = 256
+    fetch_batch: int = FETCH_BATCH
     # Seconds an unacknowledged inbox message waits before JetStream redelivers it.
     ack_wait: float = 30.0
     # `serve`: port of /healthz, /readyz and /metrics; 0 means no HTTP endpoint.
     http_port: int = 0
-    # Where accounts live: "independent" (a ledger per participant's partition, three-phase
-    # protocol) or "shared" (one stream for all, one atomic step per transfer).
-    store: str = "independent"
+    store: Store = Store.INDEPENDENT
+    transport: Transport = Transport.JETSTREAM
 
     @property
     def home_path(self) -> Path:
@@ -42,6 +58,7 @@ _ENV = {
     "ack_wait": "NATSBANK_ACK_WAIT",
     "http_port": "NATSBANK_HTTP_PORT",
     "store": "NATSBANK_STORE",
+    "transport": "NATSBANK_TRANSPORT",
 }
 
 

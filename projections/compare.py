@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from nats.aio.client import Client
 
-from eventsource.services.views import list_accounts, list_transfers
+from eventsource.adapters.views import list_accounts, list_transfers
 from projections.store import ProjectedState
 
 

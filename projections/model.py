@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import msgspec
 
+from eventsource.core.errors import ProtocolError
 from eventsource.core.events import account_event_decoder, transfer_event_decoder
 from eventsource.core.model import Side
 from eventsource.core.protocol import Phase
@@ -24,7 +25,7 @@ PHASE_COLUMN = {
 }
 
 
-class Undecodable(ValueError):
+class Undecodable(ProtocolError):
     """A ledger message the projector cannot turn into a row: it goes to the dead letters."""
 
 

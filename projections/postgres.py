@@ -80,7 +80,7 @@ def _text(value: Decimal) -> str:
     return format(value, "f")
 
 
-class PostgresStore:
+class PostgresDb:
     """A projection in one PostgreSQL database; `dsn` is anything asyncpg accepts."""
 
     def __init__(self, dsn: str, schema: str = "public") -> None:

@@ -24,16 +24,16 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, ReplayPolicy
 from nats.js.errors import NotFoundError
 
 from eventsource.adapters.dead_letters import dead_letter
+from eventsource.core.errors import DeadLetterReason
 from eventsource.core.model import is_token
 from eventsource.core.subjects import key_of_subject, ledger_stream, state_prefix
 from projections.model import LedgerEvent, Undecodable, decode_row, participant_of_key
-from projections.store import LostLeadership, Store
+from projections.store import LostLeadership, ProjectionDb
 
 log = logging.getLogger("natsbank.projector")
 FETCH_BATCH = 500
 ACK_WAIT = 60.0
 KEEP_ALIVE = 5.0
-UNDECODABLE = "UNDECODABLE"
 PROJECTOR_DLQ = "_projector"
 
 
@@ -63,7 +63,7 @@ class Projector:
     def __init__(
         self,
         nc: Client,
-        store: Store,
+        store: ProjectionDb,
         partitions: int,
         *,
         name: str,
@@ -245,11 +245,12 @@ class Projector:
 
     async def _poison(self, msg: Msg, detail: str) -> None:
         self.stats.dead_letters += 1
-        log.warning("%s: dead letter %s: %s", self.name, UNDECODABLE, detail)
+        reason = DeadLetterReason.UNDECODABLE
+        log.warning("%s: dead letter %s: %s", self.name, reason, detail)
         key = key_of_subject(msg.subject) or ""
         owner = participant_of_key(key)
         owner = owner if is_token(owner) else PROJECTOR_DLQ
-        await self._retry(lambda: dead_letter(self.nc, owner, msg, UNDECODABLE, detail))
+        await self._retry(lambda: dead_letter(self.nc, owner, msg, reason, detail))
 
     async def _retry(self, call, attempts: int = 60):
         for attempt in range(1, attempts + 1):

@@ -6,12 +6,14 @@ from __future__ import annotations
 import asyncio
 import time
 
-from projections.store import Store
+from projections.store import ProjectionDb
 
 POLL = 0.05
 
 
-async def wait_applied(store: Store, wanted: dict[str, int], timeout: float) -> dict[str, int]:
+async def wait_applied(
+    store: ProjectionDb, wanted: dict[str, int], timeout: float
+) -> dict[str, int]:
     """Poll the open `store` until each stream of `wanted` is at or past its position, or
     `timeout` seconds pass; returns the applied position of each wanted stream (0 if none)."""
     deadline = time.monotonic() + timeout

@@ -92,7 +92,7 @@ async def _open_database(path: Path) -> aiosqlite.Connection:
     return db
 
 
-class SqliteStore:
+class SqliteDb:
     """`directory/<participant>.sqlite`; with `participant`, only that participant's file."""
 
     def __init__(self, directory: Path, participant: str | None = None) -> None:

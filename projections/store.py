@@ -1,14 +1,15 @@
-"""What the projector needs from a database; PostgresStore and SqliteStore both provide it."""
+"""What the projector needs from a database; PostgresDb and SqliteDb both provide it."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Protocol
 
+from eventsource.core.errors import InfrastructureError
 from projections.model import LedgerEvent
 
 
-class LostLeadership(Exception):
+class LostLeadership(InfrastructureError):
     """The database session that held the projection lock is gone, and another projector
     holds the lock now: this one must stop applying (it would race the other one)."""
 
@@ -33,7 +34,7 @@ class ProjectedState:
     transfers: dict[str, tuple]
 
 
-class Store(Protocol):
+class ProjectionDb(Protocol):
     async def open(self) -> None:
         """Connect and apply the migrations."""
 

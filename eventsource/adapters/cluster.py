@@ -74,7 +74,7 @@ class NodeStatus(msgspec.Struct, frozen=True, kw_only=True):
     jetstream: str
 
 
-class _PortTaken(Exception):
+class _PortTaken(InfrastructureError):
     """A port picked as free was taken before nats-server could bind it."""
 
 

@@ -12,22 +12,14 @@ from nats.aio.client import Client
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 
-from eventsource.core.errors import InfrastructureError
+from eventsource.core.errors import CommitUnknown, InfrastructureError, StaleState
+from eventsource.core.limits import COMMIT_TIMEOUT_S, MAX_BATCH_MESSAGES, READ_TIMEOUT_S
 from eventsource.core.workset import Write
 
 # JetStream error codes natsbank reacts to (server errors.json).
 WRONG_LAST_SEQUENCE = 10071
 WRONG_LAST_SEQUENCE_IN_BATCH = 10164  # the same refusal, as reported for an atomic batch
 STREAM_NOT_FOUND = 10059
-MAX_BATCH = 1000
-
-
-class StaleState(Exception):
-    """A subject moved since we read it: another instance or a retry got there first."""
-
-
-class CommitUnknown(Exception):
-    """No answer to a commit: it may or may not have landed. Re-read, then decide again."""
 
 
 async def connect(url: str, *, name: str = "natsbank", **options) -> Client:
@@ -46,15 +38,15 @@ async def connect(url: str, *, name: str = "natsbank", **options) -> Client:
         raise InfrastructureError(f"cannot connect to NATS at {url}: {exc}") from None
 
 
-async def commit(nc: Client, writes: Sequence[Write], *, timeout: float = 10.0) -> int:
+async def commit(nc: Client, writes: Sequence[Write], *, timeout: float = COMMIT_TIMEOUT_S) -> int:
     """Store `writes` as one atomic batch; return the stream sequence of the last message.
 
     The messages of a batch get consecutive sequences, so write i has `last - len + 1 + i`.
     """
     if not writes:
         raise ValueError("empty batch")
-    if len(writes) > MAX_BATCH:
-        raise ValueError(f"batch of {len(writes)} messages exceeds {MAX_BATCH}")
+    if len(writes) > MAX_BATCH_MESSAGES:
+        raise ValueError(f"batch of {len(writes)} messages exceeds {MAX_BATCH_MESSAGES}")
     batch_id = uuid.uuid4().hex
     last = len(writes)
     try:
@@ -85,7 +77,7 @@ async def commit(nc: Client, writes: Sequence[Write], *, timeout: float = 10.0) 
 
 
 async def read_last(
-    nc: Client, stream: str, subject: str, *, leader: bool = False, timeout: float = 5.0
+    nc: Client, stream: str, subject: str, *, leader: bool = False, timeout: float = READ_TIMEOUT_S
 ) -> tuple[bytes, int] | None:
     """The last message on `subject` and its sequence, or None if the subject is empty.
 

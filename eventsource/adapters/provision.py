@@ -188,6 +188,16 @@ async def _check_partitions(js, topology: Topology, *, force: bool) -> None:
         await kv.put(TOPOLOGY_KEY, msgspec.json.encode({"partitions": topology.partitions}))
 
 
+async def partitions_of(nc: Client) -> int:
+    """The partition count recorded by `streams init`; commands never guess it."""
+    try:
+        kv = await nc.jetstream().key_value(PARTICIPANTS_BUCKET)
+        entry = await kv.get(TOPOLOGY_KEY)
+    except NotFoundError:
+        raise ConfigError("the streams are not set up: run `natsbank streams init`") from None
+    return int(msgspec.json.decode(entry.value or b"{}").get("partitions", 1))
+
+
 def require_participant_name(participant: str) -> None:
     if not is_token(participant) or is_reserved(participant):
         raise ConfigError(

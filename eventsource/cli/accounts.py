@@ -5,36 +5,15 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 
-from eventsource.adapters.provision import register_participant
-from eventsource.adapters.shared_provision import (
-    register_shared_participant,
-    require_shared_store,
-)
 from eventsource.adapters.topology import load_topology
-from eventsource.cli.common import (
-    console,
-    nats_connection,
-    partitions_of,
-    print_json,
-    run,
-    settings,
-)
-from eventsource.cli.store import is_shared, store_option
+from eventsource.bootstrap import open_ledger
+from eventsource.cli.common import console, nats_connection, print_json, run, settings
+from eventsource.cli.options import store_option
+from eventsource.cli.render import account_line
 from eventsource.core.events import AccountSnapshot
 from eventsource.core.money import format_amount
-from eventsource.services import accounts as service
-from eventsource.services.shared_client import list_shared_accounts
-from eventsource.services.views import list_accounts
 
 app = typer.Typer(help="Open, fund, close and list accounts.", no_args_is_help=True)
-
-
-def _show(snapshot: AccountSnapshot) -> str:
-    return (
-        f"{snapshot.participant}/{snapshot.account} {snapshot.currency} "
-        f"balance {snapshot.balance} pending debits {snapshot.pending_debits} "
-        f"pending credits {snapshot.pending_credits}" + (" (closed)" if snapshot.closed else "")
-    )
 
 
 @app.command("open")
@@ -52,18 +31,12 @@ def open_(
     async def main():
         async with nats_connection(config) as nc:
             topology = load_topology(config.streams_file or None)
-            if is_shared(config):
-                await require_shared_store(nc)
-                await register_shared_participant(nc, topology, participant)
-                return await service.open_account(
-                    nc, 1, participant, account, currency, fund, shared=True
-                )
-            partitions = await partitions_of(nc)
-            await register_participant(nc, topology, participant)
-            return await service.open_account(nc, partitions, participant, account, currency, fund)
+            ledger = await open_ledger(nc, config.store)
+            await ledger.register(topology, participant)
+            return await ledger.open_account(participant, account, currency, fund)
 
     snapshot = AccountSnapshot.of(run(main))
-    print_json(snapshot) if as_json else console.print(f"opened {_show(snapshot)}")
+    print_json(snapshot) if as_json else console.print(f"opened {account_line(snapshot)}")
 
 
 @app.command("fund")
@@ -77,17 +50,14 @@ def fund(
 ) -> None:
     """Create money on an account. Funding is the only way money enters the ledger."""
     config = settings(store=store)
-    shared = is_shared(config)
 
     async def main():
         async with nats_connection(config) as nc:
-            partitions = await _partitions(nc, shared)
-            return await service.fund_account(
-                nc, partitions, participant, account, amount, reference, shared=shared
-            )
+            ledger = await open_ledger(nc, config.store)
+            return await ledger.fund_account(participant, account, amount, reference)
 
     snapshot = AccountSnapshot.of(run(main))
-    print_json(snapshot) if as_json else console.print(f"funded {_show(snapshot)}")
+    print_json(snapshot) if as_json else console.print(f"funded {account_line(snapshot)}")
 
 
 @app.command("close")
@@ -99,22 +69,14 @@ def close(
 ) -> None:
     """Close an account: no new transfers; those in flight still settle."""
     config = settings(store=store)
-    shared = is_shared(config)
 
     async def main():
         async with nats_connection(config) as nc:
-            partitions = await _partitions(nc, shared)
-            return await service.close_account(nc, partitions, participant, account, shared=shared)
+            ledger = await open_ledger(nc, config.store)
+            return await ledger.close_account(participant, account)
 
     snapshot = AccountSnapshot.of(run(main))
-    print_json(snapshot) if as_json else console.print(f"closed {_show(snapshot)}")
-
-
-async def _partitions(nc, shared: bool) -> int:
-    if shared:
-        await require_shared_store(nc)
-        return 1  # unused by the shared store
-    return await partitions_of(nc)
+    print_json(snapshot) if as_json else console.print(f"closed {account_line(snapshot)}")
 
 
 @app.command("list")
@@ -128,10 +90,7 @@ def list_(
 
     async def main():
         async with nats_connection(config) as nc:
-            if is_shared(config):
-                await require_shared_store(nc)
-                return await list_shared_accounts(nc, participant)
-            return await list_accounts(nc, await partitions_of(nc), participant)
+            return await (await open_ledger(nc, config.store)).accounts(participant)
 
     snapshots = run(main)
     if as_json:

@@ -11,6 +11,16 @@ from pathlib import Path
 import typer
 from rich.progress import Progress
 
+from benchmark.bench import (
+    DEFAULT_LOSSES,
+    BenchOptions,
+    Hooks,
+    check_options,
+    is_valid,
+    run_bench,
+)
+from benchmark.faults import ProcessFaults
+from benchmark.projection import ProjectorChoice
 from eventsource.cli.bench_report import (
     parse_losses,
     parse_scales,
@@ -19,17 +29,7 @@ from eventsource.cli.bench_report import (
     write_chart,
 )
 from eventsource.cli.common import console, err_console, print_json
-from eventsource.services.bench import (
-    DEFAULT_LOSSES,
-    BenchOptions,
-    Hooks,
-    Mode,
-    check_options,
-    is_valid,
-    run_bench,
-)
-from eventsource.services.bench_faults import ProcessFaults
-from eventsource.services.bench_projection import ProjectorChoice
+from eventsource.settings import Transport
 
 
 def register(app: typer.Typer) -> None:
@@ -37,8 +37,10 @@ def register(app: typer.Typer) -> None:
 
 
 def bench(
-    modes: list[Mode] = typer.Option(
-        [Mode.JETSTREAM, Mode.CORE], "--mode", help="Transport mode(s); repeat for several."
+    modes: list[Transport] = typer.Option(
+        [Transport.JETSTREAM, Transport.CORE],
+        "--mode",
+        help="Transport mode(s); repeat for several.",
     ),
     losses: str = typer.Option(
         ",".join(f"{x:g}" for x in DEFAULT_LOSSES),
@@ -48,9 +50,9 @@ def bench(
     duplicate: float = typer.Option(0.0, "--duplicate", help="Share duplicated, every run."),
     delay: float = typer.Option(0.0, "--delay", help="Share delayed up to --max-delay s."),
     max_delay: float = typer.Option(0.5, "--max-delay"),
-    replay_after: float = typer.Option(
+    resend_after: float = typer.Option(
         2.0,
-        "--replay-after",
+        "--resend-after",
         help="Seconds before a resend: core mode's replay clock and JetStream's ack wait.",
     ),
     kill_service_every: float | None = typer.Option(
@@ -125,7 +127,7 @@ def bench(
         duplicate=duplicate,
         delay=delay,
         max_delay=max_delay,
-        replay_after=replay_after,
+        resend_after=resend_after,
         scales=parse_scales(scales),
         settle_timeout=settle_timeout,
         process_faults=ProcessFaults(

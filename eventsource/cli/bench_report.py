@@ -8,6 +8,7 @@ from rich.table import Table
 
 from eventsource.cli.common import console
 from eventsource.core.errors import ConfigError
+from eventsource.settings import Store
 
 
 def parse_losses(text: str) -> tuple[float, ...]:
@@ -30,13 +31,13 @@ def parse_scales(text: str) -> tuple[int, ...]:
     return values
 
 
-def parse_stores(text: str) -> tuple[str, ...]:
+def parse_stores(text: str) -> tuple[Store, ...]:
     values = tuple(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
-    if not values or set(values) - {"independent", "shared"}:
+    if not values or set(values) - set(Store):
         raise ConfigError(
             f"--store takes independent, shared or both, comma-separated, not {text!r}"
         )
-    return values
+    return tuple(Store(v) for v in values)
 
 
 def print_report(report: dict) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import signal
 import sys
@@ -13,14 +12,11 @@ from typing import Any, TypeVar
 
 import msgspec
 from nats.aio.client import Client
-from nats.js.errors import NotFoundError
 from rich.console import Console
 
 from eventsource.adapters.cluster import resolve_nats_url
 from eventsource.adapters.jetstream import connect
-from eventsource.adapters.provision import TOPOLOGY_KEY
 from eventsource.core.errors import ConfigError
-from eventsource.core.subjects import PARTICIPANTS_BUCKET
 from eventsource.settings import Settings, load_settings
 
 console = Console()
@@ -70,16 +66,6 @@ async def nats_connection(config: Settings) -> AsyncIterator[Client]:
     finally:
         with contextlib.suppress(Exception):
             await nc.drain()
-
-
-async def partitions_of(nc: Client) -> int:
-    """The partition count recorded by `streams init`; commands never guess it."""
-    try:
-        kv = await nc.jetstream().key_value(PARTICIPANTS_BUCKET)
-        entry = await kv.get(TOPOLOGY_KEY)
-    except NotFoundError:
-        raise ConfigError("the streams are not set up: run `natsbank streams init`") from None
-    return int(json.loads(entry.value or b"{}").get("partitions", 1))
 
 
 def print_json(value: Any) -> None:

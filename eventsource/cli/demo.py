@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import tempfile
-from functools import partial
 from pathlib import Path
 
 import typer
@@ -11,12 +10,7 @@ from rich.panel import Panel
 from rich.progress import Progress
 from rich.table import Table
 
-from eventsource.adapters import postgres as pg
-from eventsource.adapters.cluster import LocalCluster, dev_state_dir
-from eventsource.cli.common import console, print_json, settings
-from eventsource.cli.store import is_shared, store_option
-from eventsource.core.errors import UsageError
-from eventsource.services.scenario import (
+from benchmark.scenario import (
     bootstrap,
     check_projection,
     default_banks,
@@ -26,7 +20,12 @@ from eventsource.services.scenario import (
     start_services,
     stop_services,
 )
-from eventsource.services.shared_scenario import bootstrap_shared, drive_shared
+from eventsource.adapters import postgres as pg
+from eventsource.adapters.cluster import LocalCluster, dev_state_dir
+from eventsource.cli.common import console, print_json, settings
+from eventsource.cli.options import store_option
+from eventsource.core.errors import UsageError
+from eventsource.settings import Store
 
 
 def register(app: typer.Typer) -> None:
@@ -51,9 +50,8 @@ def demo(
 ) -> None:
     """Start a cluster, open accounts, run services, push transfers, measure and audit."""
     config = settings(store=store)
-    shared = is_shared(config)
-    if shared and postgres:
-        raise UsageError("--postgres: the shared store has no projection")
+    if postgres and config.store is not Store.INDEPENDENT:
+        raise UsageError(f"--postgres: the {config.store} store has no projection")
     state_dir = dev_state_dir(config) if keep else Path(tempfile.mkdtemp(prefix="natsbank-demo-"))
     banks = default_banks(participants)
     names = [b.participant for b in banks]
@@ -61,9 +59,8 @@ def demo(
     with LocalCluster(state_dir, nodes=nodes, remove_data=not keep, keep_running=keep) as cluster:
         if not quiet:
             console.print(f"cluster: {nodes} node(s) at {cluster.url}")
-        setup = bootstrap_shared if shared else bootstrap
-        partitions = run_sync(setup(cluster.url, banks)) or 1
-        serve_args = ("--store", "shared") if shared else ()
+        partitions = run_sync(bootstrap(cluster.url, banks, store=config.store))
+        serve_args = ("--store", config.store.value)
         procs = start_services(
             cluster.url, names, instances, state_dir / "logs", serve_args=serve_args
         )
@@ -73,10 +70,13 @@ def demo(
         try:
             with Progress(console=console, disable=quiet, transient=True) as progress:
                 task = progress.add_task("transfers ACKed", total=transfers)
-                run_workload = drive_shared if shared else partial(drive, partitions=partitions)
                 result = run_sync(
-                    run_workload(
-                        cluster.url, banks, transfers, progress=lambda n: progress.advance(task, n)
+                    drive(
+                        cluster.url,
+                        banks,
+                        transfers,
+                        store=config.store,
+                        progress=lambda n: progress.advance(task, n),
                     )
                 )
             projection = (
@@ -91,7 +91,7 @@ def demo(
     m, audit = result.measurement, result.audit
     summary = {
         "nodes": nodes,
-        "store": "shared" if shared else "independent",
+        "store": config.store.value,
         "participants": names,
         "instances": instances,
         "transfers": transfers,

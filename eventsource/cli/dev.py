@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 from typing import Annotated
 
 import msgspec
@@ -21,6 +20,7 @@ from eventsource.adapters.cluster import (
     start_cluster,
     stop_cluster,
 )
+from eventsource.cli.projection_db import dev_postgres_dir
 from eventsource.core.errors import ConfigError
 from eventsource.settings import load_settings
 
@@ -69,16 +69,6 @@ def up(
             with console.status("starting PostgreSQL"):
                 server = pg.start(dev_postgres_dir(settings) / "data")
         _print_postgres(server)
-
-
-def dev_postgres_dir(settings) -> Path:
-    return dev_state_dir(settings) / "postgres"
-
-
-def dev_postgres_dsn(settings) -> str | None:
-    """The DSN of the dev PostgreSQL if `dev up --postgres` started one and it still runs."""
-    server = pg.load(dev_postgres_dir(settings))
-    return server.dsn if server is not None else None
 
 
 def _print_postgres(server: pg.PgServer) -> None:

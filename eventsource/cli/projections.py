@@ -12,27 +12,25 @@ from pathlib import Path
 
 import typer
 
+from eventsource.adapters.provision import partitions_of
 from eventsource.cli.common import (
     console,
     nats_connection,
-    partitions_of,
     print_json,
     run,
     stop_on_signals,
 )
 from eventsource.cli.common import settings as load_config
-from eventsource.cli.dev import dev_postgres_dsn
-from eventsource.core.errors import ConfigError, NatsbankError
+from eventsource.cli.projection_db import open_projection, open_projection_db
+from eventsource.core.errors import NatsbankError
 from eventsource.core.subjects import ledger_stream
 from projections.projector import (
     Projector,
     backlog,
     caught_up,
     delete_consumers,
-    projection_name,
 )
 from projections.read_your_writes import wait_applied
-from projections.store import Store
 
 app = typer.Typer(help="The projector: ledger events into PostgreSQL or SQLite, exactly once.")
 
@@ -48,34 +46,6 @@ class ProjectorBusy(NatsbankError):
     exit_code = 1
 
 
-def open_store(
-    dsn: str | None, sqlite: Path | None, participant: str | None, name: str | None
-) -> tuple[Store, str]:
-    """The store and its projection name. On PostgreSQL the default projection lives in the
-    `public` schema and any other (a participant's, or --name) in a schema of its own name."""
-    if sqlite is None:  # flag, then NATSBANK_PG_DSN, then the PostgreSQL of `dev up --postgres`
-        config = load_config()
-        dsn = dsn or config.pg_dsn or dev_postgres_dsn(config)
-    if (dsn is None) == (sqlite is None):
-        raise ConfigError("give exactly one of --dsn URL (or NATSBANK_PG_DSN) and --sqlite DIR")
-    if sqlite is not None:
-        from projections.sqlite import SqliteStore
-
-        return SqliteStore(sqlite, participant), name or projection_name("sqlite", participant)
-    from projections.postgres import PostgresStore
-
-    projection = name or projection_name("postgres", participant)
-    schema = "public" if projection == "postgres" else projection
-    return PostgresStore(dsn, schema), projection  # type: ignore[arg-type]
-
-
-async def open_projection(store: Store) -> None:
-    try:
-        await store.open()
-    except (OSError, ConnectionError) as exc:
-        raise ConfigError(f"cannot open the projection database: {exc}") from None
-
-
 @app.command("run")
 def run_projector(
     dsn: str | None = DSN,
@@ -89,7 +59,7 @@ def run_projector(
 ) -> None:
     """Follow the ledger until SIGINT/SIGTERM (several may run: one is active, others wait)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    store, projection = open_store(dsn, sqlite, participant, name)
+    store, projection = open_projection_db(dsn, sqlite, participant, name)
 
     async def main() -> None:
         stop = stop_on_signals()
@@ -119,7 +89,7 @@ def status(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Lag per partition: events not yet applied, and seconds since the last applied event."""
-    store, projection = open_store(dsn, sqlite, participant, name)
+    store, projection = open_projection_db(dsn, sqlite, participant, name)
 
     async def main() -> list[dict]:
         async with nats_connection(load_config()) as nc:
@@ -179,7 +149,7 @@ def wait(
     """Read-your-writes: return once the projection has applied `--position` (as printed by
     `submit --wait`), so a query right after sees that outcome. The full projection, or the
     submitter's own, gets there; another participant's may not need to."""
-    store, _ = open_store(dsn, sqlite, participant, name)
+    store, _ = open_projection_db(dsn, sqlite, participant, name)
 
     async def main() -> int:
         await open_projection(store)
@@ -204,7 +174,7 @@ def rebuild(
     follow: bool = typer.Option(False, "--follow", help="Keep running after catching up."),
 ) -> None:
     """Delete the consumers and the rows, then project again from the start of the ledger."""
-    store, projection = open_store(dsn, sqlite, participant, name)
+    store, projection = open_projection_db(dsn, sqlite, participant, name)
 
     async def main() -> None:
         stop = stop_on_signals()

@@ -15,21 +15,29 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from eventsource.adapters.http_probe import serve_http
 from eventsource.adapters.log_format import configure_logging
+from eventsource.adapters.provision import require_participant_name
+from eventsource.bootstrap import (
+    ServeOptions,
+    check_serve_options,
+    open_ledger,
+    participant_service,
+)
 from eventsource.cli.common import (
     err_console,
     nats_connection,
-    partitions_of,
     run,
     settings,
     stop_on_signals,
 )
-from eventsource.cli.store import is_shared, store_option
+from eventsource.cli.options import store_option
 from eventsource.core.errors import ConfigError
 from eventsource.core.faults import FaultPlan
-from eventsource.core.replay import ReplayPolicy
+from eventsource.core.limits import CORE_WINDOW, SWEEP_INTERVAL_S
+from eventsource.core.resend import ResendPolicy
 from eventsource.services.metrics import NO_OBSERVER, ServiceMetrics
-from eventsource.services.participant import CORE_WINDOW, ParticipantService, service_figures
+from eventsource.services.participant import ParticipantService
 from eventsource.services.probes import not_ready, sample_lag
+from eventsource.settings import Transport
 
 log = logging.getLogger("natsbank.serve")
 
@@ -39,22 +47,18 @@ class LogFormat(enum.StrEnum):
     JSON = "json"
 
 
-class Mode(enum.StrEnum):
-    JETSTREAM = "jetstream"
-    CORE = "core"
-
-
 def register(app: typer.Typer) -> None:
     app.command("serve")(serve)
 
 
 def serve(
     participants: list[str] = typer.Argument(..., help="Participant(s) this instance serves."),
-    mode: Mode = typer.Option(
-        Mode.JETSTREAM,
+    mode: Transport | None = typer.Option(
+        None,
         "--mode",
-        help="jetstream: the outbox is in the ledger and the server redelivers; core: "
-        "postings, results and confirms are core messages, replayed on timers.",
+        help="jetstream (default): the outbox is in the ledger and the server redelivers; core: "
+        "postings, results and confirms are core messages, resent on timers "
+        "(env NATSBANK_TRANSPORT).",
     ),
     fetch_batch: int | None = typer.Option(None, "--fetch-batch", help="Messages per fetch."),
     faults: str = typer.Option(
@@ -64,8 +68,8 @@ def serve(
         help="Inject transport faults, e.g. drop=0.1,duplicate=0.05,delay=0.05,max_delay=0.5,"
         "seed=7 (testing and benchmarks).",
     ),
-    replay_after: float = typer.Option(
-        2.0, "--replay-after", min=0.05, help="Core mode: seconds before the first resend."
+    resend_after: float = typer.Option(
+        2.0, "--resend-after", min=0.05, help="Core mode: seconds before the first resend."
     ),
     window: int = typer.Option(
         CORE_WINDOW,
@@ -74,7 +78,7 @@ def serve(
         help="Core mode: admit no new submission while this many records wait for an answer.",
     ),
     sweep_interval: float = typer.Option(
-        60.0,
+        SWEEP_INTERVAL_S,
         "--sweep-interval",
         min=1.0,
         help="Seconds between ledger sweeps: they adopt a dead sibling's give-up deadlines "
@@ -97,35 +101,27 @@ def serve(
 ) -> None:
     """Serve the participants' inboxes until SIGTERM or Ctrl-C. Instances share the work."""
     configure_logging(log_level, log_format)
-    config = settings(fetch_batch=fetch_batch, http_port=http_port, store=store)
-    if is_shared(config):
-        from eventsource.cli.serve_shared import serve_shared
-
-        serve_shared(participants, config, core=mode is Mode.CORE, faults=faults, stats=stats_dir)
-        return
+    config = settings(fetch_batch=fetch_batch, http_port=http_port, store=store, transport=mode)
     metrics = ServiceMetrics() if config.http_port else None
-    plan = FaultPlan.parse(faults)
+    options = ServeOptions.of(
+        config,
+        faults=FaultPlan.parse(faults),
+        resend=ResendPolicy(first=resend_after),
+        sweep_interval=sweep_interval,
+        window=window,
+        instance=str(os.getpid()),
+        observer=metrics or NO_OBSERVER,
+    )
+    check_serve_options(config.store, options)
+    for participant in participants:
+        require_participant_name(participant)
 
     async def main() -> None:
         stop = stop_on_signals()
         async with nats_connection(config) as nc:
-            partitions = await partitions_of(nc)
-            services = [
-                ParticipantService(
-                    nc,
-                    p,
-                    partitions,
-                    fetch_batch=config.fetch_batch,
-                    core=mode is Mode.CORE,
-                    faults=plan,
-                    replay=ReplayPolicy(first=replay_after),
-                    sweep_interval=sweep_interval,
-                    window=window,
-                    instance=str(os.getpid()),
-                    observer=metrics or NO_OBSERVER,
-                )
-                for p in participants
-            ]
+            ledger = await open_ledger(nc, config.store)
+            await ledger.require(participants)
+            services = [participant_service(ledger, p, options) for p in participants]
             extras, server = [], None
             if metrics is not None:
                 metrics.watch(services)
@@ -138,16 +134,7 @@ def serve(
                         f"cannot serve HTTP on port {config.http_port}: {exc}"
                     ) from None
                 extras.append(asyncio.create_task(sample_lag(nc, services, metrics, stop)))
-            started = (
-                f"serving {', '.join(participants)} ({partitions} partition(s), {mode} mode"
-                + (f", faults {plan.encode()}" if plan.active else "")
-                + (f", http on port {config.http_port}" if config.http_port else "")
-                + ")"
-            )
-            if log_format is LogFormat.JSON:
-                log.info("%s", started)  # every line of a JSON log is JSON
-            else:
-                err_console.print(started, soft_wrap=True, highlight=False)  # one line
+            _announce(participants, config, options, log_format)
             path = stats_dir / f"{os.getpid()}.json" if stats_dir else None
             writer = asyncio.create_task(_write_stats(services, path, stop))
             try:
@@ -159,6 +146,19 @@ def serve(
                 await asyncio.gather(writer, *extras)
 
     run(main)
+
+
+def _announce(participants: list[str], config, options: ServeOptions, log_format) -> None:
+    started = (
+        f"serving {', '.join(participants)} ({config.store} store, {options.transport} mode"
+        + (f", faults {options.faults.encode()}" if options.faults.active else "")
+        + (f", http on port {config.http_port}" if config.http_port else "")
+        + ")"
+    )
+    if log_format is LogFormat.JSON:
+        log.info("%s", started)  # every line of a JSON log is JSON
+    else:
+        err_console.print(started, soft_wrap=True, highlight=False)  # one line
 
 
 def routes(nc, services: list[ParticipantService], metrics: ServiceMetrics) -> dict:
@@ -176,14 +176,12 @@ def routes(nc, services: list[ParticipantService], metrics: ServiceMetrics) -> d
     return {"/healthz": healthz, "/readyz": readyz, "/metrics": metrics_page}
 
 
-async def _write_stats(
-    services: list, path: Path | None, stop: asyncio.Event, figures_of=service_figures
-) -> None:
+async def _write_stats(services: list, path: Path | None, stop: asyncio.Event) -> None:
     """Counters for `bench`: rewritten every second, so a kill -9 loses at most a second."""
     if path is None:
         return
     while True:
-        figures = [figures_of(s) for s in services]
+        figures = [s.figures() for s in services]
         tmp = path.with_suffix(".tmp")
         tmp.write_bytes(msgspec.json.encode(figures))
         tmp.replace(path)

@@ -5,62 +5,20 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import msgspec
 import typer
 
-from eventsource.cli.common import (
-    console,
-    nats_connection,
-    partitions_of,
-    print_json,
-    run,
-    settings,
-)
-from eventsource.cli.projections import open_projection, open_store
-from eventsource.cli.store import is_shared, store_option
+from eventsource.bootstrap import open_ledger
+from eventsource.cli.common import console, nats_connection, print_json, run, settings
+from eventsource.cli.options import store_option
+from eventsource.cli.projection_db import open_projection, open_projection_db
+from eventsource.cli.render import describe, state_json
 from eventsource.core.errors import NatsbankError, UsageError
-from eventsource.core.events import TransferState
-from eventsource.core.model import Outcome
-from eventsource.core.subjects import ledger_stream, partition_of
-from eventsource.services.client import transfer_views
-from eventsource.services.views import list_transfers
+from eventsource.services.ledger import Record, TransferViews
 from projections.read_your_writes import behind, wait_applied
 
 
 def register(app: typer.Typer) -> None:
     app.command("status")(status)
-
-
-def describe(state: TransferState) -> str:
-    text = f"{state.outcome or 'pending'} ({state.side} phase {state.phase})"
-    if state.cause:
-        text += f" cause {state.cause}: {state.detail}"
-    elif state.outcome is Outcome.CANCELLED:  # "gave up: DEADLINE_PASSED", or p's side of it
-        text += f" {state.detail}"
-    return text
-
-
-def state_json(state: TransferState) -> dict:
-    return {
-        "outcome": state.outcome,
-        "phase": state.phase,
-        "side": state.side,
-        "cause": state.cause,
-        "detail": state.detail,
-        "amount": state.transfer.amount,
-        "currency": state.transfer.currency,
-        "debtor": f"{state.transfer.debtor.participant}/{state.transfer.debtor.account}",
-        "creditor": f"{state.transfer.creditor.participant}/{state.transfer.creditor.account}",
-    } | limits_json(state)
-
-
-def limits_json(state: TransferState) -> dict:
-    """The give-up limits the transfer carries, when it carries any."""
-    limits = {
-        "deadline_ms": state.transfer.deadline_ms,
-        "max_attempts": state.transfer.max_attempts,
-    }
-    return {name: value for name, value in limits.items() if value is not msgspec.UNSET}
 
 
 class UnknownTransfer(NatsbankError):
@@ -96,88 +54,74 @@ def status(
     config = settings(store=store)
     if not wait_projection and (dsn or sqlite):
         raise UsageError("--dsn and --sqlite go with --wait-projection")
-    if is_shared(config):
-        _status_shared(config, transfer_id, participant, wait_projection, as_json)
-        return
 
     async def main():
         async with nats_connection(config) as nc:
-            partitions = await partitions_of(nc)
-            submitter = participant
-            if submitter is None:
-                found = await list_transfers(nc, partitions, f"*.out.{transfer_id}")
-                if not found:
-                    raise UnknownTransfer(f"unknown transfer {transfer_id}")
-                submitter = next(iter(found)).split(".", 1)[0]
-            mine, theirs = await transfer_views(nc, partitions, submitter, transfer_id)
+            ledger = await open_ledger(nc, config.store)
+            if wait_projection and not ledger.projected:
+                raise UsageError(f"--wait-projection: the {ledger.store} store has no projection")
+            views = await ledger.views(transfer_id, participant)
+        if views is None:
+            raise UnknownTransfer(f"unknown transfer {transfer_id}")
         waited = None
-        if wait_projection and mine is not None:
-            records = [(submitter, mine[1])]
-            if theirs is not None:
-                records.append((mine[0].transfer.creditor.participant, theirs[1]))
-            waited = await _wait_projection(records, partitions, dsn, sqlite, timeout)
-        return mine, theirs, waited
+        if wait_projection:
+            records = [r for r in (views.mine, views.theirs) if r is not None]
+            waited = await _wait_projection(records, dsn, sqlite, timeout)
+        return views, waited
 
-    mine, theirs, waited = run(main)
-    if mine is None:
-        raise UnknownTransfer(f"unknown transfer {transfer_id}")
-    if waited is not None:
-        late = waited[0]
-        if late:
-            raise ProjectionBehind(
-                f"the projection did not catch up within {timeout:g} s: " + "; ".join(late)
-            )
-    if as_json:
-        print_json(
-            {
-                "id": transfer_id,
-                "submitter": state_json(mine[0]) | {"sequence": mine[1]},
-                "receiver": (state_json(theirs[0]) | {"sequence": theirs[1]}) if theirs else None,
-            }
-            | ({"projection": {"applied": waited[1]}} if waited else {})
+    views, waited = run(main)
+    if waited is not None and waited[0]:
+        raise ProjectionBehind(
+            f"the projection did not catch up within {timeout:g} s: " + "; ".join(waited[0])
         )
-        return
+    if as_json:
+        print_json(_status_json(transfer_id, views, waited))
+    else:
+        _print_status(transfer_id, views, waited)
+
+
+def _status_json(transfer_id: str, views: TransferViews, waited) -> dict:
+    mine, theirs = views.mine, views.theirs
+    if views.one_record:  # the shared store: one record, both sides' view, final at once
+        return (
+            {"id": transfer_id, "store": "shared"}
+            | state_json(mine.state)
+            | {"sequence": mine.sequence}
+        )
+    return {
+        "id": transfer_id,
+        "submitter": state_json(mine.state) | {"sequence": mine.sequence},
+        "receiver": (state_json(theirs.state) | {"sequence": theirs.sequence}) if theirs else None,
+    } | ({"projection": {"applied": waited[1]}} if waited else {})
+
+
+def _print_status(transfer_id: str, views: TransferViews, waited) -> None:
+    state = views.mine.state
+    shown = state_json(state)
     console.print(
-        f"{transfer_id}: {mine[0].transfer.amount} {mine[0].transfer.currency} "
-        f"{state_json(mine[0])['debtor']} -> {state_json(mine[0])['creditor']}",
+        f"{transfer_id}: {state.transfer.amount} {state.transfer.currency} "
+        f"{shown['debtor']} -> {shown['creditor']}",
         highlight=False,
     )
-    console.print(f"  submitter: {describe(mine[0])}", highlight=False)
+    if views.one_record:
+        console.print(
+            f"  shared store: {state.outcome}"
+            + (f" cause {state.cause}: {state.detail}" if state.cause else ""),
+            highlight=False,
+        )
+        return
+    theirs = views.theirs
+    console.print(f"  submitter: {describe(state)}", highlight=False)
     console.print(
-        f"  receiver:  {describe(theirs[0]) if theirs else 'not received yet'}", highlight=False
+        f"  receiver:  {describe(theirs.state) if theirs else 'not received yet'}", highlight=False
     )
     if waited is not None:
         positions = ", ".join(f"{s} at {seq}" for s, seq in sorted(waited[1].items()))
         console.print(f"  projection: has applied these records ({positions})", highlight=False)
 
 
-def _status_shared(config, transfer_id: str, participant, wait_projection: bool, as_json: bool):
-    """The shared store keeps one record per transfer: it is both sides' view, final at once."""
-    from eventsource.cli.shared_commands import status_shared
-
-    if wait_projection:
-        raise UsageError("--wait-projection: the shared store has no projection")
-    found = run(lambda: status_shared(config, transfer_id, participant))
-    if found is None:
-        raise UnknownTransfer(f"unknown transfer {transfer_id}")
-    state, sequence = found
-    if as_json:
-        print_json(
-            {"id": transfer_id, "store": "shared"} | state_json(state) | {"sequence": sequence}
-        )
-        return
-    console.print(
-        f"{transfer_id}: {state.transfer.amount} {state.transfer.currency} "
-        f"{state_json(state)['debtor']} -> {state_json(state)['creditor']}\n"
-        f"  shared store: {state.outcome}"
-        + (f" cause {state.cause}: {state.detail}" if state.cause else ""),
-        highlight=False,
-    )
-
-
 async def _wait_projection(
-    records: list[tuple[str, int]],
-    partitions: int,
+    records: list[Record],
     dsn: str | None,
     sqlite: Path | None,
     timeout: float,
@@ -188,14 +132,13 @@ async def _wait_projection(
     late: list[str] = []
     applied: dict[str, int] = {}
     deadline = time.monotonic() + timeout
-    owners = [None] if sqlite is None else sorted({owner for owner, _ in records})
+    owners = [None] if sqlite is None else sorted({r.owner for r in records})
     for owner in owners:
-        store, _ = open_store(dsn, sqlite, owner, None)
+        store, _ = open_projection_db(dsn, sqlite, owner, None)
         wanted: dict[str, int] = {}
-        for record_owner, seq in records:
-            if owner in (None, record_owner):
-                stream = ledger_stream(partition_of(record_owner, partitions))
-                wanted[stream] = max(seq, wanted.get(stream, 0))
+        for record in records:
+            if owner in (None, record.owner):
+                wanted[record.stream] = max(record.sequence, wanted.get(record.stream, 0))
         await open_projection(store)
         try:
             got = await wait_applied(store, wanted, max(0.0, deadline - time.monotonic()))

@@ -7,11 +7,11 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from eventsource.adapters.provision import Action, apply_topology
-from eventsource.adapters.shared_provision import apply_shared_topology
+from eventsource.adapters.provision import Action
 from eventsource.adapters.topology import load_topology
+from eventsource.bootstrap import open_ledger
 from eventsource.cli.common import console, nats_connection, print_json, run, settings
-from eventsource.cli.store import is_shared, store_option
+from eventsource.cli.options import store_option
 
 app = typer.Typer(help="Create or update streams, KV buckets and consumers.", no_args_is_help=True)
 
@@ -36,11 +36,11 @@ def init(
     """Create or update everything declared in streams.yaml. Running it twice changes nothing."""
     config = settings(store=store)
     topology = load_topology(file or (config.streams_file or None))
-    apply = apply_shared_topology if is_shared(config) else apply_topology
 
     async def main():
         async with nats_connection(config) as nc:
-            return await apply(nc, topology, dry_run=dry_run, force=force)
+            ledger = await open_ledger(nc, config.store, provisioned=False)
+            return await ledger.provision(topology, dry_run=dry_run, force=force)
 
     changes = run(main)
     if as_json:

@@ -9,33 +9,26 @@ import typer
 from rich.progress import Progress
 from ulid import ULID
 
-from eventsource.cli.common import (
-    console,
-    nats_connection,
-    partitions_of,
-    print_json,
-    run,
-    settings,
+from benchmark.load import push
+from benchmark.workload import Bank, random_transfers
+from eventsource.bootstrap import open_ledger
+from eventsource.cli.common import console, nats_connection, print_json, run, settings
+from eventsource.cli.options import (
+    attempts_option,
+    deadline_option,
+    parse_duration,
+    store_option,
+    with_limits,
 )
-from eventsource.cli.limits import attempts_option, deadline_option, parse_duration, with_limits
-from eventsource.cli.shared_commands import random_shared, submit_shared
-from eventsource.cli.status import describe, state_json
-from eventsource.cli.store import is_shared, store_option
-from eventsource.core.errors import DomainError, IdConflict, UsageError
-from eventsource.core.messages import cut_items
-from eventsource.core.model import (
-    AccountRef,
-    Outcome,
-    TransferRequest,
-    as_recorded,
-    validate_transfer,
+from eventsource.cli.render import describe, state_json
+from eventsource.core.errors import UsageError
+from eventsource.core.model import AccountRef, Outcome, TransferRequest
+from eventsource.services.submission import (
+    SubmitReport,
+    digest_of,
+    precheck,
+    submit_transfers,
 )
-from eventsource.core.subjects import ledger_stream, outgoing_key, partition_of
-from eventsource.core.trace import new_traceparent
-from eventsource.services.client import read_transfer, submit, wait_final
-from eventsource.services.load import push
-from eventsource.services.views import list_accounts
-from eventsource.services.workload import Bank, random_transfers
 
 MAX_LINE = 64 * 1024
 
@@ -70,17 +63,13 @@ def submit_command(
     if modes != 1:
         raise UsageError("give exactly one of --from/--to/--amount, --file or --random")
     config = settings(store=store)
-    shared = is_shared(config)
     limited = deadline is not None or max_attempts is not None
-    if limited and (shared or random_count is not None):
-        raise UsageError(
-            "--deadline and --max-attempts go with one transfer or --file, in independent stores"
-        )
+    if limited and random_count is not None:
+        raise UsageError("--deadline and --max-attempts go with one transfer or --file")
     if timeout is None:
         timeout = max(60.0, parse_duration(deadline) / 1000 + 30) if deadline else 60.0
     if random_count is not None:
-        job = random_shared if shared else _random
-        run(lambda: job(config, random_count, rate, seed, as_json))
+        run(lambda: _random(config, random_count, rate, seed, as_json))
         return
     requests = with_limits(
         _read_file(file)
@@ -90,49 +79,19 @@ def submit_command(
         max_attempts,
     )
     for request in requests:
-        _precheck(request)
-    if shared:
-        acks, outcomes, positions = run(lambda: submit_shared(config, requests, wait, timeout))
-        _report(requests, acks, outcomes, wait, as_json, positions)
-        return
-    submitters = {r.debtor.participant for r in requests}
+        precheck(request)
 
     async def main():
         async with nats_connection(config) as nc:
-            partitions = await partitions_of(nc)
-            acks = []
-            for submitter in sorted(submitters):
-                mine = [r for r in requests if r.debtor.participant == submitter]
-                await _refuse_conflicts(nc, partitions, mine)
-                for chunk in cut_items(mine):
-                    context = new_traceparent()  # one trace per submission
-                    acks.append(await submit(nc, partitions, submitter, chunk, traceparent=context))
-            outcomes = {}
-            if wait:
-                for submitter in sorted(submitters):
-                    ids = [r.id for r in requests if r.debtor.participant == submitter]
-                    outcomes.update(
-                        await wait_final(nc, partitions, submitter, ids, timeout=timeout)
-                    )
-            return acks, outcomes, await _positions(nc, partitions, requests, outcomes)
+            ledger = await open_ledger(nc, config.store)
+            if limited and not ledger.gives_up:
+                raise UsageError(
+                    f"--deadline and --max-attempts: the {ledger.store} store "
+                    "never gives up (a transfer is applied in one step)"
+                )
+            return await submit_transfers(ledger, requests, wait=wait, timeout=timeout)
 
-    acks, outcomes, positions = run(main)
-    _report(requests, acks, outcomes, wait, as_json, positions)
-
-
-async def _positions(nc, partitions: int, requests, outcomes) -> dict[str, tuple[str, int]]:
-    """Where each final outcome sits in the ledger: `projections wait --position` waits for it
-    (read-your-writes on the projection)."""
-    found = {}
-    for request in requests:
-        if request.id in outcomes:
-            submitter = request.debtor.participant
-            view = await read_transfer(
-                nc, partitions, submitter, outgoing_key(submitter, request.id)
-            )
-            if view is not None:
-                found[request.id] = (ledger_stream(partition_of(submitter, partitions)), view[1])
-    return found
+    _report(requests, run(main), wait, as_json)
 
 
 def _one(debtor, creditor, amount, currency, transfer_id, comment) -> TransferRequest:
@@ -175,44 +134,15 @@ def _read_file(path: Path) -> list[TransferRequest]:
     return requests
 
 
-def _precheck(request: TransferRequest) -> None:
-    """Refuse what can be known bad before publishing: a clear error, exit code 1."""
-    try:
-        validate_transfer(request, request.debtor.participant)
-    except DomainError as exc:
-        raise DomainError(f"transfer {request.id}: {exc.cause}: {exc}", exc.cause) from None
-
-
-async def _refuse_conflicts(nc, partitions: int, requests: list[TransferRequest]) -> None:
-    for request in requests:
-        found = await read_transfer(
-            nc,
-            partitions,
-            request.debtor.participant,
-            outgoing_key(request.debtor.participant, request.id),
-        )
-        if found and found[0].digest != _digest(request):
-            raise IdConflict(
-                f"transfer {request.id}: {IdConflict.cause}: the id is already used with other "
-                "content"
-            )
-
-
-def _digest(request: TransferRequest) -> str:
-    try:
-        return validate_transfer(request, request.debtor.participant).digest
-    except DomainError:
-        return as_recorded(request).digest
-
-
-def _report(requests, acks, outcomes, wait: bool, as_json: bool, positions: dict) -> None:
+def _report(requests, report: SubmitReport, wait: bool, as_json: bool) -> None:
+    acks, outcomes, positions = report.acks, report.outcomes, report.positions
     rejected = False
     rows = []
     seq_of = {i: a.sequence for a in acks for i in a.ids}
     trace_of = {i: a.traceparent for a in acks for i in a.ids}
     for request in requests:
         state = outcomes.get(request.id)
-        if wait and state is not None and state.digest != _digest(request):
+        if wait and state is not None and state.digest != digest_of(request):
             rows.append(
                 {
                     "id": request.id,
@@ -249,9 +179,9 @@ def _report(requests, acks, outcomes, wait: bool, as_json: bool, positions: dict
 
 async def _random(config, count: int, rate: float | None, seed: int, as_json: bool) -> None:
     async with nats_connection(config) as nc:
-        partitions = await partitions_of(nc)
+        ledger = await open_ledger(nc, config.store)
         banks: dict[str, list[str]] = {}
-        for snapshot in await list_accounts(nc, partitions):
+        for snapshot in await ledger.accounts():
             if not snapshot.closed:
                 banks.setdefault(snapshot.participant, []).append(snapshot.account)
         if len(banks) < 1:
@@ -260,7 +190,7 @@ async def _random(config, count: int, rate: float | None, seed: int, as_json: bo
         with Progress(console=console, disable=as_json) as progress:
             task = progress.add_task("submitting", total=count)
             report = await push(
-                nc, partitions, work, rate=rate, progress=lambda n: progress.advance(task, n)
+                ledger.submit, work, rate=rate, progress=lambda n: progress.advance(task, n)
             )
     summary = {
         "submitted": report.submitted,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, replace
 
-from eventsource.core.errors import AccountClosed, InsufficientFunds, InvalidAmount
+from eventsource.core.errors import AccountIsClosed, InsufficientFunds, InvalidAmount
 from eventsource.core.money import MAX_MINOR, format_amount
 from eventsource.core.protocol import Effect
 
@@ -49,7 +49,7 @@ class Account:
         """The account after one entry. Only RESERVED and FUNDED can be refused."""
         if kind is EntryKind.RESERVED:
             if self.closed:
-                raise AccountClosed(f"account {self.participant}/{self.account} is closed")
+                raise AccountIsClosed(f"account {self.participant}/{self.account} is closed")
             if amount > self.available:
                 raise InsufficientFunds(
                     f"available {format_amount(self.available, self.currency)} {self.currency} "
@@ -73,7 +73,7 @@ class Account:
             return replace(self, pending_credits=self.pending_credits - amount)
         if kind is EntryKind.FUNDED:
             if self.closed:
-                raise AccountClosed(f"account {self.participant}/{self.account} is closed")
+                raise AccountIsClosed(f"account {self.participant}/{self.account} is closed")
             self._check_headroom(amount)
             return replace(self, balance=self.balance + amount)
         raise ValueError(f"unknown entry kind {kind}")

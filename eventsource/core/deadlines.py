@@ -22,12 +22,12 @@ import msgspec
 from eventsource.core.events import TransferState
 from eventsource.core.model import Side
 from eventsource.core.protocol import Phase
-from eventsource.core.replay import ReplayPolicy
+from eventsource.core.resend import ResendPolicy
 from eventsource.core.saga import GiveUpReason
 
 
 def give_up_at(
-    state: TransferState, reserved_at_ms: int, policy: ReplayPolicy, *, counts_sends: bool
+    state: TransferState, reserved_at_ms: int, policy: ResendPolicy, *, counts_sends: bool
 ) -> tuple[int, GiveUpReason] | None:
     """(unix ms, reason) at which n gives up on this record, or None if it never does.
     `counts_sends`: core mode, where the replay clock counts the attempts itself."""

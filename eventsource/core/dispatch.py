@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import msgspec
 
-from eventsource.core.errors import ProtocolError
+from eventsource.core.errors import DeadLetterReason, ProtocolError
 from eventsource.core.events import TransferState, encoder
 from eventsource.core.messages import (
     MAX_ITEMS_PER_MESSAGE,
@@ -21,8 +21,6 @@ from eventsource.core.saga import GiveUpReason, give_up
 from eventsource.core.steps import admit_transfer, decide_posting, record_confirm, settle_result
 from eventsource.core.subjects import account_key, incoming_key, outgoing_key
 from eventsource.core.workset import WorkSet
-
-PROTOCOL_REASON = "PROTOCOL_VIOLATION"
 
 
 def check_message(message: InboxMessage, recipient: str) -> None:
@@ -75,7 +73,7 @@ def apply_message(ws: WorkSet, message: InboxMessage | GiveUps) -> None:
                 case GiveUps():
                     give_up(ws, item.id, GiveUpReason(item.reason))
         except ProtocolError as exc:
-            ws.dead_letter(PROTOCOL_REASON, str(exc), encoder.encode(item))
+            ws.dead_letter(DeadLetterReason.PROTOCOL_VIOLATION, str(exc), encoder.encode(item))
 
 
 def keys_to_load(participant: str, message: InboxMessage | GiveUps) -> tuple[set[str], set[str]]:

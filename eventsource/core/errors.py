@@ -75,7 +75,7 @@ class UnknownAccount(DomainError):
     cause = RejectionCause.UNKNOWN_ACCOUNT
 
 
-class AccountClosed(DomainError):
+class AccountIsClosed(DomainError):
     cause = RejectionCause.ACCOUNT_CLOSED
 
 
@@ -85,6 +85,29 @@ class InsufficientFunds(DomainError):
 
 class IdConflict(DomainError):
     cause = RejectionCause.ID_CONFLICT
+
+
+class StaleState(NatsbankError):
+    """A subject moved since it was read: another instance or a retry got there first. The
+    atomic batch was refused as a whole; the group is decided again on fresher state."""
+
+
+class CommitUnknown(InfrastructureError):
+    """No answer to a commit: it may or may not have landed. Re-read, then decide again."""
+
+
+class DeadLetterFailed(InfrastructureError):
+    """A dead letter could not be stored within its bound: the message that carried the
+    poison is left for a later redelivery instead of being dropped unrecorded."""
+
+
+class DeadLetterReason(enum.StrEnum):
+    """Why a message or an item went to the dead-letter stream (header Natsbank-Reason). Each
+    member is documented in PROTOCOL.md section 10; never rename one."""
+
+    UNDECODABLE = "UNDECODABLE"  # the payload is not a message of its kind (or not JSON)
+    PROTOCOL_VIOLATION = "PROTOCOL_VIOLATION"  # a valid message or item the protocol forbids
+    ID_CONFLICT = "ID_CONFLICT"  # a transfer id already used with other content
 
 
 class InvariantViolation(NatsbankError):

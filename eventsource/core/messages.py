@@ -11,11 +11,11 @@ import enum
 import msgspec
 
 from eventsource.core.errors import RejectionCause
+from eventsource.core.limits import MAX_ITEMS_PER_MESSAGE
 from eventsource.core.model import Outcome, Transfer, TransferRequest
 
 # A message never carries more than this many transfers, so that one inbox message always fits,
 # with its account events, in one atomic batch (server limit: 1000 messages).
-MAX_ITEMS_PER_MESSAGE = 200
 
 
 class Kind(enum.StrEnum):

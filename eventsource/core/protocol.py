@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import enum
 
+from eventsource.core.errors import ProtocolError
 from eventsource.core.model import Outcome, Side
 
 
@@ -109,7 +110,7 @@ TRANSITIONS: dict[tuple[Side, Phase | None, Step, Outcome | None], tuple[Phase, 
 FINAL_PHASES = {Side.SUBMITTER: Phase.SETTLED, Side.RECEIVER: Phase.CONFIRMED}
 
 
-class IllegalTransition(Exception):
+class IllegalTransition(ProtocolError):
     """A step that the table does not allow from the current phase."""
 
 

@@ -12,7 +12,7 @@ from collections.abc import Collection
 from msgspec.structs import replace
 
 from eventsource.core.account import Account
-from eventsource.core.errors import DomainError, ProtocolError, RejectionCause
+from eventsource.core.errors import DeadLetterReason, DomainError, ProtocolError, RejectionCause
 from eventsource.core.events import TransferState, encoder
 from eventsource.core.messages import Confirm, Kind, Posting, Result
 from eventsource.core.model import (
@@ -43,7 +43,7 @@ def admit_transfer(ws: WorkSet, request: TransferRequest) -> None:
         assert isinstance(existing, TransferState)
         if existing.digest != transfer.digest:
             ws.dead_letter(
-                RejectionCause.ID_CONFLICT,
+                DeadLetterReason.ID_CONFLICT,
                 f"transfer id {transfer.id} is already used with other content",
                 encoder.encode(request),
             )
@@ -226,12 +226,12 @@ def _known(ws: WorkSet, key: str, digest: str, what: str) -> TransferState:
 
 
 def _check_account(account: object, currency: str, name: str) -> Account:
-    from eventsource.core.errors import AccountClosed, CurrencyMismatch, UnknownAccount
+    from eventsource.core.errors import AccountIsClosed, CurrencyMismatch, UnknownAccount
 
     if not isinstance(account, Account):
         raise UnknownAccount(f"unknown account {name!r}")
     if account.closed:
-        raise AccountClosed(f"account {name!r} is closed")
+        raise AccountIsClosed(f"account {name!r} is closed")
     if account.currency != currency:
         raise CurrencyMismatch(f"account {name!r} holds {account.currency}, not {currency}")
     return account

@@ -38,6 +38,24 @@ def state_prefix(partition: int) -> str:
     return f"$KV.{ledger_bucket(partition)}."
 
 
+class KeySpace:
+    """Where state keys live: a stream, and the subject of each key in it (a ledger partition,
+    or the shared store)."""
+
+    __slots__ = ("prefix", "stream")
+
+    def __init__(self, stream: str, prefix: str) -> None:
+        self.stream = stream
+        self.prefix = prefix
+
+    def subject(self, key: str) -> str:
+        return f"{self.prefix}{key}"
+
+
+def partition_space(partition: int) -> KeySpace:
+    return KeySpace(ledger_stream(partition), state_prefix(partition))
+
+
 def ledger_subjects(partition: int) -> list[str]:
     return [f"{state_prefix(partition)}>", f"{PREFIX}.{partition}.to.>"]
 

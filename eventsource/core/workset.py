@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import msgspec
 
 from eventsource.core.account import ENTRY_OF_EFFECT, Account, EntryKind
+from eventsource.core.errors import DeadLetterReason
 from eventsource.core.events import (
     EVENT_OF_STEP,
     AccountChanged,
@@ -40,7 +41,7 @@ class Write:
 
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
-    reason: str
+    reason: DeadLetterReason
     detail: str
     payload: bytes
 
@@ -99,7 +100,7 @@ class WorkSet:
             item = msgspec.structs.replace(item, trace=context) if context else item
         self._outbound.setdefault((recipient, kind), []).append(item)
 
-    def dead_letter(self, reason: str, detail: str, payload: bytes) -> None:
+    def dead_letter(self, reason: DeadLetterReason, detail: str, payload: bytes) -> None:
         self.dead_letters.append(DeadLetter(reason, detail, payload))
 
     def outbound(self) -> list[tuple[str, Kind, object]]:

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import functools
 import time
 import uuid
-from collections.abc import Callable
 
 from nats.aio.client import Client
 
-from eventsource.adapters.jetstream import StaleState, commit, read_last
-from eventsource.adapters.ledger_state import decode_state
+from eventsource.adapters.jetstream import commit, read_last
+from eventsource.adapters.state_reader import decode_state
 from eventsource.core.account import Account, EntryKind
-from eventsource.core.errors import DomainError, RejectionCause, UnknownAccount
+from eventsource.core.errors import DomainError, RejectionCause, StaleState, UnknownAccount
 from eventsource.core.events import (
     AccountChanged,
     AccountClosed,
@@ -23,8 +21,7 @@ from eventsource.core.events import (
 )
 from eventsource.core.model import require_token
 from eventsource.core.money import exponent_of, format_amount, parse_amount
-from eventsource.core.shared_store import SHARED_STREAM, shared_subject
-from eventsource.core.subjects import account_key, ledger_stream, partition_of, state_subject
+from eventsource.core.subjects import KeySpace, account_key
 from eventsource.core.workset import Write
 
 
@@ -32,29 +29,19 @@ def _now() -> int:
     return int(time.time() * 1000)
 
 
-def _where(partitions: int, participant: str, shared: bool) -> tuple[str, Callable[[str], str]]:
-    """The stream, and the subject of a key: the participant's partition, or the shared store."""
-    if shared:
-        return SHARED_STREAM, shared_subject
-    k = partition_of(participant, partitions)
-    return ledger_stream(k), functools.partial(state_subject, k)
-
-
 async def open_account(
     nc: Client,
-    partitions: int,
+    space: KeySpace,
     participant: str,
     account: str,
     currency: str,
     initial: str | None = None,
-    *,
-    shared: bool = False,
 ) -> Account:
     """Open (and optionally fund) an account; opening the same account twice is refused."""
     require_token(participant, "participant")
     require_token(account, "account")
     exponent_of(currency)
-    _, subject_of = _where(partitions, participant, shared)
+    subject_of = space.subject
     key = account_key(participant, account)
     opened = Account(participant, account, currency)
     writes = [
@@ -91,11 +78,10 @@ async def open_account(
 
 
 async def read_account(
-    nc: Client, partitions: int, participant: str, account: str, *, shared: bool = False
+    nc: Client, space: KeySpace, participant: str, account: str
 ) -> tuple[Account, int]:
-    stream, subject_of = _where(partitions, participant, shared)
     key = account_key(participant, account)
-    last = await read_last(nc, stream, subject_of(key), leader=True)
+    last = await read_last(nc, space.stream, space.subject(key), leader=True)
     if last is None:
         raise UnknownAccount(f"unknown account {participant}/{account}")
     state = decode_state(key, last[0])
@@ -105,21 +91,18 @@ async def read_account(
 
 async def fund_account(
     nc: Client,
-    partitions: int,
+    space: KeySpace,
     participant: str,
     account: str,
     amount_text: str,
     reference: str | None = None,
-    *,
-    shared: bool = False,
 ) -> Account:
     """Create money on an account (a FUNDED entry), guarded like any other account change."""
     reference = reference or f"fund-{uuid.uuid4().hex[:12]}"
     require_token(reference, "funding reference")
-    _, subject_of = _where(partitions, participant, shared)
     key = account_key(participant, account)
     while True:
-        current, seq = await read_account(nc, partitions, participant, account, shared=shared)
+        current, seq = await read_account(nc, space, participant, account)
         amount = parse_amount(amount_text, current.currency)
         funded = current.apply(EntryKind.FUNDED, amount)
         event = AccountChanged(
@@ -128,24 +111,21 @@ async def fund_account(
             entries=[Entry(EntryKind.FUNDED, reference, format_amount(amount, current.currency))],
         )
         try:
-            await commit(nc, [Write(subject_of(key), encoder.encode(event), seq, key)])
+            await commit(nc, [Write(space.subject(key), encoder.encode(event), seq, key)])
             return funded
         except StaleState:
             continue
 
 
-async def close_account(
-    nc: Client, partitions: int, participant: str, account: str, *, shared: bool = False
-) -> Account:
+async def close_account(nc: Client, space: KeySpace, participant: str, account: str) -> Account:
     """Closed accounts take no new reservations or credits; money in flight still settles."""
-    _, subject_of = _where(partitions, participant, shared)
     key = account_key(participant, account)
     while True:
-        current, seq = await read_account(nc, partitions, participant, account, shared=shared)
+        current, seq = await read_account(nc, space, participant, account)
         closed = _closed(current)
         event = AccountClosed(state=AccountSnapshot.of(closed), at=_now())
         try:
-            await commit(nc, [Write(subject_of(key), encoder.encode(event), seq, key)])
+            await commit(nc, [Write(space.subject(key), encoder.encode(event), seq, key)])
             return closed
         except StaleState:
             continue

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import sys
 from collections import defaultdict
-from dataclasses import dataclass, field
 
 import msgspec
 from nats.aio.client import Client
@@ -30,41 +29,7 @@ from eventsource.core.subjects import (
     parse_inbox_subject,
 )
 from eventsource.services.audit_kv import check_kv
-
-INVARIANTS = ("I1", "I2", "I3", "I4", "I5", "I6", "I7")
-
-
-@dataclass
-class AuditReport:
-    violations: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
-    events: int = 0
-    accounts: int = 0
-    transfers_acked: int = 0
-    final: int = 0
-    in_flight: int = 0
-    outcomes: dict[str, int] = field(default_factory=lambda: defaultdict(int))
-    funded: dict[str, str] = field(default_factory=dict)
-    balances: dict[str, str] = field(default_factory=dict)
-    projection: str | None = None  # which projection I6 was checked against; None: not checked
-
-    @property
-    def ok(self) -> bool:
-        return not any(self.violations.values())
-
-    def as_dict(self) -> dict:
-        return {
-            "ok": self.ok,
-            "events": self.events,
-            "accounts": self.accounts,
-            "transfers_acked": self.transfers_acked,
-            "final": self.final,
-            "in_flight": self.in_flight,
-            "outcomes": dict(self.outcomes),
-            "funded": self.funded,
-            "balances": self.balances,
-            "projection": self.projection,
-            "violations": {i: self.violations.get(i, []) for i in INVARIANTS},
-        }
+from eventsource.services.audit_report import AuditReport, invariant_of
 
 
 async def fold_ledger(nc: Client, partitions: int) -> tuple[CompactFold, dict[str, str], int]:
@@ -99,7 +64,7 @@ async def audit(nc: Client, partitions: int, *, expect_final: bool) -> AuditRepo
     report = AuditReport(events=report_events, accounts=len(fold.accounts))
     v = report.violations
     for problem in fold.problems:
-        v[_invariant_of(problem)].append(problem)
+        v[invariant_of(problem)].append(problem)
     registered = {r.participant for r in await registered_participants(nc)}
     _check_conservation(fold, report)
     for key, account in fold.accounts.items():
@@ -166,13 +131,6 @@ def _check_conservation(fold: CompactFold, report: AuditReport) -> None:
                 f"{format_amount(in_flight[currency], currency)} != funded "
                 f"{format_amount(fold.funded[currency], currency)}"
             )
-
-
-def _invariant_of(problem: str) -> str:
-    for name in INVARIANTS:
-        if f"({name})" in problem:
-            return name
-    return "I5"
 
 
 async def read_stream(nc: Client, stream: str, subject: str | None = None):

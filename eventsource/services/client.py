@@ -6,17 +6,25 @@ import asyncio
 import hashlib
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from nats.aio.client import Client
 
 from eventsource.adapters.jetstream import read_last
-from eventsource.adapters.ledger_state import decode_state
+from eventsource.adapters.state_reader import decode_state
 from eventsource.core.errors import InfrastructureError
 from eventsource.core.events import TransferState, encoder
-from eventsource.core.messages import MAX_ITEMS_PER_MESSAGE, Kind, SubmitTransfers
+from eventsource.core.limits import (
+    MAX_ITEMS_PER_MESSAGE,
+    SUBMIT_TIMEOUT_S,
+    WAIT_FIRST_PAUSE_S,
+    WAIT_PAUSE_MAX_S,
+    WAIT_READS_PER_ROUND,
+)
+from eventsource.core.messages import Kind, SubmitTransfers
 from eventsource.core.model import TransferRequest
-from eventsource.core.shared_store import submit_subject
 from eventsource.core.subjects import (
     inbox_subject,
     incoming_key,
@@ -26,6 +34,8 @@ from eventsource.core.subjects import (
     state_subject,
 )
 from eventsource.core.trace import HEADER as TRACE_HEADER
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -46,28 +56,33 @@ async def submit(
     requests: list[TransferRequest],
     *,
     traceparent: str | None = None,
-    shared: bool = False,
+) -> Submitted:
+    """Submit into the submitter's ledger inbox (the independent store)."""
+    k = partition_of(submitter, partitions)
+    subject = inbox_subject(k, submitter, Kind.SUBMIT, submission_token(requests))
+    return await publish_submission(nc, subject, requests, traceparent=traceparent)
+
+
+def submission_token(requests: list[TransferRequest]) -> str:
+    """The last subject token of a submission: the transfer id when it carries one."""
+    return requests[0].id if len(requests) == 1 else uuid.uuid4().hex[:16]
+
+
+async def publish_submission(
+    nc: Client, subject: str, requests: list[TransferRequest], *, traceparent: str | None = None
 ) -> Submitted:
     """Publish one SubmitTransfers message; returns once JetStream has stored it (the ACK).
-    A W3C `traceparent` goes on as a header: the services carry it to every phase.
-    `shared`: into the shared store's inbox (`--store shared`) instead of the ledger's."""
+    A W3C `traceparent` goes on as a header: the services carry it to every phase."""
     if not 1 <= len(requests) <= MAX_ITEMS_PER_MESSAGE:
         raise ValueError(f"a submission carries 1 to {MAX_ITEMS_PER_MESSAGE} transfers")
     payload = encoder.encode(SubmitTransfers(transfers=requests))
-    k = partition_of(submitter, partitions)
-    token = requests[0].id if len(requests) == 1 else uuid.uuid4().hex[:16]
     # Same content, same message id: a retried publish is deduplicated by JetStream; different
     # content under a reused transfer id passes and is refused by the service (ID_CONFLICT).
     msg_id = hashlib.blake2b(payload, digest_size=16).hexdigest()
     headers = {"Nats-Msg-Id": msg_id} | ({TRACE_HEADER: traceparent} if traceparent else {})
     try:
         ack = await nc.jetstream().publish(
-            submit_subject(submitter, token)
-            if shared
-            else inbox_subject(k, submitter, Kind.SUBMIT, token),
-            payload,
-            headers=headers,
-            timeout=10,
+            subject, payload, headers=headers, timeout=SUBMIT_TIMEOUT_S
         )
     except Exception as exc:
         raise InfrastructureError(f"submission was not acknowledged: {exc}") from None
@@ -107,20 +122,31 @@ async def wait_final(
     nc: Client, partitions: int, submitter: str, ids: list[str], *, timeout: float = 60.0
 ) -> dict[str, TransferState]:
     """Poll the submitter's records until each id has its final outcome (or time runs out)."""
+
+    async def final(transfer_id: str) -> TransferState | None:
+        view = await read_transfer(nc, partitions, submitter, outgoing_key(submitter, transfer_id))
+        return view[0] if view is not None and view[0].final else None
+
+    return await poll_until_found(ids, final, timeout)
+
+
+async def poll_until_found(
+    ids: list[str], read: Callable[[str], Awaitable[T | None]], timeout: float
+) -> dict[str, T]:
+    """Read each id until it gives a value (or time runs out), in rounds of at most
+    WAIT_READS_PER_ROUND reads, pausing a little longer after each round."""
     pending = set(ids)
-    final: dict[str, TransferState] = {}
+    found: dict[str, T] = {}
     deadline = time.monotonic() + timeout
-    delay = 0.02
+    pause = WAIT_FIRST_PAUSE_S
     while pending and time.monotonic() < deadline:
-        batch = sorted(pending)[:256]
-        views = await asyncio.gather(
-            *(read_transfer(nc, partitions, submitter, outgoing_key(submitter, i)) for i in batch)
-        )
-        for transfer_id, view in zip(batch, views, strict=True):
-            if view is not None and view[0].final:
-                final[transfer_id] = view[0]
+        batch = sorted(pending)[:WAIT_READS_PER_ROUND]
+        values = await asyncio.gather(*(read(i) for i in batch))
+        for transfer_id, value in zip(batch, values, strict=True):
+            if value is not None:
+                found[transfer_id] = value
                 pending.discard(transfer_id)
         if pending:
-            await asyncio.sleep(delay)
-            delay = min(0.5, delay * 1.5)
-    return final
+            await asyncio.sleep(pause)
+            pause = min(WAIT_PAUSE_MAX_S, pause * 1.5)
+    return found

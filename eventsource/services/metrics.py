@@ -19,8 +19,9 @@ from prometheus_client.registry import Collector
 
 from eventsource.core.events import TransferState
 from eventsource.core.messages import SubmitTransfers
+from eventsource.core.model import Side
+from eventsource.core.shared.layout import TransferDecision
 from eventsource.core.trace import trace_id
-from eventsource.core.workset import WorkSet
 
 log = logging.getLogger("natsbank.service")
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
@@ -30,7 +31,7 @@ REMEMBERED_ACKS = 200_000  # ACK times kept per process, oldest dropped first
 class Observer:
     """What a participant service reports; this base reports nowhere (no metrics port)."""
 
-    def committed(self, participant: str, group: Iterable, ws: WorkSet) -> None:
+    def committed(self, participant: str, group: Iterable, ws) -> None:
         for letter in ws.dead_letters:
             _log_dead_letter(letter.reason, letter.detail, letter.payload, ws)
 
@@ -68,13 +69,13 @@ class ServiceMetrics(Observer):
         self.pending = Gauge(
             "natsbank_consumer_pending",
             "Inbox messages not yet delivered (consumer num_pending), sampled periodically.",
-            ["participant", "partition"],
+            ["participant", "consumer"],
             registry=r,
         )
         self.ack_pending = Gauge(
             "natsbank_consumer_ack_pending",
             "Inbox messages delivered and not yet acked (consumer num_ack_pending).",
-            ["participant", "partition"],
+            ["participant", "consumer"],
             registry=r,
         )
         self.services: list = []
@@ -84,7 +85,7 @@ class ServiceMetrics(Observer):
     def watch(self, services: list) -> None:
         self.services.extend(services)
 
-    def committed(self, participant: str, group: Iterable, ws: WorkSet) -> None:
+    def committed(self, participant: str, group: Iterable, ws) -> None:
         super().committed(participant, group, ws)
         now = time.time()
         for entry in group:
@@ -94,14 +95,12 @@ class ServiceMetrics(Observer):
         while len(self._acked) > REMEMBERED_ACKS:
             self._acked.popitem(last=False)
         for key, state in ws.changed_states.items():
-            before = ws.loaded.get(key, (None, 0))[0]
-            if not isinstance(state, TransferState) or not state.final:
-                continue
-            if isinstance(before, TransferState) and before.final:
-                continue
-            outcome = state.outcome.value if state.outcome else "NONE"
-            self.transfers.labels(participant, state.side.value, outcome).inc()
-            if state.side.value == "submitter":
+            final = _final(state)
+            if final is None or _final(ws.loaded.get(key, (None, 0))[0]) is not None:
+                continue  # not final, or final already before this commit
+            side, outcome = final
+            self.transfers.labels(participant, side, outcome).inc()
+            if side == Side.SUBMITTER:
                 acked = self._acked.pop((participant, state.transfer.id), None)
                 if acked is not None:
                     self.latency.labels(participant).observe(max(0.0, now - acked))
@@ -112,6 +111,15 @@ class ServiceMetrics(Observer):
         self.dead_letters.labels(participant, reason).inc()
 
 
+def _final(state: object) -> tuple[str, str] | None:
+    """(side, outcome) of a final transfer record: either store's."""
+    if isinstance(state, TransferDecision):  # the shared store's record: final when written
+        return Side.SUBMITTER.value, state.outcome.value
+    if isinstance(state, TransferState) and state.final:
+        return state.side.value, state.outcome.value if state.outcome else "NONE"
+    return None
+
+
 def _stored_at(msg) -> float | None:
     """When JetStream stored the message (the ACK); None for a core message."""
     try:
@@ -120,7 +128,7 @@ def _stored_at(msg) -> float | None:
         return None
 
 
-def _log_dead_letter(reason: str, detail: str, payload: bytes, ws: WorkSet) -> None:
+def _log_dead_letter(reason: str, detail: str, payload: bytes, ws) -> None:
     try:
         item = msgspec.json.decode(payload)
     except msgspec.DecodeError:
@@ -159,9 +167,9 @@ _STATS = {
 }
 _CORE_STATS = {
     "published": ("natsbank_core_published", "Core mode: protocol messages published."),
-    "replayed_items": ("natsbank_core_replayed_items", "Core mode: transfers resent on a timer."),
-    "replayed_messages": (
-        "natsbank_core_replayed_messages",
+    "resent_items": ("natsbank_core_resent_items", "Core mode: transfers resent on a timer."),
+    "resent_messages": (
+        "natsbank_core_resent_messages",
         "Core mode: protocol messages resent on the replay timer.",
     ),
 }
@@ -185,9 +193,11 @@ class _StatsCollector(Collector):
             p = service.participant
             for name in _STATS:
                 families[name].add_metric([p], getattr(service.stats, name))
-            if service.core is not None:
-                for name in _CORE_STATS:
-                    families[name].add_metric([p], getattr(service.core.stats, name))
-                waiting.add_metric([p], len(service.core.schedule))
+            figures = service.carrier.figures()
+            for name in _CORE_STATS:
+                if name in figures:
+                    families[name].add_metric([p], figures[name])
+            if "waiting" in figures:
+                waiting.add_metric([p], figures["waiting"])
         yield from families.values()
         yield waiting

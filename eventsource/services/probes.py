@@ -8,14 +8,14 @@ import logging
 
 from nats.aio.client import Client
 
-from eventsource.core.subjects import inbox_consumer, ledger_stream
 from eventsource.services.metrics import ServiceMetrics
 
 log = logging.getLogger("natsbank.probes")
-LAG_INTERVAL = 5.0  # seconds between consumer-info samples
+LAG_INTERVAL_S = 5.0  # between consumer-info samples
+PROBE_TIMEOUT_S = 2.0  # one consumer-info request
 
 
-async def not_ready(nc: Client, services: list, *, timeout: float = 2.0) -> list[str]:
+async def not_ready(nc: Client, services: list, *, timeout: float = PROBE_TIMEOUT_S) -> list[str]:
     """Why this process is not ready to serve; empty when it is: connected, every served
     participant's inbox consumers exist and are bound, and (core mode) its core subscription
     listens."""
@@ -25,15 +25,16 @@ async def not_ready(nc: Client, services: list, *, timeout: float = 2.0) -> list
     js = nc.jetstream()
     for service in services:
         p = service.participant
-        unbound = sorted(set(range(service.partitions)) - service.bound)
+        unbound = sorted(d for _, d in service.consumers if d not in service.bound)
         if unbound:
-            reasons.append(f"{p}: inbox consumer(s) of partition(s) {unbound} not bound")
-        for k in range(service.partitions):
+            reasons.append(f"{p}: inbox consumer(s) {unbound} not bound")
+        for stream, durable in service.consumers:
             try:
-                await js.consumer_info(ledger_stream(k), inbox_consumer(p, k), timeout=timeout)
+                await js.consumer_info(stream, durable, timeout=timeout)
             except Exception as exc:
-                reasons.append(f"{p}: consumer {inbox_consumer(p, k)}: {exc or type(exc).__name__}")
-        if service.core is not None and not service.core.listening.is_set():
+                reasons.append(f"{p}: consumer {durable}: {exc or type(exc).__name__}")
+        listening = getattr(service.carrier, "listening", None)
+        if listening is not None and not listening.is_set():
             reasons.append(f"{p}: core subscription not listening")
     return reasons
 
@@ -45,13 +46,13 @@ async def sample_lag(
     while not stop.is_set():
         for service in services:
             p = service.participant
-            for k in range(service.partitions):
+            for stream, durable in service.consumers:
                 try:
-                    info = await js.consumer_info(ledger_stream(k), inbox_consumer(p, k), timeout=2)
+                    info = await js.consumer_info(stream, durable, timeout=PROBE_TIMEOUT_S)
                 except Exception as exc:  # the next sample tries again
-                    log.debug("consumer info of %s failed: %s", inbox_consumer(p, k), exc)
+                    log.debug("consumer info of %s failed: %s", durable, exc)
                     continue
-                metrics.pending.labels(p, str(k)).set(info.num_pending or 0)
-                metrics.ack_pending.labels(p, str(k)).set(info.num_ack_pending or 0)
+                metrics.pending.labels(p, durable).set(info.num_pending or 0)
+                metrics.ack_pending.labels(p, durable).set(info.num_ack_pending or 0)
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), LAG_INTERVAL)
+            await asyncio.wait_for(stop.wait(), LAG_INTERVAL_S)

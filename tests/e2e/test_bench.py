@@ -102,7 +102,7 @@ def test_the_sweep_compares_both_modes_under_loss_and_draws_the_chart(tmp_path: 
     chart = tmp_path / "sweep.png"
     done = _bench(
         tmp_path, "--transfers", "300", "--nodes", "1", "--skip-postgres", "--loss", "0,0.2",
-        "--replay-after", "0.5", "--chart", str(chart), "--json",
+        "--resend-after", "0.5", "--chart", str(chart), "--json",
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
@@ -132,7 +132,7 @@ def test_the_sweep_compares_both_modes_under_loss_and_draws_the_chart(tmp_path: 
 def test_process_faults_kill_services_and_hold_a_receiver_back(tmp_path: Path) -> None:
     done = _bench(
         tmp_path, "--transfers", "300", "--nodes", "1", "--skip-postgres", "--mode", "core",
-        "--loss", "0", "--replay-after", "0.5", "--kill-service-every", "0.5",
+        "--loss", "0", "--resend-after", "0.5", "--kill-service-every", "0.5",
         "--receiver-down", "3", "--json",
     )  # fmt: skip
     assert done.returncode == 0, done.stderr

@@ -9,7 +9,7 @@ from tests.e2e.conftest import Cli, assert_one_line_error, eventually
 
 
 def test_core_mode_under_loss_settles_every_transfer(bank: Cli) -> None:
-    serve = ("serve", "bank-a", "bank-b", "--mode", "core", "--replay-after", "0.5")
+    serve = ("serve", "bank-a", "bank-b", "--mode", "core", "--resend-after", "0.5")
     lossy = ("--faults", "drop=0.1,duplicate=0.1,seed=2")
     with bank.background(*serve, *lossy, log=bank.home / "serve-core.log"):
         done = bank("submit", "--from", "bank-a/a1", "--to", "bank-b/b1", "--amount", "1.25",

@@ -12,19 +12,22 @@ from dataclasses import dataclass, field
 import pytest
 from nats.aio.client import Client
 
+from benchmark.measure import wait_quiescent
+from benchmark.scenario import bootstrap
+from benchmark.workload import Bank
 from eventsource.adapters.cluster import ClusterInfo
 from eventsource.adapters.jetstream import connect
 from eventsource.adapters.topology import Topology
+from eventsource.bootstrap import ServeOptions, participant_service
 from eventsource.core.faults import NO_FAULTS, FaultPlan
+from eventsource.core.limits import CORE_WINDOW, FETCH_BATCH, SWEEP_INTERVAL_S
 from eventsource.core.model import AccountRef, TransferRequest
-from eventsource.core.replay import ReplayPolicy
-from eventsource.services.accounts import open_account
+from eventsource.core.resend import ResendPolicy
 from eventsource.services.audit import AuditReport, audit
 from eventsource.services.client import Submitted, submit, wait_final
-from eventsource.services.measure import wait_quiescent
-from eventsource.services.participant import CORE_WINDOW, ParticipantService
-from eventsource.services.scenario import bootstrap
-from eventsource.services.workload import Bank
+from eventsource.services.independent.ledger import IndependentLedger
+from eventsource.services.participant import ParticipantService
+from eventsource.settings import Transport
 
 BANKS = [Bank("alpha", ["a1", "a2"]), Bank("beta", ["b1", "b2"]), Bank("gamma", ["g1"])]
 MODES = ["jetstream", "core"]
@@ -39,8 +42,33 @@ class LiveBank:
     partitions: int
     mode: str = "jetstream"
     faults: FaultPlan = NO_FAULTS
-    replay_after: float = 1.0
+    resend_after: float = 1.0
     services: list[tuple[ParticipantService, asyncio.Task]] = field(default_factory=list)
+
+    @property
+    def ledger(self) -> IndependentLedger:
+        return IndependentLedger(self.nc, self.partitions)
+
+    def service(
+        self,
+        participant: str,
+        *,
+        fetch_batch: int = FETCH_BATCH,
+        sweep_interval: float = SWEEP_INTERVAL_S,
+        window: int = CORE_WINDOW,
+    ) -> ParticipantService:
+        """An instance of `participant` in this bank's transport mode, not started."""
+        options = ServeOptions(
+            transport=Transport(self.mode),
+            fetch_batch=fetch_batch,
+            faults=self.faults,
+            resend=ResendPolicy(first=self.resend_after),
+            sweep_interval=sweep_interval,
+            window=window,
+            instance=str(len(self.services)),
+        )
+        return participant_service(self.ledger, participant, options)
+
     stop: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
@@ -51,21 +79,12 @@ class LiveBank:
         self,
         participant: str,
         *,
-        fetch_batch: int = 256,
-        sweep_interval: float = 60.0,
+        fetch_batch: int = FETCH_BATCH,
+        sweep_interval: float = SWEEP_INTERVAL_S,
         window: int = CORE_WINDOW,
     ) -> ParticipantService:
-        service = ParticipantService(
-            self.nc,
-            participant,
-            self.partitions,
-            fetch_batch=fetch_batch,
-            core=self.mode == "core",
-            faults=self.faults,
-            replay=ReplayPolicy(first=self.replay_after),
-            sweep_interval=sweep_interval,
-            window=window,
-            instance=str(len(self.services)),
+        service = self.service(
+            participant, fetch_batch=fetch_batch, sweep_interval=sweep_interval, window=window
         )
         self.services.append((service, asyncio.create_task(service.run(self.stop))))
         return service
@@ -84,9 +103,10 @@ class LiveBank:
         return await wait_final(self.nc, self.partitions, submitter, ids, timeout=timeout)
 
     async def quiet(self, timeout: float = 60.0) -> None:
-        assert await wait_quiescent(
-            self.nc, self.partitions, self.participants, timeout=timeout, settle=0.2
-        ), "inboxes never drained"
+        consumers = [c for p in self.participants for c in self.ledger.consumers(p)]
+        assert await wait_quiescent(self.nc, consumers, timeout=timeout, settle=0.2), (
+            "inboxes never drained"
+        )
 
     async def audit(self, patience: float = 60.0) -> AuditReport:
         """The audit once the work has settled: inboxes drained and, in core mode (where
@@ -127,7 +147,7 @@ async def live_bank(
     partitions = await bootstrap(cluster.url, BANKS, funding=funding, topology=topology)
     nc = await connect(cluster.url)
     bank = LiveBank(cluster, nc, partitions, mode=mode, faults=faults)
-    await open_account(nc, partitions, "gamma", "usd", "USD", "50.00")
+    await bank.ledger.open_account("gamma", "usd", "USD", "50.00")
     try:
         yield bank
     finally:

@@ -10,20 +10,21 @@ from pathlib import Path
 
 import pytest
 
+from benchmark.load import push
+from benchmark.measure import settle
+from benchmark.scenario import bootstrap, start_services, stop_services
+from benchmark.workload import random_transfers, standard_banks
 from eventsource.adapters.cluster import ClusterInfo, kill_node, load_cluster, restart_node
 from eventsource.adapters.jetstream import connect
 from eventsource.adapters.stream_reader import read_messages
 from eventsource.core.subjects import DEAD_LETTER_STREAM, ledger_stream
 from eventsource.services.audit import audit
-from eventsource.services.load import push
-from eventsource.services.measure import settle
-from eventsource.services.scenario import bootstrap, start_services, stop_services
-from eventsource.services.workload import random_transfers, standard_banks
+from eventsource.services.independent.ledger import IndependentLedger
 
 pytestmark = pytest.mark.slow
 BANKS = standard_banks(3, 4)
 NAMES = [b.participant for b in BANKS]
-SERVE_ARGS = {"jetstream": (), "core": ("--mode", "core", "--replay-after", "1")}
+SERVE_ARGS = {"jetstream": (), "core": ("--mode", "core", "--resend-after", "1")}
 modes = pytest.mark.parametrize("mode", sorted(SERVE_ARGS))
 
 
@@ -35,12 +36,13 @@ async def run_with_fault(
     try:
         nc = await connect(cluster.url)
         work = random_transfers(BANKS, count, seed=11, reject_share=0.05)
-        pushing = asyncio.create_task(push(nc, partitions, work, rate=rate, per_message=10))
+        ledger = IndependentLedger(nc, partitions)
+        pushing = asyncio.create_task(push(ledger.submit, work, rate=rate, per_message=10))
         await asyncio.sleep(count / rate / 3)
         procs = await fault(procs)
         report = await pushing
         assert report.acked == count
-        measured = await settle(nc, partitions, NAMES, {(w.debtor.participant, w.id) for w in work})
+        measured = await settle(ledger, NAMES, {(w.debtor.participant, w.id) for w in work})
         assert measured.unfinished == [], [
             (m.headers or {}).get("Natsbank-Detail")
             async for m in read_messages(nc, DEAD_LETTER_STREAM)

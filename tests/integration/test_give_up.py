@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 import msgspec
 
 from eventsource.adapters.jetstream import read_last
-from eventsource.adapters.ledger_state import decode_state
+from eventsource.adapters.state_reader import decode_state
 from eventsource.adapters.stream_reader import read_messages
 from eventsource.core.events import TransferState, encoder
 from eventsource.core.messages import (
@@ -30,7 +30,6 @@ from eventsource.core.messages import (
 )
 from eventsource.core.model import Outcome
 from eventsource.core.protocol import Phase
-from eventsource.core.replay import ReplayPolicy
 from eventsource.core.subjects import (
     DEAD_LETTER_STREAM,
     account_key,
@@ -43,7 +42,6 @@ from eventsource.core.subjects import (
     state_subject,
 )
 from eventsource.services.client import read_transfer
-from eventsource.services.participant import ParticipantService
 from tests.integration.conftest import LiveBank, transfer
 
 
@@ -52,14 +50,7 @@ class Instance:
 
     def __init__(self, bank: LiveBank, participant: str, sweep_interval: float = 5.0) -> None:
         self.stop = asyncio.Event()
-        self.service = ParticipantService(
-            bank.nc,
-            participant,
-            bank.partitions,
-            core=bank.mode == "core",
-            replay=ReplayPolicy(first=bank.replay_after),
-            sweep_interval=sweep_interval,
-        )
+        self.service = bank.service(participant, sweep_interval=sweep_interval)
         self.task = asyncio.create_task(self.service.run(self.stop))
 
     async def down(self) -> None:
@@ -72,8 +63,9 @@ async def running(bank: LiveBank, *participants: str) -> AsyncIterator[list[Inst
     instances = [Instance(bank, p) for p in participants]
     try:
         for instance in instances:  # core mode: a message to it before this would be lost
-            if instance.service.core is not None:
-                await asyncio.wait_for(instance.service.core.listening.wait(), 15)
+            listening = getattr(instance.service.carrier, "listening", None)
+            if listening is not None:
+                await asyncio.wait_for(listening.wait(), 15)
         yield instances
     finally:
         for instance in instances:

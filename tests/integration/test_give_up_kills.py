@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from benchmark.scenario import start_services, stop_services
 from eventsource.core.model import Outcome
 from eventsource.core.subjects import incoming_key, outgoing_key
-from eventsource.services.scenario import start_services, stop_services
 from tests.integration.conftest import MODES, live_bank, transfer
 from tests.integration.test_give_up import UNTOUCHED, account, record, until
 
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.slow
 COUNT = 60
 SERVE_ARGS = {
     "jetstream": ("--fetch-batch", "5"),
-    "core": ("--mode", "core", "--replay-after", "0.5"),
+    "core": ("--mode", "core", "--resend-after", "0.5"),
 }
 
 

@@ -17,7 +17,6 @@ from eventsource.core.subjects import (
     ledger_stream,
     outgoing_key,
 )
-from eventsource.services.accounts import close_account, read_account
 from eventsource.services.client import transfer_views
 from tests.integration.conftest import LiveBank, transfer
 
@@ -26,7 +25,7 @@ async def balances(bank: LiveBank, *accounts: str) -> list[tuple[int, int, int]]
     result = []
     for ref in accounts:
         participant, account = ref.split("/")
-        state, _ = await read_account(bank.nc, bank.partitions, participant, account)
+        state, _ = await bank.ledger.read_account(participant, account)
         result.append((state.balance, state.pending_debits, state.pending_credits))
     return result
 
@@ -54,7 +53,7 @@ async def test_an_accepted_transfer_moves_the_money_once_and_both_sides_agree(ba
 
 
 async def test_each_bad_transfer_is_rejected_with_its_cause_on_both_sides(bank: LiveBank):
-    await close_account(bank.nc, bank.partitions, "beta", "b2")
+    await bank.ledger.close_account("beta", "b2")
     bank.start_all()
     cases = {
         "r-funds": (

@@ -17,8 +17,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from benchmark.pgbench import run_tpcb, run_tpcb_async
 from eventsource.adapters import postgres
-from eventsource.adapters.pgbench import run_tpcb, run_tpcb_async
 from eventsource.adapters.postgres import EmbeddedPostgres, PgServer
 
 

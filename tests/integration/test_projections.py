@@ -17,13 +17,13 @@ import pytest
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from eventsource.adapters.postgres import EmbeddedPostgres, PgServer
+from eventsource.adapters.views import list_accounts, list_transfers
 from eventsource.core.subjects import DEAD_LETTER_STREAM, ledger_stream, state_prefix
-from eventsource.services.views import list_accounts, list_transfers
 from projections.model import PHASE_COLUMN
-from projections.postgres import PostgresStore
+from projections.postgres import PostgresDb
 from projections.projector import Projector, caught_up, consumer_name, delete_consumers
-from projections.sqlite import SqliteStore
-from projections.store import Store
+from projections.sqlite import SqliteDb
+from projections.store import ProjectionDb
 from tests.integration.conftest import LiveBank, transfer
 
 PHASES = list(PHASE_COLUMN)
@@ -37,23 +37,23 @@ def postgres(tmp_path: Path) -> Iterator[PgServer]:
 
 
 @pytest.fixture(params=["postgres", "sqlite"])
-def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], Store]:
+def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], ProjectionDb]:
     """A factory of stores on one projection database: PostgreSQL or a SQLite directory."""
     if request.param == "postgres":
         server = request.getfixturevalue("postgres")
-        return lambda: PostgresStore(server.dsn)
-    return lambda: SqliteStore(tmp_path / "sqlite")
+        return lambda: PostgresDb(server.dsn)
+    return lambda: SqliteDb(tmp_path / "sqlite")
 
 
-def cli_args(store: Store) -> list[str]:
-    if isinstance(store, PostgresStore):
+def cli_args(store: ProjectionDb) -> list[str]:
+    if isinstance(store, PostgresDb):
         return ["--dsn", store.dsn]
-    assert isinstance(store, SqliteStore)
+    assert isinstance(store, SqliteDb)
     return ["--sqlite", str(store.directory)]
 
 
-def name_of(store: Store) -> str:
-    return "postgres" if isinstance(store, PostgresStore) else "sqlite"
+def name_of(store: ProjectionDb) -> str:
+    return "postgres" if isinstance(store, PostgresDb) else "sqlite"
 
 
 async def kv_state(bank: LiveBank) -> tuple[dict, dict]:
@@ -91,7 +91,7 @@ async def kv_state(bank: LiveBank) -> tuple[dict, dict]:
     return accounts, transfers
 
 
-async def assert_projection_equals_state(bank: LiveBank, store: Store) -> None:
+async def assert_projection_equals_state(bank: LiveBank, store: ProjectionDb) -> None:
     accounts, transfers = await kv_state(bank)
     projected = await store.state()
     assert projected.accounts == accounts
@@ -111,7 +111,7 @@ async def eventually(
 
 
 @contextlib.asynccontextmanager
-async def projecting(bank: LiveBank, store: Store, **options) -> AsyncIterator[Projector]:
+async def projecting(bank: LiveBank, store: ProjectionDb, **options) -> AsyncIterator[Projector]:
     """A projector running in the test's loop until the block ends; the store is opened here."""
     await store.open()
     projector = Projector(
@@ -166,7 +166,7 @@ async def test_the_projection_equals_the_ledger_state(bank: LiveBank, make_store
         projected = await projector.store.state()
         outcomes = {row[6] for row in projected.transfers.values()}
         assert outcomes == {"OK", "REJECTED"}
-        if isinstance(projector.store, PostgresStore):  # the views a psql user starts from
+        if isinstance(projector.store, PostgresDb):  # the views a psql user starts from
             conn = projector.store.conn
             summary = await conn.fetch("SELECT * FROM participant_summary ORDER BY participant")
             assert [r["participant"] for r in summary] == ["alpha", "beta", "gamma"]
@@ -234,7 +234,7 @@ async def test_a_projector_killed_mid_run_ends_equal_to_the_state(
             assert second.wait(timeout=30) == 0, "the projector does not stop cleanly on SIGTERM"
 
 
-async def equals_state(bank: LiveBank, store: Store) -> bool:
+async def equals_state(bank: LiveBank, store: ProjectionDb) -> bool:
     await store.open()
     try:
         await assert_projection_equals_state(bank, store)
@@ -264,8 +264,8 @@ async def test_a_junk_state_event_is_dead_lettered_and_projection_goes_on(
 async def test_two_projectors_start_at_once_on_postgres(bank: LiveBank, postgres: PgServer):
     await run_transfers(bank)
     async with (
-        projecting(bank, PostgresStore(postgres.dsn)) as one,
-        projecting(bank, PostgresStore(postgres.dsn)) as two,
+        projecting(bank, PostgresDb(postgres.dsn)) as one,
+        projecting(bank, PostgresDb(postgres.dsn)) as two,
     ):
         await eventually(
             lambda: _any_set(one.leading, two.leading), "one of the two projectors leads"
@@ -285,7 +285,7 @@ async def test_a_participant_s_sqlite_file_holds_its_own_records_only(
     bank: LiveBank, tmp_path: Path
 ):
     await run_transfers(bank)
-    store = SqliteStore(tmp_path / "beta-only", "beta")
+    store = SqliteDb(tmp_path / "beta-only", "beta")
     async with projecting(bank, store, name="sqlite_beta", participant="beta") as projector:
         await until_caught_up(bank, projector)
         projected = await store.state()
@@ -301,9 +301,9 @@ async def test_a_participant_projection_beside_the_full_one_on_postgres(
     bank: LiveBank, postgres: PgServer
 ):
     await run_transfers(bank)
-    beta_store = PostgresStore(postgres.dsn, "postgres_beta")
+    beta_store = PostgresDb(postgres.dsn, "postgres_beta")
     async with (
-        projecting(bank, PostgresStore(postgres.dsn)) as full,
+        projecting(bank, PostgresDb(postgres.dsn)) as full,
         projecting(bank, beta_store, name="postgres_beta", participant="beta") as beta,
     ):
         await until_caught_up(bank, full)

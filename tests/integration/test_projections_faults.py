@@ -16,9 +16,9 @@ import pytest
 from eventsource.adapters import postgres as pg
 from eventsource.adapters.postgres import PgServer
 from eventsource.core.subjects import ledger_stream
-from projections.postgres import PostgresStore
+from projections.postgres import PostgresDb
 from projections.projector import consumer_name
-from projections.sqlite import SqliteStore
+from projections.sqlite import SqliteDb
 from tests.integration.conftest import LiveBank
 from tests.integration.test_projections import (
     assert_projection_equals_state,
@@ -49,7 +49,7 @@ def natsbank(bank: LiveBank, *args: str) -> subprocess.CompletedProcess:
 
 
 async def test_postgres_down_while_projecting_loses_nothing(bank: LiveBank, server: PgServer):
-    async with projecting(bank, PostgresStore(server.dsn)) as projector:
+    async with projecting(bank, PostgresDb(server.dsn)) as projector:
         await until_caught_up(bank, projector)
         pg.stop(Path(server.data_dir))
         await run_transfers(bank)
@@ -63,10 +63,10 @@ async def test_a_standby_takes_over_when_the_active_projector_stops(
     bank: LiveBank, server: PgServer
 ):
     await run_transfers(bank, count=6)
-    running_first = projecting(bank, PostgresStore(server.dsn))
+    running_first = projecting(bank, PostgresDb(server.dsn))
     active = await running_first.__aenter__()
     await until_caught_up(bank, active)
-    async with projecting(bank, PostgresStore(server.dsn)) as standby:
+    async with projecting(bank, PostgresDb(server.dsn)) as standby:
         assert not standby.leading.is_set()
         await running_first.__aexit__(None, None, None)
         await run_transfers(bank, count=6)  # the active one is gone: the standby must apply these
@@ -84,9 +84,9 @@ async def test_status_then_rebuild_from_the_command_line(
     bank: LiveBank, backend: str, tmp_path: Path, request: pytest.FixtureRequest
 ):
     if backend == "postgres":
-        store = PostgresStore(request.getfixturevalue("server").dsn)
+        store = PostgresDb(request.getfixturevalue("server").dsn)
     else:
-        store = SqliteStore(tmp_path / "sqlite")
+        store = SqliteDb(tmp_path / "sqlite")
     await run_transfers(bank)
     async with projecting(bank, store) as projector:
         await until_caught_up(bank, projector)
@@ -114,7 +114,7 @@ async def test_deliveries_lost_in_flight_are_not_skipped(bank: LiveBank, tmp_pat
     """Another subscriber takes deliveries of the projector's consumer and never acks them (as a
     lost fetch reply would): the projector sees the hole in the delivery sequence and rewinds to
     its database position instead of applying past it."""
-    store = SqliteStore(tmp_path / "sqlite")
+    store = SqliteDb(tmp_path / "sqlite")
     async with projecting(bank, store) as projector:
         await until_caught_up(bank, projector)
         js = bank.nc.jetstream()
@@ -125,5 +125,5 @@ async def test_deliveries_lost_in_flight_are_not_skipped(bank: LiveBank, tmp_pat
         taken = await stolen
         await thief.unsubscribe()
         assert taken, "the thief got nothing: the test proved nothing"
-        await eventually(lambda: equals_state(bank, SqliteStore(tmp_path / "sqlite")), "equal")
+        await eventually(lambda: equals_state(bank, SqliteDb(tmp_path / "sqlite")), "equal")
         assert projector.stats.rewinds >= 1

@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
+from benchmark.scenario import bootstrap
 from eventsource.adapters.cluster import ClusterInfo
 from eventsource.adapters.jetstream import connect
 from eventsource.core.subjects import ledger_stream, partition_of
-from eventsource.services.accounts import open_account
-from eventsource.services.scenario import bootstrap
-from projections.postgres import PostgresStore
-from projections.sqlite import SqliteStore
-from projections.store import Store
+from eventsource.services.independent.ledger import IndependentLedger
+from projections.postgres import PostgresDb
+from projections.sqlite import SqliteDb
+from projections.store import ProjectionDb
 from tests.integration.conftest import BANKS, LiveBank
 from tests.integration.test_projections import (
     assert_projection_equals_state,
@@ -33,7 +33,7 @@ async def bank2(nats1: ClusterInfo) -> AsyncIterator[LiveBank]:
     partitions = await bootstrap(nats1.url, BANKS, funding="1000.00", partitions=2)
     nc = await connect(nats1.url)
     live = LiveBank(nats1, nc, partitions)
-    await open_account(nc, partitions, "gamma", "usd", "USD", "50.00")
+    await IndependentLedger(nc, partitions).open_account("gamma", "usd", "USD", "50.00")
     try:
         yield live
     finally:
@@ -44,11 +44,11 @@ async def bank2(nats1: ClusterInfo) -> AsyncIterator[LiveBank]:
 
 
 @pytest.fixture(params=["postgres", "sqlite"])
-def make_store2(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], Store]:
+def make_store2(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], ProjectionDb]:
     if request.param == "postgres":
         server = request.getfixturevalue("postgres")
-        return lambda: PostgresStore(server.dsn)
-    return lambda: SqliteStore(tmp_path / "sqlite")
+        return lambda: PostgresDb(server.dsn)
+    return lambda: SqliteDb(tmp_path / "sqlite")
 
 
 async def test_two_partitions_project_equal_to_the_state(bank2: LiveBank, make_store2):

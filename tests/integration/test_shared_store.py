@@ -14,25 +14,22 @@ from pathlib import Path
 
 import pytest
 
+from benchmark.measure import wait_quiescent
+from benchmark.scenario import bootstrap, drive, start_services, stop_services
+from benchmark.workload import standard_banks
 from eventsource.adapters.cluster import ClusterInfo, kill_node, load_cluster, restart_node
 from eventsource.adapters.jetstream import connect
+from eventsource.bootstrap import ServeOptions, participant_service
 from eventsource.core.errors import RejectionCause
 from eventsource.core.events import encoder
 from eventsource.core.messages import SubmitTransfers
 from eventsource.core.model import Outcome
-from eventsource.core.shared_store import SHARED_STREAM, submit_subject
-from eventsource.services.accounts import open_account, read_account
-from eventsource.services.audit_shared import audit_shared
-from eventsource.services.client import submit
-from eventsource.services.scenario import start_services, stop_services
-from eventsource.services.shared_client import wait_decided
-from eventsource.services.shared_scenario import (
-    bootstrap_shared,
-    drive_shared,
-    wait_shared_quiescent,
-)
-from eventsource.services.shared_service import SharedStoreService
-from eventsource.services.workload import standard_banks
+from eventsource.core.shared.layout import SHARED_STREAM, submit_subject
+from eventsource.services.participant import ParticipantService
+from eventsource.services.shared.audit import audit_shared
+from eventsource.services.shared.client import submit_shared, wait_decided
+from eventsource.services.shared.ledger import SharedLedger
+from eventsource.settings import Store
 from tests.integration.conftest import BANKS, transfer
 
 NAMES = [b.participant for b in BANKS]
@@ -41,14 +38,15 @@ NAMES = [b.participant for b in BANKS]
 @contextlib.asynccontextmanager
 async def shared_bank(cluster: ClusterInfo, funding: str = "1000.00") -> AsyncIterator:
     """alpha (a1, a2), beta (b1, b2), gamma (g1, and usd in USD), all in the shared store."""
-    await bootstrap_shared(cluster.url, BANKS, funding=funding)
+    await bootstrap(cluster.url, BANKS, funding=funding, store=Store.SHARED)
     nc = await connect(cluster.url)
-    await open_account(nc, 1, "gamma", "usd", "USD", "50.00", shared=True)
+    await SharedLedger(nc).open_account("gamma", "usd", "USD", "50.00")
     stop = asyncio.Event()
     tasks: list[asyncio.Task] = []
 
-    def start(participant: str, fetch_batch: int = 256) -> SharedStoreService:
-        service = SharedStoreService(nc, participant, fetch_batch=fetch_batch)
+    def start(participant: str, fetch_batch: int = 256) -> ParticipantService:
+        options = ServeOptions(fetch_batch=fetch_batch)
+        service = participant_service(SharedLedger(nc), participant, options)
         tasks.append(asyncio.create_task(service.run(stop)))
         return service
 
@@ -62,11 +60,12 @@ async def shared_bank(cluster: ClusterInfo, funding: str = "1000.00") -> AsyncIt
 
 
 async def balance(nc, participant: str, account: str) -> int:
-    return (await read_account(nc, 1, participant, account, shared=True))[0].balance
+    return (await SharedLedger(nc).read_account(participant, account))[0].balance
 
 
 async def clean_audit(nc, participants=NAMES):
-    assert await wait_shared_quiescent(nc, participants, timeout=60)
+    consumers = [c for p in participants for c in SharedLedger(nc).consumers(p)]
+    assert await wait_quiescent(nc, consumers, timeout=60)
     report = await audit_shared(nc, expect_final=True)
     assert report.ok, dict(report.violations)
     return report
@@ -84,7 +83,7 @@ async def test_ok_and_rejected_transfers_with_their_causes(nats1):
             "tiny": (transfer("tiny", "alpha/a1", "beta/b1", "0.001"), "INVALID_AMOUNT"),
             "stranger": (transfer("stranger", "alpha/a1", "omega/o1"), "UNKNOWN_PARTICIPANT"),
         }
-        ack = await submit(nc, 1, "alpha", [r for r, _ in cases.values()], shared=True)
+        ack = await submit_shared(nc, "alpha", [r for r, _ in cases.values()])
         assert ack.sequence > 0  # the ACK: stored in the shared stream's inbox
         decided = await wait_decided(nc, "alpha", list(cases))
         for tid, (_, cause) in cases.items():
@@ -101,10 +100,10 @@ async def test_ok_and_rejected_transfers_with_their_causes(nats1):
 async def test_a_duplicate_submission_is_answered_from_the_record_and_applied_once(nats1):
     async with shared_bank(nats1) as (nc, start):
         once = transfer("dup", "beta/b1", "alpha/a2", "100.00")
-        await submit(nc, 1, "beta", [once], shared=True)
+        await submit_shared(nc, "beta", [once])
         # The same transfer again under other message ids (JetStream's dedup window is only a
         # backstop): with a companion, and raw with a fresh Nats-Msg-Id, before and after.
-        await submit(nc, 1, "beta", [once, transfer("other", "beta/b1", "alpha/a2")], shared=True)
+        await submit_shared(nc, "beta", [once, transfer("other", "beta/b1", "alpha/a2")])
         raw = encoder.encode(SubmitTransfers(transfers=[once]))
         for _ in range(2):
             await nc.jetstream().publish(
@@ -117,7 +116,7 @@ async def test_a_duplicate_submission_is_answered_from_the_record_and_applied_on
         decided = await wait_decided(nc, "beta", ["dup", "other"])
         assert decided["dup"].outcome is Outcome.OK
         await clean_audit(nc, ["beta"])
-        await submit(nc, 1, "beta", [once], shared=True)  # and once more, after the fact
+        await submit_shared(nc, "beta", [once])  # and once more, after the fact
         await clean_audit(nc, ["beta"])
         assert await balance(nc, "beta", "b1") == 1000_00 - 100_00 - 10_00
         assert await balance(nc, "alpha", "a2") == 1000_00 + 100_00 + 10_00
@@ -131,8 +130,8 @@ async def test_a_hot_account_under_two_instances_never_overdraws(nats1):
             # meanwhile beta pays into the same hot account: cross-participant contention
             paid = transfer(f"in{i}", "beta/b2", "alpha/a1", "0.50")
             submissions += [
-                submit(nc, 1, "alpha", [out], shared=True),
-                submit(nc, 1, "beta", [paid], shared=True),
+                submit_shared(nc, "alpha", [out]),
+                submit_shared(nc, "beta", [paid]),
             ]
         await asyncio.gather(*submissions)
         # small fetches, so that both alpha instances hold work on the same account at once
@@ -147,7 +146,7 @@ async def test_a_hot_account_under_two_instances_never_overdraws(nats1):
         assert await balance(nc, "alpha", "a1") == 100_00 - ok * 7_00 + 40 * 50 >= 0
         assert ok >= 14  # money paid in may let more through, never an overdraft
         assert report.funded == report.balances
-        assert sum(s.stats.transfers for s in services) >= 80  # a redelivery is decided again
+        assert sum(s.stats.items for s in services) >= 80  # a redelivery is decided again
 
 
 FAULT_BANKS = standard_banks(3, 4)
@@ -158,7 +157,7 @@ async def run_with_fault(cluster: ClusterInfo, tmp_path: Path, fault, *, count: 
     """Real `serve --store shared` processes under a paced load; `fault(procs)` runs 2 s in.
     Afterwards every ACKed transfer has its one record and the shared audit is clean."""
     names = [b.participant for b in FAULT_BANKS]
-    await bootstrap_shared(cluster.url, FAULT_BANKS, funding="5000.00")
+    await bootstrap(cluster.url, FAULT_BANKS, funding="5000.00", store=Store.SHARED)
     procs = start_services(cluster.url, names, 2, tmp_path / "logs", serve_args=SERVE_SHARED)
     try:
 
@@ -167,8 +166,15 @@ async def run_with_fault(cluster: ClusterInfo, tmp_path: Path, fault, *, count: 
             await fault(procs)
 
         disturbing = asyncio.create_task(disturb())
-        result = await drive_shared(
-            cluster.url, FAULT_BANKS, count, seed=5, rate=rate, per_message=10, settle_timeout=120
+        result = await drive(
+            cluster.url,
+            FAULT_BANKS,
+            count,
+            store=Store.SHARED,
+            seed=5,
+            rate=rate,
+            per_message=10,
+            settle_timeout=120,
         )
         await disturbing
     finally:

@@ -62,7 +62,7 @@ async def test_a_poison_core_message_is_dead_lettered_and_the_service_carries_on
     async with live_bank(nats1, mode="core") as bank:
         bank.start_all()
         for service, _ in bank.services:
-            await asyncio.wait_for(service.core.listening.wait(), 10)
+            await asyncio.wait_for(service.carrier.listening.wait(), 10)
         await bank.nc.publish(core_subject("alpha", Kind.RESULT), b"{not json")
         wrong = msgspec.json.encode({"type": "confirm", "sender": "beta", "confirms": []})
         await bank.nc.publish(core_subject("alpha", Kind.POSTING), wrong)
@@ -87,14 +87,14 @@ async def test_a_dead_core_instance_leaves_nothing_stranded_its_sibling_adopts_i
             if doomed.stats.groups and survivor.stats.messages + doomed.stats.messages >= 40:
                 break
             await asyncio.sleep(0.1)
-        waiting_on_doomed = len(doomed.core.schedule)
+        waiting_on_doomed = len(doomed.carrier.schedule)
         assert waiting_on_doomed > 0
         [task] = [t for s, t in bank.services if s is doomed]
         task.cancel()  # dies with its replay clock; nobody else was told of its postings
         bank.start("beta")
         final = await bank.wait("alpha", ids, timeout=60)
         assert len(final) == 40 and {s.outcome for s in final.values()} == {Outcome.OK}
-        assert survivor.core.stats.adopted >= waiting_on_doomed
+        assert survivor.carrier.stats.adopted >= waiting_on_doomed
         report = await bank.audit()
         assert report.ok, report.violations
 
@@ -111,7 +111,9 @@ async def test_core_mode_admits_no_submission_while_its_window_is_full(nats1):
             await asyncio.sleep(0.1)
         await asyncio.sleep(1.0)
         assert alpha.stats.window_full > 0
-        assert alpha.stats.messages == 5 and len(alpha.core.schedule) == 5  # 25 wait in the inbox
+        assert (
+            alpha.stats.messages == 5 and len(alpha.carrier.schedule) == 5
+        )  # 25 wait in the inbox
         bank.start("beta")
         final = await bank.wait("alpha", ids, timeout=60)
         assert len(final) == 30 and {s.outcome for s in final.values()} == {Outcome.OK}

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from eventsource.core.account import Account, EntryKind
 from eventsource.core.errors import (
-    AccountClosed,
+    AccountIsClosed,
     DomainError,
     InsufficientFunds,
     InvalidAmount,
@@ -76,13 +76,13 @@ def test_an_empty_account_cannot_reserve_a_single_minor_unit():
 
 
 def test_a_closed_account_refuses_reservations():
-    with pytest.raises(AccountClosed) as closed:
+    with pytest.raises(AccountIsClosed) as closed:
         funded(100_00, closed=True).apply(K.RESERVED, 1)
     assert closed.value.cause is RejectionCause.ACCOUNT_CLOSED
 
 
 def test_a_closed_account_refuses_funding():
-    with pytest.raises(AccountClosed):
+    with pytest.raises(AccountIsClosed):
         funded(100_00, closed=True).apply(K.FUNDED, 1)
 
 

@@ -3,7 +3,9 @@ do not count; a module's own code does."""
 
 from __future__ import annotations
 
-from eventsource.services.bench_lines import code_lines, protocol_lines
+import pytest
+
+from benchmark.lines import code_lines, protocol_lines
 
 SOURCE = '''"""Module docstring,
 on two lines."""
@@ -33,3 +35,11 @@ def test_protocol_lines_count_every_listed_module_once():
         assert lines[store]["own"] == sum(own.values()) > 0
         assert lines[store]["with_common"] == lines[store]["own"] + lines["common"]["total"]
         assert lines[store]["audit"] > 0
+
+
+def test_protocol_lines_fail_loudly_on_a_module_that_is_gone(monkeypatch):
+    from benchmark import lines
+
+    monkeypatch.setattr(lines, "COMMON", (*lines.COMMON, "services/no_such_module.py"))
+    with pytest.raises(FileNotFoundError, match="no_such_module"):
+        lines.protocol_lines()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from eventsource.cli.limits import parse_duration
+from eventsource.cli.options import parse_duration
 from eventsource.core.deadlines import DeadlineClock, give_up_at
 from eventsource.core.errors import DomainError, RejectionCause, UsageError
 from eventsource.core.events import TransferState
@@ -22,10 +22,10 @@ from eventsource.core.model import (
     validate_transfer,
 )
 from eventsource.core.protocol import Phase
-from eventsource.core.replay import ReplayPolicy, ReplaySchedule, answers, awaited
+from eventsource.core.resend import ResendPolicy, ResendSchedule, answers, awaited
 from eventsource.core.saga import GiveUpReason
 
-POLICY = ReplayPolicy(first=2.0, factor=2.0, cap=30.0)
+POLICY = ResendPolicy(first=2.0, factor=2.0, cap=30.0)
 PLAIN = Transfer(
     id="t1",
     debtor=AccountRef("n", "alice"),
@@ -138,7 +138,7 @@ def test_a_cancelled_record_waits_for_the_acknowledgement_of_its_cancel():
 
 
 def test_the_give_up_replaces_the_posting_on_the_replay_clock_by_the_cancel():
-    schedule = ReplaySchedule(POLICY, seed=1)
+    schedule = ResendSchedule(POLICY, seed=1)
     state = reserved(deadline_ms=1)
     schedule.expect("n.out.t1", "p", Kind.POSTING, Posting(transfer=state.transfer, digest="d"), 0)
     schedule.expect("n.out.t1", "p", Kind.POSTING, Posting(transfer=state.transfer, digest="d"), 5)

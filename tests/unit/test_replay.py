@@ -13,7 +13,7 @@ from eventsource.core.events import TransferState
 from eventsource.core.messages import Kind, Posting, Result
 from eventsource.core.model import AccountRef, Outcome, Side, Transfer
 from eventsource.core.protocol import Phase
-from eventsource.core.replay import ReplayPolicy, ReplaySchedule, awaited, refused_posting
+from eventsource.core.resend import ResendPolicy, ResendSchedule, awaited, refused_posting
 
 TRANSFER = Transfer(
     id="t1",
@@ -58,8 +58,8 @@ def test_a_refused_posting_carries_the_submitters_cause():
     assert refused_posting(refused).refused == "INSUFFICIENT_FUNDS"
 
 
-def schedule(**policy) -> ReplaySchedule:
-    return ReplaySchedule(ReplayPolicy(jitter=0.0, **policy), seed=1)
+def schedule(**policy) -> ResendSchedule:
+    return ResendSchedule(ResendPolicy(jitter=0.0, **policy), seed=1)
 
 
 def test_nothing_is_due_before_the_first_delay_and_a_resend_moves_the_clock():
@@ -104,7 +104,7 @@ def test_due_respects_its_limit_and_leaves_the_rest_for_the_next_tick():
 
 @given(st.integers(0, 20), st.floats(0.0, 0.5))
 def test_jitter_stays_within_its_bounds(attempts, jitter):
-    policy = ReplayPolicy(first=2.0, cap=30.0, jitter=jitter)
+    policy = ResendPolicy(first=2.0, cap=30.0, jitter=jitter)
     base = min(30.0, 2.0 * 2.0**attempts)
     delay = policy.delay(attempts, random.Random(attempts))
     assert base * (1 - jitter) - 1e-9 <= delay <= base * (1 + jitter) + 1e-9

@@ -8,8 +8,7 @@ import msgspec
 import pytest
 
 from eventsource.core.account import EntryKind
-from eventsource.core.dispatch import PROTOCOL_REASON
-from eventsource.core.errors import ProtocolError
+from eventsource.core.errors import DeadLetterReason, ProtocolError
 from eventsource.core.events import CancelRecorded, encoder, transfer_event_decoder
 from eventsource.core.messages import Confirm, Confirms, Kind, Result, Results
 from eventsource.core.model import Outcome
@@ -199,7 +198,7 @@ def test_a_cancel_after_the_confirm_is_refused_and_changes_nothing(net, outcome)
     ws = net.deliver_next()
     assert ws.writes() == [] and net.bank("p").states == before
     (dead,) = net.bank("p").dead_letters
-    assert dead.reason == PROTOCOL_REASON and "refused" in dead.detail
+    assert dead.reason == DeadLetterReason.PROTOCOL_VIOLATION and "refused" in dead.detail
     check_final_and_agreed(net)
 
 
@@ -211,7 +210,9 @@ def test_a_cancel_must_carry_its_transfer_and_come_from_the_debtor(net):
     inject(net, "n", "p", Kind.CONFIRM, msgspec.structs.replace(forged_cancel(net), sender="q"))
     net.deliver([1])
     net.deliver([1])
-    assert [d.reason for d in net.bank("p").dead_letters] == [PROTOCOL_REASON] * 2
+    assert [d.reason for d in net.bank("p").dead_letters] == [
+        DeadLetterReason.PROTOCOL_VIOLATION
+    ] * 2
     assert incoming(net, "t1") is None
 
 
@@ -221,7 +222,7 @@ def test_only_the_submitter_cancels_a_result_cancelled_for_a_reserved_record_is_
     inject(net, "p", "n", Kind.RESULT, Results(sender="p", results=[forged]))
     net.deliver([1])
     assert outgoing(net, "t1").phase is Phase.RESERVED
-    assert [d.reason for d in net.bank("n").dead_letters] == [PROTOCOL_REASON]
+    assert [d.reason for d in net.bank("n").dead_letters] == [DeadLetterReason.PROTOCOL_VIOLATION]
 
 
 @pytest.mark.parametrize("race", ["before posting", "after posting", "crossing OK", "crossing REJ"])

@@ -25,9 +25,9 @@ from eventsource.core.events import (
 )
 from eventsource.core.model import AccountRef, Outcome, TransferRequest
 from eventsource.core.money import format_amount
-from eventsource.core.shared_decision import SharedGroup, decide_transfer, keys_of
-from eventsource.core.shared_fold import SharedFold
-from eventsource.core.shared_store import (
+from eventsource.core.shared.decision import SharedGroup, decide_transfer, keys_of
+from eventsource.core.shared.fold import SharedFold
+from eventsource.core.shared.layout import (
     decode_shared_state,
     is_transfer_key,
     key_of_shared_subject,
@@ -44,7 +44,7 @@ class Stale(Exception):
 
 
 @dataclass
-class Store:
+class FakeSharedLedger:
     """The shared stream: every write in order; the last per key with its sequence."""
 
     log: list[Write] = field(default_factory=list)
@@ -126,9 +126,9 @@ def request(tid: str, amount: str = "10.00", *, to: str = "p/bob", currency: str
 
 
 @pytest.fixture
-def store() -> Store:
+def store() -> FakeSharedLedger:
     """n/alice holds EUR 100.00, p/bob EUR 0, p/yuki is a JPY account."""
-    s = Store()
+    s = FakeSharedLedger()
     s.open("n", "alice", minor=100_00)
     s.open("p", "bob")
     s.open("p", "yuki", "JPY")
@@ -231,7 +231,7 @@ moves = st.lists(
 @settings(max_examples=60, deadline=None)
 @given(moves)
 def test_any_interleaving_conserves_money_never_overdraws_and_applies_each_id_once(moves):
-    store = Store()
+    store = FakeSharedLedger()
     store.open("n", "alice", minor=100_00)
     store.open("p", "bob", minor=50_00)
     for submitter, amount, number in moves:

@@ -7,8 +7,8 @@ import msgspec
 import pytest
 
 from eventsource.core.account import EntryKind
-from eventsource.core.dispatch import PROTOCOL_REASON, apply_message
-from eventsource.core.errors import RejectionCause
+from eventsource.core.dispatch import apply_message
+from eventsource.core.errors import DeadLetterReason, RejectionCause
 from eventsource.core.events import AccountChanged, account_event_decoder
 from eventsource.core.messages import Confirm, Confirms, Result, Results, inbox_decoder
 from eventsource.core.model import Outcome
@@ -200,7 +200,7 @@ def test_a_result_for_an_unknown_transfer_or_with_a_wrong_digest_is_dead_lettere
     net.deliver_next()
     ws = decide_alone(net, "n", Results(sender="p", results=[stranger]))
     assert ws.writes() == []
-    assert [d.reason for d in ws.dead_letters] == [PROTOCOL_REASON]
+    assert [d.reason for d in ws.dead_letters] == [DeadLetterReason.PROTOCOL_VIOLATION]
 
 
 def test_a_result_from_another_participant_than_the_receiver_is_dead_lettered(net):
@@ -210,7 +210,9 @@ def test_a_result_from_another_participant_than_the_receiver_is_dead_lettered(ne
     ws = decide_alone(
         net, "n", Results(sender="q", results=[Result(id="t1", digest=digest, outcome=Outcome.OK)])
     )
-    assert ws.writes() == [] and [d.reason for d in ws.dead_letters] == [PROTOCOL_REASON]
+    assert ws.writes() == [] and [d.reason for d in ws.dead_letters] == [
+        DeadLetterReason.PROTOCOL_VIOLATION
+    ]
 
 
 def test_a_result_contradicting_the_final_outcome_is_dead_lettered(net):
@@ -219,7 +221,9 @@ def test_a_result_contradicting_the_final_outcome_is_dead_lettered(net):
     digest = net.bank("n").transfers()[OUT].digest
     contrary = Result(id="t1", digest=digest, outcome=Outcome.REJECTED)
     ws = decide_alone(net, "n", Results(sender="p", results=[contrary]))
-    assert ws.writes() == [] and [d.reason for d in ws.dead_letters] == [PROTOCOL_REASON]
+    assert ws.writes() == [] and [d.reason for d in ws.dead_letters] == [
+        DeadLetterReason.PROTOCOL_VIOLATION
+    ]
 
 
 @pytest.mark.parametrize(
@@ -233,7 +237,9 @@ def test_a_stranger_confirm_is_dead_lettered(net, transfer_id, digest, outcome):
     real = net.bank("p").transfers()[IN].digest
     confirm = Confirm(id=transfer_id, digest=digest or real, outcome=outcome)
     ws = decide_alone(net, "p", Confirms(sender="n", confirms=[confirm]))
-    assert ws.writes() == [] and [d.reason for d in ws.dead_letters] == [PROTOCOL_REASON]
+    assert ws.writes() == [] and [d.reason for d in ws.dead_letters] == [
+        DeadLetterReason.PROTOCOL_VIOLATION
+    ]
     assert net.bank("p").account("bob").balance == 0
 
 
@@ -242,7 +248,9 @@ def test_a_posting_whose_digest_does_not_match_its_transfer_is_dead_lettered(net
     posting = inbox_decoder.decode(run_until(net, "posting")[1])
     item = msgspec.structs.replace(posting.postings[0], digest="0" * 24)
     ws = decide_alone(net, "p", msgspec.structs.replace(posting, postings=[item]))
-    assert ws.writes() == [] and [d.reason for d in ws.dead_letters] == [PROTOCOL_REASON]
+    assert ws.writes() == [] and [d.reason for d in ws.dead_letters] == [
+        DeadLetterReason.PROTOCOL_VIOLATION
+    ]
 
 
 def test_the_first_write_of_each_key_is_guarded_by_the_sequence_it_was_read_at(net):

@@ -1,0 +1,199 @@
+"""`natsbank bench`: natsbank against PostgreSQL's own TPC-B on the same machine.
+
+The two run one after the other, each alone on the cores: PostgreSQL is stopped before the
+nats-server cluster starts. Every figure comes from the run itself (pgbench's report, the
+ledger's server timestamps and stream state, the audit); nothing is assumed. With
+`--store independent,shared` the shared store runs on the same workload too (benchmark/point.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import platform
+import shutil
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+from benchmark.lines import protocol_lines
+from benchmark.options import (
+    DEFAULT_LOSSES,
+    GENEROUS_FUNDING,
+    BenchOptions,
+    Hooks,
+    LedgerFootprint,
+    Point,
+)
+from benchmark.pgbench import TpcbResult, run_tpcb
+from benchmark.point import run_point
+from eventsource.adapters import nats_binary
+from eventsource.adapters.postgres import EmbeddedPostgres
+from eventsource.core.errors import ConfigError
+from eventsource.core.faults import FaultPlan
+from eventsource.settings import Store, Transport
+
+__all__ = [
+    "DEFAULT_LOSSES",
+    "GENEROUS_FUNDING",
+    "BenchOptions",
+    "Hooks",
+    "LedgerFootprint",
+    "check_options",
+    "is_valid",
+    "run_bench",
+]
+
+
+def check_options(options: BenchOptions) -> None:
+    """Refuse a bad run before pgbench spends its seconds."""
+    if not options.modes or not options.losses:
+        raise ConfigError("--modes and --loss need at least one value each")
+    if any(not 0 <= loss < 1 for loss in options.losses):
+        raise ConfigError("loss rates must be in [0, 1)")
+    FaultPlan(drop=max(options.losses), duplicate=options.duplicate, delay=options.delay)
+    if options.nodes not in (1, 3):
+        raise ConfigError(f"--nodes must be 1 or 3, not {options.nodes}")
+    if not 1 <= options.instances <= options.processes:
+        raise ConfigError("--instances (per participant) must be between 1 and --processes")
+    if options.transfers < 1:
+        raise ConfigError("--transfers must be at least 1")
+    if not options.stores:
+        raise ConfigError("--store takes independent, shared or both, comma-separated")
+    if options.rate is not None and options.rate <= 0:
+        raise ConfigError("--rate must be positive")
+    nats_binary.check_sync_interval(options.sync_interval)
+
+
+def run_bench(options: BenchOptions, workdir: Path, hooks: Hooks | None = None) -> dict:
+    """The whole bench as a stable dict; `workdir` holds the servers' data and the logs."""
+    hooks = hooks or Hooks()
+    check_options(options)
+    baseline: TpcbResult | None = None
+    with _sigterm_as_interrupt():
+        if not options.skip_postgres:
+            baseline = run_baseline(options, workdir / "pgdata", hooks)
+        runs, commands = [], []
+        shown: set[Store] = set()
+        for point in bench_points(options):
+            with_projectors = not runs and point.transport is Transport.JETSTREAM and not point.loss
+            scaled = dataclasses.replace(options, transfers=options.transfers * point.scale)
+            run, used = run_point(scaled, point, workdir, hooks, with_projectors)
+            run["scale"] = point.scale
+            runs.append(run)
+            if commands and point.store not in shown:  # its services' flags differ
+                commands += [c for c in used if " serve " in c]
+            shown.add(point.store)
+            commands = commands or used  # the other points differ only in their flags
+    nats_version = runs[0].pop("server_version")
+    for run in runs[1:]:
+        run.pop("server_version")
+    if baseline is not None:
+        commands = [baseline.init_command, baseline.command, *commands]
+    pg = _baseline_dict(baseline) if baseline else None
+    for run in runs:
+        run["vs_postgres"] = round(run["throughput_per_s"] / pg["tps"], 4) if pg else None
+    return {
+        "baseline": pg,
+        "runs": runs,
+        "ratio": runs[0]["vs_postgres"],
+        "valid": all(run["valid"] for run in runs),
+        "commands": commands,
+        "protocol_lines": protocol_lines(),
+        "machine": _machine(baseline, nats_version),
+    }
+
+
+def bench_points(options: BenchOptions) -> list[Point]:
+    """The independent store: each transport at each loss rate, then at each scale; the
+    shared store at each scale."""
+    points: list[Point] = []
+    if Store.INDEPENDENT in options.stores:
+        points += [
+            Point(Store.INDEPENDENT, mode, loss)
+            for mode in options.modes
+            for loss in options.losses
+        ]
+        points += [
+            Point(Store.INDEPENDENT, mode, 0.0, factor)
+            for factor in options.scales
+            for mode in options.modes
+        ]
+    if Store.SHARED in options.stores:
+        points += [
+            Point(Store.SHARED, Transport.JETSTREAM, 0.0, factor) for factor in (1, *options.scales)
+        ]
+    return points
+
+
+def run_baseline(options: BenchOptions, data_dir: Path, hooks: Hooks) -> TpcbResult:
+    hooks.phase(
+        f"PostgreSQL: pgbench TPC-B, scale {options.pg_scale}, {options.pg_clients} clients, "
+        f"{options.pg_seconds} s"
+    )
+    try:
+        with EmbeddedPostgres(data_dir) as server:
+            return run_tpcb(
+                server,
+                clients=options.pg_clients,
+                threads=options.pg_threads,
+                seconds=options.pg_seconds,
+                scale=options.pg_scale,
+            )
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)  # scale 10 is about 160 MB
+
+
+def is_valid(report: dict) -> bool:
+    return all(run["valid"] for run in report["runs"])
+
+
+def _baseline_dict(result: TpcbResult) -> dict:
+    return {
+        "name": "PostgreSQL pgbench TPC-B",
+        "tps": result.tps,
+        "latency_avg_ms": result.latency_avg_ms,
+        "transactions": result.transactions,
+        "failed_transactions": result.failed_transactions,
+        "clients": result.clients,
+        "threads": result.threads,
+        "seconds": result.seconds,
+        "scale": result.scale,
+        "pgbench_version": result.pgbench_version,
+        "command": result.command,
+        "init_command": result.init_command,
+    }
+
+
+def _machine(baseline: TpcbResult | None, nats_version: str) -> dict:
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_model": _cpu_model(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "nats_server": nats_version,
+        "pgbench": baseline.pgbench_version if baseline else None,
+    }
+
+
+def _cpu_model() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """A SIGTERM unwinds like Ctrl-C, so the `finally` blocks stop every server we started."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

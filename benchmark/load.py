@@ -1,0 +1,86 @@
+"""Push a workload into the submitters' inboxes: pipelined publishes, transfers packed per
+submitter into messages of up to `per_message`, paced to a target rate."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from eventsource.core.errors import InfrastructureError
+from eventsource.core.model import TransferRequest
+from eventsource.services.client import Submitted
+
+
+@dataclass
+class LoadReport:
+    submitted: int = 0
+    acked: int = 0
+    messages: int = 0
+    first_ack: float = 0.0
+    last_ack: float = 0.0
+    acked_ids: list[str] = field(default_factory=list)
+
+
+async def push(
+    submit: Callable[[str, list[TransferRequest]], Awaitable[Submitted]],
+    transfers: list[TransferRequest],
+    *,
+    per_message: int = 50,
+    rate: float | None = None,
+    in_flight: int = 64,
+    progress: Callable[[int], None] | None = None,
+    retry_for: float = 120.0,
+) -> LoadReport:
+    """Submit everything with `submit` (a ledger's); return once every message is ACKed.
+    `rate` is transfers per second."""
+    chunks: list[tuple[str, list[TransferRequest]]] = []
+    by_submitter: dict[str, list[TransferRequest]] = defaultdict(list)
+    for transfer in transfers:
+        queue = by_submitter[transfer.debtor.participant]
+        queue.append(transfer)
+        if len(queue) >= per_message:
+            chunks.append((transfer.debtor.participant, queue[:]))
+            queue.clear()
+    chunks.extend((s, q) for s, q in by_submitter.items() if q)
+    report = LoadReport(submitted=len(transfers))
+    gate = asyncio.Semaphore(in_flight)
+    started = time.monotonic()
+
+    async def send(submitter: str, chunk: list[TransferRequest]) -> None:
+        # A leader election leaves a stream unwritable for several seconds: keep trying with
+        # the same payload (same Nats-Msg-Id, so a publish that did land is not doubled).
+        deadline = time.monotonic() + retry_for
+        try:
+            for attempt in itertools.count(1):
+                try:
+                    ack = await submit(submitter, chunk)
+                    break
+                except InfrastructureError:
+                    if time.monotonic() > deadline:
+                        raise
+                    await asyncio.sleep(min(2.0, 0.2 * attempt))
+        finally:
+            gate.release()
+        report.acked += len(chunk)
+        report.messages += 1
+        report.acked_ids.extend(ack.ids)
+        report.first_ack = report.first_ack or ack.acked_at
+        report.last_ack = ack.acked_at
+        if progress:
+            progress(len(chunk))
+
+    async with asyncio.TaskGroup() as tasks:
+        sent = 0
+        for submitter, chunk in chunks:
+            if rate:
+                ahead = sent / rate - (time.monotonic() - started)
+                if ahead > 0:
+                    await asyncio.sleep(ahead)
+            await gate.acquire()
+            tasks.create_task(send(submitter, chunk))
+            sent += len(chunk)
+    return report

@@ -1,0 +1,239 @@
+"""One benchmark point: a store (and for the independent store, a transport at a loss
+rate) on a fresh cluster, with the same banks, funding and workload as every other point.
+
+The shared store sends no protocol messages, so there is nothing for a loss rate to drop: it
+runs at 0% loss. Its figures come from the same places as the independent store's: the
+stream's timestamps (ACK to final), the servers' /varz, the services' counters, its audit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import shlex
+from pathlib import Path
+
+from benchmark.faults import (
+    drive_disturbed,
+    server_traffic,
+    service_counters,
+    traffic_between,
+    transport_figures,
+)
+from benchmark.options import (
+    GENEROUS_FUNDING,
+    BenchOptions,
+    Hooks,
+    LedgerFootprint,
+    Point,
+)
+from benchmark.projection import ProjectorChoice, measure_projectors
+from benchmark.scenario import (
+    ScenarioResult,
+    bootstrap,
+    default_banks,
+    drive,
+    run_sync,
+    start_layout,
+    start_services,
+    stop_services,
+)
+from eventsource.adapters import nats_binary
+from eventsource.adapters.cluster import ClusterInfo, LocalCluster
+from eventsource.adapters.jetstream import connect
+from eventsource.adapters.topology import quick_redelivery
+from eventsource.core.faults import FaultPlan
+from eventsource.core.shared.layout import SHARED_STREAM
+from eventsource.core.subjects import ledger_stream
+from eventsource.settings import Store, Transport
+
+
+def serve_args(options: BenchOptions, point: Point, stats_dir: Path) -> list[str]:
+    args = ["--store", str(point.store), "--stats-dir", str(stats_dir)]
+    if point.store is Store.SHARED:
+        return args
+    plan = FaultPlan(
+        drop=point.loss,
+        duplicate=options.duplicate,
+        delay=options.delay,
+        max_delay=options.max_delay,
+        seed=options.seed,
+    )
+    args += ["--mode", str(point.transport)]
+    args += (
+        ["--resend-after", f"{options.resend_after:g}"] if point.transport is Transport.CORE else []
+    )
+    return args + (["--faults", plan.encode()] if plan.active else [])
+
+
+def run_point(
+    options: BenchOptions,
+    point: Point,
+    workdir: Path,
+    hooks: Hooks,
+    with_projectors: bool = False,
+) -> tuple[dict, list[str]]:
+    """One point on a fresh cluster: every point starts from the same state."""
+    with_projectors = with_projectors and point.store is Store.INDEPENDENT
+    banks = default_banks(options.participants, options.accounts)
+    names = [b.participant for b in banks]
+    where = workdir / f"{point.store}-{point.transport}-{point.loss:g}-{options.transfers}"
+    stats_dir = where / "stats"
+    stats_dir.mkdir(parents=True)
+    what = (
+        point.label
+        if point.store is Store.SHARED
+        else f"{point.transport} mode, loss {point.loss:.0%}"
+    )
+    hooks.phase(
+        f"natsbank {what}: {options.nodes} nats-server node(s), "
+        f"{options.processes} service processes, {options.instances} instance(s) per participant"
+    )
+    late = names[-1:] if options.process_faults.receiver_down else []
+    with LocalCluster(
+        where / "nats", nodes=options.nodes, sync_interval=options.sync_interval, remove_data=True
+    ) as cluster:
+        # The node count is known here: "auto" could see a fresh cluster's gossip half done.
+        topology = quick_redelivery(options.resend_after, replicas=options.nodes)
+        partitions = run_sync(
+            bootstrap(
+                cluster.url, banks, funding=GENEROUS_FUNDING, topology=topology, store=point.store
+            )
+        )
+        before = run_sync(ledger_footprint(cluster.url, point.store, partitions))
+        args = tuple(serve_args(options, point, stats_dir))
+        logs = workdir / "logs" / where.name
+        on_time = [n for n in names if n not in late]
+        procs = start_layout(
+            cluster.url, on_time, options.processes, options.instances, logs, serve_args=args
+        )
+        env = f"NATS_URL={shlex.quote(cluster.url)}"
+        commands = [*_cluster_commands(cluster), *(f"{env} {shlex.join(p.args)}" for p in procs)]
+        try:
+            hooks.phase(f"natsbank: pushing {options.transfers} transfers")
+            idle = run_sync(_idle_traffic(cluster))
+            traffic_before = server_traffic(cluster)
+            workload = functools.partial(
+                drive, cluster.url, banks, options.transfers, store=point.store,
+                seed=options.seed, rate=options.rate, reject_share=options.reject_share,
+                progress=hooks.acked,
+                settle_timeout=options.settle_timeout or max(900.0, options.transfers / 100),
+            )  # fmt: skip
+            result, disturbed = run_sync(
+                drive_disturbed(
+                    workload,
+                    options.process_faults,
+                    cluster,
+                    procs,
+                    lambda: start_services(cluster.url, late, 1, logs / "late", serve_args=args),
+                    options.seed,
+                )
+            )
+            traffic = traffic_between(traffic_before, server_traffic(cluster))
+            after = run_sync(ledger_footprint(cluster.url, point.store, partitions))
+            projectors = (
+                measure_projectors(  # after the headline figures: they ran without it
+                    options.projector, cluster.url, banks, partitions,
+                    transfers=options.transfers, seed=options.seed,
+                    reject_share=options.reject_share, workdir=workdir, phase=hooks.phase,
+                )
+                if with_projectors
+                else []
+            )  # fmt: skip
+        finally:
+            stop_services(procs)
+    run = _run_dict(options, names, result, before, after)
+    counters = service_counters(stats_dir)
+    run |= transport_figures(
+        point.transport, point.loss, result.measurement.completed, counters, traffic, disturbed
+    )
+    run["server_idle_messages_per_s"] = idle
+    run["name"] = f"natsbank {point.label} R{after.replicas}"
+    run["mode"] = str(point.transport)
+    run["store"] = str(point.store)
+    if with_projectors and options.projector is not ProjectorChoice.NONE:
+        run["projectors"] = projectors
+        run["valid"] = run["valid"] and all(p["valid"] for p in projectors)
+    return run, commands
+
+
+async def _idle_traffic(cluster: ClusterInfo, seconds: float = 2.0) -> float:
+    """Messages/s through the servers with the services up and no work: heartbeats, RAFT,
+    idle fetches. It runs all along, so short runs carry more of it per transfer."""
+    before = server_traffic(cluster)
+    await asyncio.sleep(seconds)
+    traffic = traffic_between(before, server_traffic(cluster))
+    return round((traffic["in_msgs"] + traffic["out_msgs"]) / seconds, 1)
+
+
+async def ledger_footprint(url: str, store: Store, partitions: int) -> LedgerFootprint:
+    """Messages and bytes stored in the ledger streams, or the shared store's stream."""
+    nc = await connect(url)
+    try:
+        js = nc.jetstream()
+        streams = (
+            [SHARED_STREAM]
+            if store is Store.SHARED
+            else [ledger_stream(k) for k in range(partitions)]
+        )
+        infos = [await js.stream_info(stream) for stream in streams]
+        version = nc.connected_server_version
+        return LedgerFootprint(
+            replicas=infos[0].config.num_replicas or 1,
+            messages=sum(i.state.messages for i in infos),
+            bytes=sum(i.state.bytes for i in infos),
+            server_version=f"{version.major}.{version.minor}.{version.patch}",
+        )
+    finally:
+        await nc.close()
+
+
+def _run_dict(
+    options: BenchOptions,
+    names: list[str],
+    result: ScenarioResult,
+    before: LedgerFootprint,
+    after: LedgerFootprint,
+) -> dict:
+    m, audit = result.measurement, result.audit
+    lost = len(m.unfinished)
+    double_applied = len(audit.violations.get("I3", []))
+    messages = after.messages - before.messages
+    per_transfer = m.completed or 1
+    return {
+        "nodes": options.nodes,
+        "replicas": after.replicas,
+        "sync_interval": options.sync_interval or "default (2m)",
+        "participants": names,
+        "instances": options.instances,
+        "processes": options.processes,
+        "rate": options.rate,
+        "seed": options.seed,
+        "transfers": result.transfers,
+        "acked": result.acked,
+        "completed": m.completed,
+        "seconds": round(m.seconds, 3),
+        "throughput_per_s": round(m.throughput, 1),
+        "throughput_99_per_s": round(m.throughput_99, 1),
+        "p50_ms": m.percentile(50),
+        "p99_ms": m.percentile(99),
+        "max_ms": float(m.latency_ms.get_max_value()) if m.completed else 0.0,
+        "outcomes": dict(m.outcomes),
+        "causes": dict(m.causes),
+        "lost": lost,
+        "double_applied": double_applied,
+        "audit_ok": audit.ok,
+        "violations": {k: v[:5] for k, v in audit.violations.items() if v},
+        "ledger_messages": messages,
+        "ledger_messages_per_transfer": round(messages / per_transfer, 2),
+        "ledger_bytes_per_transfer": round((after.bytes - before.bytes) / per_transfer, 1),
+        "quiescent": result.quiescent,
+        "wall_seconds": round(result.wall_seconds, 2),
+        "valid": audit.ok and lost == 0 and result.acked == result.transfers,
+        "server_version": after.server_version,
+    }
+
+
+def _cluster_commands(cluster: ClusterInfo) -> list[str]:
+    binary = str(nats_binary.find_nats_server())
+    return [shlex.join([binary, "-c", node.config_path]) for node in cluster.nodes]

@@ -1,0 +1,114 @@
+"""The shared store's JetStream layout: the stream `KV_shared` (the ledger's settings under its
+own name and subjects), the participant registry, the dead letters, and one submission
+consumer per participant (`shared_<P>`), shared by all of P's instances."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import msgspec
+from msgspec.structs import replace as replace_struct
+from nats.aio.client import Client
+from nats.js.api import ConsumerConfig, StreamConfig
+from nats.js.errors import NotFoundError
+
+from eventsource.adapters.provision import (
+    Change,
+    Registration,
+    _apply_consumer,
+    _apply_stream,
+    _servers_for,
+    registered_participants,
+    require_participant_name,
+    wait_for_leaders,
+)
+from eventsource.adapters.topology import (
+    Topology,
+    inbox_consumer_config,
+    replicas_for,
+    stream_configs,
+)
+from eventsource.core.errors import ConfigError
+from eventsource.core.shared.layout import (
+    SHARED_STREAM,
+    shared_consumer,
+    shared_subjects,
+    submit_filter,
+)
+from eventsource.core.subjects import DEAD_LETTER_STREAM, PARTICIPANTS_BUCKET
+
+
+def shared_stream_configs(topology: Topology, replicas: int) -> list[StreamConfig]:
+    """KV_shared, then the registry and the dead letters exactly as the independent store has
+    them (both stores may live on one cluster and share those two)."""
+    ledger, *others = stream_configs(replace_struct(topology, partitions=1), replicas)
+    shared = dataclasses.replace(ledger, name=SHARED_STREAM, subjects=shared_subjects())
+    kept = [c for c in others if c.name in (f"KV_{PARTICIPANTS_BUCKET}", DEAD_LETTER_STREAM)]
+    return [shared, *kept]
+
+
+def shared_consumer_config(topology: Topology, participant: str) -> ConsumerConfig:
+    """The inbox consumer's settings (ack wait, BackOff, never give up) on P's submissions."""
+    return dataclasses.replace(
+        inbox_consumer_config(topology, participant, 0),
+        durable_name=shared_consumer(participant),
+        filter_subject=submit_filter(participant),
+    )
+
+
+async def apply_shared_topology(
+    nc: Client, topology: Topology, *, dry_run: bool = False, force: bool = False
+) -> list[Change]:
+    js = nc.jetstream()
+    replicas = replicas_for(topology, await _servers_for(nc, topology))
+    configs = shared_stream_configs(topology, replicas)
+    changes = [await _apply_stream(js, config, dry_run=dry_run, force=force) for config in configs]
+    if not dry_run:
+        await wait_for_leaders(js, [config.name for config in configs])
+    names = list(topology.participants)
+    if not dry_run:
+        names += [r.participant for r in await registered_participants(nc)]
+    for participant in dict.fromkeys(names):
+        changes.extend(
+            await register_shared_participant(nc, topology, participant, dry_run=dry_run)
+        )
+    return changes
+
+
+async def register_shared_participant(
+    nc: Client, topology: Topology, participant: str, *, dry_run: bool = False
+) -> list[Change]:
+    """P's submission consumer on KV_shared, and a registry entry if P has none yet (an
+    independent-store registration, which names P's ledger partition, is kept)."""
+    require_participant_name(participant)
+    js = nc.jetstream()
+    config = shared_consumer_config(topology, participant)
+    change = await _apply_consumer(js, SHARED_STREAM, config, dry_run=dry_run)
+    if not dry_run:
+        kv = await js.key_value(PARTICIPANTS_BUCKET)
+        try:
+            await kv.create(participant, msgspec.json.encode(Registration(participant, 0)))
+        except Exception as exc:  # nats-py: KeyWrongLastSequenceError when it exists
+            if "WrongLastSequence" not in type(exc).__name__:
+                raise
+    return [change]
+
+
+async def require_shared_store(nc: Client, participants: list[str] = ()) -> None:
+    """A clear error, not a retry loop, when the shared store or a participant's consumer is
+    missing."""
+    js = nc.jetstream()
+    try:
+        await js.stream_info(SHARED_STREAM)
+    except NotFoundError:
+        raise ConfigError(
+            "the shared store is not set up: run `natsbank streams init --store shared`"
+        ) from None
+    for participant in participants:
+        try:
+            await js.consumer_info(SHARED_STREAM, shared_consumer(participant))
+        except NotFoundError:
+            raise ConfigError(
+                f"{participant} is not registered in the shared store: run "
+                f"`natsbank accounts open {participant} ACCOUNT --store shared`"
+            ) from None

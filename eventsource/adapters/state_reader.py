@@ -1,0 +1,111 @@
+"""Current state for decisions: read from the ledger itself (the last event on a key's subject),
+remembered after our own commits. Staleness is safe: every commit is guarded by the subjects'
+expected sequences, and a stale commit is refused as a whole."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+
+import msgspec
+from nats.aio.client import Client
+from nats.js.errors import NotFoundError
+
+from eventsource.adapters.jetstream import read_last
+from eventsource.core.account import Account
+from eventsource.core.events import (
+    TransferState,
+    account_event_decoder,
+    transfer_event_decoder,
+)
+from eventsource.core.subjects import PARTICIPANTS_BUCKET, ledger_stream, state_subject
+
+State = TransferState | Account
+_READS_IN_FLIGHT = 64
+
+
+def decode_state(key: str, data: bytes) -> State:
+    if key.split(".", 2)[1] == "acct":
+        return account_event_decoder.decode(data).state.to_account()
+    return transfer_event_decoder.decode(data).state
+
+
+class StateReader:
+    def __init__(self, nc: Client, partition: int, *, capacity: int = 200_000) -> None:
+        self._nc = nc
+        self._partition = partition
+        self._stream = ledger_stream(partition)
+        self._cache: OrderedDict[str, tuple[State | None, int]] = OrderedDict()
+        self._capacity = capacity
+        self._known: set[str] = set()
+        self._gate = asyncio.Semaphore(_READS_IN_FLIGHT)
+
+    async def load(
+        self,
+        keys: set[str],
+        *,
+        fresh: bool = False,
+        likely_new: set[str] = frozenset(),
+        stale: set[str] = frozenset(),
+    ) -> dict[str, tuple]:
+        """State and sequence per key; `fresh` skips the cache and asks the stream leader,
+        for every key or (with `stale`) for those keys only.
+
+        Keys in `likely_new` that are not cached are taken as absent without a read (their
+        commit expects an empty subject, which proves it), unless `fresh`.
+        """
+        found: dict[str, tuple] = {}
+        missing = []
+        for key in keys | likely_new:
+            cached = None if fresh or key in stale else self._cache.get(key)
+            if cached is not None:
+                found[key] = cached
+            elif key in likely_new and not fresh:
+                found[key] = (None, 0)
+            else:
+                missing.append(key)
+        results = await asyncio.gather(*(self._read(key, fresh or key in stale) for key in missing))
+        for key, result in zip(missing, results, strict=True):
+            found[key] = result
+            self._put(key, result)
+        return found
+
+    async def _read(self, key: str, leader: bool) -> tuple[State | None, int]:
+        async with self._gate:
+            last = await read_last(
+                self._nc, self._stream, state_subject(self._partition, key), leader=leader
+            )
+        if last is None:
+            return None, 0
+        data, seq = last
+        return decode_state(key, data), seq
+
+    def remember(self, states: dict[str, State | None], seqs: dict[str, int]) -> None:
+        for key, seq in seqs.items():
+            self._put(key, (states[key], seq))
+
+    def forget(self, keys: set[str]) -> None:
+        for key in keys:
+            self._cache.pop(key, None)
+
+    def _put(self, key: str, value: tuple[State | None, int]) -> None:
+        self._cache[key] = value
+        self._cache.move_to_end(key)
+        while len(self._cache) > self._capacity:
+            self._cache.popitem(last=False)
+
+    async def known_participants(self, names: set[str]) -> frozenset[str]:
+        """Registered participants among `names`; a miss is re-checked every time."""
+        unknown = names - self._known
+        if unknown:
+            kv = await self._nc.jetstream().key_value(PARTICIPANTS_BUCKET)
+            for name in unknown:
+                try:
+                    await kv.get(name)
+                    self._known.add(name)
+                except (NotFoundError, msgspec.ValidationError):
+                    pass
+                except Exception as exc:  # nats-py raises KeyNotFoundError subclasses
+                    if "NotFound" not in type(exc).__name__:
+                        raise
+        return frozenset(names & self._known)

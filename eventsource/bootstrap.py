@@ -1,0 +1,131 @@
+"""The one place that wires natsbank for a (store, transport) pair: the ledger a command talks
+to, and the parts of a participant's service (decider, carrier, consumers, give-up clock).
+Nothing else branches on the store or the transport."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from nats.aio.client import Client
+
+from eventsource.adapters.provision import partitions_of, require_participant_name
+from eventsource.core.errors import UsageError
+from eventsource.core.faults import NO_FAULTS, FaultInjector, FaultPlan
+from eventsource.core.limits import CORE_WINDOW, FETCH_BATCH, SWEEP_INTERVAL_S
+from eventsource.core.resend import DEFAULT_RESEND, ResendPolicy
+from eventsource.services.independent.decider import IndependentDecider
+from eventsource.services.independent.give_up import GiveUpWatch
+from eventsource.services.independent.ledger import IndependentLedger
+from eventsource.services.ledger import Ledger
+from eventsource.services.metrics import NO_OBSERVER, Observer
+from eventsource.services.participant import ParticipantService
+from eventsource.services.shared.decider import SharedDecider
+from eventsource.services.shared.ledger import SharedLedger
+from eventsource.services.transport.core_link import CoreLink
+from eventsource.services.transport.stream_outbox import StreamOutbox
+from eventsource.settings import Settings, Store, Transport
+
+
+async def open_ledger(nc: Client, store: Store, *, provisioned: bool = True) -> Ledger:
+    """The configured store. `provisioned`: it must be set up already (every command but
+    `streams init`), else a ConfigError says how."""
+    if store is Store.SHARED:
+        ledger = SharedLedger(nc)
+        if provisioned:
+            await ledger.require()
+        return ledger
+    return IndependentLedger(nc, await partitions_of(nc) if provisioned else 0)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServeOptions:
+    """How one `serve` process runs its participants' instances."""
+
+    transport: Transport = Transport.JETSTREAM
+    fetch_batch: int = FETCH_BATCH
+    faults: FaultPlan = NO_FAULTS
+    resend: ResendPolicy = DEFAULT_RESEND  # core mode's resend clock; the give-up's attempts
+    sweep_interval: float = SWEEP_INTERVAL_S
+    window: int = CORE_WINDOW
+    instance: str = ""  # salts the fault injector, so instances draw different faults
+    observer: Observer = NO_OBSERVER
+
+    @classmethod
+    def of(cls, config: Settings, **options) -> ServeOptions:
+        return cls(transport=config.transport, fetch_batch=config.fetch_batch, **options)
+
+
+def check_serve_options(store: Store, options: ServeOptions) -> None:
+    """What a store cannot do, refused before anything starts."""
+    if store is Store.SHARED:
+        # The shared store sends no protocol messages: nothing to carry over core NATS, nothing
+        # to lose or duplicate in transit.
+        if options.transport is Transport.CORE:
+            raise UsageError("--mode core has no meaning with --store shared: no protocol messages")
+        if options.faults.active:
+            raise UsageError("--faults has no meaning with --store shared: no protocol messages")
+
+
+def participant_service(
+    ledger: Ledger, participant: str, options: ServeOptions
+) -> ParticipantService:
+    """One instance of `participant` on the ledger's store, over the options' transport."""
+    require_participant_name(participant)
+    check_serve_options(ledger.store, options)
+    nc = ledger.nc
+    faults = FaultInjector(options.faults, salt=f"{options.instance}:{participant}")
+    give_ups = None
+    if ledger.store is Store.SHARED:
+        decider = SharedDecider(nc, participant)
+        carrier = StreamOutbox(faults)
+    else:
+        assert isinstance(ledger, IndependentLedger)
+        home = ledger.home_of(participant)
+        decider = IndependentDecider(nc, participant, home)
+        carrier = _carrier(nc, participant, home, decider, faults, options)
+        give_ups = GiveUpWatch(
+            nc,
+            participant,
+            home,
+            options.resend,
+            counts_sends=carrier.counts_sends,
+            sweeps=carrier.adopt is None,
+            sweep_interval=options.sweep_interval,
+        )
+        if isinstance(carrier, CoreLink):
+            carrier.on_record = give_ups.observe_event  # one ledger read feeds both
+    return ParticipantService(
+        nc,
+        participant,
+        store=ledger.store,
+        transport=options.transport,
+        decider=decider,
+        carrier=carrier,
+        consumers=ledger.consumers(participant),
+        faults=faults,
+        give_ups=give_ups,
+        fetch_batch=options.fetch_batch,
+        observer=options.observer,
+    )
+
+
+def _carrier(
+    nc: Client,
+    participant: str,
+    home: int,
+    decider: IndependentDecider,
+    faults: FaultInjector,
+    options: ServeOptions,
+) -> StreamOutbox | CoreLink:
+    if options.transport is Transport.JETSTREAM:
+        return StreamOutbox(faults)
+    return CoreLink(
+        nc,
+        participant,
+        home,
+        faults,
+        policy=options.resend,
+        sweep_interval=options.sweep_interval,
+        window=options.window,
+        registered=decider.reader.known_participants,
+    )

@@ -1,0 +1,76 @@
+"""Options that several commands share: `--store`, and the give-up limits of `submit`
+(`--deadline`, `--max-attempts`, DESIGN.md section 5). The deadline is a duration counted from
+the submitter's admission, so submitting the same transfer again carries the same limits and is
+a duplicate, not an id conflict."""
+
+from __future__ import annotations
+
+import math
+import re
+
+import msgspec
+import typer
+
+from eventsource.core.errors import UsageError
+from eventsource.core.model import MAX_ATTEMPTS, MAX_DEADLINE_MS, TransferRequest
+
+
+def store_option():
+    return typer.Option(
+        None,
+        "--store",
+        help="independent (default): each participant's own ledger and the three-phase "
+        "protocol; shared: all accounts in one stream, one atomic step per transfer "
+        "(env NATSBANK_STORE).",
+    )
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h)?")
+_UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, None: 1000}
+
+
+def parse_duration(text: str) -> int:
+    """`30s`, `500ms`, `2m`, `1h` or plain seconds (`1.5`) -> milliseconds."""
+    found = _DURATION.fullmatch(text.strip())
+    if found is None:
+        raise UsageError(f"--deadline: {text!r} is not a duration like 30s, 500ms, 2m or 1h")
+    ms = math.ceil(float(found[1]) * _UNIT_MS[found[2]])
+    if not 1 <= ms <= MAX_DEADLINE_MS:
+        raise UsageError(f"--deadline must be between 1ms and {MAX_DEADLINE_MS // 3_600_000}h")
+    return ms
+
+
+def deadline_option():
+    return typer.Option(
+        None,
+        "--deadline",
+        help="Give up (outcome CANCELLED) if no outcome within this long after the "
+        "submitter's bank accepted it, e.g. 30s, 500ms, 2m.",
+    )
+
+
+def attempts_option():
+    return typer.Option(
+        None,
+        "--max-attempts",
+        min=1,
+        max=MAX_ATTEMPTS,
+        help="Give up after this many attempts to reach the receiver (see README: Giving up).",
+    )
+
+
+def with_limits(
+    requests: list[TransferRequest], deadline: str | None, attempts: int | None
+) -> list[TransferRequest]:
+    """The limits given on the command line, for each request that does not set its own."""
+    if deadline is None and attempts is None:
+        return requests
+    deadline_ms = parse_duration(deadline) if deadline is not None else msgspec.UNSET
+    limited = []
+    for request in requests:
+        if request.deadline_ms is msgspec.UNSET and deadline_ms is not msgspec.UNSET:
+            request = msgspec.structs.replace(request, deadline_ms=deadline_ms)
+        if request.max_attempts is msgspec.UNSET and attempts is not None:
+            request = msgspec.structs.replace(request, max_attempts=attempts)
+        limited.append(request)
+    return limited

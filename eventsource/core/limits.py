@@ -1,0 +1,58 @@
+"""Every bound the write side puts on a message, a group, a batch, a wait or a retry, declared
+once (TigerBeetle's "put a limit on everything"). Units are at the end of the names."""
+
+from __future__ import annotations
+
+# --- What one message, group and batch may hold --------------------------------------------
+# Items (transfers, postings, results, confirms, CANCELs) one protocol message carries; a bigger
+# message is decided in pieces of this size (PROTOCOL.md section 11).
+MAX_ITEMS_PER_MESSAGE = 200
+# Items one group commit decides; the pieces of a fetch are committed in groups of this size.
+MAX_ITEMS_PER_GROUP = 300
+# Messages in one atomic batch: nats-server refuses more (ADR-50). A group whose writes exceed
+# it is split in halves and committed as two batches.
+MAX_BATCH_MESSAGES = 1000
+
+# --- Fetching ------------------------------------------------------------------------------
+FETCH_BATCH = 256  # inbox messages one instance takes per fetch (NATSBANK_FETCH_BATCH)
+FETCH_WAIT_S = 1.0  # how long a fetch waits for the first message
+REBIND_PAUSE_S = 0.5  # after a failed fetch, before the consumer is bound again
+WINDOW_PAUSE_S = 0.05  # core mode: between looks at a full window
+GROUP_FAILURE_PAUSE_S = 1.0  # after a group failed on a bug; its messages come back unacked
+
+# --- Committing ----------------------------------------------------------------------------
+COMMIT_TIMEOUT_S = 10.0  # the commit request of an atomic batch (then: CommitUnknown)
+READ_TIMEOUT_S = 5.0  # a direct get or a leader read of one subject
+READS_IN_FLIGHT = 64  # concurrent state reads of one instance
+STATE_CACHE_KEYS = 200_000  # states an instance remembers after its own commits
+# An instance keeps a group it is retrying: an in-progress ack this often (below any ack wait).
+KEEP_ALIVE_S = 0.8
+# A message whose dead letter could not be stored comes back after this long (not acked).
+DEAD_LETTER_RETRY_DELAY_S = 10.0
+COMMIT_RETRY_PAUSE_STEP_S = 0.1  # the pause after failed attempt n is n steps...
+COMMIT_RETRY_PAUSE_MAX_S = 2.0  # ...at most this
+# Stale-state refusals after which an instance steps aside a random moment (a hot account
+# that another instance moves too), growing with the attempt up to CONTENTION_STEPS_MAX steps.
+CONTENTION_FREE_ATTEMPTS = 2
+CONTENTION_PAUSE_STEP_S = 0.005
+CONTENTION_STEPS_MAX = 20
+
+# --- Core-NATS mode ------------------------------------------------------------------------
+# No submission is taken from the inbox while this many records wait for an answer (the inbox
+# keeps them). JetStream mode's counterpart is the consumers' max_ack_pending (20,000).
+CORE_WINDOW = 20_000
+RESEND_TICK_S = 0.1  # between looks at the resend clock
+RESEND_ITEMS_PER_TICK = 5000  # items resent per tick at most; the rest wait for the next tick
+SWEEP_INTERVAL_S = 60.0  # between ledger sweeps (a dead sibling's records, give-up deadlines)
+
+# --- Give-up clock -------------------------------------------------------------------------
+GIVE_UP_TICK_S = 0.2  # between looks at the give-up clock
+
+# --- Waiting for outcomes (clients) --------------------------------------------------------
+WAIT_READS_PER_ROUND = 256  # records a client reads per polling round
+WAIT_FIRST_PAUSE_S = 0.02  # the first pause between rounds, growing by half each round...
+WAIT_PAUSE_MAX_S = 0.5  # ...to at most this
+SUBMIT_TIMEOUT_S = 10.0  # the PubAck of a submission
+
+# --- Projections ---------------------------------------------------------------------------
+PROJECTION_POLL_S = 0.5  # between looks at a projection that is catching up

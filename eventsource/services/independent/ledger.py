@@ -1,0 +1,101 @@
+"""The independent store: each participant's own ledger partition, the three-phase protocol."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from nats.aio.client import Client
+
+from eventsource.adapters.provision import Change, apply_topology, register_participant
+from eventsource.adapters.topology import Topology
+from eventsource.adapters.views import list_accounts, list_transfers
+from eventsource.core.events import AccountSnapshot, TransferState
+from eventsource.core.model import TransferRequest
+from eventsource.core.subjects import (
+    KeySpace,
+    inbox_consumer,
+    ledger_stream,
+    outgoing_key,
+    partition_of,
+    partition_space,
+)
+from eventsource.services import audit, client
+from eventsource.services.audit_report import AuditReport
+from eventsource.services.client import Submitted
+from eventsource.services.ledger import AccountBook, Record, TransferViews
+from eventsource.settings import Store
+
+
+class IndependentLedger(AccountBook):
+    projected = True  # the projector materialises it (projections/)
+    gives_up = True  # transfers may carry a deadline or a maximum of attempts
+    store = Store.INDEPENDENT
+
+    def __init__(self, nc: Client, partitions: int) -> None:
+        self.nc = nc
+        self.partitions = partitions  # 0 until provisioned
+
+    async def provision(
+        self, topology: Topology, *, dry_run: bool = False, force: bool = False
+    ) -> list[Change]:
+        changes = await apply_topology(self.nc, topology, dry_run=dry_run, force=force)
+        self.partitions = topology.partitions
+        return changes
+
+    async def register(self, topology: Topology, participant: str) -> None:
+        await register_participant(self.nc, topology, participant)
+
+    async def require(self, participants: Sequence[str] = ()) -> None:
+        return None  # the registry's topology record was read when this ledger was opened
+
+    def space_of(self, participant: str) -> KeySpace:
+        return partition_space(self.home_of(participant))
+
+    def home_of(self, participant: str) -> int:
+        return partition_of(participant, self.partitions)
+
+    def consumers(self, participant: str) -> list[tuple[str, str]]:
+        return [(ledger_stream(k), inbox_consumer(participant, k)) for k in range(self.partitions)]
+
+    async def accounts(self, participant: str | None = None) -> list[AccountSnapshot]:
+        return await list_accounts(self.nc, self.partitions, participant)
+
+    async def submit(
+        self, submitter: str, requests: list[TransferRequest], traceparent: str | None = None
+    ) -> Submitted:
+        return await client.submit(
+            self.nc, self.partitions, submitter, requests, traceparent=traceparent
+        )
+
+    async def record(self, submitter: str, transfer_id: str) -> Record | None:
+        key = outgoing_key(submitter, transfer_id)
+        found = await client.read_transfer(self.nc, self.partitions, submitter, key)
+        if found is None:
+            return None
+        return Record(submitter, found[0], ledger_stream(self.home_of(submitter)), found[1])
+
+    async def views(self, transfer_id: str, submitter: str | None = None) -> TransferViews | None:
+        if submitter is None:
+            found = await list_transfers(self.nc, self.partitions, f"*.out.{transfer_id}")
+            if not found:
+                return None
+            submitter = next(iter(found)).split(".", 1)[0]
+        mine, theirs = await client.transfer_views(self.nc, self.partitions, submitter, transfer_id)
+        if mine is None:
+            return None
+        receiver = mine[0].transfer.creditor.participant
+        return TransferViews(
+            submitter,
+            Record(submitter, mine[0], ledger_stream(self.home_of(submitter)), mine[1]),
+            None
+            if theirs is None
+            else Record(receiver, theirs[0], ledger_stream(self.home_of(receiver)), theirs[1]),
+        )
+
+    async def wait_final(
+        self, submitter: str, ids: list[str], timeout: float
+    ) -> dict[str, TransferState]:
+        return await client.wait_final(self.nc, self.partitions, submitter, ids, timeout=timeout)
+
+    async def audit(self, *, expect_final: bool) -> AuditReport:
+        return await audit.audit(self.nc, self.partitions, expect_final=expect_final)
