@@ -206,7 +206,7 @@ def transport_figures(
 ) -> dict:
     """Messages per completed transfer: what the endpoints sent, what was sent again, and what
     went through the servers. JetStream's resends are the server's redeliveries; core mode's
-    are the endpoints' replays."""
+    are the endpoints' resends."""
     done = completed or 1
     sent = counters.get("outbox_messages" if mode == "jetstream" else "published", 0)
     again = counters.get("redelivered" if mode == "jetstream" else "resent_messages", 0)

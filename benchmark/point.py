@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import shlex
+from dataclasses import dataclass
 from pathlib import Path
 
 from benchmark.faults import (
@@ -75,8 +76,6 @@ def run_point(
 ) -> tuple[dict, list[str]]:
     """One point on a fresh cluster: every point starts from the same state."""
     with_projectors = with_projectors and point.store is Store.INDEPENDENT
-    banks = default_banks(options.participants, options.accounts)
-    names = [b.participant for b in banks]
     where = workdir / f"{point.store}-{point.transport}-{point.loss:g}-{options.transfers}"
     stats_dir = where / "stats"
     stats_dir.mkdir(parents=True)
@@ -89,72 +88,109 @@ def run_point(
         f"natsbank {what}: {options.nodes} nats-server node(s), "
         f"{options.processes} service processes, {options.instances} instance(s) per participant"
     )
-    late = names[-1:] if options.process_faults.receiver_down else []
     with LocalCluster(
         where / "nats", nodes=options.nodes, sync_interval=options.sync_interval, remove_data=True
     ) as cluster:
-        # The node count is known here: "auto" could see a fresh cluster's gossip half done.
-        topology = quick_redelivery(options.resend_after, replicas=options.nodes)
-        partitions = run_sync(
-            bootstrap(
-                cluster.url, banks, funding=GENEROUS_FUNDING, topology=topology, store=point.store
-            )
-        )
-        before = run_sync(ledger_footprint(cluster.url, point.store, partitions))
-        args = tuple(serve_args(options, point, stats_dir))
         logs = workdir / "logs" / where.name
-        on_time = [n for n in names if n not in late]
-        procs = start_layout(
-            cluster.url, on_time, options.processes, options.instances, logs, serve_args=args
-        )
-        env = f"NATS_URL={shlex.quote(cluster.url)}"
-        commands = [*_cluster_commands(cluster), *(f"{env} {shlex.join(p.args)}" for p in procs)]
-        try:
-            hooks.phase(f"natsbank: pushing {options.transfers} transfers")
-            idle = run_sync(_idle_traffic(cluster))
-            traffic_before = server_traffic(cluster)
-            workload = functools.partial(
-                drive, cluster.url, banks, options.transfers, store=point.store,
-                seed=options.seed, rate=options.rate, reject_share=options.reject_share,
-                progress=hooks.acked,
-                settle_timeout=options.settle_timeout or max(900.0, options.transfers / 100),
-            )  # fmt: skip
-            result, disturbed = run_sync(
-                drive_disturbed(
-                    workload,
-                    options.process_faults,
-                    cluster,
-                    procs,
-                    lambda: start_services(cluster.url, late, 1, logs / "late", serve_args=args),
-                    options.seed,
-                )
-            )
-            traffic = traffic_between(traffic_before, server_traffic(cluster))
-            after = run_sync(ledger_footprint(cluster.url, point.store, partitions))
-            projectors = (
-                measure_projectors(  # after the headline figures: they ran without it
-                    options.projector, cluster.url, banks, partitions,
-                    transfers=options.transfers, seed=options.seed,
-                    reject_share=options.reject_share, workdir=workdir, phase=hooks.phase,
-                )
-                if with_projectors
-                else []
-            )  # fmt: skip
-        finally:
-            stop_services(procs)
-    run = _run_dict(options, names, result, before, after)
+        projector_dir = workdir if with_projectors else None
+        measured = _measure_on(cluster, options, point, logs, stats_dir, hooks, projector_dir)
+    names = [b.participant for b in measured.banks]
+    result, after = measured.result, measured.after
+    run = _run_dict(options, names, result, measured.before, after)
     counters = service_counters(stats_dir)
     run |= transport_figures(
-        point.transport, point.loss, result.measurement.completed, counters, traffic, disturbed
+        point.transport,
+        point.loss,
+        result.measurement.completed,
+        counters,
+        measured.traffic,
+        measured.disturbed,
     )
-    run["server_idle_messages_per_s"] = idle
+    run["server_idle_messages_per_s"] = measured.idle
     run["name"] = f"natsbank {point.label} R{after.replicas}"
     run["mode"] = str(point.transport)
     run["store"] = str(point.store)
     if with_projectors and options.projector is not ProjectorChoice.NONE:
-        run["projectors"] = projectors
-        run["valid"] = run["valid"] and all(p["valid"] for p in projectors)
-    return run, commands
+        run["projectors"] = measured.projectors
+        run["valid"] = run["valid"] and all(p["valid"] for p in measured.projectors)
+    return run, measured.commands
+
+
+@dataclass
+class Measured:
+    banks: list
+    result: ScenarioResult
+    before: LedgerFootprint
+    after: LedgerFootprint
+    traffic: dict
+    disturbed: dict
+    idle: float
+    commands: list[str]
+    projectors: list
+
+
+def _measure_on(
+    cluster: ClusterInfo,
+    options: BenchOptions,
+    point: Point,
+    logs: Path,
+    stats_dir: Path,
+    hooks: Hooks,
+    projector_dir: Path | None,
+) -> Measured:
+    """Provision, start the services, push and settle the workload (with its process faults),
+    and read what the servers and the ledger did."""
+    banks = default_banks(options.participants, options.accounts)
+    names = [b.participant for b in banks]
+    late = names[-1:] if options.process_faults.receiver_down else []
+    # The node count is known here: "auto" could see a fresh cluster's gossip half done.
+    topology = quick_redelivery(options.resend_after, replicas=options.nodes)
+    partitions = run_sync(
+        bootstrap(
+            cluster.url, banks, funding=GENEROUS_FUNDING, topology=topology, store=point.store
+        )
+    )
+    before = run_sync(ledger_footprint(cluster.url, point.store, partitions))
+    args = tuple(serve_args(options, point, stats_dir))
+    on_time = [n for n in names if n not in late]
+    procs = start_layout(
+        cluster.url, on_time, options.processes, options.instances, logs, serve_args=args
+    )
+    env = f"NATS_URL={shlex.quote(cluster.url)}"
+    commands = [*_cluster_commands(cluster), *(f"{env} {shlex.join(p.args)}" for p in procs)]
+    try:
+        hooks.phase(f"natsbank: pushing {options.transfers} transfers")
+        idle = run_sync(_idle_traffic(cluster))
+        traffic_before = server_traffic(cluster)
+        workload = functools.partial(
+            drive, cluster.url, banks, options.transfers, store=point.store,
+            seed=options.seed, rate=options.rate, reject_share=options.reject_share,
+            progress=hooks.acked,
+            settle_timeout=options.settle_timeout or max(900.0, options.transfers / 100),
+        )  # fmt: skip
+
+        def restart_late() -> list:
+            return start_services(cluster.url, late, 1, logs / "late", serve_args=args)
+
+        result, disturbed = run_sync(
+            drive_disturbed(
+                workload, options.process_faults, cluster, procs, restart_late, options.seed
+            )
+        )
+        traffic = traffic_between(traffic_before, server_traffic(cluster))
+        after = run_sync(ledger_footprint(cluster.url, point.store, partitions))
+        projectors = (
+            measure_projectors(  # after the headline figures: they ran without it
+                options.projector, cluster.url, banks, partitions,
+                transfers=options.transfers, seed=options.seed,
+                reject_share=options.reject_share, workdir=projector_dir, phase=hooks.phase,
+            )
+            if projector_dir is not None
+            else []
+        )  # fmt: skip
+    finally:
+        stop_services(procs)
+    return Measured(banks, result, before, after, traffic, disturbed, idle, commands, projectors)
 
 
 async def _idle_traffic(cluster: ClusterInfo, seconds: float = 2.0) -> float:

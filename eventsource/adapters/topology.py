@@ -190,7 +190,7 @@ def inbox_consumer_config(topology: Topology, participant: str, partition: int) 
 
 def quick_redelivery(first: float = 2.0, replicas: int | Literal["auto"] = "auto") -> Topology:
     """The default layout with the inbox redelivering after `first` seconds, doubling to 30 s:
-    the same clock as core mode's replays, so the modes compare fairly under faults."""
+    the same clock as core mode's resends, so the modes compare fairly under faults."""
     steps, delay = [], first
     while delay < 30:
         steps.append(f"{round(delay * 1000)}ms")

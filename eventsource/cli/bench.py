@@ -53,7 +53,7 @@ def bench(
     resend_after: float = typer.Option(
         2.0,
         "--resend-after",
-        help="Seconds before a resend: core mode's replay clock and JetStream's ack wait.",
+        help="Seconds before a resend: core mode's resend clock and JetStream's ack wait.",
     ),
     kill_service_every: float | None = typer.Option(
         None, "--kill-service-every", help="kill -9 a random service process every ~S seconds."

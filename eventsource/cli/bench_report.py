@@ -64,10 +64,15 @@ def print_report(report: dict) -> None:
             + ("audit [green]clean[/]" if run["audit_ok"] else f"[red]{run['violations']}[/]"),
         )
     console.print(table)
+    _print_notes(report)
+
+
+def _print_notes(report: dict) -> None:
+    pg = report["baseline"]
     console.print(
         "messages / transfer: protocol messages the endpoints sent (one carries up to 200 "
         "transfers), messages sent again (JetStream: server redeliveries; core: endpoint "
-        "replays), and every message in and out of the nats-servers (clients, routes, "
+        "resends), and every message in and out of the nats-servers (clients, routes, "
         "replication; /varz). TPS: all transfers final; 99%: until 99% were final",
         highlight=False,
     )
@@ -86,6 +91,21 @@ def print_report(report: dict) -> None:
         "latency is ACK to confirmed on both sides",
         highlight=False,
     )
+    _print_runs(report)
+    if any(run.get("store") == "shared" for run in report["runs"]):
+        for table in _store_tables(report):
+            console.print(table)
+    for run in report["runs"]:
+        if run.get("projectors"):
+            console.print(_projector_table(run))
+    if report.get("chart"):
+        console.print(f"chart: {report['chart']}", highlight=False)
+    console.print("commands:", highlight=False)
+    for command in report["commands"]:
+        console.print(f"  {command}", highlight=False, soft_wrap=True)
+
+
+def _print_runs(report: dict) -> None:
     for run in report["runs"]:
         outcomes = ", ".join(f"{k} {v:,}" for k, v in sorted(run["outcomes"].items()))
         kills = run["service_kills"] + run["node_kills"]
@@ -101,17 +121,6 @@ def print_report(report: dict) -> None:
             ),
             highlight=False,
         )
-    if any(run.get("store") == "shared" for run in report["runs"]):
-        for table in _store_tables(report):
-            console.print(table)
-    for run in report["runs"]:
-        if run.get("projectors"):
-            console.print(_projector_table(run))
-    if report.get("chart"):
-        console.print(f"chart: {report['chart']}", highlight=False)
-    console.print("commands:", highlight=False)
-    for command in report["commands"]:
-        console.print(f"  {command}", highlight=False, soft_wrap=True)
 
 
 def write_chart(report: dict, path: Path) -> Path:

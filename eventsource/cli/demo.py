@@ -10,18 +10,8 @@ from rich.panel import Panel
 from rich.progress import Progress
 from rich.table import Table
 
-from benchmark.scenario import (
-    bootstrap,
-    check_projection,
-    default_banks,
-    drive,
-    run_sync,
-    start_projector,
-    start_services,
-    stop_services,
-)
-from eventsource.adapters import postgres as pg
-from eventsource.adapters.cluster import LocalCluster, dev_state_dir
+from benchmark.demo import DemoOptions, run_demo
+from eventsource.adapters.cluster import dev_state_dir
 from eventsource.cli.common import console, print_json, settings
 from eventsource.cli.options import store_option
 from eventsource.core.errors import UsageError
@@ -53,67 +43,23 @@ def demo(
     if postgres and config.store is not Store.INDEPENDENT:
         raise UsageError(f"--postgres: the {config.store} store has no projection")
     state_dir = dev_state_dir(config) if keep else Path(tempfile.mkdtemp(prefix="natsbank-demo-"))
-    banks = default_banks(participants)
-    names = [b.participant for b in banks]
-    quiet = as_json
-    with LocalCluster(state_dir, nodes=nodes, remove_data=not keep, keep_running=keep) as cluster:
-        if not quiet:
-            console.print(f"cluster: {nodes} node(s) at {cluster.url}")
-        partitions = run_sync(bootstrap(cluster.url, banks, store=config.store))
-        serve_args = ("--store", config.store.value)
-        procs = start_services(
-            cluster.url, names, instances, state_dir / "logs", serve_args=serve_args
+    options = DemoOptions(
+        transfers=transfers,
+        participants=participants,
+        instances=instances,
+        nodes=nodes,
+        keep=keep,
+        postgres=postgres,
+        store=config.store,
+    )
+    with Progress(console=console, disable=as_json, transient=True) as progress:
+        task = progress.add_task("transfers ACKed", total=transfers)
+        summary = run_demo(
+            options,
+            state_dir,
+            started=lambda url: as_json or console.print(f"cluster: {nodes} node(s) at {url}"),
+            acked=lambda n: progress.advance(task, n),
         )
-        server = pg.start(state_dir / "postgres" / "data") if postgres else None
-        if server is not None:
-            procs += start_projector(cluster.url, server.dsn, state_dir / "logs")
-        try:
-            with Progress(console=console, disable=quiet, transient=True) as progress:
-                task = progress.add_task("transfers ACKed", total=transfers)
-                result = run_sync(
-                    drive(
-                        cluster.url,
-                        banks,
-                        transfers,
-                        store=config.store,
-                        progress=lambda n: progress.advance(task, n),
-                    )
-                )
-            projection = (
-                run_sync(check_projection(cluster.url, partitions, server.dsn))
-                if server is not None
-                else None
-            )
-        finally:
-            stop_services(procs)
-            if server is not None and not keep:
-                pg.stop(Path(server.data_dir))
-    m, audit = result.measurement, result.audit
-    summary = {
-        "nodes": nodes,
-        "store": config.store.value,
-        "participants": names,
-        "instances": instances,
-        "transfers": transfers,
-        "acked": result.acked,
-        "completed": m.completed,
-        "unfinished": len(m.unfinished),
-        "outcomes": dict(m.outcomes),
-        "causes": dict(m.causes),
-        "throughput_per_s": round(m.throughput, 1),
-        "p50_ms": m.percentile(50),
-        "p99_ms": m.percentile(99),
-        "audit_ok": audit.ok,
-        "violations": {k: v[:5] for k, v in audit.violations.items() if v},
-        "projection": None
-        if server is None
-        else {
-            "dsn": server.dsn,
-            "psql": server.psql_command,
-            "i6_ok": not projection,
-            "differences": projection[:5],
-        },
-    }
     if as_json:
         print_json(summary)
     else:
@@ -121,9 +67,10 @@ def demo(
         if keep:
             console.print(
                 f"cluster left running; try `natsbank accounts list`, "
-                f"`natsbank serve {' '.join(names)}`; stop with `natsbank dev down`"
+                f"`natsbank serve {' '.join(summary['participants'])}`; stop with "
+                "`natsbank dev down`"
             )
-    if not audit.ok or m.unfinished or projection:
+    if not summary["ok"]:
         raise typer.Exit(1)
 
 

@@ -5,8 +5,8 @@ The limits travel with the transfer (`deadline_ms`, `max_attempts`) and the cloc
 admission (the `FundsReserved` event's `at`), so any instance, also after a restart, computes
 the same give-up time from the ledger alone. What an attempt is depends on the transport:
 
-- core mode: one send of the posting, the first and each resend of the replay clock; counted
-  by `core/replay.py`'s schedule, so only the deadline is timed here;
+- core mode: one send of the posting, the first and each resend of the resend clock; counted
+  by `core/resend.py`'s schedule, so only the deadline is timed here;
 - JetStream mode: the server delivers the posting and the submitter never resends it, so
   `max_attempts` N means the time core mode's clock takes to make N sends (its backoff without
   jitter): n gives up when the (N+1)-th send would be due.
@@ -30,7 +30,7 @@ def give_up_at(
     state: TransferState, reserved_at_ms: int, policy: ResendPolicy, *, counts_sends: bool
 ) -> tuple[int, GiveUpReason] | None:
     """(unix ms, reason) at which n gives up on this record, or None if it never does.
-    `counts_sends`: core mode, where the replay clock counts the attempts itself."""
+    `counts_sends`: core mode, where the resend clock counts the attempts itself."""
     if state.side is not Side.SUBMITTER or state.phase is not Phase.RESERVED:
         return None
     transfer = state.transfer

@@ -1,4 +1,4 @@
-"""Core-NATS mode's replay clock, pure: which protocol item each record is still waiting on an
+"""Core-NATS mode's resend clock, pure: which protocol item each record is still waiting on an
 answer for, and when to resend it.
 
 The submitter resends a posting until it has the result; the receiver resends a result until it

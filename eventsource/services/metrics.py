@@ -170,7 +170,7 @@ _CORE_STATS = {
     "resent_items": ("natsbank_core_resent_items", "Core mode: transfers resent on a timer."),
     "resent_messages": (
         "natsbank_core_resent_messages",
-        "Core mode: protocol messages resent on the replay timer.",
+        "Core mode: protocol messages resent on the resend clock.",
     ),
 }
 

@@ -20,16 +20,3 @@ class ServiceStats:
     redelivered: int = 0  # inbox deliveries the server made more than once
     window_full: int = 0  # core mode: looks at the inbox skipped, too many records waiting
     started: float = field(default_factory=time.monotonic)
-
-
-def service_figures(service) -> dict:
-    """One instance's counters (a ParticipantService), core mode's included."""
-    figures = {
-        "participant": service.participant,
-        "mode": "core" if service.core is not None else "jetstream",
-        **{k: v for k, v in vars(service.stats).items() if k != "started"},
-        "faults": {str(k): v for k, v in service.faults.counts.items()},
-    }
-    if service.core is not None:
-        figures |= vars(service.core.stats) | {"waiting": len(service.core.schedule)}
-    return figures

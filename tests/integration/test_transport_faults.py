@@ -81,7 +81,7 @@ async def test_a_dead_core_instance_leaves_nothing_stranded_its_sibling_adopts_i
         await asyncio.sleep(0.5)
         doomed = bank.start("alpha", sweep_interval=1.0)
         ids = [f"s-{i}" for i in range(40)]
-        for i in ids:  # beta is down: every posting is lost, only a replay can deliver it
+        for i in ids:  # beta is down: every posting is lost, only a resend can deliver it
             await bank.submit(transfer(i, "alpha/a1", "beta/b1", "1.00"))
         for _ in range(300):  # both take submissions: they share the consumer
             if doomed.stats.groups and survivor.stats.messages + doomed.stats.messages >= 40:
@@ -90,7 +90,7 @@ async def test_a_dead_core_instance_leaves_nothing_stranded_its_sibling_adopts_i
         waiting_on_doomed = len(doomed.carrier.schedule)
         assert waiting_on_doomed > 0
         [task] = [t for s, t in bank.services if s is doomed]
-        task.cancel()  # dies with its replay clock; nobody else was told of its postings
+        task.cancel()  # dies with its resend clock; nobody else was told of its postings
         bank.start("beta")
         final = await bank.wait("alpha", ids, timeout=60)
         assert len(final) == 40 and {s.outcome for s in final.values()} == {Outcome.OK}

@@ -1,5 +1,5 @@
 """When the submitter gives up: the limits a transfer carries, the give-up time they give in each
-transport mode, the clock that hands them out, and what core mode's replay clock waits for once
+transport mode, the clock that hands them out, and what core mode's resend clock waits for once
 a transfer is cancelled."""
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ from eventsource.core.events import (
     TransferState,
     encoder,
 )
-from eventsource.core.faults import Fate, FaultInjector
+from eventsource.core.faults import FaultInjector
 from eventsource.core.limits import (
     CORE_WINDOW,
     RESEND_ITEMS_PER_TICK,
@@ -69,13 +69,13 @@ from eventsource.core.subjects import (
 from eventsource.core.trace import headers_for
 from eventsource.core.workset import WorkSet, Write
 from eventsource.services.independent.record_sweep import RecordSweep
+from eventsource.services.transport.core_sender import CoreSender
 
 log = logging.getLogger("natsbank.core")
 
 
 @dataclass
 class CoreStats:
-    published: int = 0  # protocol messages handed to NATS (first sends and resends)
     resent_items: int = 0
     resent_messages: int = 0
     adopted: int = 0  # records found waiting by a ledger scan
@@ -107,7 +107,7 @@ class CoreLink:
         self.window = window
         self.registered = registered
         self.stats = CoreStats()
-        self._held: set[asyncio.Task] = set()  # delayed sends in flight
+        self.sender = CoreSender(nc, faults)
         self.listening = asyncio.Event()  # set once the queue subscription is in place
         self.records = RecordSweep(nc, participant, home, incoming=True)
         self.on_record = on_record  # every record a sweep reads (the give-up clock's deadlines)
@@ -166,7 +166,10 @@ class CoreLink:
         return [w for w in writes if w.key is not None], [w for w in writes if w.key is None]
 
     def figures(self) -> dict:
-        return vars(self.stats) | {"waiting": len(self.schedule)}
+        return vars(self.stats) | {
+            "published": self.sender.published,
+            "waiting": len(self.schedule),
+        }
 
     async def delivered(
         self, ws: WorkSet, after: list[Write], group: list[InboxMessage | GiveUps]
@@ -175,7 +178,8 @@ class CoreLink:
         for write in after:
             where = parse_inbox_subject(write.subject)
             assert where is not None
-            await self._send(core_subject(where[1], Kind(where[2])), write.payload, write.headers)
+            subject = core_subject(where[1], Kind(where[2]))
+            await self.sender.send(subject, write.payload, write.headers)
         now = time.monotonic()
         for key in ws.loaded.keys() | ws.changed_states.keys():
             state = ws.state(key)
@@ -196,30 +200,6 @@ class CoreLink:
                 for c in message.confirms:
                     if answers(ws.state(key := incoming_key(p, message.sender, c.id)), None):
                         self.schedule.settle(key)
-
-    async def _send(self, subject: str, payload: bytes, headers: dict | None = None) -> None:
-        fate, delay = self.faults.fate()
-        if fate is Fate.DROP:
-            return
-        copies = 2 if fate is Fate.DUPLICATE else 1
-        if fate is Fate.DELAY:
-            task = asyncio.create_task(self._publish(subject, payload, 1, headers, after=delay))
-            self._held.add(task)
-            task.add_done_callback(self._held.discard)
-            return
-        await self._publish(subject, payload, copies, headers)
-
-    async def _publish(
-        self, subject: str, payload: bytes, copies: int, headers: dict | None, after: float = 0
-    ) -> None:
-        if after:
-            await asyncio.sleep(after)
-        try:
-            for _ in range(copies):
-                await self.nc.publish(subject, payload, headers=headers)
-                self.stats.published += 1
-        except Exception as exc:  # fire and forget: the resend clock covers a lost publish
-            log.debug("publish to %s failed: %s", subject, exc)
 
     async def _resend(
         self, stop: asyncio.Event, give_up: Callable[[list[Due]], Awaitable[None]]
@@ -247,7 +227,8 @@ class CoreLink:
                 for message in bundle(self.participant, kind, items):
                     self.stats.resent_messages += 1
                     headers = headers_for(items_of(message))
-                    await self._send(core_subject(peer, kind), encoder.encode(message), headers)
+                    payload = encoder.encode(message)
+                    await self.sender.send(core_subject(peer, kind), payload, headers)
 
     async def _sweep(self, stop: asyncio.Event) -> None:
         """Adopt waiting records from the ledger: all at start (refused and cancelled ones

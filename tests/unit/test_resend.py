@@ -1,4 +1,4 @@
-"""Core mode's replay clock: what waits for an answer, and when it is resent."""
+"""Core mode's resend clock: what waits for an answer, and when it is resent."""
 
 from __future__ import annotations
 
