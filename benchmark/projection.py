@@ -36,7 +36,7 @@ from eventsource.adapters.jetstream import connect
 from eventsource.adapters.postgres import EmbeddedPostgres
 from eventsource.core.errors import InfrastructureError
 from eventsource.core.subjects import ledger_stream, state_prefix
-from projections.compare import differences, expected_rows
+from projections.compare import differences_once_caught_up
 from projections.projector import consumer_name
 from projections.store import ProjectionDb
 
@@ -260,13 +260,8 @@ async def _projection_differences(
     """I6, once the projector has caught up (retried for `patience`: a straggling step)."""
     nc = await connect(url)
     await store.open()
-    deadline = time.monotonic() + patience
     try:
-        while True:
-            found = differences(await expected_rows(nc, partitions), await store.state())
-            if not found or time.monotonic() > deadline:
-                return found
-            await asyncio.sleep(0.5)
+        return await differences_once_caught_up(nc, partitions, store, patience=patience)
     finally:
         await store.close()
         await nc.close()

@@ -124,7 +124,7 @@ async def check_projection(
     url: str, partitions: int, dsn: str, patience: float = 60.0
 ) -> list[str]:
     """I6: wait (up to `patience`) until the PostgreSQL projection equals the state."""
-    from projections.compare import differences, expected_rows
+    from projections.compare import differences_once_caught_up
     from projections.postgres import PostgresDb
 
     nc = await connect(url)
@@ -139,11 +139,8 @@ async def check_projection(
                 if time.monotonic() > deadline:
                     raise
                 await asyncio.sleep(0.5)
-        while True:
-            found = differences(await expected_rows(nc, partitions), await store.state())
-            if not found or time.monotonic() > deadline:
-                return found
-            await asyncio.sleep(0.5)
+        left = max(0.0, deadline - time.monotonic())
+        return await differences_once_caught_up(nc, partitions, store, patience=left)
     finally:
         await store.close()
         await nc.close()

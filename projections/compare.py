@@ -3,10 +3,14 @@ ledger buckets in the same shape as ProjectedState, so one comparison serves eve
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 from nats.aio.client import Client
 
 from eventsource.adapters.views import list_accounts, list_transfers
-from projections.store import ProjectedState
+from eventsource.core.limits import PROJECTION_POLL_S
+from projections.store import ProjectedState, ProjectionDb
 
 
 async def expected_rows(nc: Client, partitions: int) -> ProjectedState:
@@ -62,3 +66,21 @@ def differences(
             elif want[key] != have[key]:
                 found.append(f"{kind} {key}: projection {have[key]} != state {want[key]}")
     return found
+
+
+async def differences_once_caught_up(
+    nc: Client,
+    partitions: int,
+    db: ProjectionDb,
+    *,
+    patience: float,
+    participant: str | None = None,
+) -> list[str]:
+    """I6 at quiescence: compare until the open `db` equals the state, for at most `patience`
+    seconds (the projector may still be applying the last events); what still differs."""
+    deadline = time.monotonic() + patience
+    while True:
+        found = differences(await expected_rows(nc, partitions), await db.state(), participant)
+        if not found or time.monotonic() > deadline:
+            return found
+        await asyncio.sleep(PROJECTION_POLL_S)

@@ -6,12 +6,12 @@ import typer
 from rich.table import Table
 
 from eventsource.adapters.topology import load_topology
-from eventsource.bootstrap import open_ledger
-from eventsource.cli.common import console, nats_connection, print_json, run, settings
+from eventsource.cli.common import console, on_ledger, print_json, settings
 from eventsource.cli.options import store_option
 from eventsource.cli.render import account_line
 from eventsource.core.events import AccountSnapshot
 from eventsource.core.money import format_amount
+from eventsource.services.ledger import Ledger
 
 app = typer.Typer(help="Open, fund, close and list accounts.", no_args_is_help=True)
 
@@ -28,14 +28,13 @@ def open_(
     """Open an account (registering the participant if it is new)."""
     config = settings(store=store)
 
-    async def main():
-        async with nats_connection(config) as nc:
-            topology = load_topology(config.streams_file or None)
-            ledger = await open_ledger(nc, config.store)
-            await ledger.register(topology, participant)
-            return await ledger.open_account(participant, account, currency, fund)
+    topology = load_topology(config.streams_file or None)
 
-    snapshot = AccountSnapshot.of(run(main))
+    async def open_account(ledger: Ledger):
+        await ledger.register(topology, participant)
+        return await ledger.open_account(participant, account, currency, fund)
+
+    snapshot = AccountSnapshot.of(on_ledger(config, open_account))
     print_json(snapshot) if as_json else console.print(f"opened {account_line(snapshot)}")
 
 
@@ -51,12 +50,10 @@ def fund(
     """Create money on an account. Funding is the only way money enters the ledger."""
     config = settings(store=store)
 
-    async def main():
-        async with nats_connection(config) as nc:
-            ledger = await open_ledger(nc, config.store)
-            return await ledger.fund_account(participant, account, amount, reference)
-
-    snapshot = AccountSnapshot.of(run(main))
+    funded = on_ledger(
+        config, lambda ledger: ledger.fund_account(participant, account, amount, reference)
+    )
+    snapshot = AccountSnapshot.of(funded)
     print_json(snapshot) if as_json else console.print(f"funded {account_line(snapshot)}")
 
 
@@ -70,12 +67,8 @@ def close(
     """Close an account: no new transfers; those in flight still settle."""
     config = settings(store=store)
 
-    async def main():
-        async with nats_connection(config) as nc:
-            ledger = await open_ledger(nc, config.store)
-            return await ledger.close_account(participant, account)
-
-    snapshot = AccountSnapshot.of(run(main))
+    closed = on_ledger(config, lambda ledger: ledger.close_account(participant, account))
+    snapshot = AccountSnapshot.of(closed)
     print_json(snapshot) if as_json else console.print(f"closed {account_line(snapshot)}")
 
 
@@ -88,11 +81,7 @@ def list_(
     """Accounts with balances, from the accounts KV bucket."""
     config = settings(store=store)
 
-    async def main():
-        async with nats_connection(config) as nc:
-            return await (await open_ledger(nc, config.store)).accounts(participant)
-
-    snapshots = run(main)
+    snapshots = on_ledger(config, lambda ledger: ledger.accounts(participant))
     if as_json:
         print_json(snapshots)
         return

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from pathlib import Path
 
 import typer
 
-from eventsource.bootstrap import open_ledger
-from eventsource.cli.common import console, nats_connection, print_json, run, settings
+from eventsource.cli.common import console, on_ledger, print_json, settings
 from eventsource.cli.options import store_option
 from eventsource.cli.projection_db import open_projection_db
 from eventsource.cli.render import print_audit
 from eventsource.core.errors import UsageError
-from eventsource.core.limits import PROJECTION_POLL_S
-from projections.compare import differences, expected_rows
+from eventsource.services.ledger import Ledger
+from projections.compare import differences_once_caught_up
 
 
 def register(app: typer.Typer) -> None:
@@ -40,17 +37,15 @@ def audit(
     --sqlite I6 against a projection. Exit 1 on a violation."""
     config = settings(store=store)
 
-    async def main():
-        async with nats_connection(config) as nc:
-            ledger = await open_ledger(nc, config.store)
-            if (dsn or sqlite) and not ledger.projected:
-                raise UsageError(f"--dsn/--sqlite: the {ledger.store} store has no projection")
-            report = await ledger.audit(expect_final=expect_final)
-            if dsn is not None or sqlite is not None:
-                await _check_projection(ledger, report, dsn, sqlite, participant, patience)
-            return report
+    async def check(ledger: Ledger):
+        if (dsn or sqlite) and not ledger.projected:
+            raise UsageError(f"--dsn/--sqlite: the {ledger.store} store has no projection")
+        report = await ledger.audit(expect_final=expect_final)
+        if dsn is not None or sqlite is not None:
+            await _check_projection(ledger, report, dsn, sqlite, participant, patience)
+        return report
 
-    report = run(main)
+    report = on_ledger(config, check)
     print_json(report.as_dict()) if as_json else print_audit(report)
     if not report.ok:
         raise typer.Exit(1)
@@ -61,13 +56,9 @@ async def _check_projection(ledger, report, dsn, sqlite, participant, patience) 
     db, name = open_projection_db(dsn, sqlite, participant, None)
     await db.open()
     try:
-        deadline = time.monotonic() + patience
-        while True:
-            expected = await expected_rows(ledger.nc, ledger.partitions)
-            found = differences(expected, await db.state(), participant)
-            if not found or time.monotonic() > deadline:
-                break
-            await asyncio.sleep(PROJECTION_POLL_S)
+        found = await differences_once_caught_up(
+            ledger.nc, ledger.partitions, db, patience=patience, participant=participant
+        )
     finally:
         await db.close()
     report.projection = name
@@ -80,11 +71,7 @@ def replay(
     """Rebuild accounts and transfers from the events and compare them with the KV state."""
     config = settings(store=store)
 
-    async def main():
-        async with nats_connection(config) as nc:
-            return await (await open_ledger(nc, config.store)).audit(expect_final=False)
-
-    report = run(main)
+    report = on_ledger(config, lambda ledger: ledger.audit(expect_final=False))
     found = report.violations.get("I5", [])
     if as_json:
         print_json({"events": report.events, "accounts": report.accounts, "differences": found})

@@ -16,7 +16,9 @@ from rich.console import Console
 
 from eventsource.adapters.cluster import resolve_nats_url
 from eventsource.adapters.jetstream import connect
+from eventsource.bootstrap import open_ledger
 from eventsource.core.errors import ConfigError
+from eventsource.services.ledger import Ledger
 from eventsource.settings import Settings, load_settings
 
 console = Console()
@@ -66,6 +68,18 @@ async def nats_connection(config: Settings) -> AsyncIterator[Client]:
     finally:
         with contextlib.suppress(Exception):
             await nc.drain()
+
+
+def on_ledger(
+    config: Settings, action: Callable[[Ledger], Awaitable[T]], *, provisioned: bool = True
+) -> T:
+    """Connect, open the configured store's ledger, and run `action` on it."""
+
+    async def main() -> T:
+        async with nats_connection(config) as nc:
+            return await action(await open_ledger(nc, config.store, provisioned=provisioned))
+
+    return run(main)
 
 
 def print_json(value: Any) -> None:

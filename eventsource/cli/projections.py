@@ -8,9 +8,11 @@ import dataclasses
 import json
 import logging
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import typer
+from nats.aio.client import Client
 
 from eventsource.adapters.provision import partitions_of
 from eventsource.cli.common import (
@@ -31,6 +33,7 @@ from projections.projector import (
     delete_consumers,
 )
 from projections.read_your_writes import wait_applied
+from projections.store import ProjectionDb
 
 app = typer.Typer(help="The projector: ledger events into PostgreSQL or SQLite, exactly once.")
 
@@ -44,6 +47,18 @@ NAME = typer.Option(None, "--name", help="Projection name (default: postgres|sql
 
 class ProjectorBusy(NatsbankError):
     exit_code = 1
+
+
+@contextlib.asynccontextmanager
+async def _session(store: ProjectionDb) -> AsyncIterator[tuple[Client, int]]:
+    """A connection, the partition count, and the projection database open until the end."""
+    async with nats_connection(load_config()) as nc:
+        partitions = await partitions_of(nc)
+        await open_projection(store)
+        try:
+            yield nc, partitions
+        finally:
+            await store.close()
 
 
 @app.command("run")
@@ -63,17 +78,12 @@ def run_projector(
 
     async def main() -> None:
         stop = stop_on_signals()
-        async with nats_connection(load_config()) as nc:
-            partitions = await partitions_of(nc)
-            await open_projection(store)
-            try:
-                projector = Projector(
-                    nc, store, partitions, name=projection, participant=participant,
-                    fetch_batch=batch,
-                )  # fmt: skip
-                await projector.run(stop)
-            finally:
-                await store.close()
+        async with _session(store) as (nc, partitions):
+            projector = Projector(
+                nc, store, partitions, name=projection, participant=participant,
+                fetch_batch=batch,
+            )  # fmt: skip
+            await projector.run(stop)
             if stats is not None:  # what `natsbank bench` counts as applied by this process
                 stats.write_text(json.dumps(dataclasses.asdict(projector.stats)))
 
@@ -92,14 +102,9 @@ def status(
     store, projection = open_projection_db(dsn, sqlite, participant, name)
 
     async def main() -> list[dict]:
-        async with nats_connection(load_config()) as nc:
-            partitions = await partitions_of(nc)
-            await open_projection(store)
-            try:
-                positions = {p.stream: p for p in await store.positions()}
-                counts = await backlog(nc, projection, partitions)
-            finally:
-                await store.close()
+        async with _session(store) as (nc, partitions):
+            positions = {p.stream: p for p in await store.positions()}
+            counts = await backlog(nc, projection, partitions)
         rows = []
         now_ms = time.time() * 1000
         for k, count in counts.items():
@@ -178,25 +183,18 @@ def rebuild(
 
     async def main() -> None:
         stop = stop_on_signals()
-        async with nats_connection(load_config()) as nc:
-            partitions = await partitions_of(nc)
-            await open_projection(store)
-            try:
-                if not await store.try_lead(projection):
-                    raise ProjectorBusy(f"a projector of {projection} is running: stop it first")
-                await delete_consumers(nc, projection, partitions)
-                await store.reset()
-                projector = Projector(
-                    nc, store, partitions, name=projection, participant=participant
-                )
-                task = asyncio.create_task(projector.run(stop))
-                while not follow and not stop.is_set() and not task.done():
-                    await asyncio.sleep(0.5)
-                    if await caught_up(nc, projection, partitions):
-                        stop.set()
-                await task
-            finally:
-                await store.close()
+        async with _session(store) as (nc, partitions):
+            if not await store.try_lead(projection):
+                raise ProjectorBusy(f"a projector of {projection} is running: stop it first")
+            await delete_consumers(nc, projection, partitions)
+            await store.reset()
+            projector = Projector(nc, store, partitions, name=projection, participant=participant)
+            task = asyncio.create_task(projector.run(stop))
+            while not follow and not stop.is_set() and not task.done():
+                await asyncio.sleep(0.5)
+                if await caught_up(nc, projection, partitions):
+                    stop.set()
+            await task
         console.print(f"{projection}: rebuilt", highlight=False)
 
     with contextlib.suppress(KeyboardInterrupt):

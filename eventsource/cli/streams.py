@@ -9,8 +9,7 @@ from rich.table import Table
 
 from eventsource.adapters.provision import Action
 from eventsource.adapters.topology import load_topology
-from eventsource.bootstrap import open_ledger
-from eventsource.cli.common import console, nats_connection, print_json, run, settings
+from eventsource.cli.common import console, on_ledger, print_json, settings
 from eventsource.cli.options import store_option
 
 app = typer.Typer(help="Create or update streams, KV buckets and consumers.", no_args_is_help=True)
@@ -36,13 +35,11 @@ def init(
     """Create or update everything declared in streams.yaml. Running it twice changes nothing."""
     config = settings(store=store)
     topology = load_topology(file or (config.streams_file or None))
-
-    async def main():
-        async with nats_connection(config) as nc:
-            ledger = await open_ledger(nc, config.store, provisioned=False)
-            return await ledger.provision(topology, dry_run=dry_run, force=force)
-
-    changes = run(main)
+    changes = on_ledger(
+        config,
+        lambda ledger: ledger.provision(topology, dry_run=dry_run, force=force),
+        provisioned=False,
+    )
     if as_json:
         print_json(
             [

@@ -11,8 +11,7 @@ from ulid import ULID
 
 from benchmark.load import push
 from benchmark.workload import Bank, random_transfers
-from eventsource.bootstrap import open_ledger
-from eventsource.cli.common import console, nats_connection, print_json, run, settings
+from eventsource.cli.common import console, on_ledger, print_json, settings
 from eventsource.cli.options import (
     attempts_option,
     deadline_option,
@@ -23,6 +22,7 @@ from eventsource.cli.options import (
 from eventsource.cli.render import describe, state_json
 from eventsource.core.errors import UsageError
 from eventsource.core.model import AccountRef, Outcome, TransferRequest
+from eventsource.services.ledger import Ledger
 from eventsource.services.submission import (
     SubmitReport,
     digest_of,
@@ -69,7 +69,7 @@ def submit_command(
     if timeout is None:
         timeout = max(60.0, parse_duration(deadline) / 1000 + 30) if deadline else 60.0
     if random_count is not None:
-        run(lambda: _random(config, random_count, rate, seed, as_json))
+        on_ledger(config, lambda ledger: _random(ledger, random_count, rate, seed, as_json))
         return
     requests = with_limits(
         _read_file(file)
@@ -81,17 +81,15 @@ def submit_command(
     for request in requests:
         precheck(request)
 
-    async def main():
-        async with nats_connection(config) as nc:
-            ledger = await open_ledger(nc, config.store)
-            if limited and not ledger.gives_up:
-                raise UsageError(
-                    f"--deadline and --max-attempts: the {ledger.store} store "
-                    "never gives up (a transfer is applied in one step)"
-                )
-            return await submit_transfers(ledger, requests, wait=wait, timeout=timeout)
+    async def submit(ledger: Ledger) -> SubmitReport:
+        if limited and not ledger.gives_up:
+            raise UsageError(
+                f"--deadline and --max-attempts: the {ledger.store} store "
+                "never gives up (a transfer is applied in one step)"
+            )
+        return await submit_transfers(ledger, requests, wait=wait, timeout=timeout)
 
-    _report(requests, run(main), wait, as_json)
+    _report(requests, on_ledger(config, submit), wait, as_json)
 
 
 def _one(debtor, creditor, amount, currency, transfer_id, comment) -> TransferRequest:
@@ -177,21 +175,19 @@ def _report(requests, report: SubmitReport, wait: bool, as_json: bool) -> None:
         raise typer.Exit(1)
 
 
-async def _random(config, count: int, rate: float | None, seed: int, as_json: bool) -> None:
-    async with nats_connection(config) as nc:
-        ledger = await open_ledger(nc, config.store)
-        banks: dict[str, list[str]] = {}
-        for snapshot in await ledger.accounts():
-            if not snapshot.closed:
-                banks.setdefault(snapshot.participant, []).append(snapshot.account)
-        if len(banks) < 1:
-            raise UsageError("no open accounts: open some with `natsbank accounts open`")
-        work = random_transfers([Bank(p, a) for p, a in sorted(banks.items())], count, seed=seed)
-        with Progress(console=console, disable=as_json) as progress:
-            task = progress.add_task("submitting", total=count)
-            report = await push(
-                ledger.submit, work, rate=rate, progress=lambda n: progress.advance(task, n)
-            )
+async def _random(ledger: Ledger, count: int, rate: float | None, seed: int, as_json: bool):
+    banks: dict[str, list[str]] = {}
+    for snapshot in await ledger.accounts():
+        if not snapshot.closed:
+            banks.setdefault(snapshot.participant, []).append(snapshot.account)
+    if len(banks) < 1:
+        raise UsageError("no open accounts: open some with `natsbank accounts open`")
+    work = random_transfers([Bank(p, a) for p, a in sorted(banks.items())], count, seed=seed)
+    with Progress(console=console, disable=as_json) as progress:
+        task = progress.add_task("submitting", total=count)
+        report = await push(
+            ledger.submit, work, rate=rate, progress=lambda n: progress.advance(task, n)
+        )
     summary = {
         "submitted": report.submitted,
         "acked": report.acked,

@@ -5,7 +5,13 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, replace
 
-from eventsource.core.errors import AccountIsClosed, InsufficientFunds, InvalidAmount
+from eventsource.core.errors import (
+    AccountIsClosed,
+    CurrencyMismatch,
+    InsufficientFunds,
+    InvalidAmount,
+    UnknownAccount,
+)
 from eventsource.core.money import MAX_MINOR, format_amount
 from eventsource.core.protocol import Effect
 
@@ -82,3 +88,14 @@ class Account:
         # Balances must stay int64 for every reader, whatever its language.
         if self.balance + self.pending_credits + amount > MAX_MINOR:
             raise InvalidAmount("the account balance would exceed 2^63-1 minor units")
+
+
+def require_open(account: object, currency: str, name: str) -> Account:
+    """The account a transfer names, if it exists, is open and holds the transfer's currency."""
+    if not isinstance(account, Account):
+        raise UnknownAccount(f"unknown account {name!r}")
+    if account.closed:
+        raise AccountIsClosed(f"account {name!r} is closed")
+    if account.currency != currency:
+        raise CurrencyMismatch(f"account {name!r} holds {account.currency}, not {currency}")
+    return account

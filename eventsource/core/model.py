@@ -155,3 +155,11 @@ def as_recorded(request: TransferRequest) -> Transfer:
         deadline_ms=request.deadline_ms,
         max_attempts=request.max_attempts,
     )
+
+
+def admitted(request: TransferRequest, submitter: str) -> tuple[Transfer, DomainError | None]:
+    """The transfer to record: validated, or as recorded with the reason it is refused."""
+    try:
+        return validate_transfer(request, submitter), None
+    except DomainError as exc:
+        return as_recorded(request), exc

@@ -11,42 +11,33 @@ from collections.abc import Collection
 
 from msgspec.structs import replace
 
-from eventsource.core.account import Account
-from eventsource.core.errors import DeadLetterReason, DomainError, ProtocolError, RejectionCause
-from eventsource.core.events import TransferState, encoder
+from eventsource.core.account import require_open
+from eventsource.core.errors import DomainError, ProtocolError, RejectionCause
+from eventsource.core.events import TransferState
 from eventsource.core.messages import Confirm, Kind, Posting, Result
 from eventsource.core.model import (
     Outcome,
     Side,
     Transfer,
     TransferRequest,
-    as_recorded,
-    validate_transfer,
+    admitted,
 )
 from eventsource.core.protocol import Phase, Step, transition
 from eventsource.core.saga import cancel_confirm, record_cancel
 from eventsource.core.subjects import account_key, incoming_key, outgoing_key
-from eventsource.core.workset import WorkSet
+from eventsource.core.workset import WorkSet, id_conflict
 
 
 def admit_transfer(ws: WorkSet, request: TransferRequest) -> None:
     """Step 1 at the submitter n: reserve the funds and send the posting, or refuse."""
     n = ws.participant
-    try:
-        transfer = validate_transfer(request, n)
-        refusal: DomainError | None = None
-    except DomainError as exc:
-        transfer, refusal = as_recorded(request), exc
+    transfer, refusal = admitted(request, n)
     key = outgoing_key(n, transfer.id)
     existing = ws.state(key)
     if existing is not None:
         assert isinstance(existing, TransferState)
         if existing.digest != transfer.digest:
-            ws.dead_letter(
-                DeadLetterReason.ID_CONFLICT,
-                f"transfer id {transfer.id} is already used with other content",
-                encoder.encode(request),
-            )
+            ws.dead_letters.append(id_conflict(transfer.id, request))
         return
     receiver = transfer.creditor.participant
     if refusal is None and receiver not in ws.known_participants:
@@ -56,7 +47,7 @@ def admit_transfer(ws: WorkSet, request: TransferRequest) -> None:
     debtor_key = account_key(n, transfer.debtor.account)
     if refusal is None:
         try:
-            _check_account(ws.state(debtor_key), transfer.currency, transfer.debtor.account)
+            require_open(ws.state(debtor_key), transfer.currency, transfer.debtor.account)
             ws.move(
                 debtor_key,
                 transition(Side.SUBMITTER, None, Step.FUNDS_RESERVED, None)[1],
@@ -120,7 +111,7 @@ def decide_posting(ws: WorkSet, sender: str, posting: Posting) -> None:
     else:
         credit_key = account_key(p, transfer.creditor.account)
         try:
-            _check_account(ws.state(credit_key), transfer.currency, transfer.creditor.account)
+            require_open(ws.state(credit_key), transfer.currency, transfer.creditor.account)
             effect = transition(Side.RECEIVER, None, Step.POSTING_ACCEPTED, Outcome.OK)[1]
             ws.move(credit_key, effect, f"{sender}.{transfer.id}", transfer)
         except DomainError as exc:
@@ -223,15 +214,3 @@ def _known(ws: WorkSet, key: str, digest: str, what: str) -> TransferState:
     if state.digest != digest:
         raise ProtocolError(f"{what} for {key} does not match the transfer's digest")
     return state
-
-
-def _check_account(account: object, currency: str, name: str) -> Account:
-    from eventsource.core.errors import AccountIsClosed, CurrencyMismatch, UnknownAccount
-
-    if not isinstance(account, Account):
-        raise UnknownAccount(f"unknown account {name!r}")
-    if account.closed:
-        raise AccountIsClosed(f"account {name!r} is closed")
-    if account.currency != currency:
-        raise CurrencyMismatch(f"account {name!r} holds {account.currency}, not {currency}")
-    return account

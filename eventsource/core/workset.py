@@ -46,6 +46,28 @@ class DeadLetter:
     payload: bytes
 
 
+def account_events(
+    entries: dict[str, list[Entry]], current: dict, at_ms: int
+) -> list[tuple[str, bytes]]:
+    """One AccountChanged per touched account, with every entry of the group: (key, payload)."""
+    events = []
+    for key, moved in entries.items():
+        account = current[key]
+        assert isinstance(account, Account)
+        event = AccountChanged(state=AccountSnapshot.of(account), entries=moved, at=at_ms)
+        events.append((key, encoder.encode(event)))
+    return events
+
+
+def id_conflict(transfer_id: str, request: object) -> DeadLetter:
+    """The dead letter of a transfer id already used with other content (never applied)."""
+    return DeadLetter(
+        DeadLetterReason.ID_CONFLICT,
+        f"transfer id {transfer_id} is already used with other content",
+        encoder.encode(request),
+    )
+
+
 @dataclass
 class WorkSet:
     participant: str
@@ -122,17 +144,9 @@ class WorkSet:
             guarded.add(key)
             return self.loaded.get(key, (None, 0))[1]
 
-        for key, payload in self._transfer_events:
+        states = self._transfer_events + account_events(self._entries, self._current, self.now_ms)
+        for key, payload in states:
             writes.append(Write(state_subject(self.partition, key), payload, guard(key), key))
-        for key, entries in self._entries.items():
-            account = self._current[key]
-            assert isinstance(account, Account)
-            event = AccountChanged(
-                state=AccountSnapshot.of(account), entries=entries, at=self.now_ms
-            )
-            writes.append(
-                Write(state_subject(self.partition, key), encoder.encode(event), guard(key), key)
-            )
         serial = 0
         for (recipient, kind), items in self._outbound.items():
             for message in bundle(self.participant, kind, items):

@@ -10,23 +10,18 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass, field
 
-from eventsource.core.account import Account, EntryKind
+from eventsource.core.account import Account, EntryKind, require_open
 from eventsource.core.errors import (
-    AccountIsClosed,
-    CurrencyMismatch,
-    DeadLetterReason,
     DomainError,
     RejectionCause,
-    UnknownAccount,
 )
-from eventsource.core.events import AccountChanged, AccountSnapshot, Entry, encoder
+from eventsource.core.events import Entry, encoder
 from eventsource.core.model import (
     Outcome,
     Transfer,
     TransferRequest,
-    as_recorded,
+    admitted,
     is_token,
-    validate_transfer,
 )
 from eventsource.core.money import format_amount
 from eventsource.core.shared.layout import (
@@ -40,7 +35,7 @@ from eventsource.core.shared.layout import (
     transfer_key,
 )
 from eventsource.core.subjects import account_key
-from eventsource.core.workset import DeadLetter, Write
+from eventsource.core.workset import DeadLetter, Write, account_events, id_conflict
 
 SharedState = Account | TransferDecision
 
@@ -71,20 +66,8 @@ class SharedGroup:
 
     def writes(self) -> list[Write]:
         """Records first, then one event per touched account; every key guarded once."""
-        writes = [
-            Write(shared_subject(key), payload, self._expected(key), key)
-            for key, payload in self._records
-        ]
-        for key, entries in self._entries.items():
-            account = self._current[key]
-            assert isinstance(account, Account)
-            event = AccountChanged(
-                state=AccountSnapshot.of(account), entries=entries, at=self.now_ms
-            )
-            writes.append(
-                Write(shared_subject(key), encoder.encode(event), self._expected(key), key)
-            )
-        return writes
+        states = self._records + account_events(self._entries, self._current, self.now_ms)
+        return [Write(shared_subject(key), data, self._expected(key), key) for key, data in states]
 
     def _expected(self, key: str) -> int:
         return self.loaded.get(key, (None, 0))[1]
@@ -94,23 +77,13 @@ def decide_transfer(group: SharedGroup, request: TransferRequest) -> TransferDec
     """Apply one submitted transfer to the group; return its (possibly earlier) decision, or
     None for an id conflict."""
     n = group.participant
-    try:
-        transfer = validate_transfer(request, n)
-        refusal: DomainError | None = None
-    except DomainError as exc:
-        transfer, refusal = as_recorded(request), exc
+    transfer, refusal = admitted(request, n)
     key = transfer_key(n, transfer.id)
     existing = group.state(key)
     if isinstance(existing, TransferDecision):
         if existing.digest == transfer.digest:
             return existing  # a duplicate: answered from the stored decision
-        group.dead_letters.append(
-            DeadLetter(
-                DeadLetterReason.ID_CONFLICT,
-                f"transfer id {transfer.id} is already used with other content",
-                encoder.encode(request),
-            )
-        )
+        group.dead_letters.append(id_conflict(transfer.id, request))
         return None
     if refusal is None:
         try:
@@ -142,10 +115,8 @@ def _post(group: SharedGroup, transfer: Transfer) -> None:
         raise DomainError(f"unknown participant {receiver!r}", RejectionCause.UNKNOWN_PARTICIPANT)
     debtor_key = account_key(transfer.debtor.participant, transfer.debtor.account)
     creditor_key = account_key(receiver, transfer.creditor.account)
-    debtor = require_account(group.state(debtor_key), transfer.currency, transfer.debtor.account)
-    creditor = require_account(
-        group.state(creditor_key), transfer.currency, transfer.creditor.account
-    )
+    debtor = require_open(group.state(debtor_key), transfer.currency, transfer.debtor.account)
+    creditor = require_open(group.state(creditor_key), transfer.currency, transfer.creditor.account)
     amount = transfer.minor
     debited, credited = debit(debtor, amount), credit(creditor, amount)
     ref = entry_ref(transfer.debtor.participant, transfer.id)
@@ -156,16 +127,6 @@ def _post(group: SharedGroup, transfer: Transfer) -> None:
     ):
         group._current[key] = changed
         group._entries.setdefault(key, []).append(Entry(kind, ref, text))
-
-
-def require_account(account: object, currency: str, name: str) -> Account:
-    if not isinstance(account, Account):
-        raise UnknownAccount(f"unknown account {name!r}")
-    if account.closed:
-        raise AccountIsClosed(f"account {name!r} is closed")
-    if account.currency != currency:
-        raise CurrencyMismatch(f"account {name!r} holds {account.currency}, not {currency}")
-    return account
 
 
 def keys_of(submitter: str, requests: list[TransferRequest]) -> tuple[set[str], set[str]]:
