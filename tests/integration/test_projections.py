@@ -4,36 +4,31 @@ equals the state in the ledger buckets (I6), whatever is redelivered, crashed or
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
-from eventsource.adapters.postgres import EmbeddedPostgres, PgServer
+from eventsource.adapters.postgres import PgServer
 from eventsource.core.subjects import DEAD_LETTER_STREAM, ledger_stream, state_prefix
-from eventsource.services.views import list_accounts, list_transfers
-from projections.model import PHASE_COLUMN
 from projections.postgres import PostgresStore
-from projections.projector import Projector, caught_up, consumer_name, delete_consumers
+from projections.projector import consumer_name, delete_consumers
 from projections.sqlite import SqliteStore
 from projections.store import Store
-from tests.integration.conftest import LiveBank, transfer
-
-PHASES = list(PHASE_COLUMN)
-
-
-@pytest.fixture
-def postgres(tmp_path: Path) -> Iterator[PgServer]:
-    """A real PostgreSQL in tmp_path, stopped after the test."""
-    with EmbeddedPostgres(tmp_path / "pg") as server:
-        yield server
+from tests.integration.live_bank import LiveBank
+from tests.integration.mixed_transfers import run_transfers
+from tests.integration.polling import eventually
+from tests.integration.projecting import cli_args, name_of, projecting, until_caught_up
+from tests.integration.projection_state import (
+    assert_projection_equals_state,
+    equals_state,
+    kv_state,
+)
 
 
 @pytest.fixture(params=["postgres", "sqlite"])
@@ -43,119 +38,6 @@ def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], S
         server = request.getfixturevalue("postgres")
         return lambda: PostgresStore(server.dsn)
     return lambda: SqliteStore(tmp_path / "sqlite")
-
-
-def cli_args(store: Store) -> list[str]:
-    if isinstance(store, PostgresStore):
-        return ["--dsn", store.dsn]
-    assert isinstance(store, SqliteStore)
-    return ["--sqlite", str(store.directory)]
-
-
-def name_of(store: Store) -> str:
-    return "postgres" if isinstance(store, PostgresStore) else "sqlite"
-
-
-async def kv_state(bank: LiveBank) -> tuple[dict, dict]:
-    """What the projection must equal: every account and transfer record of the banks."""
-    accounts = {
-        f"{a.participant}.acct.{a.account}": (
-            a.participant,
-            a.account,
-            a.currency,
-            a.balance,
-            a.pending_debits,
-            a.pending_credits,
-            a.closed,
-        )
-        for a in await list_accounts(bank.nc, bank.partitions)
-    }
-    records = {}
-    for participant in bank.participants:
-        for pattern in (f"{participant}.out.*", f"{participant}.in.*.*"):
-            records |= await list_transfers(bank.nc, bank.partitions, pattern)
-    transfers = {
-        key: (
-            key.split(".")[0],
-            s.side.value,
-            s.transfer.id,
-            s.transfer.amount,
-            s.transfer.currency,
-            s.phase.value,
-            s.outcome and s.outcome.value,
-            s.cause and s.cause.value,
-            s.detail,
-        )
-        for key, s in records.items()
-    }
-    return accounts, transfers
-
-
-async def assert_projection_equals_state(bank: LiveBank, store: Store) -> None:
-    accounts, transfers = await kv_state(bank)
-    projected = await store.state()
-    assert projected.accounts == accounts
-    assert {k: v[:9] for k, v in projected.transfers.items()} == transfers
-    for key, row in projected.transfers.items():
-        phase_times = dict(zip(PHASES, row[9], strict=True))
-        assert phase_times[row[5]] is not None, f"{key}: no time for its phase {row[5]}"
-
-
-async def eventually(
-    check: Callable, what: str, timeout: float = 60.0, interval: float = 0.2
-) -> None:
-    deadline = time.monotonic() + timeout
-    while not await check():
-        assert time.monotonic() < deadline, f"never: {what}"
-        await asyncio.sleep(interval)
-
-
-@contextlib.asynccontextmanager
-async def projecting(bank: LiveBank, store: Store, **options) -> AsyncIterator[Projector]:
-    """A projector running in the test's loop until the block ends; the store is opened here."""
-    await store.open()
-    projector = Projector(
-        bank.nc, store, bank.partitions, name=options.pop("name", name_of(store)), **options
-    )
-    stop = asyncio.Event()
-    task = asyncio.create_task(projector.run(stop))
-    try:
-        yield projector
-    finally:
-        stop.set()
-        await task
-        await store.close()
-
-
-async def until_caught_up(bank: LiveBank, projector: Projector) -> None:
-    async def done() -> bool:
-        bound = len(projector.bound) == bank.partitions
-        return bound and await caught_up(bank.nc, projector.name, bank.partitions)
-
-    await eventually(done, f"{projector.name} caught up")
-
-
-async def run_transfers(bank: LiveBank, count: int = 12) -> None:
-    """OK transfers both ways and a few REJECTED ones, all final, inboxes drained."""
-    bank.start_all()
-    by_submitter: dict[str, list] = {}
-    for i in range(count):
-        debtor, creditor = [("alpha/a1", "beta/b1"), ("beta/b2", "gamma/g1"),
-                            ("gamma/g1", "alpha/a2")][i % 3]  # fmt: skip
-        by_submitter.setdefault(debtor.split("/")[0], []).append(
-            transfer(f"ok-{i}", debtor, creditor, f"{i + 1}.25")
-        )
-    by_submitter["alpha"] += [
-        transfer("no-funds", "alpha/a1", "beta/b1", "5000.00"),
-        transfer("no-acct", "alpha/a1", "beta/nope"),
-        transfer("bad-ccy", "alpha/a2", "gamma/usd"),
-        transfer("bad-amount", "alpha/a2", "beta/b1", "1.001"),
-    ]
-    for submitter, requests in by_submitter.items():
-        await bank.submit(*requests)
-        final = await bank.wait(submitter, [r.id for r in requests])
-        assert len(final) == len(requests)
-    await bank.quiet()
 
 
 async def test_the_projection_equals_the_ledger_state(bank: LiveBank, make_store):
@@ -232,17 +114,6 @@ async def test_a_projector_killed_mid_run_ends_equal_to_the_state(
         finally:
             second.send_signal(signal.SIGTERM)
             assert second.wait(timeout=30) == 0, "the projector does not stop cleanly on SIGTERM"
-
-
-async def equals_state(bank: LiveBank, store: Store) -> bool:
-    await store.open()
-    try:
-        await assert_projection_equals_state(bank, store)
-    except AssertionError:
-        return False
-    finally:
-        await store.close()
-    return True
 
 
 async def test_a_junk_state_event_is_dead_lettered_and_projection_goes_on(

@@ -33,7 +33,7 @@ from eventsource.services.shared_scenario import (
 )
 from eventsource.services.shared_service import SharedStoreService
 from eventsource.services.workload import standard_banks
-from tests.integration.conftest import BANKS, transfer
+from tests.integration.live_bank import BANKS, transfer
 
 NAMES = [b.participant for b in BANKS]
 
