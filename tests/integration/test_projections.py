@@ -1,5 +1,6 @@
 """The projection contract, the same for PostgreSQL and SQLite: after transfers, the projection
-equals the state in the ledger buckets (I6), whatever is redelivered, crashed or malformed."""
+shows the balances and outcomes those transfers imply, and equals the state in the ledger buckets
+(I6), whatever is redelivered, crashed or malformed."""
 
 from __future__ import annotations
 
@@ -24,11 +25,54 @@ from tests.integration.live_bank import LiveBank
 from tests.integration.mixed_transfers import run_transfers
 from tests.integration.polling import eventually
 from tests.integration.projecting import cli_args, name_of, projecting, until_caught_up
-from tests.integration.projection_state import (
-    assert_projection_equals_state,
-    equals_state,
-    kv_state,
-)
+from tests.integration.projection_state import assert_projection_equals_state, equals_state
+
+# What run_transfers(bank) leaves, worked out from the scenario by hand rather than read back from
+# the ledger. Each EUR account starts with 1000.00, gamma/usd with 50.00 USD; ok-i moves
+# (i + 1).25 EUR along ROUTES[i % 3]; the four refusals move nothing:
+#   a1: 1000.00 - (1.25 + 4.25 + 7.25 + 10.25) =  977.00    b1: 1000.00 + 23.00 = 1023.00
+#   b2: 1000.00 - (2.25 + 5.25 + 8.25 + 11.25) =  973.00    g1: 1000.00 + 27.00 - 31.00 = 996.00
+#   a2: 1000.00 + (3.25 + 6.25 + 9.25 + 12.25) = 1031.00
+ACCOUNTS = {  # (participant, account, currency, balance, pending_debits, pending_credits, closed)
+    "alpha.acct.a1":  ("alpha", "a1",  "EUR",  "977.00", "0.00", "0.00", False),
+    "alpha.acct.a2":  ("alpha", "a2",  "EUR", "1031.00", "0.00", "0.00", False),
+    "beta.acct.b1":   ("beta",  "b1",  "EUR", "1023.00", "0.00", "0.00", False),
+    "beta.acct.b2":   ("beta",  "b2",  "EUR",  "973.00", "0.00", "0.00", False),
+    "gamma.acct.g1":  ("gamma", "g1",  "EUR",  "996.00", "0.00", "0.00", False),
+    "gamma.acct.usd": ("gamma", "usd", "USD",   "50.00", "0.00", "0.00", False),
+}  # fmt: skip
+ROUTES = [("alpha", "beta"), ("beta", "gamma"), ("gamma", "alpha")]  # a1->b1, b2->g1, g1->a2
+REFUSED = {  # all from alpha: id -> (receiving bank, amount, cause, detail)
+    "no-funds": ("beta", "5000.00", "INSUFFICIENT_FUNDS",
+                 "available 977.00 EUR is less than 5000.00"),  # a1 with ok-0, 3, 6, 9 reserved
+    "no-acct": ("beta", "10.00", "UNKNOWN_ACCOUNT", "unknown account 'nope'"),
+    "bad-ccy": ("gamma", "10.00", "CURRENCY_MISMATCH", "account 'usd' holds USD, not EUR"),
+    "bad-amount": ("beta", "1.001", "INVALID_AMOUNT",
+                   "amount '1.001' has 3 decimals; EUR allows 2"),
+}  # fmt: skip
+
+
+def both_records(tid: str, n: str, p: str, amount: str, *outcome: str | None) -> dict[str, tuple]:
+    """A final transfer: SETTLED at the submitter, CONFIRMED at the receiver, with the same
+    (outcome, cause, detail); a refused one is recorded by both too (PROTOCOL.md, section 8)."""
+    return {
+        f"{n}.out.{tid}": (n, "submitter", tid, amount, "EUR", "SETTLED", *outcome),
+        f"{p}.in.{n}.{tid}": (p, "receiver", tid, amount, "EUR", "CONFIRMED", *outcome),
+    }
+
+
+def scenario_transfers() -> dict[str, tuple]:
+    rows: dict[str, tuple] = {}
+    for i in range(12):  # run_transfers' default count
+        n, p = ROUTES[i % 3]
+        rows |= both_records(f"ok-{i}", n, p, f"{i + 1}.25", "OK", None, "")
+    for tid, (p, amount, cause, detail) in REFUSED.items():
+        rows |= both_records(tid, "alpha", p, amount, "REJECTED", cause, detail)
+    return rows
+
+
+def of_beta(rows: dict[str, tuple]) -> dict[str, tuple]:
+    return {key: row for key, row in rows.items() if key.startswith("beta.")}
 
 
 @pytest.fixture(params=["postgres", "sqlite"])
@@ -40,14 +84,16 @@ def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], S
     return lambda: SqliteStore(tmp_path / "sqlite")
 
 
-async def test_the_projection_equals_the_ledger_state(bank: LiveBank, make_store):
+async def test_the_projection_shows_what_the_transfers_did_and_equals_the_ledger(
+    bank: LiveBank, make_store
+):
     await run_transfers(bank)
     async with projecting(bank, make_store()) as projector:
         await until_caught_up(bank, projector)
-        await assert_projection_equals_state(bank, projector.store)
         projected = await projector.store.state()
-        outcomes = {row[6] for row in projected.transfers.values()}
-        assert outcomes == {"OK", "REJECTED"}
+        assert projected.accounts == ACCOUNTS
+        assert {k: v[:9] for k, v in projected.transfers.items()} == scenario_transfers()
+        await assert_projection_equals_state(bank, projector.store)
         if isinstance(projector.store, PostgresStore):  # the views a psql user starts from
             conn = projector.store.conn
             summary = await conn.fetch("SELECT * FROM participant_summary ORDER BY participant")
@@ -160,11 +206,8 @@ async def test_a_participant_s_sqlite_file_holds_its_own_records_only(
     async with projecting(bank, store, name="sqlite_beta", participant="beta") as projector:
         await until_caught_up(bank, projector)
         projected = await store.state()
-    accounts, transfers = await kv_state(bank)
-    assert projected.accounts == {k: v for k, v in accounts.items() if k.startswith("beta.")}
-    assert {k: v[:9] for k, v in projected.transfers.items()} == {
-        k: v for k, v in transfers.items() if k.startswith("beta.")
-    }
+    assert projected.accounts == of_beta(ACCOUNTS)
+    assert {k: v[:9] for k, v in projected.transfers.items()} == of_beta(scenario_transfers())
     assert [p.name for p in (tmp_path / "beta-only").glob("*.sqlite")] == ["beta.sqlite"]
 
 
@@ -181,8 +224,5 @@ async def test_a_participant_projection_beside_the_full_one_on_postgres(
         await until_caught_up(bank, beta)
         await assert_projection_equals_state(bank, full.store)
         projected = await beta_store.state()
-    accounts, transfers = await kv_state(bank)
-    assert projected.accounts == {k: v for k, v in accounts.items() if k.startswith("beta.")}
-    assert {k: v[:9] for k, v in projected.transfers.items()} == {
-        k: v for k, v in transfers.items() if k.startswith("beta.")
-    }
+    assert projected.accounts == of_beta(ACCOUNTS)
+    assert {k: v[:9] for k, v in projected.transfers.items()} == of_beta(scenario_transfers())
