@@ -9,6 +9,10 @@ import pytest
 
 from eventsource.adapters.cluster import ClusterInfo, LocalCluster
 
+# pytest explains a failed assert only in test modules and conftest.py files, unless told: the
+# helper modules beside the tests (live_bank.py, cli.py, ...) assert too.
+pytest.register_assert_rewrite("tests.unit", "tests.integration", "tests.e2e", "tests.deploy")
+
 
 @pytest.fixture(autouse=True)
 def natsbank_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:

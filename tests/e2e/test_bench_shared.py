@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.e2e.conftest import assert_one_line_error, cli_for
+from tests.e2e.cli import assert_one_line_error, cli_for
 
 
 def test_bench_compares_the_independent_and_the_shared_store(tmp_path: Path) -> None:

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import Cli, assert_one_line_error, cli_for, live_nats_servers
+from tests.e2e.cli import Cli, assert_one_line_error, cli_for
+from tests.e2e.processes import live_nats_servers
 
 DOMAIN, USAGE = 1, 2
 ONE = ("--from", "bank-a/a1", "--to", "bank-b/b1")

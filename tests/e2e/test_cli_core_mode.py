@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import json
 
-from tests.e2e.conftest import Cli, assert_one_line_error, eventually
+from tests.e2e.cli import Cli, assert_one_line_error
+from tests.e2e.polling import eventually
 
 
 def test_core_mode_under_loss_settles_every_transfer(bank: Cli) -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.e2e.conftest import Cli, live_nats_servers, processes_with_env
+from tests.e2e.cli import Cli
+from tests.e2e.processes import live_nats_servers, processes_with_env
 
 
 def test_the_demo_settles_every_transfer_and_leaves_nothing_running(

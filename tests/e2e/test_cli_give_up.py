@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import json
 
-from tests.e2e.conftest import Cli, assert_one_line_error, eventually
+from tests.e2e.cli import Cli, assert_one_line_error
+from tests.e2e.polling import eventually
 
 
 def test_submit_with_a_deadline_ends_cancelled_on_both_sides(bank: Cli) -> None:

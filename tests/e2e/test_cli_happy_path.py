@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.e2e.conftest import Cli, eventually
+from tests.e2e.cli import Cli
+from tests.e2e.polling import eventually
 
 
 def _actions(changes: list[dict]) -> dict[str, str]:

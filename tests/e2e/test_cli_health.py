@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 from eventsource.adapters.cluster import ClusterInfo, LocalCluster
-from tests.e2e.conftest import Cli, assert_one_line_error
+from tests.e2e.cli import Cli, assert_one_line_error
 
 
 def test_a_three_node_cluster_with_its_streams_is_healthy(cli: Cli, nats3: ClusterInfo) -> None:

@@ -19,7 +19,8 @@ from eventsource.adapters.provision import partitions_of
 from eventsource.core import trace
 from eventsource.core.subjects import partition_of
 from eventsource.settings import Settings
-from tests.e2e.conftest import Cli, eventually
+from tests.e2e.cli import Cli
+from tests.e2e.polling import eventually
 
 TRANSFERS = 4
 

@@ -4,18 +4,12 @@ that `psql` can query; `dev down` stops it."""
 from __future__ import annotations
 
 import json
-import shlex
 import subprocess
 import time
 from pathlib import Path
 
-from tests.e2e.conftest import cli_for
-
-
-def query(psql: str, sql: str) -> str:
-    return subprocess.run(
-        [*shlex.split(psql), "-At", "-c", sql], capture_output=True, text=True, check=True
-    ).stdout
+from tests.e2e.cli import cli_for
+from tests.e2e.psql import query
 
 
 def test_dev_postgres_is_found_by_the_projector_and_answers_psql(tmp_path: Path) -> None:

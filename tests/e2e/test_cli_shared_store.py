@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.e2e.conftest import Cli, assert_one_line_error
+from tests.e2e.cli import Cli, assert_one_line_error
 
 
 def test_money_moves_in_one_step_on_the_shared_store(dev_cluster: Cli, tmp_path: Path) -> None:

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import Cli, assert_one_line_error, cli_for
-from tests.e2e.test_cli_postgres import query
+from tests.e2e.cli import Cli, assert_one_line_error, cli_for
+from tests.e2e.psql import query
 
 
 @pytest.fixture(scope="module")

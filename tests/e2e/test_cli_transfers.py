@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.e2e.conftest import Cli, assert_one_line_error, cli_for, eventually
+from tests.e2e.cli import Cli, assert_one_line_error, cli_for
+from tests.e2e.polling import eventually
 
 
 def _line(transfer_id: str, debtor: str, creditor: str, amount: str) -> str:

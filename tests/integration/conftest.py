@@ -1,160 +1,16 @@
-"""A bank on a real cluster: streams provisioned, participants registered, accounts funded,
-and participant services running in the test's event loop, in either transport mode and
-optionally under a fault plan (`bank_with`)."""
+"""Fixtures of the integration tests: a live bank on a real nats-server (see live_bank.py) and a
+real PostgreSQL."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
-from nats.aio.client import Client
 
-from benchmark.measure import wait_quiescent
-from benchmark.scenario import bootstrap
-from benchmark.workload import Bank
 from eventsource.adapters.cluster import ClusterInfo
-from eventsource.adapters.jetstream import connect
-from eventsource.adapters.topology import Topology
-from eventsource.bootstrap import ServeOptions, participant_service
-from eventsource.core.faults import NO_FAULTS, FaultPlan
-from eventsource.core.limits import CORE_WINDOW, FETCH_BATCH, SWEEP_INTERVAL_S
-from eventsource.core.model import AccountRef, TransferRequest
-from eventsource.core.resend import ResendPolicy
-from eventsource.services.audit import AuditReport, audit
-from eventsource.services.client import Submitted, submit, wait_final
-from eventsource.services.independent.ledger import IndependentLedger
-from eventsource.services.participant import ParticipantService
-from eventsource.settings import Transport
-
-BANKS = [Bank("alpha", ["a1", "a2"]), Bank("beta", ["b1", "b2"]), Bank("gamma", ["g1"])]
-MODES = ["jetstream", "core"]
-
-
-@dataclass
-class LiveBank:
-    """Handles for a test: the connection, running service instances, and shortcuts."""
-
-    cluster: ClusterInfo
-    nc: Client
-    partitions: int
-    mode: str = "jetstream"
-    faults: FaultPlan = NO_FAULTS
-    resend_after: float = 1.0
-    services: list[tuple[ParticipantService, asyncio.Task]] = field(default_factory=list)
-
-    @property
-    def ledger(self) -> IndependentLedger:
-        return IndependentLedger(self.nc, self.partitions)
-
-    def service(
-        self,
-        participant: str,
-        *,
-        fetch_batch: int = FETCH_BATCH,
-        sweep_interval: float = SWEEP_INTERVAL_S,
-        window: int = CORE_WINDOW,
-    ) -> ParticipantService:
-        """An instance of `participant` in this bank's transport mode, not started."""
-        options = ServeOptions(
-            transport=Transport(self.mode),
-            fetch_batch=fetch_batch,
-            faults=self.faults,
-            resend=ResendPolicy(first=self.resend_after),
-            sweep_interval=sweep_interval,
-            window=window,
-            instance=str(len(self.services)),
-        )
-        return participant_service(self.ledger, participant, options)
-
-    stop: asyncio.Event = field(default_factory=asyncio.Event)
-
-    @property
-    def participants(self) -> list[str]:
-        return [b.participant for b in BANKS]
-
-    def start(
-        self,
-        participant: str,
-        *,
-        fetch_batch: int = FETCH_BATCH,
-        sweep_interval: float = SWEEP_INTERVAL_S,
-        window: int = CORE_WINDOW,
-    ) -> ParticipantService:
-        service = self.service(
-            participant, fetch_batch=fetch_batch, sweep_interval=sweep_interval, window=window
-        )
-        self.services.append((service, asyncio.create_task(service.run(self.stop))))
-        return service
-
-    def start_all(self, instances: int = 1) -> None:
-        for _ in range(instances):
-            for participant in self.participants:
-                self.start(participant)
-
-    async def submit(self, *requests: TransferRequest) -> Submitted:
-        return await submit(
-            self.nc, self.partitions, requests[0].debtor.participant, list(requests)
-        )
-
-    async def wait(self, submitter: str, ids: list[str], timeout: float = 30.0):
-        return await wait_final(self.nc, self.partitions, submitter, ids, timeout=timeout)
-
-    async def quiet(self, timeout: float = 60.0) -> None:
-        consumers = [c for p in self.participants for c in self.ledger.consumers(p)]
-        assert await wait_quiescent(self.nc, consumers, timeout=timeout, settle=0.2), (
-            "inboxes never drained"
-        )
-
-    async def audit(self, patience: float = 60.0) -> AuditReport:
-        """The audit once the work has settled: inboxes drained and, in core mode (where
-        confirmations travel outside the ledger), until the audit passes or time runs out."""
-        await self.quiet()
-        deadline = asyncio.get_running_loop().time() + patience
-        while True:
-            report = await audit(self.nc, self.partitions, expect_final=True)
-            if report.ok or self.mode != "core" or asyncio.get_running_loop().time() > deadline:
-                return report
-            await asyncio.sleep(0.5)
-
-
-def transfer(
-    tid: str, debtor: str, creditor: str, amount: str = "10.00", currency: str = "EUR", **extra
-) -> TransferRequest:
-    d_participant, d_account = debtor.split("/")
-    c_participant, c_account = creditor.split("/")
-    return TransferRequest(
-        id=tid,
-        debtor=AccountRef(d_participant, d_account),
-        creditor=AccountRef(c_participant, c_account),
-        amount=amount,
-        currency=currency,
-        **extra,
-    )
-
-
-@contextlib.asynccontextmanager
-async def live_bank(
-    cluster: ClusterInfo,
-    funding: str = "1000.00",
-    *,
-    mode: str = "jetstream",
-    faults: FaultPlan = NO_FAULTS,
-    topology: Topology | None = None,
-) -> AsyncIterator[LiveBank]:
-    partitions = await bootstrap(cluster.url, BANKS, funding=funding, topology=topology)
-    nc = await connect(cluster.url)
-    bank = LiveBank(cluster, nc, partitions, mode=mode, faults=faults)
-    await bank.ledger.open_account("gamma", "usd", "USD", "50.00")
-    try:
-        yield bank
-    finally:
-        bank.stop.set()
-        if bank.services:
-            await asyncio.wait([task for _, task in bank.services], timeout=10)
-        await nc.close()
+from eventsource.adapters.postgres import EmbeddedPostgres, PgServer
+from tests.integration.live_bank import MODES, LiveBank, live_bank
 
 
 @pytest.fixture(params=MODES)
@@ -164,3 +20,10 @@ async def bank(nats1: ClusterInfo, request: pytest.FixtureRequest) -> AsyncItera
     transport mode."""
     async with live_bank(nats1, mode=request.param) as live:
         yield live
+
+
+@pytest.fixture
+def postgres(tmp_path: Path) -> Iterator[PgServer]:
+    """A real PostgreSQL in tmp_path, stopped after the test."""
+    with EmbeddedPostgres(tmp_path / "pg") as server:
+        yield server

@@ -19,7 +19,7 @@ from eventsource.core.subjects import (
     state_subject,
 )
 from eventsource.services.audit import audit
-from tests.integration.conftest import live_bank, transfer
+from tests.integration.live_bank import live_bank, transfer
 
 
 async def test_the_audit_reports_forged_replayed_lost_and_deleted_records(nats1: ClusterInfo):

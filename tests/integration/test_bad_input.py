@@ -10,7 +10,8 @@ from eventsource.core.messages import Confirm, Confirms, Result, Results, Submit
 from eventsource.core.model import Outcome
 from eventsource.core.subjects import Kind, inbox_subject, ledger_stream
 from eventsource.services.audit import read_stream
-from tests.integration.conftest import LiveBank, transfer
+from tests.integration.ledger_reads import dead_letters
+from tests.integration.live_bank import LiveBank, transfer
 
 POISON = {
     "not-json": (Kind.SUBMIT, b"{this is not json", "UNDECODABLE"),
@@ -31,20 +32,6 @@ POISON = {
         "PROTOCOL_VIOLATION",
     ),
 }
-
-
-async def dead_letters(bank: LiveBank) -> list[tuple[str, dict, bytes]]:
-    js = bank.nc.jetstream()
-    if (await js.stream_info("DEADLETTER")).state.messages == 0:
-        return []
-    found = []
-    sub = await js.pull_subscribe("nb.dlq.>", stream="DEADLETTER")
-    msgs = await sub.fetch(100, timeout=2)
-    for msg in msgs:
-        found.append((msg.subject, dict(msg.headers or {}), msg.data))
-        await msg.ack()
-    await sub.unsubscribe()
-    return found
 
 
 @pytest.mark.parametrize("case", sorted(POISON))

@@ -12,8 +12,6 @@ from collections.abc import AsyncIterator
 
 import msgspec
 
-from eventsource.adapters.jetstream import read_last
-from eventsource.adapters.state_reader import decode_state
 from eventsource.adapters.stream_reader import read_messages
 from eventsource.core.events import TransferState, encoder
 from eventsource.core.messages import (
@@ -32,7 +30,6 @@ from eventsource.core.model import Outcome
 from eventsource.core.protocol import Phase
 from eventsource.core.subjects import (
     DEAD_LETTER_STREAM,
-    account_key,
     core_subject,
     inbox_filter,
     inbox_subject,
@@ -41,8 +38,9 @@ from eventsource.core.subjects import (
     outgoing_key,
     state_subject,
 )
-from eventsource.services.client import read_transfer
-from tests.integration.conftest import LiveBank, transfer
+from tests.integration.ledger_reads import UNTOUCHED, account, record
+from tests.integration.live_bank import LiveBank, transfer
+from tests.integration.polling import until
 
 
 class Instance:
@@ -71,21 +69,6 @@ async def running(bank: LiveBank, *participants: str) -> AsyncIterator[list[Inst
         for instance in instances:
             if not instance.task.done():
                 await instance.down()
-
-
-async def until(check, what: str, timeout: float = 30.0):
-    """Poll `check` (async, returns a truthy value when done) until it holds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not (found := await check()):
-        assert loop.time() < deadline, f"never happened: {what}"
-        await asyncio.sleep(0.1)
-    return found
-
-
-async def record(bank: LiveBank, owner: str, key: str) -> TransferState | None:
-    found = await read_transfer(bank.nc, bank.partitions, owner, key)
-    return found[0] if found else None
 
 
 async def outcome_at(bank: LiveBank, side: str, tid: str) -> TransferState | None:
@@ -148,17 +131,6 @@ async def audited(bank: LiveBank, cancelled: int, ok: int = 0) -> None:
     assert report.ok, dict(report.violations)
     assert report.outcomes.get("CANCELLED", 0) == cancelled, dict(report.outcomes)
     assert report.outcomes.get("OK", 0) == ok, dict(report.outcomes)
-
-
-async def account(bank: LiveBank, owner: str, name: str) -> tuple[int, int, int]:
-    """(balance, pending debits, pending credits) in minor units, from the stream leader."""
-    key = account_key(owner, name)
-    data, _ = await read_last(bank.nc, ledger_stream(0), state_subject(0, key), leader=True)
-    state = decode_state(key, data)
-    return state.balance, state.pending_debits, state.pending_credits
-
-
-UNTOUCHED = (100000, 0, 0)  # a funded account (1000.00) that no transfer moved
 
 
 async def test_a_receiver_down_past_the_deadline_ends_cancelled_and_a_late_posting_too(bank):

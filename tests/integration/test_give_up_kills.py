@@ -16,8 +16,9 @@ import pytest
 from benchmark.scenario import start_services, stop_services
 from eventsource.core.model import Outcome
 from eventsource.core.subjects import incoming_key, outgoing_key
-from tests.integration.conftest import MODES, live_bank, transfer
-from tests.integration.test_give_up import UNTOUCHED, account, record, until
+from tests.integration.ledger_reads import UNTOUCHED, account, record
+from tests.integration.live_bank import MODES, live_bank, transfer
+from tests.integration.polling import until
 
 pytestmark = pytest.mark.slow
 COUNT = 60

@@ -18,7 +18,7 @@ from eventsource.core.subjects import (
     outgoing_key,
 )
 from eventsource.services.client import transfer_views
-from tests.integration.conftest import LiveBank, transfer
+from tests.integration.live_bank import LiveBank, transfer
 
 
 async def balances(bank: LiveBank, *accounts: str) -> list[tuple[int, int, int]]:

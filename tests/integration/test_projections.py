@@ -1,39 +1,78 @@
 """The projection contract, the same for PostgreSQL and SQLite: after transfers, the projection
-equals the state in the ledger buckets (I6), whatever is redelivered, crashed or malformed."""
+shows the balances and outcomes those transfers imply, and equals the state in the ledger buckets
+(I6), whatever is redelivered, crashed or malformed."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
-from eventsource.adapters.postgres import EmbeddedPostgres, PgServer
-from eventsource.adapters.views import list_accounts, list_transfers
+from eventsource.adapters.postgres import PgServer
 from eventsource.core.subjects import DEAD_LETTER_STREAM, ledger_stream, state_prefix
-from projections.model import PHASE_COLUMN
 from projections.postgres import PostgresDb
-from projections.projector import Projector, caught_up, consumer_name, delete_consumers
+from projections.projector import consumer_name, delete_consumers
 from projections.sqlite import SqliteDb
 from projections.store import ProjectionDb
-from tests.integration.conftest import LiveBank, transfer
+from tests.integration.live_bank import LiveBank
+from tests.integration.mixed_transfers import run_transfers
+from tests.integration.polling import eventually
+from tests.integration.projecting import cli_args, name_of, projecting, until_caught_up
+from tests.integration.projection_state import assert_projection_equals_state, equals_state
 
-PHASES = list(PHASE_COLUMN)
+# What run_transfers(bank) leaves, worked out from the scenario by hand rather than read back from
+# the ledger. Each EUR account starts with 1000.00, gamma/usd with 50.00 USD; ok-i moves
+# (i + 1).25 EUR along ROUTES[i % 3]; the four refusals move nothing:
+#   a1: 1000.00 - (1.25 + 4.25 + 7.25 + 10.25) =  977.00    b1: 1000.00 + 23.00 = 1023.00
+#   b2: 1000.00 - (2.25 + 5.25 + 8.25 + 11.25) =  973.00    g1: 1000.00 + 27.00 - 31.00 = 996.00
+#   a2: 1000.00 + (3.25 + 6.25 + 9.25 + 12.25) = 1031.00
+ACCOUNTS = {  # (participant, account, currency, balance, pending_debits, pending_credits, closed)
+    "alpha.acct.a1":  ("alpha", "a1",  "EUR",  "977.00", "0.00", "0.00", False),
+    "alpha.acct.a2":  ("alpha", "a2",  "EUR", "1031.00", "0.00", "0.00", False),
+    "beta.acct.b1":   ("beta",  "b1",  "EUR", "1023.00", "0.00", "0.00", False),
+    "beta.acct.b2":   ("beta",  "b2",  "EUR",  "973.00", "0.00", "0.00", False),
+    "gamma.acct.g1":  ("gamma", "g1",  "EUR",  "996.00", "0.00", "0.00", False),
+    "gamma.acct.usd": ("gamma", "usd", "USD",   "50.00", "0.00", "0.00", False),
+}  # fmt: skip
+ROUTES = [("alpha", "beta"), ("beta", "gamma"), ("gamma", "alpha")]  # a1->b1, b2->g1, g1->a2
+REFUSED = {  # all from alpha: id -> (receiving bank, amount, cause, detail)
+    "no-funds": ("beta", "5000.00", "INSUFFICIENT_FUNDS",
+                 "available 977.00 EUR is less than 5000.00"),  # a1 with ok-0, 3, 6, 9 reserved
+    "no-acct": ("beta", "10.00", "UNKNOWN_ACCOUNT", "unknown account 'nope'"),
+    "bad-ccy": ("gamma", "10.00", "CURRENCY_MISMATCH", "account 'usd' holds USD, not EUR"),
+    "bad-amount": ("beta", "1.001", "INVALID_AMOUNT",
+                   "amount '1.001' has 3 decimals; EUR allows 2"),
+}  # fmt: skip
 
 
-@pytest.fixture
-def postgres(tmp_path: Path) -> Iterator[PgServer]:
-    """A real PostgreSQL in tmp_path, stopped after the test."""
-    with EmbeddedPostgres(tmp_path / "pg") as server:
-        yield server
+def both_records(tid: str, n: str, p: str, amount: str, *outcome: str | None) -> dict[str, tuple]:
+    """A final transfer: SETTLED at the submitter, CONFIRMED at the receiver, with the same
+    (outcome, cause, detail); a refused one is recorded by both too (PROTOCOL.md, section 8)."""
+    return {
+        f"{n}.out.{tid}": (n, "submitter", tid, amount, "EUR", "SETTLED", *outcome),
+        f"{p}.in.{n}.{tid}": (p, "receiver", tid, amount, "EUR", "CONFIRMED", *outcome),
+    }
+
+
+def scenario_transfers() -> dict[str, tuple]:
+    rows: dict[str, tuple] = {}
+    for i in range(12):  # run_transfers' default count
+        n, p = ROUTES[i % 3]
+        rows |= both_records(f"ok-{i}", n, p, f"{i + 1}.25", "OK", None, "")
+    for tid, (p, amount, cause, detail) in REFUSED.items():
+        rows |= both_records(tid, "alpha", p, amount, "REJECTED", cause, detail)
+    return rows
+
+
+def of_beta(rows: dict[str, tuple]) -> dict[str, tuple]:
+    return {key: row for key, row in rows.items() if key.startswith("beta.")}
 
 
 @pytest.fixture(params=["postgres", "sqlite"])
@@ -45,127 +84,16 @@ def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], P
     return lambda: SqliteDb(tmp_path / "sqlite")
 
 
-def cli_args(store: ProjectionDb) -> list[str]:
-    if isinstance(store, PostgresDb):
-        return ["--dsn", store.dsn]
-    assert isinstance(store, SqliteDb)
-    return ["--sqlite", str(store.directory)]
-
-
-def name_of(store: ProjectionDb) -> str:
-    return "postgres" if isinstance(store, PostgresDb) else "sqlite"
-
-
-async def kv_state(bank: LiveBank) -> tuple[dict, dict]:
-    """What the projection must equal: every account and transfer record of the banks."""
-    accounts = {
-        f"{a.participant}.acct.{a.account}": (
-            a.participant,
-            a.account,
-            a.currency,
-            a.balance,
-            a.pending_debits,
-            a.pending_credits,
-            a.closed,
-        )
-        for a in await list_accounts(bank.nc, bank.partitions)
-    }
-    records = {}
-    for participant in bank.participants:
-        for pattern in (f"{participant}.out.*", f"{participant}.in.*.*"):
-            records |= await list_transfers(bank.nc, bank.partitions, pattern)
-    transfers = {
-        key: (
-            key.split(".")[0],
-            s.side.value,
-            s.transfer.id,
-            s.transfer.amount,
-            s.transfer.currency,
-            s.phase.value,
-            s.outcome and s.outcome.value,
-            s.cause and s.cause.value,
-            s.detail,
-        )
-        for key, s in records.items()
-    }
-    return accounts, transfers
-
-
-async def assert_projection_equals_state(bank: LiveBank, store: ProjectionDb) -> None:
-    accounts, transfers = await kv_state(bank)
-    projected = await store.state()
-    assert projected.accounts == accounts
-    assert {k: v[:9] for k, v in projected.transfers.items()} == transfers
-    for key, row in projected.transfers.items():
-        phase_times = dict(zip(PHASES, row[9], strict=True))
-        assert phase_times[row[5]] is not None, f"{key}: no time for its phase {row[5]}"
-
-
-async def eventually(
-    check: Callable, what: str, timeout: float = 60.0, interval: float = 0.2
-) -> None:
-    deadline = time.monotonic() + timeout
-    while not await check():
-        assert time.monotonic() < deadline, f"never: {what}"
-        await asyncio.sleep(interval)
-
-
-@contextlib.asynccontextmanager
-async def projecting(bank: LiveBank, store: ProjectionDb, **options) -> AsyncIterator[Projector]:
-    """A projector running in the test's loop until the block ends; the store is opened here."""
-    await store.open()
-    projector = Projector(
-        bank.nc, store, bank.partitions, name=options.pop("name", name_of(store)), **options
-    )
-    stop = asyncio.Event()
-    task = asyncio.create_task(projector.run(stop))
-    try:
-        yield projector
-    finally:
-        stop.set()
-        await task
-        await store.close()
-
-
-async def until_caught_up(bank: LiveBank, projector: Projector) -> None:
-    async def done() -> bool:
-        bound = len(projector.bound) == bank.partitions
-        return bound and await caught_up(bank.nc, projector.name, bank.partitions)
-
-    await eventually(done, f"{projector.name} caught up")
-
-
-async def run_transfers(bank: LiveBank, count: int = 12) -> None:
-    """OK transfers both ways and a few REJECTED ones, all final, inboxes drained."""
-    bank.start_all()
-    by_submitter: dict[str, list] = {}
-    for i in range(count):
-        debtor, creditor = [("alpha/a1", "beta/b1"), ("beta/b2", "gamma/g1"),
-                            ("gamma/g1", "alpha/a2")][i % 3]  # fmt: skip
-        by_submitter.setdefault(debtor.split("/")[0], []).append(
-            transfer(f"ok-{i}", debtor, creditor, f"{i + 1}.25")
-        )
-    by_submitter["alpha"] += [
-        transfer("no-funds", "alpha/a1", "beta/b1", "5000.00"),
-        transfer("no-acct", "alpha/a1", "beta/nope"),
-        transfer("bad-ccy", "alpha/a2", "gamma/usd"),
-        transfer("bad-amount", "alpha/a2", "beta/b1", "1.001"),
-    ]
-    for submitter, requests in by_submitter.items():
-        await bank.submit(*requests)
-        final = await bank.wait(submitter, [r.id for r in requests])
-        assert len(final) == len(requests)
-    await bank.quiet()
-
-
-async def test_the_projection_equals_the_ledger_state(bank: LiveBank, make_store):
+async def test_the_projection_shows_what_the_transfers_did_and_equals_the_ledger(
+    bank: LiveBank, make_store
+):
     await run_transfers(bank)
     async with projecting(bank, make_store()) as projector:
         await until_caught_up(bank, projector)
-        await assert_projection_equals_state(bank, projector.store)
         projected = await projector.store.state()
-        outcomes = {row[6] for row in projected.transfers.values()}
-        assert outcomes == {"OK", "REJECTED"}
+        assert projected.accounts == ACCOUNTS
+        assert {k: v[:9] for k, v in projected.transfers.items()} == scenario_transfers()
+        await assert_projection_equals_state(bank, projector.store)
         if isinstance(projector.store, PostgresDb):  # the views a psql user starts from
             conn = projector.store.conn
             summary = await conn.fetch("SELECT * FROM participant_summary ORDER BY participant")
@@ -234,17 +162,6 @@ async def test_a_projector_killed_mid_run_ends_equal_to_the_state(
             assert second.wait(timeout=30) == 0, "the projector does not stop cleanly on SIGTERM"
 
 
-async def equals_state(bank: LiveBank, store: ProjectionDb) -> bool:
-    await store.open()
-    try:
-        await assert_projection_equals_state(bank, store)
-    except AssertionError:
-        return False
-    finally:
-        await store.close()
-    return True
-
-
 async def test_a_junk_state_event_is_dead_lettered_and_projection_goes_on(
     bank: LiveBank, make_store
 ):
@@ -289,11 +206,8 @@ async def test_a_participant_s_sqlite_file_holds_its_own_records_only(
     async with projecting(bank, store, name="sqlite_beta", participant="beta") as projector:
         await until_caught_up(bank, projector)
         projected = await store.state()
-    accounts, transfers = await kv_state(bank)
-    assert projected.accounts == {k: v for k, v in accounts.items() if k.startswith("beta.")}
-    assert {k: v[:9] for k, v in projected.transfers.items()} == {
-        k: v for k, v in transfers.items() if k.startswith("beta.")
-    }
+    assert projected.accounts == of_beta(ACCOUNTS)
+    assert {k: v[:9] for k, v in projected.transfers.items()} == of_beta(scenario_transfers())
     assert [p.name for p in (tmp_path / "beta-only").glob("*.sqlite")] == ["beta.sqlite"]
 
 
@@ -310,8 +224,5 @@ async def test_a_participant_projection_beside_the_full_one_on_postgres(
         await until_caught_up(bank, beta)
         await assert_projection_equals_state(bank, full.store)
         projected = await beta_store.state()
-    accounts, transfers = await kv_state(bank)
-    assert projected.accounts == {k: v for k, v in accounts.items() if k.startswith("beta.")}
-    assert {k: v[:9] for k, v in projected.transfers.items()} == {
-        k: v for k, v in transfers.items() if k.startswith("beta.")
-    }
+    assert projected.accounts == of_beta(ACCOUNTS)
+    assert {k: v[:9] for k, v in projected.transfers.items()} == of_beta(scenario_transfers())

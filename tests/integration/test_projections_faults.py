@@ -19,16 +19,11 @@ from eventsource.core.subjects import ledger_stream
 from projections.postgres import PostgresDb
 from projections.projector import consumer_name
 from projections.sqlite import SqliteDb
-from tests.integration.conftest import LiveBank
-from tests.integration.test_projections import (
-    assert_projection_equals_state,
-    cli_args,
-    equals_state,
-    eventually,
-    projecting,
-    run_transfers,
-    until_caught_up,
-)
+from tests.integration.live_bank import LiveBank
+from tests.integration.mixed_transfers import run_transfers
+from tests.integration.polling import eventually
+from tests.integration.projecting import cli_args, projecting, until_caught_up
+from tests.integration.projection_state import assert_projection_equals_state, equals_state
 
 
 @pytest.fixture

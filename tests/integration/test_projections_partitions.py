@@ -17,14 +17,10 @@ from eventsource.services.independent.ledger import IndependentLedger
 from projections.postgres import PostgresDb
 from projections.sqlite import SqliteDb
 from projections.store import ProjectionDb
-from tests.integration.conftest import BANKS, LiveBank
-from tests.integration.test_projections import (
-    assert_projection_equals_state,
-    postgres,  # noqa: F401 - the fixture
-    projecting,
-    run_transfers,
-    until_caught_up,
-)
+from tests.integration.live_bank import BANKS, LiveBank
+from tests.integration.mixed_transfers import run_transfers
+from tests.integration.projecting import projecting, until_caught_up
+from tests.integration.projection_state import assert_projection_equals_state
 
 
 @pytest.fixture

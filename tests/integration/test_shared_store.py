@@ -30,7 +30,7 @@ from eventsource.services.shared.audit import audit_shared
 from eventsource.services.shared.client import submit_shared, wait_decided
 from eventsource.services.shared.ledger import SharedLedger
 from eventsource.settings import Store
-from tests.integration.conftest import BANKS, transfer
+from tests.integration.live_bank import BANKS, transfer
 
 NAMES = [b.participant for b in BANKS]
 

@@ -13,7 +13,7 @@ from eventsource.core import trace
 from eventsource.core.messages import Confirms, Postings, Results, inbox_decoder, items_of
 from eventsource.core.subjects import ledger_stream
 from eventsource.services.client import submit
-from tests.integration.conftest import LiveBank, transfer
+from tests.integration.live_bank import LiveBank, transfer
 
 PHASES = (Postings, Results, Confirms)
 

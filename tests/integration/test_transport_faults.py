@@ -14,8 +14,8 @@ from eventsource.core.faults import Fate, FaultPlan
 from eventsource.core.messages import Kind
 from eventsource.core.model import Outcome
 from eventsource.core.subjects import core_subject
-from tests.integration.conftest import MODES, live_bank, transfer
-from tests.integration.test_bad_input import dead_letters
+from tests.integration.ledger_reads import dead_letters
+from tests.integration.live_bank import MODES, live_bank, transfer
 
 NOISY = FaultPlan(drop=0.2, duplicate=0.1, delay=0.1, max_delay=0.5, seed=3)
 

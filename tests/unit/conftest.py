@@ -5,17 +5,11 @@ from __future__ import annotations
 import pytest
 
 from tests.unit.simulation import Network
-
-ALICE_FUNDS = 100_00  # EUR 100.00 on n/alice
+from tests.unit.two_banks import two_banks
 
 
 @pytest.fixture
 def net() -> Network:
     """Two participants: n with alice (EUR 100.00) and carol (JPY 5000), p with bob (EUR, empty)
     and yuki (JPY, empty). Both know each other."""
-    network = Network.of("n", "p")
-    network.open_account("n", "alice", "EUR", ALICE_FUNDS)
-    network.open_account("n", "carol", "JPY", 5000)
-    network.open_account("p", "bob", "EUR")
-    network.open_account("p", "yuki", "JPY")
-    return network
+    return two_banks()

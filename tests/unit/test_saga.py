@@ -15,7 +15,6 @@ from eventsource.core.model import Outcome
 from eventsource.core.protocol import Phase, Step
 from eventsource.core.saga import GiveUpReason
 from eventsource.core.subjects import account_key, inbox_subject, incoming_key
-from tests.unit.conftest import ALICE_FUNDS
 from tests.unit.ledger_checks import (
     FinalityWatch,
     check_every_step,
@@ -23,8 +22,9 @@ from tests.unit.ledger_checks import (
     check_fold_equals_state,
     check_money_moved_once_or_not_at_all,
 )
+from tests.unit.records import incoming, money, outgoing
 from tests.unit.simulation import Network, fold_events, fold_network, request
-from tests.unit.test_steps import incoming, money, outgoing
+from tests.unit.two_banks import ALICE_FUNDS
 
 FUNDING = {account_key("n", "alice"): ALICE_FUNDS, account_key("n", "carol"): 5000}
 CANCELLED = (Phase.SETTLED, Outcome.CANCELLED)

@@ -8,30 +8,13 @@ from __future__ import annotations
 
 import pytest
 
-from eventsource.core.account import Account
 from eventsource.core.errors import RejectionCause
-from eventsource.core.events import TransferState
 from eventsource.core.model import Outcome
 from eventsource.core.protocol import Phase
-from eventsource.core.subjects import incoming_key, outgoing_key
-from tests.unit.conftest import ALICE_FUNDS
+from eventsource.core.subjects import outgoing_key
+from tests.unit.records import incoming, money, outgoing
 from tests.unit.simulation import Network, request
-
-
-def outgoing(net: Network, transfer_id: str, n: str = "n") -> TransferState:
-    state = net.bank(n).states[outgoing_key(n, transfer_id)][0]
-    assert isinstance(state, TransferState)
-    return state
-
-
-def incoming(net: Network, transfer_id: str, n: str = "n", p: str = "p") -> TransferState | None:
-    state = net.bank(p).states.get(incoming_key(p, n, transfer_id), (None, 0))[0]
-    assert state is None or isinstance(state, TransferState)
-    return state
-
-
-def money(account: Account) -> tuple[int, int, int]:
-    return account.balance, account.pending_debits, account.pending_credits
+from tests.unit.two_banks import ALICE_FUNDS
 
 
 def test_an_accepted_transfer_goes_through_every_phase_with_exact_balances(net):

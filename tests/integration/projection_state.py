@@ -1,0 +1,70 @@
+"""I6: the projection equals the state in the ledger buckets.
+
+The state is read here as plain JSON, key by key, straight from the KV buckets: not through
+natsbank's decoders or views, and not with a copy of `projections.compare.expected_rows`, so that a
+mistake there cannot hide the same mistake in the projection."""
+
+from __future__ import annotations
+
+import json
+
+from eventsource.core.subjects import ledger_bucket
+from projections.model import PHASE_COLUMN
+from projections.store import ProjectionDb
+from tests.integration.live_bank import LiveBank
+
+PHASES = list(PHASE_COLUMN)
+ACCOUNT_FIELDS = ("participant", "account", "currency", "balance", "pending_debits",
+                  "pending_credits", "closed")  # fmt: skip
+RECORD_FIELDS = ("phase", "outcome", "cause", "detail")
+
+
+async def kv_rows(bank: LiveBank) -> tuple[dict, dict]:
+    """Every account and transfer record of the banks, by key, in the shape of ProjectedState
+    (transfers without their phase times)."""
+    accounts: dict[str, tuple] = {}
+    transfers: dict[str, tuple] = {}
+    js = bank.nc.jetstream()
+    for k in range(bank.partitions):
+        bucket = await js.key_value(ledger_bucket(k))
+        for key in await bucket.keys():
+            owner, kind, *_ = parts = key.split(".")
+            if owner not in bank.participants:
+                continue  # not a record of the banks: the junk a test published, say
+            if (kind, len(parts)) not in {("acct", 3), ("out", 3), ("in", 4)}:
+                continue
+            state = json.loads((await bucket.get(key)).value)["state"]
+            if kind == "acct":
+                accounts[key] = tuple(state[name] for name in ACCOUNT_FIELDS)
+            else:
+                transfer = state["transfer"]
+                transfers[key] = (
+                    owner,
+                    state["side"],
+                    transfer["id"],
+                    transfer["amount"],
+                    transfer["currency"],
+                    *(state[name] for name in RECORD_FIELDS),
+                )
+    return accounts, transfers
+
+
+async def assert_projection_equals_state(bank: LiveBank, store: ProjectionDb) -> None:
+    accounts, transfers = await kv_rows(bank)
+    projected = await store.state()
+    assert projected.accounts == accounts
+    assert {k: v[:9] for k, v in projected.transfers.items()} == transfers
+    for key, row in projected.transfers.items():
+        phase_times = dict(zip(PHASES, row[9], strict=True))
+        assert phase_times[row[5]] is not None, f"{key}: no time for its phase {row[5]}"
+
+
+async def equals_state(bank: LiveBank, store: ProjectionDb) -> bool:
+    await store.open()
+    try:
+        await assert_projection_equals_state(bank, store)
+    except AssertionError:
+        return False
+    finally:
+        await store.close()
+    return True
