@@ -134,8 +134,7 @@ async def _follow(
             catch_up = await _until_caught_up(samples, since=0.0, events=backlog)
             live_start = time.monotonic()
             result = await drive(
-                url, banks, transfers, partitions=partitions, seed=seed,
-                reject_share=reject_share,
+                url, banks, transfers, seed=seed, reject_share=reject_share,
             )  # fmt: skip
             final_at = live_start + result.measurement.seconds
             caught_at = await _until_caught_up(samples, since=final_at, events=transfers * 5)

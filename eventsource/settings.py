@@ -69,6 +69,12 @@ def load_settings(**flags: object) -> Settings:
         if os.environ.get(var):
             values[field] = os.environ[var]
     values.update({k: v for k, v in flags.items() if v is not None})
+    for field, kind in (("store", Store), ("transport", Transport)):
+        if field in values and str(values[field]) not in set(kind):
+            from eventsource.core.errors import ConfigError
+
+            choices = " or ".join(kind)
+            raise ConfigError(f"unknown {field} {str(values[field])!r:.40}: use {choices}")
     try:
         return msgspec.convert(values, Settings, strict=False)
     except msgspec.ValidationError as exc:

@@ -126,7 +126,10 @@ def test_probes_metrics_and_json_logs_of_a_real_serve(bank: Cli) -> None:
         assert {"ts", "logger"} <= record.keys()
         assert value(samples(port), "natsbank_dead_letters_total",
                      participant="bank-a", reason="PROTOCOL_VIOLATION") == 1  # fmt: skip
-        lag = value(samples(port), "natsbank_consumer_pending", participant="bank-a", partition="0")
+        inbox = f"inbox_bank-a_{partition_of('bank-a', 1)}"
+        lag = value(
+            samples(port), "natsbank_consumer_pending", participant="bank-a", consumer=inbox
+        )
         assert lag is not None and lag >= 0
     for line in log.read_text().splitlines():
         assert {"ts", "level", "logger", "msg"} <= json.loads(line).keys()
