@@ -1,4 +1,8 @@
-"""Opening, funding and closing accounts: the only way money enters the ledger (I1)."""
+"""Opening, funding and closing accounts: the only way money enters the ledger (I1).
+
+Each change is committed with `commit_checked`: retried through a leader election, and landed
+exactly once, because its first write expects the account subject's last sequence and its
+payload is unique (a time stamp, and a funding reference)."""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from collections.abc import Callable
 
 from nats.aio.client import Client
 
-from eventsource.adapters.jetstream import StaleState, commit, read_last
+from eventsource.adapters.jetstream import StaleState, commit_checked, read_last
 from eventsource.adapters.ledger_state import decode_state
 from eventsource.core.account import Account, EntryKind
 from eventsource.core.errors import DomainError, RejectionCause, UnknownAccount
@@ -54,7 +58,7 @@ async def open_account(
     require_token(participant, "participant")
     require_token(account, "account")
     exponent_of(currency)
-    _, subject_of = _where(partitions, participant, shared)
+    stream, subject_of = _where(partitions, participant, shared)
     key = account_key(participant, account)
     opened = Account(participant, account, currency)
     writes = [
@@ -82,7 +86,7 @@ async def open_account(
         writes.append(Write(subject_of(key), encoder.encode(event), None, key))
         opened = funded
     try:
-        await commit(nc, writes)
+        await commit_checked(nc, stream, writes, what=f"open account {participant}/{account}")
     except StaleState:
         raise DomainError(
             f"account {participant}/{account} already exists", RejectionCause.INVALID_TRANSFER
@@ -116,7 +120,7 @@ async def fund_account(
     """Create money on an account (a FUNDED entry), guarded like any other account change."""
     reference = reference or f"fund-{uuid.uuid4().hex[:12]}"
     require_token(reference, "funding reference")
-    _, subject_of = _where(partitions, participant, shared)
+    stream, subject_of = _where(partitions, participant, shared)
     key = account_key(participant, account)
     while True:
         current, seq = await read_account(nc, partitions, participant, account, shared=shared)
@@ -127,8 +131,9 @@ async def fund_account(
             at=_now(),
             entries=[Entry(EntryKind.FUNDED, reference, format_amount(amount, current.currency))],
         )
+        write = Write(subject_of(key), encoder.encode(event), seq, key)
         try:
-            await commit(nc, [Write(subject_of(key), encoder.encode(event), seq, key)])
+            await commit_checked(nc, stream, [write], what=f"fund account {participant}/{account}")
             return funded
         except StaleState:
             continue
@@ -138,14 +143,15 @@ async def close_account(
     nc: Client, partitions: int, participant: str, account: str, *, shared: bool = False
 ) -> Account:
     """Closed accounts take no new reservations or credits; money in flight still settles."""
-    _, subject_of = _where(partitions, participant, shared)
+    stream, subject_of = _where(partitions, participant, shared)
     key = account_key(participant, account)
     while True:
         current, seq = await read_account(nc, partitions, participant, account, shared=shared)
         closed = _closed(current)
         event = AccountClosed(state=AccountSnapshot.of(closed), at=_now())
+        write = Write(subject_of(key), encoder.encode(event), seq, key)
         try:
-            await commit(nc, [Write(subject_of(key), encoder.encode(event), seq, key)])
+            await commit_checked(nc, stream, [write], what=f"close account {participant}/{account}")
             return closed
         except StaleState:
             continue
