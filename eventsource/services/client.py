@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import time
 import uuid
@@ -12,6 +13,7 @@ from nats.aio.client import Client
 
 from eventsource.adapters.jetstream import read_last
 from eventsource.adapters.ledger_state import decode_state
+from eventsource.adapters.retry import transient_retry
 from eventsource.core.errors import InfrastructureError
 from eventsource.core.events import TransferState, encoder
 from eventsource.core.messages import MAX_ITEMS_PER_MESSAGE, Kind, SubmitTransfers
@@ -60,15 +62,21 @@ async def submit(
     # content under a reused transfer id passes and is refused by the service (ID_CONFLICT).
     msg_id = hashlib.blake2b(payload, digest_size=16).hexdigest()
     headers = {"Nats-Msg-Id": msg_id} | ({TRACE_HEADER: traceparent} if traceparent else {})
+    subject = (
+        submit_subject(submitter, token)
+        if shared
+        else inbox_subject(k, submitter, Kind.SUBMIT, token)
+    )
+    publish = functools.partial(
+        nc.jetstream().publish, subject, payload, headers=headers, timeout=10
+    )
     try:
-        ack = await nc.jetstream().publish(
-            submit_subject(submitter, token)
-            if shared
-            else inbox_subject(k, submitter, Kind.SUBMIT, token),
-            payload,
-            headers=headers,
-            timeout=10,
-        )
+        # Safe to repeat: the same bytes under the same Nats-Msg-Id are stored once within the
+        # duplicate window (2 min, longer than the retry bound); past it, the transfer id is
+        # still a permanent idempotency key for the service.
+        ack = await transient_retry(publish, what=f"submission {token} of {submitter}")
+    except InfrastructureError:
+        raise
     except Exception as exc:
         raise InfrastructureError(f"submission was not acknowledged: {exc}") from None
     return Submitted(
@@ -79,7 +87,8 @@ async def submit(
 async def read_transfer(
     nc: Client, partitions: int, key_owner: str, key: str
 ) -> tuple[TransferState, int] | None:
-    """Exact read: the last event on the record's subject, from the stream leader."""
+    """Exact read: the last event on the record's subject, from the stream leader (retried
+    through a leader election by `read_last`)."""
     k = partition_of(key_owner, partitions)
     last = await read_last(nc, ledger_stream(k), state_subject(k, key), leader=True)
     if last is None:
