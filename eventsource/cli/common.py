@@ -14,11 +14,13 @@ from typing import Any, TypeVar
 import msgspec
 from nats.aio.client import Client
 from nats.js.errors import NotFoundError
+from nats.js.kv import KeyValue
 from rich.console import Console
 
 from eventsource.adapters.cluster import resolve_nats_url
 from eventsource.adapters.jetstream import connect
 from eventsource.adapters.provision import TOPOLOGY_KEY
+from eventsource.adapters.retry import transient_retry
 from eventsource.core.errors import ConfigError
 from eventsource.core.subjects import PARTICIPANTS_BUCKET
 from eventsource.settings import Settings, load_settings
@@ -74,9 +76,13 @@ async def nats_connection(config: Settings) -> AsyncIterator[Client]:
 
 async def partitions_of(nc: Client) -> int:
     """The partition count recorded by `streams init`; commands never guess it."""
-    try:
+
+    async def read() -> KeyValue.Entry:
         kv = await nc.jetstream().key_value(PARTICIPANTS_BUCKET)
-        entry = await kv.get(TOPOLOGY_KEY)
+        return await kv.get(TOPOLOGY_KEY)
+
+    try:
+        entry = await transient_retry(read, what="read of the recorded partition count")
     except NotFoundError:
         raise ConfigError("the streams are not set up: run `natsbank streams init`") from None
     return int(json.loads(entry.value or b"{}").get("partitions", 1))
