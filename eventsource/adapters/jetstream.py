@@ -103,6 +103,7 @@ async def commit_checked(
     *,
     what: str,
     retry_seconds: float = TRANSIENT_RETRY_SECONDS,
+    timeout: float = 10.0,
 ) -> int:
     """`commit`, repeated through transient unavailability, and landed exactly once.
 
@@ -119,9 +120,9 @@ async def commit_checked(
 
     async def attempt() -> int:
         try:
-            return await commit(nc, writes)
+            return await commit(nc, writes, timeout=timeout)
         except (StaleState, CommitUnknown) as exc:
-            found = await _leader_get(nc, stream, after, first.subject)
+            found = await _leader_get(nc, stream, after, first.subject, timeout)
             if found is not None and found[0] == first.payload:
                 return found[1] + len(writes) - 1
             if found is not None or isinstance(exc, StaleState):

@@ -15,6 +15,7 @@ says why its operation is safe.
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -30,6 +31,7 @@ from nats.js.errors import APIError, NoStreamResponseError, ServiceUnavailableEr
 from eventsource.core.errors import InfrastructureError, TemporarilyUnavailable
 
 T = TypeVar("T")
+log = logging.getLogger("natsbank.retry")
 
 # An election ends within about 10 s (nats-server: election timeout up to 9 s; a leader that
 # lost its quorum steps down after 10 s); 30 s covers that with room, and still fails fast
@@ -136,7 +138,15 @@ class Backoff:
                 f"{self.what} failed: still unavailable after retrying for "
                 f"{elapsed:.1f} s ({self.attempts} attempts); last error: {describe(error)}"
             ) from error
-        await self._sleep(min(left, backoff_delay(self.attempts)))
+        delay = min(left, backoff_delay(self.attempts))
+        log.debug(
+            "%s: %s; attempt %d again in %.2f s",
+            self.what,
+            describe(error),
+            self.attempts + 1,
+            delay,
+        )
+        await self._sleep(delay)
 
 
 async def transient_retry(
