@@ -26,7 +26,12 @@ from nats.errors import (
     NoRespondersError,
     StaleConnectionError,
 )
-from nats.js.errors import APIError, NoStreamResponseError, ServiceUnavailableError
+from nats.js.errors import (
+    APIError,
+    NoStreamResponseError,
+    NotFoundError,
+    ServiceUnavailableError,
+)
 
 from eventsource.core.errors import InfrastructureError, TemporarilyUnavailable
 
@@ -82,10 +87,14 @@ def is_transient_reply(code: int | None, err_code: int | None) -> bool:
 
 def is_transient(error: BaseException) -> bool:
     """True for the errors of a leader election, a reconnect or a slow server."""
-    if isinstance(error, ServiceUnavailableError) and error.code is None:
-        return not error.err_code  # nats-py's bare form: "no responders" on an API request
+    if isinstance(error, NotFoundError):
+        return False
     if isinstance(error, APIError):
-        return is_transient_reply(error.code, error.err_code)
+        # Some subclasses (KV errors) never set code and err_code.
+        code, err_code = getattr(error, "code", None), getattr(error, "err_code", None)
+        if isinstance(error, ServiceUnavailableError) and code is None:
+            return not err_code  # nats-py's bare form: "no responders" on an API request
+        return is_transient_reply(code, err_code)
     return isinstance(error, _TRANSIENT_TYPES)
 
 
