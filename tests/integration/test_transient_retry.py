@@ -12,7 +12,7 @@ import pytest
 from nats.aio.client import Client
 
 from eventsource.adapters.cluster import ClusterInfo, kill_node
-from eventsource.adapters.jetstream import commit_checked, connect, read_last
+from eventsource.adapters.jetstream import StaleState, commit_checked, connect, read_last
 from eventsource.adapters.provision import registered_participants
 from eventsource.adapters.retry import TRANSIENT_RETRY_SECONDS
 from eventsource.core.errors import InfrastructureError
@@ -107,6 +107,27 @@ async def test_with_every_node_gone_a_commit_fails_after_its_bound_with_one_line
             )
     finally:
         await close_after_the_servers(nc)
+
+
+async def test_a_commit_repeated_after_it_landed_is_found_not_stored_twice(
+    nats1: ClusterInfo,
+) -> None:
+    """What commit_checked does after an unanswered commit, with the answer known: the repeat is
+    refused by the expected sequence, and the read-back finds the very batch it stored."""
+    await bootstrap(nats1.url, [Bank("alpha", ["a1"])])
+    nc = await connect(nats1.url)
+    subject = state_subject(0, "alpha.acct.probe")
+    batch = [Write(subject, b"opened", 0, None), Write(subject, b"funded", None, None)]
+    try:
+        first = await commit_checked(nc, ledger_stream(0), batch, what="open probe")
+        again = await commit_checked(nc, ledger_stream(0), batch, what="open probe")
+        assert again == first
+        assert await read_last(nc, ledger_stream(0), subject, leader=True) == (b"funded", first)
+        other = [Write(subject, b"opened by someone else", 0, None)]
+        with pytest.raises(StaleState):
+            await commit_checked(nc, ledger_stream(0), other, what="open probe")
+    finally:
+        await nc.close()
 
 
 async def test_an_answer_that_a_repeat_cannot_change_is_not_retried(nats1: ClusterInfo) -> None:
