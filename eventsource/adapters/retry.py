@@ -7,9 +7,9 @@ backoff and jitter for at most TRANSIENT_RETRY_SECONDS, then fail with one line 
 failed and for how long it was retried. Any other error goes through at once, unchanged.
 
 Wrap only operations that are safe to repeat: reads, create-or-update of a stream or consumer,
-a KV create or update that expects a revision, a publish with a `Nats-Msg-Id` (repeated well
-inside the duplicate window), and a commit that is known not to have landed. Every call site
-says why its operation is safe.
+a KV create or update that expects a revision (or a put of the same value), a publish with a
+`Nats-Msg-Id` (repeated well inside the duplicate window), and a commit that is known not to
+have landed. Every call site says why its operation is safe.
 """
 
 from __future__ import annotations

@@ -75,7 +75,8 @@ async def nats_connection(config: Settings) -> AsyncIterator[Client]:
 
 
 async def partitions_of(nc: Client) -> int:
-    """The partition count recorded by `streams init`; commands never guess it."""
+    """The partition count recorded by `streams init`; commands never guess it. A read:
+    retried through transient unavailability."""
 
     async def read() -> KeyValue.Entry:
         kv = await nc.jetstream().key_value(PARTICIPANTS_BUCKET)
