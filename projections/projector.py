@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from dataclasses import dataclass, field
 
@@ -24,6 +25,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, ReplayPolicy
 from nats.js.errors import NotFoundError
 
 from eventsource.adapters.dead_letters import dead_letter
+from eventsource.adapters.retry import describe, is_transient, transient_retry
 from eventsource.core.errors import DeadLetterReason
 from eventsource.core.model import is_token
 from eventsource.core.subjects import key_of_subject, ledger_stream, state_prefix
@@ -151,9 +153,9 @@ class Projector:
         """Re-create the consumer at the database position + 1 and bind to it."""
         stream = ledger_stream(k)
         durable = consumer_name(self.name, k)
-        position = await self._retry(lambda: self.store.position(stream))
-        with contextlib.suppress(NotFoundError):
-            await self.js.delete_consumer(stream, durable)
+        position = await self._retry(
+            lambda: self.store.position(stream), "read the position", db=True
+        )
         config = ConsumerConfig(
             durable_name=durable,
             filter_subject=state_filter(k, self.participant),
@@ -165,9 +167,16 @@ class Projector:
             max_deliver=-1,
             max_ack_pending=-1,
         )
-        await self.js.add_consumer(stream, config)
+        await self._retry(lambda: self._recreate(stream, config), f"re-create {durable}")
         log.info("%s: consumer %s starts at %d", self.name, durable, position + 1)
-        return await self.js.pull_subscribe_bind(durable, stream=stream)
+        bind = functools.partial(self.js.pull_subscribe_bind, durable, stream=stream)
+        return await self._retry(bind, f"bind to {durable}")
+
+    async def _recreate(self, stream: str, config: ConsumerConfig) -> None:
+        """Delete, then add at the database position: a repeat leaves the same consumer."""
+        with contextlib.suppress(NotFoundError):
+            await self.js.delete_consumer(stream, config.durable_name)
+        await self.js.add_consumer(stream, config)
 
     async def _step(self, k: int, subs: dict, expected: dict, stop: asyncio.Event) -> bool:
         try:
@@ -250,21 +259,22 @@ class Projector:
         key = key_of_subject(msg.subject) or ""
         owner = participant_of_key(key)
         owner = owner if is_token(owner) else PROJECTOR_DLQ
-        await self._retry(lambda: dead_letter(self.nc, owner, msg, reason, detail))
+        await dead_letter(self.nc, owner, msg, reason, detail)  # retried inside
 
-    async def _retry(self, call, attempts: int = 60):
-        for attempt in range(1, attempts + 1):
-            try:
-                return await call()
-            except LostLeadership:
-                raise
-            except Exception as exc:
-                if attempt == attempts:
-                    raise
-                log.warning("%s: %s; retrying", self.name, exc)
-                await asyncio.sleep(min(2.0, 0.2 * attempt))
+    async def _retry(self, call, what: str, *, db: bool = False):
+        """The shared bounded retry (the loops above retry past its bound). Each call is safe to
+        repeat: a read, or a consumer re-created whole at the database position. Database
+        errors have no classifier: all but LostLeadership are retried, after a reconnect."""
+
+        async def before_retry(exc: BaseException) -> None:
+            log.warning("%s: %s: %s; retrying", self.name, what, describe(exc))
+            if db:
                 await self._reconnect()
-        return None
+
+        transient = (lambda exc: not isinstance(exc, LostLeadership)) if db else is_transient
+        return await transient_retry(
+            call, what=f"{self.name}: {what}", transient=transient, before_retry=before_retry
+        )
 
 
 async def backlog(nc: Client, name: str, partitions: int) -> dict[int, tuple[int, int] | None]:
@@ -272,8 +282,9 @@ async def backlog(nc: Client, name: str, partitions: int) -> dict[int, tuple[int
     js = nc.jetstream()
     result: dict[int, tuple[int, int] | None] = {}
     for k in range(partitions):
+        read = functools.partial(js.consumer_info, ledger_stream(k), consumer_name(name, k))
         try:
-            info = await js.consumer_info(ledger_stream(k), consumer_name(name, k))
+            info = await transient_retry(read, what=f"read of consumer {consumer_name(name, k)}")
         except NotFoundError:
             result[k] = None
             continue
@@ -290,5 +301,6 @@ async def caught_up(nc: Client, name: str, partitions: int) -> bool:
 async def delete_consumers(nc: Client, name: str, partitions: int) -> None:
     js = nc.jetstream()
     for k in range(partitions):
-        with contextlib.suppress(NotFoundError):
-            await js.delete_consumer(ledger_stream(k), consumer_name(name, k))
+        delete = functools.partial(js.delete_consumer, ledger_stream(k), consumer_name(name, k))
+        with contextlib.suppress(NotFoundError):  # also after a repeat of a delete that landed
+            await transient_retry(delete, what=f"delete consumer {consumer_name(name, k)}")

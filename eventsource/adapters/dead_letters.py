@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
+from eventsource.adapters.retry import transient_retry
 from eventsource.core.subjects import dead_letter_subject
 
 
@@ -19,7 +21,8 @@ async def dead_letter(
     *,
     payload: bytes | None = None,
 ) -> None:
-    """Store a copy with its reason. Idempotent within the duplicate window (Nats-Msg-Id)."""
+    """Store a copy with its reason. Idempotent within the duplicate window (Nats-Msg-Id), so
+    it is retried through transient unavailability."""
     body = source.data if payload is None else payload
     meta = source.metadata if source.reply else None
     where = f"{meta.stream}:{meta.sequence.stream}" if meta else source.subject
@@ -31,4 +34,7 @@ async def dead_letter(
         "Natsbank-Source": where,
         "Natsbank-Source-Subject": source.subject,
     }
-    await nc.jetstream().publish(dead_letter_subject(participant), body, headers=headers)
+    publish = functools.partial(
+        nc.jetstream().publish, dead_letter_subject(participant), body, headers=headers
+    )
+    await transient_retry(publish, what=f"dead letter {where} of {participant}")

@@ -1,8 +1,12 @@
 """The JetStream calls natsbank needs that nats-py has no helper for: atomic batch commit and
-last-message-per-subject reads."""
+last-message-per-subject reads. Reads are retried through transient unavailability
+(`adapters/retry.py`); a commit is not, as its outcome may be unknown: `commit_checked`
+resolves that for a batch whose first write expects a sequence."""
 
 from __future__ import annotations
 
+import base64
+import functools
 import json
 import uuid
 from collections.abc import Sequence
@@ -12,7 +16,13 @@ from nats.aio.client import Client
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 
-from eventsource.core.errors import CommitUnknown, InfrastructureError, StaleState
+from eventsource.adapters.retry import TRANSIENT_RETRY_SECONDS, is_transient_reply, transient_retry
+from eventsource.core.errors import (
+    CommitUnknown,
+    InfrastructureError,
+    StaleState,
+    TemporarilyUnavailable,
+)
 from eventsource.core.limits import COMMIT_TIMEOUT_S, MAX_BATCH_MESSAGES, READ_TIMEOUT_S
 from eventsource.core.workset import Write
 
@@ -20,6 +30,7 @@ from eventsource.core.workset import Write
 WRONG_LAST_SEQUENCE = 10071
 WRONG_LAST_SEQUENCE_IN_BATCH = 10164  # the same refusal, as reported for an atomic batch
 STREAM_NOT_FOUND = 10059
+NOT_FOUND = 404
 
 
 async def connect(url: str, *, name: str = "natsbank", **options) -> Client:
@@ -42,6 +53,8 @@ async def commit(nc: Client, writes: Sequence[Write], *, timeout: float = COMMIT
     """Store `writes` as one atomic batch; return the stream sequence of the last message.
 
     The messages of a batch get consecutive sequences, so write i has `last - len + 1 + i`.
+    TemporarilyUnavailable: refused as a whole (no responders, no leader), safe to repeat.
+    CommitUnknown: no answer, it may have landed; re-read before repeating it.
     """
     if not writes:
         raise ValueError("empty batch")
@@ -63,7 +76,10 @@ async def commit(nc: Client, writes: Sequence[Write], *, timeout: float = COMMIT
                 continue
             headers["Nats-Batch-Commit"] = "1"
             reply = await nc.request(write.subject, write.payload, headers=headers, timeout=timeout)
-    except (TimeoutError, NatsTimeout, NoRespondersError) as exc:
+    except NoRespondersError:
+        # The commit reached no stream (no leader yet): the batch was not stored.
+        raise TemporarilyUnavailable("commit: no responders (no stream leader)") from None
+    except (TimeoutError, NatsTimeout) as exc:
         raise CommitUnknown(str(exc) or type(exc).__name__) from None
     except nats.errors.ConnectionReconnectingError as exc:
         raise CommitUnknown("connection reconnecting") from exc
@@ -72,43 +88,104 @@ async def commit(nc: Client, writes: Sequence[Write], *, timeout: float = COMMIT
     if error:
         if error.get("err_code") in (WRONG_LAST_SEQUENCE, WRONG_LAST_SEQUENCE_IN_BATCH):
             raise StaleState(error.get("description", ""))
-        raise InfrastructureError(f"commit refused: {error.get('description')} ({error})")
+        refused = TemporarilyUnavailable if _transient(error) else InfrastructureError
+        raise refused(f"commit refused: {error.get('description')} ({error})")
     return int(ack["seq"])
 
 
+async def commit_checked(
+    nc: Client,
+    stream: str,
+    writes: Sequence[Write],
+    *,
+    what: str,
+    retry_seconds: float = TRANSIENT_RETRY_SECONDS,
+    timeout: float = COMMIT_TIMEOUT_S,
+) -> int:
+    """`commit`, repeated through transient unavailability, and landed exactly once.
+
+    Safe to repeat because the first write expects its subject's last sequence, so the batch
+    can land at most once. After an unanswered commit, or a StaleState that our own earlier
+    attempt may have caused, the first message after that sequence on the subject says which:
+    this very payload (it landed: done), another writer's (StaleState), or none (not stored:
+    repeat). The first payload must be unique to the call (accounts stamp a time and an id).
+    """
+    first = writes[0]
+    if first.expected is None:
+        raise ValueError("commit_checked needs an expected sequence on the first write")
+    after = {"seq": first.expected + 1, "next_by_subj": first.subject}
+
+    async def attempt() -> int:
+        try:
+            return await commit(nc, writes, timeout=timeout)
+        except (StaleState, CommitUnknown) as exc:
+            found = await _leader_get(nc, stream, after, first.subject, timeout)
+            if found is not None and found[0] == first.payload:
+                return found[1] + len(writes) - 1
+            if found is not None or isinstance(exc, StaleState):
+                raise StaleState(f"{first.subject} moved past {first.expected}") from None
+            raise TemporarilyUnavailable(f"commit unanswered ({exc}), not stored") from None
+
+    return await transient_retry(attempt, what=what, retry_seconds=retry_seconds)
+
+
+def _transient(error: dict) -> bool:
+    return is_transient_reply(error.get("code"), error.get("err_code"))
+
+
 async def read_last(
-    nc: Client, stream: str, subject: str, *, leader: bool = False, timeout: float = READ_TIMEOUT_S
+    nc: Client,
+    stream: str,
+    subject: str,
+    *,
+    leader: bool = False,
+    timeout: float = READ_TIMEOUT_S,
+    retry_seconds: float = TRANSIENT_RETRY_SECONDS,
 ) -> tuple[bytes, int] | None:
     """The last message on `subject` and its sequence, or None if the subject is empty.
 
     Direct gets may be answered by a lagging replica; `leader=True` asks the stream leader,
-    which is exact.
+    which is exact. A read is safe to repeat: it is retried through transient unavailability
+    for up to `retry_seconds`.
     """
-    try:
-        if leader:
-            reply = await nc.request(
-                f"$JS.API.STREAM.MSG.GET.{stream}",
-                json.dumps({"last_by_subj": subject}).encode(),
-                timeout=timeout,
-            )
-            body = json.loads(reply.data)
-            if "error" in body:
-                if body["error"].get("code") == 404:
-                    return None
-                raise InfrastructureError(f"read of {subject} failed: {body['error']}")
-            import base64
+    if leader:
+        request = {"last_by_subj": subject}
+        read = functools.partial(_leader_get, nc, stream, request, subject, timeout)
+    else:
+        read = functools.partial(_direct_get, nc, stream, subject, timeout)
+    return await transient_retry(read, what=f"read of {subject}", retry_seconds=retry_seconds)
 
-            message = body["message"]
-            return base64.b64decode(message.get("data") or b""), int(message["seq"])
-        reply = await nc.request(f"$JS.API.DIRECT.GET.{stream}.{subject}", b"", timeout=timeout)
-    except (TimeoutError, NatsTimeout, NoRespondersError) as exc:
-        raise InfrastructureError(f"read of {subject} timed out") from exc
+
+async def _leader_get(
+    nc: Client, stream: str, request: dict, subject: str, timeout: float = READ_TIMEOUT_S
+) -> tuple[bytes, int] | None:
+    """One STREAM.MSG.GET, answered by the stream leader; None when no message matches."""
+    reply = await nc.request(
+        f"$JS.API.STREAM.MSG.GET.{stream}", json.dumps(request).encode(), timeout=timeout
+    )
+    body = json.loads(reply.data)
+    error = body.get("error")
+    if error:
+        if error.get("code") == NOT_FOUND:
+            return None
+        refused = TemporarilyUnavailable if _transient(error) else InfrastructureError
+        raise refused(f"read of {subject} failed: {error}")
+    message = body["message"]
+    return base64.b64decode(message.get("data") or b""), int(message["seq"])
+
+
+async def _direct_get(
+    nc: Client, stream: str, subject: str, timeout: float = READ_TIMEOUT_S
+) -> tuple[bytes, int] | None:
+    """One DIRECT.GET of the last message on `subject`, answered by any replica."""
+    reply = await nc.request(f"$JS.API.DIRECT.GET.{stream}.{subject}", b"", timeout=timeout)
     headers = reply.headers or {}
     status = headers.get("Status")
-    if status == "404":
+    if status == str(NOT_FOUND):
         return None
     if status:
-        raise InfrastructureError(
-            f"read of {subject} failed: {status} {headers.get('Description')}"
+        refused = (
+            TemporarilyUnavailable if _transient({"code": int(status)}) else InfrastructureError
         )
+        raise refused(f"read of {subject} failed: {status} {headers.get('Description')}")
     return reply.data, int(headers["Nats-Sequence"])

@@ -1,24 +1,28 @@
-"""Make the JetStream layout match streams.yaml: create, update, or refuse destructive changes."""
+"""Make the JetStream layout match streams.yaml: create, update, or refuse destructive changes.
+
+Every step reads before it writes and writes the declared state, so a repeat converges: each
+one is retried whole through transient unavailability (`adapters/retry.py`)."""
 
 from __future__ import annotations
 
 import asyncio
 import enum
-import time
+import functools
 from dataclasses import dataclass
 
 import msgspec
 from nats.aio.client import Client
 from nats.js.api import ConsumerConfig, StreamConfig
-from nats.js.errors import APIError, NotFoundError
+from nats.js.errors import NotFoundError
 
+from eventsource.adapters.retry import transient_retry
 from eventsource.adapters.topology import (
     Topology,
     inbox_consumer_config,
     replicas_for,
     stream_configs,
 )
-from eventsource.core.errors import ConfigError, InfrastructureError
+from eventsource.core.errors import ConfigError, TemporarilyUnavailable
 from eventsource.core.model import is_token
 from eventsource.core.subjects import (
     PARTICIPANTS_BUCKET,
@@ -126,7 +130,8 @@ async def apply_topology(
     changes = [await _apply_stream(js, config, dry_run=dry_run, force=force) for config in configs]
     if not dry_run:
         await wait_for_leaders(js, [config.name for config in configs])
-        await _check_partitions(js, topology, force=force)
+        check = functools.partial(_check_partitions, js, topology, force=force)
+        await transient_retry(check, what="check of the recorded partition count")
     for participant in topology.participants:
         changes.extend(await register_participant(nc, topology, participant, dry_run=dry_run))
     if not dry_run:
@@ -138,22 +143,26 @@ async def apply_topology(
 
 async def wait_for_leaders(js, streams: list[str], timeout: float = 30.0) -> None:
     """A new replicated stream takes a moment to elect its leader; until then every write to it
-    fails. Return once each stream answers with a leader."""
-    deadline = time.monotonic() + timeout
+    fails. Return once each stream answers with a leader (`timeout` per stream)."""
     for name in streams:
-        while True:
-            try:
-                info = await js.stream_info(name)
-                if info.cluster is None or info.cluster.leader:
-                    break
-            except (TimeoutError, APIError):
-                pass
-            if time.monotonic() > deadline:
-                raise InfrastructureError(f"stream {name} has no leader after {timeout:.0f} s")
-            await asyncio.sleep(0.1)
+        has_leader = functools.partial(_has_leader, js, name)
+        await transient_retry(
+            has_leader, what=f"wait for a leader of stream {name}", retry_seconds=timeout
+        )
+
+
+async def _has_leader(js, name: str) -> None:
+    info = await js.stream_info(name)
+    if info.cluster is not None and not info.cluster.leader:
+        raise TemporarilyUnavailable(f"stream {name} has no leader yet")
 
 
 async def _apply_stream(js, config: StreamConfig, *, dry_run: bool, force: bool) -> Change:
+    apply = functools.partial(_apply_stream_once, js, config, dry_run=dry_run, force=force)
+    return await transient_retry(apply, what=f"create or update stream {config.name}")
+
+
+async def _apply_stream_once(js, config: StreamConfig, *, dry_run: bool, force: bool) -> Change:
     try:
         info = await js.stream_info(config.name)
     except NotFoundError:
@@ -189,10 +198,15 @@ async def _check_partitions(js, topology: Topology, *, force: bool) -> None:
 
 
 async def partitions_of(nc: Client) -> int:
-    """The partition count recorded by `streams init`; commands never guess it."""
-    try:
+    """The partition count recorded by `streams init`; commands never guess it. A read:
+    retried through transient unavailability."""
+
+    async def read():
         kv = await nc.jetstream().key_value(PARTICIPANTS_BUCKET)
-        entry = await kv.get(TOPOLOGY_KEY)
+        return await kv.get(TOPOLOGY_KEY)
+
+    try:
+        entry = await transient_retry(read, what="read of the recorded partition count")
     except NotFoundError:
         raise ConfigError("the streams are not set up: run `natsbank streams init`") from None
     return int(msgspec.json.decode(entry.value or b"{}").get("partitions", 1))
@@ -217,13 +231,26 @@ async def register_participant(
         config = inbox_consumer_config(topology, participant, k)
         changes.append(await _apply_consumer(js, ledger_stream(k), config, dry_run=dry_run))
     if not dry_run:
-        kv = await js.key_value(PARTICIPANTS_BUCKET)
         home = partition_of(participant, topology.partitions)
-        await kv.put(participant, msgspec.json.encode(Registration(participant, home)))
+        put = functools.partial(_put_registration, js, Registration(participant, home))
+        await transient_retry(put, what=f"register participant {participant}")
     return changes
 
 
+async def _put_registration(js, registration: Registration) -> None:
+    """An unconditional put of the same value: repeating it leaves the same entry."""
+    kv = await js.key_value(PARTICIPANTS_BUCKET)
+    await kv.put(registration.participant, msgspec.json.encode(registration))
+
+
 async def _apply_consumer(js, stream: str, config: ConsumerConfig, *, dry_run: bool) -> Change:
+    apply = functools.partial(_apply_consumer_once, js, stream, config, dry_run=dry_run)
+    return await transient_retry(
+        apply, what=f"create or update consumer {stream}/{config.durable_name}"
+    )
+
+
+async def _apply_consumer_once(js, stream: str, config: ConsumerConfig, *, dry_run: bool) -> Change:
     name = f"{stream}/{config.durable_name}"
     try:
         info = await js.consumer_info(stream, config.durable_name)
@@ -243,7 +270,11 @@ async def _apply_consumer(js, stream: str, config: ConsumerConfig, *, dry_run: b
 
 
 async def registered_participants(nc: Client) -> list[Registration]:
-    js = nc.jetstream()
+    read = functools.partial(_registered_participants_once, nc.jetstream())
+    return await transient_retry(read, what="read of the participant registry")
+
+
+async def _registered_participants_once(js) -> list[Registration]:
     try:
         kv = await js.key_value(PARTICIPANTS_BUCKET)
         keys = await kv.keys()

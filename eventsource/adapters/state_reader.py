@@ -5,6 +5,7 @@ expected sequences, and a stale commit is refused as a whole."""
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections import OrderedDict
 
 import msgspec
@@ -12,6 +13,7 @@ from nats.aio.client import Client
 from nats.js.errors import NotFoundError
 
 from eventsource.adapters.jetstream import read_last
+from eventsource.adapters.retry import transient_retry
 from eventsource.core.account import Account
 from eventsource.core.events import (
     TransferState,
@@ -95,13 +97,17 @@ class StateReader:
             self._cache.popitem(last=False)
 
     async def known_participants(self, names: set[str]) -> frozenset[str]:
-        """Registered participants among `names`; a miss is re-checked every time."""
+        """Registered participants among `names`; a miss is re-checked every time. Reads,
+        retried through transient unavailability."""
         unknown = names - self._known
         if unknown:
-            kv = await self._nc.jetstream().key_value(PARTICIPANTS_BUCKET)
+            bucket = functools.partial(self._nc.jetstream().key_value, PARTICIPANTS_BUCKET)
+            kv = await transient_retry(bucket, what="read of the participant registry")
             for name in unknown:
                 try:
-                    await kv.get(name)
+                    await transient_retry(
+                        functools.partial(kv.get, name), what=f"read of participant {name}"
+                    )
                     self._known.add(name)
                 except (NotFoundError, msgspec.ValidationError):
                     pass

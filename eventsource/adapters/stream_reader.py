@@ -1,21 +1,19 @@
 """Read a whole stream (or the last message per subject) with an ephemeral consumer that
-survives leader changes: on a transient error it is re-created where it left off."""
+survives leader changes: on a transient error (`adapters/retry.py`) it is re-created where it
+left off. A read is always safe to repeat."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import time
 from collections.abc import AsyncIterator
 
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-from nats.js.errors import APIError, NotFoundError
+from nats.js.errors import NotFoundError
 
-from eventsource.core.errors import InfrastructureError
+from eventsource.adapters.retry import TRANSIENT_RETRY_SECONDS, Backoff, is_transient
 
-_TRANSIENT = (APIError, TimeoutError, asyncio.TimeoutError)
 CONSUMER_NOT_FOUND = 10014
 
 
@@ -26,14 +24,16 @@ async def read_messages(
     *,
     start_seq: int = 1,
     last_per_subject: bool = False,
-    patience: float = 60.0,
+    retry_seconds: float = TRANSIENT_RETRY_SECONDS,
     fetch: int = 2000,
 ) -> AsyncIterator[Msg]:
     """Every stored message (from `start_seq`), or with `last_per_subject` the latest per
-    subject. Ends when the consumer has nothing pending."""
+    subject. Ends when the consumer has nothing pending. A failure is retried for up to
+    `retry_seconds` since the last progress (since the start for a last-per-subject read,
+    which starts over each time)."""
     js = nc.jetstream()
     next_seq = start_seq
-    deadline = time.monotonic() + patience
+    backoff = Backoff(f"read of stream {stream}", retry_seconds)
     while True:
         config = ConsumerConfig(
             ack_policy=AckPolicy.NONE,
@@ -56,13 +56,17 @@ async def read_messages(
                 for msg in msgs:
                     yield msg
                     next_seq = msg.metadata.sequence.stream + 1
+                if msgs and not last_per_subject:
+                    backoff.restart()
                 remaining = msgs[-1].metadata.num_pending if msgs else 0
             return
         except NotFoundError as exc:
             if exc.err_code != CONSUMER_NOT_FOUND:
                 raise  # the stream itself is missing
             error: Exception = exc  # our ephemeral consumer was lost with its server
-        except _TRANSIENT as exc:
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
             error = exc
         finally:
             if sub is not None:
@@ -70,6 +74,4 @@ async def read_messages(
                     await sub.unsubscribe()
         # A full stream read resumes after the last message it yielded. A last-per-subject read
         # starts over; its callers keep a dict, so repeats are harmless.
-        if time.monotonic() > deadline:
-            raise InfrastructureError(f"reading {stream} kept failing: {error!r}") from None
-        await asyncio.sleep(0.5)
+        await backoff.pause(error)

@@ -44,6 +44,11 @@ class InfrastructureError(NatsbankError):
     """NATS or PostgreSQL did not answer as expected; retrying may help."""
 
 
+class TemporarilyUnavailable(InfrastructureError):
+    """JetStream said "not now" (no leader yet, no responders) and nothing was stored: the
+    operation may be repeated as it is. `adapters/retry.py` retries it, with a bound."""
+
+
 class DomainError(NatsbankError):
     """A business rule refused the operation; carries the wire cause."""
 

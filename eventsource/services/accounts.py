@@ -7,7 +7,7 @@ import uuid
 
 from nats.aio.client import Client
 
-from eventsource.adapters.jetstream import commit, read_last
+from eventsource.adapters.jetstream import commit_checked, read_last
 from eventsource.adapters.state_reader import decode_state
 from eventsource.core.account import Account, EntryKind
 from eventsource.core.errors import DomainError, RejectionCause, StaleState, UnknownAccount
@@ -69,7 +69,7 @@ async def open_account(
         writes.append(Write(subject_of(key), encoder.encode(event), None, key))
         opened = funded
     try:
-        await commit(nc, writes)
+        await commit_checked(nc, space.stream, writes, what=f"open account {participant}/{account}")
     except StaleState:
         raise DomainError(
             f"account {participant}/{account} already exists", RejectionCause.INVALID_TRANSFER
@@ -110,8 +110,10 @@ async def fund_account(
             at=_now(),
             entries=[Entry(EntryKind.FUNDED, reference, format_amount(amount, current.currency))],
         )
+        write = Write(space.subject(key), encoder.encode(event), seq, key)
         try:
-            await commit(nc, [Write(space.subject(key), encoder.encode(event), seq, key)])
+            what = f"fund account {participant}/{account}"
+            await commit_checked(nc, space.stream, [write], what=what)
             return funded
         except StaleState:
             continue
@@ -124,8 +126,10 @@ async def close_account(nc: Client, space: KeySpace, participant: str, account: 
         current, seq = await read_account(nc, space, participant, account)
         closed = _closed(current)
         event = AccountClosed(state=AccountSnapshot.of(closed), at=_now())
+        write = Write(space.subject(key), encoder.encode(event), seq, key)
         try:
-            await commit(nc, [Write(space.subject(key), encoder.encode(event), seq, key)])
+            what = f"close account {participant}/{account}"
+            await commit_checked(nc, space.stream, [write], what=what)
             return closed
         except StaleState:
             continue

@@ -11,6 +11,7 @@ mismatch is read again from the stream leader before it is reported.
 from __future__ import annotations
 
 import asyncio
+import functools
 
 import msgspec
 from nats.aio.client import Client
@@ -18,6 +19,7 @@ from nats.js.api import RawStreamMsg
 from nats.js.client import JetStreamContext
 from nats.js.errors import NotFoundError
 
+from eventsource.adapters.retry import transient_retry
 from eventsource.core.compact_fold import CompactFold
 from eventsource.core.events import AccountSnapshot, account_event_decoder
 from eventsource.core.subjects import is_account_key, ledger_stream, partition_of, state_subject
@@ -67,11 +69,13 @@ def _agrees(fold: CompactFold, key: str, msg: RawStreamMsg | None) -> bool:
 async def _latest(
     js: JetStreamContext, partitions: int, key: str, *, from_leader: bool = False
 ) -> RawStreamMsg | None:
-    """The latest revision (a delete marker included), or None if the key has none."""
+    """The latest revision (a delete marker included), or None if the key has none. A read:
+    retried through transient unavailability."""
     k = _partition(key, partitions)
     subject = state_subject(k, key)
+    get = functools.partial(js.get_msg, ledger_stream(k), subject=subject, direct=not from_leader)
     try:
-        return await js.get_msg(ledger_stream(k), subject=subject, direct=not from_leader)
+        return await transient_retry(get, what=f"read of {subject}")
     except NotFoundError:
         return None
 

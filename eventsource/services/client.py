@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import time
 import uuid
@@ -13,6 +14,7 @@ from typing import TypeVar
 from nats.aio.client import Client
 
 from eventsource.adapters.jetstream import read_last
+from eventsource.adapters.retry import transient_retry
 from eventsource.adapters.state_reader import decode_state
 from eventsource.core.errors import InfrastructureError
 from eventsource.core.events import TransferState, encoder
@@ -80,10 +82,16 @@ async def publish_submission(
     # content under a reused transfer id passes and is refused by the service (ID_CONFLICT).
     msg_id = hashlib.blake2b(payload, digest_size=16).hexdigest()
     headers = {"Nats-Msg-Id": msg_id} | ({TRACE_HEADER: traceparent} if traceparent else {})
+    publish = functools.partial(
+        nc.jetstream().publish, subject, payload, headers=headers, timeout=SUBMIT_TIMEOUT_S
+    )
     try:
-        ack = await nc.jetstream().publish(
-            subject, payload, headers=headers, timeout=SUBMIT_TIMEOUT_S
-        )
+        # Safe to repeat: the same bytes under the same Nats-Msg-Id are stored once within the
+        # duplicate window (2 min, longer than the retry bound); past it, the transfer id is
+        # still a permanent idempotency key for the service.
+        ack = await transient_retry(publish, what=f"submission to {subject}")
+    except InfrastructureError:
+        raise
     except Exception as exc:
         raise InfrastructureError(f"submission was not acknowledged: {exc}") from None
     return Submitted(

@@ -5,6 +5,7 @@ consumer per participant (`shared_<P>`), shared by all of P's instances."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import msgspec
 from msgspec.structs import replace as replace_struct
@@ -22,6 +23,7 @@ from eventsource.adapters.provision import (
     require_participant_name,
     wait_for_leaders,
 )
+from eventsource.adapters.retry import transient_retry
 from eventsource.adapters.topology import (
     Topology,
     inbox_consumer_config,
@@ -85,28 +87,40 @@ async def register_shared_participant(
     config = shared_consumer_config(topology, participant)
     change = await _apply_consumer(js, SHARED_STREAM, config, dry_run=dry_run)
     if not dry_run:
-        kv = await js.key_value(PARTICIPANTS_BUCKET)
-        try:
-            await kv.create(participant, msgspec.json.encode(Registration(participant, 0)))
-        except Exception as exc:  # nats-py: KeyWrongLastSequenceError when it exists
-            if "WrongLastSequence" not in type(exc).__name__:
-                raise
+        create = functools.partial(_create_registration, js, Registration(participant, 0))
+        await transient_retry(create, what=f"register participant {participant}")
     return [change]
+
+
+async def _create_registration(js, registration: Registration) -> None:
+    """A KV create (expects no revision): a repeat after it landed finds the key and keeps it."""
+    kv = await js.key_value(PARTICIPANTS_BUCKET)
+    try:
+        await kv.create(registration.participant, msgspec.json.encode(registration))
+    except Exception as exc:  # nats-py: KeyWrongLastSequenceError when it exists
+        if "WrongLastSequence" not in type(exc).__name__:
+            raise
 
 
 async def require_shared_store(nc: Client, participants: list[str] = ()) -> None:
     """A clear error, not a retry loop, when the shared store or a participant's consumer is
-    missing."""
+    missing (only "no answer yet" is retried: these are reads)."""
     js = nc.jetstream()
     try:
-        await js.stream_info(SHARED_STREAM)
+        await transient_retry(
+            functools.partial(js.stream_info, SHARED_STREAM), what=f"read of {SHARED_STREAM}"
+        )
     except NotFoundError:
         raise ConfigError(
             "the shared store is not set up: run `natsbank streams init --store shared`"
         ) from None
     for participant in participants:
+        name = shared_consumer(participant)
         try:
-            await js.consumer_info(SHARED_STREAM, shared_consumer(participant))
+            await transient_retry(
+                functools.partial(js.consumer_info, SHARED_STREAM, name),
+                what=f"read of consumer {SHARED_STREAM}/{name}",
+            )
         except NotFoundError:
             raise ConfigError(
                 f"{participant} is not registered in the shared store: run "
