@@ -44,6 +44,17 @@ class InfrastructureError(NatsbankError):
     """NATS or PostgreSQL did not answer as expected; retrying may help."""
 
 
+class DeadLetterFailed(InfrastructureError):
+    """A dead letter was not stored after a bounded number of attempts (DEADLETTER missing,
+    without a leader, or refusing it). Nothing was stored: the poison message must stay
+    unacknowledged so that it comes back, and the rest of its group goes on."""
+
+    def __init__(self, detail: str, *, reason: str, source: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.source = source
+
+
 class DomainError(NatsbankError):
     """A business rule refused the operation; carries the wire cause."""
 
