@@ -98,5 +98,14 @@ class IdConflict(DomainError):
     cause = RejectionCause.ID_CONFLICT
 
 
+class UnknownDeadLetter(NatsbankError):
+    """No dead letter at the sequence an operator named."""
+
+
+class NotRetryable(NatsbankError):
+    """A dead letter that republishing cannot help: it would be refused again, or there is
+    nothing stored to republish. The message says why and what to do instead."""
+
+
 class InvariantViolation(NatsbankError):
     """The ledger broke one of I1-I7. Never expected; audit reports it."""
