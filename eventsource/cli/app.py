@@ -23,6 +23,7 @@ def _register() -> None:
         accounts,
         audit,
         bench,
+        dead_letters,
         demo,
         dev,
         health,
@@ -37,7 +38,7 @@ def _register() -> None:
     app.add_typer(streams.app, name="streams")
     app.add_typer(accounts.app, name="accounts")
     app.add_typer(projections.app, name="projections")
-    for module in (serve, submit, status, audit, demo, bench, health):
+    for module in (serve, submit, status, audit, demo, bench, health, dead_letters):
         module.register(app)
 
 

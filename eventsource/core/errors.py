@@ -49,6 +49,17 @@ class TemporarilyUnavailable(InfrastructureError):
     operation may be repeated as it is. `adapters/retry.py` retries it, with a bound."""
 
 
+class DeadLetterFailed(InfrastructureError):
+    """A dead letter was not stored after a bounded number of attempts (DEADLETTER missing,
+    without a leader, or refusing it). Nothing was stored: the poison message must stay
+    unacknowledged so that it comes back, and the rest of its group goes on."""
+
+    def __init__(self, detail: str, *, reason: str, source: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.source = source
+
+
 class DomainError(NatsbankError):
     """A business rule refused the operation; carries the wire cause."""
 
@@ -101,11 +112,6 @@ class CommitUnknown(InfrastructureError):
     """No answer to a commit: it may or may not have landed. Re-read, then decide again."""
 
 
-class DeadLetterFailed(InfrastructureError):
-    """A dead letter could not be stored within its bound: the message that carried the
-    poison is left for a later redelivery instead of being dropped unrecorded."""
-
-
 class DeadLetterReason(enum.StrEnum):
     """Why a message or an item went to the dead-letter stream (header Natsbank-Reason). Each
     member is documented in PROTOCOL.md section 10; never rename one."""
@@ -113,6 +119,15 @@ class DeadLetterReason(enum.StrEnum):
     UNDECODABLE = "UNDECODABLE"  # the payload is not a message of its kind (or not JSON)
     PROTOCOL_VIOLATION = "PROTOCOL_VIOLATION"  # a valid message or item the protocol forbids
     ID_CONFLICT = "ID_CONFLICT"  # a transfer id already used with other content
+
+
+class UnknownDeadLetter(NatsbankError):
+    """No dead letter at the sequence an operator named."""
+
+
+class NotRetryable(NatsbankError):
+    """A dead letter that republishing cannot help: it would be refused again, or there is
+    nothing stored to republish. The message says why and what to do instead."""
 
 
 class InvariantViolation(NatsbankError):

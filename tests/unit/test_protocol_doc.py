@@ -360,6 +360,7 @@ def test_the_subjects_table_is_the_codes_layout() -> None:
             f".{Kind.SUBMIT.value}.", ".<kind>."
         ): ledger,
         subjects.dead_letter_subject("<P>"): subjects.DEAD_LETTER_STREAM,
+        subjects.dead_letter_retry_subject("<P>", "<seq>"): subjects.DEAD_LETTER_STREAM,
     }
     rows = table_after("### Subjects", raw=True)
     documented = {code(row[0])[0]: code(row[1])[0] for row in rows}

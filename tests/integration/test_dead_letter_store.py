@@ -1,0 +1,88 @@
+"""Storing a dead letter on a real nats-server: idempotent when instances race on the same
+poison message, and bounded when the dead-letter stream is missing (issue 11, item 6)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.js.api import AckPolicy, ConsumerConfig
+
+from eventsource.adapters.cluster import ClusterInfo
+from eventsource.adapters.dead_letters import dead_letter
+from eventsource.adapters.jetstream import connect
+from eventsource.adapters.provision import apply_topology
+from eventsource.adapters.topology import Topology
+from eventsource.core.errors import DeadLetterFailed
+from eventsource.core.messages import Kind
+from eventsource.core.subjects import DEAD_LETTER_STREAM, inbox_subject, ledger_stream
+
+POISONS = 20
+MISSING_STREAM_FAILS_WITHIN_S = 5.0
+
+
+@contextlib.asynccontextmanager
+async def connections(info: ClusterInfo, count: int) -> AsyncIterator[list[Client]]:
+    """`count` separate connections, like as many service instances."""
+    clients = [await connect(info.url, name=f"instance-{i}") for i in range(count)]
+    try:
+        yield clients
+    finally:
+        for nc in clients:
+            await nc.close()
+
+
+async def delivered_poisons(nc: Client, count: int) -> list[Msg]:
+    """`count` junk messages published onto an inbox, as a consumer delivers them (with the
+    JetStream metadata a dead letter names as its source)."""
+    js = nc.jetstream()
+    for i in range(count):
+        await js.publish(inbox_subject(0, "bank-a", Kind.SUBMIT, f"t{i}"), f"junk {i}".encode())
+    config = ConsumerConfig(ack_policy=AckPolicy.EXPLICIT)
+    sub = await js.pull_subscribe("nb.0.to.bank-a.>", stream=ledger_stream(0), config=config)
+    msgs = await sub.fetch(count, timeout=5)
+    assert len(msgs) == count
+    return msgs
+
+
+@pytest.mark.cluster3
+async def test_two_instances_dead_lettering_the_same_messages_at_once_store_each_once(
+    nats3: ClusterInfo,
+):
+    # R3: the server answers 10158 while the first copy is still being replicated.
+    async with connections(nats3, 2) as (first, second):
+        await apply_topology(first, Topology(replicas=3))
+        poisons = await delivered_poisons(first, POISONS)
+        await asyncio.gather(
+            *(
+                dead_letter(nc, "bank-a", msg, "UNDECODABLE", "not JSON")
+                for msg in poisons
+                for nc in (first, second)
+            )
+        )
+        # A redelivery dead-lettered again later is the same letter too.
+        await dead_letter(second, "bank-a", poisons[0], "UNDECODABLE", "not JSON")
+        state = (await first.jetstream().stream_info(DEAD_LETTER_STREAM)).state
+    assert state.messages == POISONS
+
+
+async def test_a_missing_dead_letter_stream_fails_quickly_with_the_bounded_error(
+    nats1: ClusterInfo,
+):
+    async with connections(nats1, 1) as (nc,):
+        await apply_topology(nc, Topology(replicas=1))
+        (poison,) = await delivered_poisons(nc, 1)
+        await nc.jetstream().delete_stream(DEAD_LETTER_STREAM)
+        started = time.monotonic()
+        with pytest.raises(DeadLetterFailed) as failed:
+            await dead_letter(nc, "bank-a", poison, "UNDECODABLE", "not JSON")
+        elapsed_s = time.monotonic() - started
+    assert elapsed_s < MISSING_STREAM_FAILS_WITHIN_S
+    assert failed.value.reason == "UNDECODABLE"
+    assert failed.value.source == f"{ledger_stream(0)}:1"
+    assert "DEADLETTER missing" in str(failed.value) and "\n" not in str(failed.value)
