@@ -20,7 +20,8 @@ from eventsource.adapters.dead_letters import dead_letter
 from eventsource.adapters.jetstream import connect
 from eventsource.core.subjects import inbox_consumer, ledger_stream
 from eventsource.settings import Settings
-from tests.e2e.conftest import Cli, assert_one_line_error, eventually
+from tests.e2e.cli import Cli, assert_one_line_error
+from tests.e2e.polling import eventually
 
 DOMAIN, USAGE = 1, 2
 LOST = "lost-1"  # the valid submission the buggy service refused
