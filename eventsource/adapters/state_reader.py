@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 from collections import OrderedDict
 
 import msgspec
@@ -20,9 +21,11 @@ from eventsource.core.events import (
     account_event_decoder,
     transfer_event_decoder,
 )
+from eventsource.core.quarantine import Quarantined, decode_stored
 from eventsource.core.subjects import PARTICIPANTS_BUCKET, ledger_stream, state_subject
 
 State = TransferState | Account
+log = logging.getLogger("natsbank.state")
 _READS_IN_FLIGHT = 64
 
 
@@ -33,6 +36,8 @@ def decode_state(key: str, data: bytes) -> State:
 
 
 class StateReader:
+    decode = staticmethod(decode_state)  # key, bytes -> state; the shared store's has its own
+
     def __init__(self, nc: Client, partition: int, *, capacity: int = 200_000) -> None:
         self._nc = nc
         self._partition = partition
@@ -40,6 +45,7 @@ class StateReader:
         self._cache: OrderedDict[str, tuple[State | None, int]] = OrderedDict()
         self._capacity = capacity
         self._known: set[str] = set()
+        self.quarantined: set[str] = set()  # keys whose last event does not decode
         self._gate = asyncio.Semaphore(_READS_IN_FLIGHT)
 
     async def load(
@@ -80,7 +86,14 @@ class StateReader:
         if last is None:
             return None, 0
         data, seq = last
-        return decode_state(key, data), seq
+        return self.decoded(key, data, seq), seq
+
+    def decoded(self, key: str, data: bytes, seq: int) -> State | Quarantined:
+        state = decode_stored(key, data, seq, functools.partial(self.decode, key))
+        if isinstance(state, Quarantined) and key not in self.quarantined:
+            self.quarantined.add(key)
+            log.warning("%s", state.describe(), extra={"quarantined": key})
+        return state
 
     def remember(self, states: dict[str, State | None], seqs: dict[str, int]) -> None:
         for key, seq in seqs.items():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from nats.aio.client import Client
 
 from eventsource.adapters.stream_reader import read_messages
@@ -11,7 +13,10 @@ from eventsource.core.events import (
     account_event_decoder,
     transfer_event_decoder,
 )
+from eventsource.core.quarantine import decode_each
 from eventsource.core.subjects import ledger_bucket
+
+log = logging.getLogger("natsbank.views")
 
 
 async def kv_latest(nc: Client, bucket: str, key_filter: str = ">") -> dict[str, bytes]:
@@ -36,9 +41,18 @@ async def list_accounts(
     nc: Client, partitions: int, participant: str | None = None
 ) -> list[AccountSnapshot]:
     values = await state_values(nc, partitions, f"{participant or '*'}.acct.*")
-    return [account_event_decoder.decode(values[k]).state for k in sorted(values)]
+    events = _readable(values, account_event_decoder.decode)
+    return [events[k].state for k in sorted(events)]
 
 
 async def list_transfers(nc: Client, partitions: int, key_filter: str) -> dict[str, TransferState]:
     values = await state_values(nc, partitions, key_filter)
-    return {k: transfer_event_decoder.decode(v).state for k, v in values.items()}
+    return {k: e.state for k, e in _readable(values, transfer_event_decoder.decode).items()}
+
+
+def _readable(values: dict[str, bytes], decode):
+    """The values that decode; a quarantined record is left out, with a warning."""
+    decoded, quarantined = decode_each(values, decode)
+    for record in quarantined:
+        log.warning("%s", record.describe())
+    return decoded

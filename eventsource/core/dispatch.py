@@ -17,6 +17,7 @@ from eventsource.core.messages import (
     items_of,
 )
 from eventsource.core.model import is_token
+from eventsource.core.quarantine import Quarantined
 from eventsource.core.saga import GiveUpReason, give_up
 from eventsource.core.steps import admit_transfer, decide_posting, record_confirm, settle_result
 from eventsource.core.subjects import account_key, incoming_key, outgoing_key
@@ -58,8 +59,14 @@ _ITEMS_FIELD = {
 
 
 def apply_message(ws: WorkSet, message: InboxMessage | GiveUps) -> None:
-    """Decide every item; an item that breaks the protocol is dead-lettered on its own."""
+    """Decide every item; an item that breaks the protocol, or that touches a quarantined
+    record, is dead-lettered on its own."""
     for item in items_of(message):
+        stuck = quarantined_keys(ws, message, item)
+        if stuck:
+            detail = "; ".join(q.describe() for q in stuck)
+            ws.dead_letter(DeadLetterReason.QUARANTINED, detail, encoder.encode(item))
+            continue
         try:
             match message:
                 case SubmitTransfers():
@@ -76,6 +83,14 @@ def apply_message(ws: WorkSet, message: InboxMessage | GiveUps) -> None:
             ws.dead_letter(DeadLetterReason.PROTOCOL_VIOLATION, str(exc), encoder.encode(item))
 
 
+def quarantined_keys(ws: WorkSet, message: InboxMessage | GiveUps, item) -> list[Quarantined]:
+    """The quarantined records (and accounts) deciding `item` would read."""
+    new, keys = item_keys(ws.participant, message, item)
+    named = new | keys
+    named |= account_keys_of(ws.participant, [ws.state(k) for k in named])
+    return [state for k in sorted(named) if isinstance(state := ws.state(k), Quarantined)]
+
+
 def keys_to_load(participant: str, message: InboxMessage | GiveUps) -> tuple[set[str], set[str]]:
     """State keys named by the message: (records that are normally new, everything else).
 
@@ -84,26 +99,30 @@ def keys_to_load(participant: str, message: InboxMessage | GiveUps) -> tuple[set
     """
     keys: set[str] = set()
     new: set[str] = set()
-    match message:
-        case SubmitTransfers(transfers=requests):
-            for request in requests:
-                if is_token(request.id):
-                    new.add(outgoing_key(participant, request.id))
-                if is_token(request.debtor.account):
-                    keys.add(account_key(participant, request.debtor.account))
-        case Postings(sender=sender, postings=postings):
-            for posting in postings:
-                if is_token(posting.transfer.id):
-                    new.add(incoming_key(participant, sender, posting.transfer.id))
-                if is_token(posting.transfer.creditor.account):
-                    keys.add(account_key(participant, posting.transfer.creditor.account))
-        case Results(results=results):
-            keys.update(outgoing_key(participant, r.id) for r in results if is_token(r.id))
-        case Confirms(sender=sender, confirms=confirms):
-            keys.update(incoming_key(participant, sender, c.id) for c in confirms if is_token(c.id))
-        case GiveUps(give_ups=give_ups):
-            keys.update(outgoing_key(participant, g.id) for g in give_ups if is_token(g.id))
+    for item in items_of(message):
+        item_new, item_other = item_keys(participant, message, item)
+        new |= item_new
+        keys |= item_other
     return new, keys
+
+
+def item_keys(participant: str, message: InboxMessage | GiveUps, item) -> tuple[set[str], set[str]]:
+    """(records that are normally new, everything else) one item of `message` names."""
+    p = participant
+    match message:
+        case SubmitTransfers():
+            new = {outgoing_key(p, item.id)} if is_token(item.id) else set()
+            account = item.debtor.account
+            return new, {account_key(p, account)} if is_token(account) else set()
+        case Postings(sender=sender):
+            tid, account = item.transfer.id, item.transfer.creditor.account
+            new = {incoming_key(p, sender, tid)} if is_token(tid) else set()
+            return new, {account_key(p, account)} if is_token(account) else set()
+        case Results() | GiveUps():
+            return set(), {outgoing_key(p, item.id)} if is_token(item.id) else set()
+        case Confirms(sender=sender):
+            return set(), {incoming_key(p, sender, item.id)} if is_token(item.id) else set()
+    return set(), set()
 
 
 def account_keys_of(participant: str, states: list[object]) -> set[str]:

@@ -119,6 +119,7 @@ class DeadLetterReason(enum.StrEnum):
     UNDECODABLE = "UNDECODABLE"  # the payload is not a message of its kind (or not JSON)
     PROTOCOL_VIOLATION = "PROTOCOL_VIOLATION"  # a valid message or item the protocol forbids
     ID_CONFLICT = "ID_CONFLICT"  # a transfer id already used with other content
+    QUARANTINED = "QUARANTINED"  # an item whose record or account does not decode in the ledger
 
 
 class UnknownDeadLetter(NatsbankError):
@@ -128,6 +129,11 @@ class UnknownDeadLetter(NatsbankError):
 class NotRetryable(NatsbankError):
     """A dead letter that republishing cannot help: it would be refused again, or there is
     nothing stored to republish. The message says why and what to do instead."""
+
+
+class RecordQuarantined(NatsbankError):
+    """A record the command needs does not decode in the ledger: it is quarantined (reported
+    by `natsbank audit`), and nothing is read or decided from it."""
 
 
 class InvariantViolation(NatsbankError):

@@ -41,6 +41,10 @@ CONTENTION_STEPS_MAX = 20
 # No submission is taken from the inbox while this many records wait for an answer (the inbox
 # keeps them). JetStream mode's counterpart is the consumers' max_ack_pending (20,000).
 CORE_WINDOW = 20_000
+# What a core-mode instance holds between its subscription and the engine; more is shed (and
+# resent by its sender's clock). 64 MiB is 256 protocol messages of the largest size.
+CORE_INBOX_MESSAGES_MAX = 10_000
+CORE_INBOX_BYTES_MAX = 64 * 1024 * 1024
 RESEND_TICK_S = 0.1  # between looks at the resend clock
 RESEND_ITEMS_PER_TICK = 5000  # items resent per tick at most; the rest wait for the next tick
 SWEEP_INTERVAL_S = 60.0  # between ledger sweeps (a dead sibling's records, give-up deadlines)

@@ -55,7 +55,9 @@ async def fold_ledger(nc: Client, partitions: int) -> tuple[CompactFold, dict[st
                                 acked[f"{where[1]}.{t.id}"] = sys.intern(t.creditor.participant)
             except msgspec.DecodeError:
                 if key is not None:  # inbox junk is the dead-letter stream's business
-                    fold.problems.append(f"{subject}: undecodable event")
+                    fold.problems.append(
+                        f"{subject}: undecodable event, the record is quarantined (I5)"
+                    )
     return fold, acked, count
 
 

@@ -16,7 +16,7 @@ from nats.aio.client import Client
 from eventsource.adapters.jetstream import read_last
 from eventsource.adapters.retry import transient_retry
 from eventsource.adapters.state_reader import decode_state
-from eventsource.core.errors import InfrastructureError
+from eventsource.core.errors import InfrastructureError, RecordQuarantined
 from eventsource.core.events import TransferState, encoder
 from eventsource.core.limits import (
     MAX_ITEMS_PER_MESSAGE,
@@ -27,6 +27,7 @@ from eventsource.core.limits import (
 )
 from eventsource.core.messages import Kind, SubmitTransfers
 from eventsource.core.model import TransferRequest
+from eventsource.core.quarantine import Quarantined, decode_stored
 from eventsource.core.subjects import (
     inbox_subject,
     incoming_key,
@@ -107,7 +108,9 @@ async def read_transfer(
     last = await read_last(nc, ledger_stream(k), state_subject(k, key), leader=True)
     if last is None:
         return None
-    state = decode_state(key, last[0])
+    state = decode_stored(key, last[0], last[1], functools.partial(decode_state, key))
+    if isinstance(state, Quarantined):
+        raise RecordQuarantined(state.describe())
     assert isinstance(state, TransferState)
     return state, last[1]
 

@@ -167,6 +167,10 @@ _STATS = {
 }
 _CORE_STATS = {
     "published": ("natsbank_core_published", "Core mode: protocol messages published."),
+    "shed": (
+        "natsbank_core_shed",
+        "Core mode: messages dropped at the door because the inbox queue was full.",
+    ),
     "resent_items": ("natsbank_core_resent_items", "Core mode: transfers resent on a timer."),
     "resent_messages": (
         "natsbank_core_resent_messages",
@@ -184,6 +188,11 @@ class _StatsCollector(Collector):
             field: CounterMetricFamily(name, doc, labels=["participant"])
             for field, (name, doc) in (_STATS | _CORE_STATS).items()
         }
+        quarantined = GaugeMetricFamily(
+            "natsbank_quarantined_records",
+            "Records this process found undecodable in the ledger: never decided on.",
+            labels=["participant"],
+        )
         waiting = GaugeMetricFamily(
             "natsbank_core_waiting",
             "Core mode: records waiting for an answer.",
@@ -193,6 +202,7 @@ class _StatsCollector(Collector):
             p = service.participant
             for name in _STATS:
                 families[name].add_metric([p], getattr(service.stats, name))
+            quarantined.add_metric([p], len(service.quarantined()))
             figures = service.carrier.figures()
             for name in _CORE_STATS:
                 if name in figures:
@@ -201,3 +211,4 @@ class _StatsCollector(Collector):
                 waiting.add_metric([p], figures["waiting"])
         yield from families.values()
         yield waiting
+        yield quarantined

@@ -53,6 +53,7 @@ class ParticipantService:
         self.store = store
         self.transport = transport
         self.carrier = carrier
+        self.decider = decider
         self.consumers = list(consumers)  # (stream, durable) of each inbox consumer served
         self.faults = faults
         self.give_ups = give_ups  # the give-up clock (GiveUpWatch), where the store has one
@@ -123,6 +124,15 @@ class ParticipantService:
         await _unsubscribe(sub)
         self.bound.discard(durable)
 
+    def quarantined(self) -> set[str]:
+        """Records this instance found undecodable (never decided on; see core/quarantine.py)."""
+        found = set(self.decider.reader.quarantined)
+        for sweeper in (self.give_ups, self.carrier):
+            records = getattr(sweeper, "records", None)
+            if records is not None:
+                found |= records.quarantined
+        return found
+
     def figures(self) -> dict:
         """This instance's counters, for `serve --stats-dir`, the metrics and the benchmark."""
         return {
@@ -131,6 +141,7 @@ class ParticipantService:
             "transport": self.transport.value,
             **{k: v for k, v in vars(self.stats).items() if k != "started"},
             "faults": {str(k): v for k, v in self.faults.counts.items()},
+            "quarantined_records": len(self.quarantined()),
             **self.carrier.figures(),
         }
 

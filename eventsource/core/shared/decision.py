@@ -11,10 +11,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from eventsource.core.account import Account, EntryKind, require_open
-from eventsource.core.errors import (
-    DomainError,
-    RejectionCause,
-)
+from eventsource.core.errors import DeadLetterReason, DomainError, RejectionCause
 from eventsource.core.events import Entry, encoder
 from eventsource.core.model import (
     Outcome,
@@ -24,6 +21,7 @@ from eventsource.core.model import (
     is_token,
 )
 from eventsource.core.money import format_amount
+from eventsource.core.quarantine import Quarantined
 from eventsource.core.shared.layout import (
     TransferApplied,
     TransferDecision,
@@ -79,6 +77,17 @@ def decide_transfer(group: SharedGroup, request: TransferRequest) -> TransferDec
     n = group.participant
     transfer, refusal = admitted(request, n)
     key = transfer_key(n, transfer.id)
+    stuck = [
+        state
+        for k in (key, *_account_keys(transfer))
+        if isinstance(state := group.state(k), Quarantined)
+    ]
+    if stuck:
+        detail = "; ".join(q.describe() for q in stuck)
+        group.dead_letters.append(
+            DeadLetter(DeadLetterReason.QUARANTINED, detail, encoder.encode(request))
+        )
+        return None
     existing = group.state(key)
     if isinstance(existing, TransferDecision):
         if existing.digest == transfer.digest:
@@ -127,6 +136,14 @@ def _post(group: SharedGroup, transfer: Transfer) -> None:
     ):
         group._current[key] = changed
         group._entries.setdefault(key, []).append(Entry(kind, ref, text))
+
+
+def _account_keys(transfer: Transfer) -> list[str]:
+    return [
+        account_key(ref.participant, ref.account)
+        for ref in (transfer.debtor, transfer.creditor)
+        if is_token(ref.participant) and is_token(ref.account)
+    ]
 
 
 def keys_of(submitter: str, requests: list[TransferRequest]) -> tuple[set[str], set[str]]:

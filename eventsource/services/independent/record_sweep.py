@@ -4,11 +4,16 @@ costs what the ledger gained, not its history."""
 
 from __future__ import annotations
 
+import logging
+
 from nats.aio.client import Client
 
 from eventsource.adapters.stream_reader import read_messages
 from eventsource.core.events import AnyTransferEvent, transfer_event_decoder
+from eventsource.core.quarantine import decode_each
 from eventsource.core.subjects import key_of_subject, ledger_stream, state_subject
+
+log = logging.getLogger("natsbank.sweep")
 
 
 class RecordSweep:
@@ -19,6 +24,7 @@ class RecordSweep:
         if incoming:
             self.filters.append(state_subject(partition, f"{participant}.in.>"))
         self.swept_to: int | None = None  # the ledger sequence the next read starts from
+        self.quarantined: set[str] = set()  # records read whose latest event does not decode
 
     async def changed(self) -> dict[str, AnyTransferEvent]:
         """Record key -> its latest event (among those read)."""
@@ -32,4 +38,8 @@ class RecordSweep:
             self.swept_to = max(self.swept_to or 1, msg.metadata.sequence.stream + 1)
             if (key := key_of_subject(msg.subject)) is not None:
                 latest[key] = msg.data
-        return {key: transfer_event_decoder.decode(data) for key, data in latest.items()}
+        events, quarantined = decode_each(latest, transfer_event_decoder.decode)
+        for record in quarantined:  # never decided on; the sweep goes on with the others
+            log.warning("%s", record.describe())
+        self.quarantined |= {record.key for record in quarantined}
+        return events

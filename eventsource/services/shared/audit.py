@@ -50,7 +50,9 @@ async def fold_shared(nc: Client) -> tuple[SharedFold, set[str], int]:
                     }
         except msgspec.DecodeError:
             if key is not None:  # inbox junk is the dead-letter stream's business
-                fold.problems.append(f"{msg.subject}: undecodable event (I5)")
+                fold.problems.append(
+                    f"{msg.subject}: undecodable event, the record is quarantined (I5)"
+                )
     fold.check_postings()
     return fold, acked, count
 

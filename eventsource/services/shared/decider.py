@@ -35,6 +35,8 @@ from eventsource.services.engine import Distrust, Piece
 class SharedStateReader(StateReader):
     """The state reader and cache, pointed at the shared stream."""
 
+    decode = staticmethod(decode_shared_state)
+
     def __init__(self, nc: Client) -> None:
         super().__init__(nc, 0)
 
@@ -43,7 +45,7 @@ class SharedStateReader(StateReader):
             last = await read_last(self._nc, SHARED_STREAM, shared_subject(key), leader=leader)
         if last is None:
             return None, 0
-        return decode_shared_state(key, last[0]), last[1]
+        return self.decoded(key, last[0], last[1]), last[1]
 
 
 class SharedDecider:

@@ -58,8 +58,6 @@ from eventsource.core.resend import (
 from eventsource.core.saga import GiveUpReason
 from eventsource.core.steps import receiver_must_know
 from eventsource.core.subjects import (
-    core_filter,
-    core_queue,
     core_subject,
     incoming_key,
     is_account_key,
@@ -69,6 +67,7 @@ from eventsource.core.subjects import (
 from eventsource.core.trace import headers_for
 from eventsource.core.workset import WorkSet, Write
 from eventsource.services.independent.record_sweep import RecordSweep
+from eventsource.services.transport.core_inbox import CoreInbox
 from eventsource.services.transport.core_sender import CoreSender
 
 log = logging.getLogger("natsbank.core")
@@ -108,7 +107,8 @@ class CoreLink:
         self.registered = registered
         self.stats = CoreStats()
         self.sender = CoreSender(nc, faults)
-        self.listening = asyncio.Event()  # set once the queue subscription is in place
+        self.inbox = CoreInbox(nc, participant)
+        self.listening = self.inbox.listening  # set once the queue subscription is in place
         self.records = RecordSweep(nc, participant, home, incoming=True)
         self.on_record = on_record  # every record a sweep reads (the give-up clock's deadlines)
         self._initial_sweep_due = True  # until the first adopt(): the service may do it at start
@@ -126,31 +126,18 @@ class CoreLink:
             tasks.create_task(self._sweep(stop))
 
     async def _listen(self, process, batch: int, stop: asyncio.Event) -> None:
-        queue: asyncio.Queue[Msg] = asyncio.Queue()
-
-        async def enqueue(msg: Msg) -> None:
-            queue.put_nowait(msg)
-
-        p = self.participant
-        sub = await self.nc.subscribe(
-            core_filter(p), queue=core_queue(p), cb=enqueue, pending_msgs_limit=1_000_000
-        )
-        await self.nc.flush()
-        self.listening.set()
+        await self.inbox.open()
         try:
             while not stop.is_set():
-                try:
-                    msgs = [await asyncio.wait_for(queue.get(), 1.0)]
-                except TimeoutError:
+                msgs = await self.inbox.next_batch(batch)
+                if not msgs:
                     continue
-                while len(msgs) < batch and not queue.empty():
-                    msgs.append(queue.get_nowait())
                 try:
                     await process(msgs)
                 except Exception:  # the peers resend what this group lost
                     log.exception("processing a core group failed; the peers will resend it")
         finally:
-            await sub.unsubscribe()
+            await self.inbox.close()
 
     def admits(self) -> bool:
         """No submission is taken while `window` records wait for an answer: without it,
@@ -168,6 +155,7 @@ class CoreLink:
     def figures(self) -> dict:
         return vars(self.stats) | {
             "published": self.sender.published,
+            "shed": self.inbox.shed,
             "waiting": len(self.schedule),
         }
 
