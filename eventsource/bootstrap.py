@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from nats.aio.client import Client
 
-from eventsource.adapters.provision import partitions_of, require_participant_name
+from eventsource.adapters.registry import partitions_of, require_participant_name
 from eventsource.core.errors import UsageError
 from eventsource.core.faults import NO_FAULTS, FaultInjector, FaultPlan
 from eventsource.core.limits import CORE_WINDOW, FETCH_BATCH, SWEEP_INTERVAL_S

@@ -10,29 +10,32 @@ import enum
 import functools
 from dataclasses import dataclass
 
-import msgspec
 from nats.aio.client import Client
 from nats.js.api import ConsumerConfig, StreamConfig
 from nats.js.errors import NotFoundError
 
+from eventsource.adapters.inbox_subjects import SubjectsOf, sync_inbox_subjects
+from eventsource.adapters.registry import (
+    Registration,
+    check_partitions,
+    put_registration,
+    registered_participants,
+    require_participant_name,
+)
 from eventsource.adapters.retry import transient_retry
 from eventsource.adapters.topology import (
     Topology,
     inbox_consumer_config,
     replicas_for,
     stream_configs,
+    weakened_guarantees,
 )
-from eventsource.core.errors import ConfigError, TemporarilyUnavailable
-from eventsource.core.model import is_token
+from eventsource.core.errors import TemporarilyUnavailable
 from eventsource.core.subjects import (
-    PARTICIPANTS_BUCKET,
-    RESERVED_NAMES,
-    is_reserved,
     ledger_stream,
+    ledger_subjects,
     partition_of,
 )
-
-TOPOLOGY_KEY = "_topology"
 
 
 class Action(enum.StrEnum):
@@ -50,17 +53,14 @@ class Change:
     detail: str = ""
 
 
-class Registration(msgspec.Struct, frozen=True):
-    participant: str
-    partition: int
-
-
 _STREAM_FIELDS = (
     "subjects", "storage", "num_replicas", "max_msg_size", "max_bytes", "duplicate_window",
     "allow_atomic", "allow_direct", "max_msgs_per_subject", "max_age", "discard", "deny_delete",
     "deny_purge", "allow_rollup_hdrs", "sources",
 )  # fmt: skip
-_LIMITS = ("num_replicas", "max_msgs_per_subject", "max_bytes", "max_age")
+_LIMITS = (
+    "num_replicas", "max_msgs_per_subject", "max_bytes", "max_age", "max_msg_size", "max_deliver",
+)  # fmt: skip
 _CONSUMER_FIELDS = ("filter_subject", "ack_wait", "backoff", "max_deliver", "max_ack_pending")
 
 
@@ -113,32 +113,57 @@ def _destructive(diffs: dict[str, tuple]) -> list[str]:
     def shrinks(actual: object, wanted: object) -> bool:
         return wanted not in (-1, 0) and (actual in (-1, 0) or wanted < actual)  # type: ignore[operator]
 
-    rerouting = ("subjects", "sources", "storage", "filter_subject")
+    def narrows(actual: object, wanted: object) -> bool:  # widening subjects reroutes nothing
+        return not set(actual or []) <= set(wanted or [])
+
+    rerouting = ("sources", "storage", "filter_subject")
     return [
         field
         for field, (actual, wanted) in diffs.items()
-        if field in rerouting or (field in _LIMITS and shrinks(actual, wanted))
+        if field in rerouting
+        or (field == "subjects" and narrows(actual, wanted))
+        or (field in _LIMITS and shrinks(actual, wanted))
     ]
 
 
 async def apply_topology(
     nc: Client, topology: Topology, *, dry_run: bool = False, force: bool = False
 ) -> list[Change]:
+    weak = weakened_guarantees(topology)
+    if weak and not force:
+        return [
+            Change("setting", name, Action.REFUSED, f"{why} (needs --force)") for name, why in weak
+        ]
     js = nc.jetstream()
     replicas = replicas_for(topology, await _servers_for(nc, topology))
-    configs = stream_configs(topology, replicas)
+    registered = [r.participant for r in await registered_participants(nc)]
+    names = list(dict.fromkeys([*topology.participants, *registered]))
+    configs = stream_configs(topology, replicas, names)
     changes = [await _apply_stream(js, config, dry_run=dry_run, force=force) for config in configs]
     if not dry_run:
         await wait_for_leaders(js, [config.name for config in configs])
-        check = functools.partial(_check_partitions, js, topology, force=force)
+        check = functools.partial(check_partitions, js, topology, force=force)
         await transient_retry(check, what="check of the recorded partition count")
-    for participant in topology.participants:
-        changes.extend(await register_participant(nc, topology, participant, dry_run=dry_run))
-    if not dry_run:
-        for registration in await registered_participants(nc):
-            if registration.participant not in topology.participants:
-                changes.extend(await register_participant(nc, topology, registration.participant))
+    for participant in names:
+        changes.extend(
+            await register_participant(nc, topology, participant, dry_run=dry_run, force=force)
+        )
     return changes
+
+
+def refused_settings(topology: Topology) -> list[Change]:
+    """The settings of `topology` that break a guarantee: applied only with --force."""
+    return [
+        Change("setting", name, Action.REFUSED, f"{why} (needs --force)")
+        for name, why in weakened_guarantees(topology)
+    ]
+
+
+def ledger_inboxes(topology: Topology) -> SubjectsOf:
+    """The ledger partitions' subjects for a list of registered participants."""
+    return lambda names: {
+        ledger_stream(k): ledger_subjects(k, names) for k in range(topology.partitions)
+    }
 
 
 async def wait_for_leaders(js, streams: list[str], timeout: float = 30.0) -> None:
@@ -181,47 +206,8 @@ async def _apply_stream_once(js, config: StreamConfig, *, dry_run: bool, force: 
     return Change("stream", config.name, Action.UPDATED, detail)
 
 
-async def _check_partitions(js, topology: Topology, *, force: bool) -> None:
-    kv = await js.key_value(PARTICIPANTS_BUCKET)
-    try:
-        entry = await kv.get(TOPOLOGY_KEY)
-        recorded = msgspec.json.decode(entry.value or b"{}").get("partitions")
-    except NotFoundError:
-        recorded = None
-    if recorded not in (None, topology.partitions) and not force:
-        raise ConfigError(
-            f"partitions was {recorded}, streams.yaml says {topology.partitions}: this moves "
-            "participants to other streams; use --force only on an empty system"
-        )
-    if recorded != topology.partitions:
-        await kv.put(TOPOLOGY_KEY, msgspec.json.encode({"partitions": topology.partitions}))
-
-
-async def partitions_of(nc: Client) -> int:
-    """The partition count recorded by `streams init`; commands never guess it. A read:
-    retried through transient unavailability."""
-
-    async def read():
-        kv = await nc.jetstream().key_value(PARTICIPANTS_BUCKET)
-        return await kv.get(TOPOLOGY_KEY)
-
-    try:
-        entry = await transient_retry(read, what="read of the recorded partition count")
-    except NotFoundError:
-        raise ConfigError("the streams are not set up: run `natsbank streams init`") from None
-    return int(msgspec.json.decode(entry.value or b"{}").get("partitions", 1))
-
-
-def require_participant_name(participant: str) -> None:
-    if not is_token(participant) or is_reserved(participant):
-        raise ConfigError(
-            f"{participant!r} cannot be a participant: use A-Z a-z 0-9 _ - (not starting with _), "
-            f"and none of {', '.join(sorted(RESERVED_NAMES))}"
-        )
-
-
 async def register_participant(
-    nc: Client, topology: Topology, participant: str, *, dry_run: bool = False
+    nc: Client, topology: Topology, participant: str, *, dry_run: bool = False, force: bool = False
 ) -> list[Change]:
     """Give a participant its inbox consumer on every partition and a registry entry."""
     require_participant_name(participant)
@@ -229,28 +215,37 @@ async def register_participant(
     changes = []
     for k in range(topology.partitions):
         config = inbox_consumer_config(topology, participant, k)
-        changes.append(await _apply_consumer(js, ledger_stream(k), config, dry_run=dry_run))
+        consumer = await _apply_consumer(js, ledger_stream(k), config, dry_run=dry_run, force=force)
+        changes.append(consumer)
     if not dry_run:
         home = partition_of(participant, topology.partitions)
-        put = functools.partial(_put_registration, js, Registration(participant, home))
+        put = functools.partial(put_registration, js, Registration(participant, home))
+        inboxes = functools.partial(
+            sync_inbox_subjects,
+            nc,
+            ledger_inboxes(topology),
+            functools.partial(registered_participants, nc),
+        )
+        await inboxes(extra=[participant])  # its inbox is open before anyone can send to it
         await transient_retry(put, what=f"register participant {participant}")
+        await inboxes()  # and stays open whatever registration raced this one
     return changes
 
 
-async def _put_registration(js, registration: Registration) -> None:
-    """An unconditional put of the same value: repeating it leaves the same entry."""
-    kv = await js.key_value(PARTICIPANTS_BUCKET)
-    await kv.put(registration.participant, msgspec.json.encode(registration))
-
-
-async def _apply_consumer(js, stream: str, config: ConsumerConfig, *, dry_run: bool) -> Change:
-    apply = functools.partial(_apply_consumer_once, js, stream, config, dry_run=dry_run)
+async def _apply_consumer(
+    js, stream: str, config: ConsumerConfig, *, dry_run: bool, force: bool = False
+) -> Change:
+    apply = functools.partial(
+        _apply_consumer_once, js, stream, config, dry_run=dry_run, force=force
+    )
     return await transient_retry(
         apply, what=f"create or update consumer {stream}/{config.durable_name}"
     )
 
 
-async def _apply_consumer_once(js, stream: str, config: ConsumerConfig, *, dry_run: bool) -> Change:
+async def _apply_consumer_once(
+    js, stream: str, config: ConsumerConfig, *, dry_run: bool, force: bool
+) -> Change:
     name = f"{stream}/{config.durable_name}"
     try:
         info = await js.consumer_info(stream, config.durable_name)
@@ -262,32 +257,8 @@ async def _apply_consumer_once(js, stream: str, config: ConsumerConfig, *, dry_r
     if not diffs:
         return Change("consumer", name, Action.UNCHANGED)
     detail = ", ".join(f"{f}: {a} -> {w}" for f, (a, w) in diffs.items())
-    if _destructive(diffs):
-        return Change("consumer", name, Action.REFUSED, f"{detail} (recreate it by hand)")
+    if _destructive(diffs) and not force:
+        return Change("consumer", name, Action.REFUSED, f"{detail} (needs --force)")
     if not dry_run:
         await js.add_consumer(stream, config)
     return Change("consumer", name, Action.UPDATED, detail)
-
-
-async def registered_participants(nc: Client) -> list[Registration]:
-    read = functools.partial(_registered_participants_once, nc.jetstream())
-    return await transient_retry(read, what="read of the participant registry")
-
-
-async def _registered_participants_once(js) -> list[Registration]:
-    try:
-        kv = await js.key_value(PARTICIPANTS_BUCKET)
-        keys = await kv.keys()
-    except NotFoundError:
-        return []
-    except Exception as exc:  # nats-py raises NoKeysError for an empty bucket
-        if type(exc).__name__ == "NoKeysError":
-            return []
-        raise
-    registrations = []
-    for key in keys:
-        if key == TOPOLOGY_KEY:
-            continue
-        entry = await kv.get(key)
-        registrations.append(msgspec.json.decode(entry.value, type=Registration))
-    return registrations

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Literal
 
@@ -18,6 +19,7 @@ from nats.js.api import (
 )
 
 from eventsource.core.errors import ConfigError
+from eventsource.core.messages import MAX_MESSAGE_BYTES
 from eventsource.core.subjects import (
     DEAD_LETTER_STREAM,
     PARTICIPANTS_BUCKET,
@@ -67,6 +69,11 @@ class InboxConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
             seconds(text)
         if self.backoff and seconds(self.backoff[0]) != seconds(self.ack_wait):
             raise ValueError("the server uses backoff[0] as the ack wait: make them equal")
+        if self.max_deliver != -1 and self.max_deliver <= len(self.backoff):
+            raise ValueError(
+                f"max_deliver must be -1 (never give up) or more than the {len(self.backoff)} "
+                "backoff steps"
+            )
 
 
 class Topology(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -102,6 +109,31 @@ def load_topology(path: str | Path | None) -> Topology:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
 
 
+def weakened_guarantees(topology: Topology) -> list[tuple[str, str]]:
+    """(setting, why) for each setting that would break a guarantee; `streams init` applies
+    them only with --force."""
+    found = []
+    ledger, inbox = topology.ledger, topology.inbox
+    if ledger.max_msg_size < MAX_MESSAGE_BYTES:
+        found.append((
+            "ledger.max_msg_size",
+            f"{ledger.max_msg_size} is below a full protocol message ({MAX_MESSAGE_BYTES} bytes): "
+            "the ledger would refuse submissions and protocol messages",
+        ))  # fmt: skip
+    if ledger.max_bytes != -1:
+        found.append((
+            "ledger.max_bytes",
+            f"{ledger.max_bytes} makes the ledger drop or refuse events: it is the source of truth",
+        ))  # fmt: skip
+    if inbox.max_deliver != -1:
+        found.append((
+            "inbox.max_deliver",
+            f"{inbox.max_deliver} stops redelivering after that many tries: an ACKed transfer "
+            "could stay unfinished (never give up is the default; see submit --deadline)",
+        ))  # fmt: skip
+    return found
+
+
 def replicas_for(topology: Topology, cluster_size: int) -> int:
     if topology.replicas == "auto":
         return 3 if cluster_size >= 3 else 1
@@ -120,14 +152,16 @@ def _storage(name: str) -> StorageType:
 LEDGER_HISTORY = 2**31 - 1
 
 
-def stream_configs(topology: Topology, replicas: int) -> list[StreamConfig]:
-    """The ledger partitions (each one a KV bucket with full history), the participant
-    registry, and the dead letters."""
+def stream_configs(
+    topology: Topology, replicas: int, participants: Iterable[str] = ()
+) -> list[StreamConfig]:
+    """The ledger partitions (each one a KV bucket with full history, taking the inboxes of
+    `participants`), the participant registry, and the dead letters."""
     ledger = topology.ledger
     configs = [
         StreamConfig(
             name=ledger_stream(k),
-            subjects=ledger_subjects(k),
+            subjects=ledger_subjects(k, participants),
             storage=_storage(ledger.storage),
             num_replicas=replicas,
             max_msg_size=ledger.max_msg_size,

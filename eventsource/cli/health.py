@@ -19,7 +19,7 @@ from nats.aio.client import Client
 from nats.js.errors import NotFoundError
 
 from eventsource.adapters.cluster import resolve_nats_url, server_list
-from eventsource.adapters.provision import TOPOLOGY_KEY
+from eventsource.adapters.registry import TOPOLOGY_KEY
 from eventsource.cli.common import console, print_json, run, settings
 from eventsource.core.errors import NatsbankError
 from eventsource.core.subjects import (

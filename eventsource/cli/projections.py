@@ -14,7 +14,7 @@ from pathlib import Path
 import typer
 from nats.aio.client import Client
 
-from eventsource.adapters.provision import partitions_of
+from eventsource.adapters.registry import partitions_of
 from eventsource.cli.common import (
     console,
     nats_connection,

@@ -15,7 +15,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from eventsource.adapters.http_probe import serve_http
 from eventsource.adapters.log_format import configure_logging
-from eventsource.adapters.provision import require_participant_name
+from eventsource.adapters.registry import require_participant_name
 from eventsource.bootstrap import (
     ServeOptions,
     check_serve_options,

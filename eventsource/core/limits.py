@@ -58,5 +58,8 @@ WAIT_FIRST_PAUSE_S = 0.02  # the first pause between rounds, growing by half eac
 WAIT_PAUSE_MAX_S = 0.5  # ...to at most this
 SUBMIT_TIMEOUT_S = 10.0  # the PubAck of a submission
 
+# --- Provisioning -------------------------------------------------------------------------
+INBOX_SYNC_ATTEMPTS_MAX = 20  # registrations racing to set the streams' inbox subjects
+
 # --- Projections ---------------------------------------------------------------------------
 PROJECTION_POLL_S = 0.5  # between looks at a projection that is catching up

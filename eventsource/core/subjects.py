@@ -10,6 +10,7 @@ batch commits it.
 from __future__ import annotations
 
 import zlib
+from collections.abc import Iterable
 
 from eventsource.core.messages import Kind
 
@@ -56,8 +57,11 @@ def partition_space(partition: int) -> KeySpace:
     return KeySpace(ledger_stream(partition), state_prefix(partition))
 
 
-def ledger_subjects(partition: int) -> list[str]:
-    return [f"{state_prefix(partition)}>", f"{PREFIX}.{partition}.to.>"]
+def ledger_subjects(partition: int, participants: Iterable[str] = ()) -> list[str]:
+    """The partition's state, and the inboxes of the registered participants only (a message
+    to anybody else's inbox matches no stream: it is never ACKed)."""
+    inboxes = [inbox_filter(partition, p) for p in sorted(set(participants))]
+    return [f"{state_prefix(partition)}>", *inboxes]
 
 
 def is_reserved(participant: str) -> bool:

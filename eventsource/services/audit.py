@@ -9,7 +9,7 @@ from collections import defaultdict
 import msgspec
 from nats.aio.client import Client
 
-from eventsource.adapters.provision import registered_participants
+from eventsource.adapters.registry import registered_participants
 from eventsource.adapters.stream_reader import read_messages
 from eventsource.core.compact_fold import CompactFold
 from eventsource.core.events import (

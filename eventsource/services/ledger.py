@@ -11,8 +11,10 @@ from typing import Protocol
 from nats.aio.client import Client
 
 from eventsource.adapters.provision import Change
+from eventsource.adapters.registry import is_registered
 from eventsource.adapters.topology import Topology
 from eventsource.core.account import Account
+from eventsource.core.errors import DomainError, RejectionCause
 from eventsource.core.events import AccountSnapshot, TransferState
 from eventsource.core.model import TransferRequest
 from eventsource.core.subjects import KeySpace
@@ -84,9 +86,24 @@ class Ledger(Protocol):
 
 
 class AccountBook:
-    """Opening, funding and closing accounts, where the ledger keeps them (a mixin)."""
+    """Opening, funding and closing accounts, where the ledger keeps them, and what every
+    ledger checks before it submits (a mixin)."""
 
     nc: Client
+    _registered: set[str]  # participants seen in the registry (a registration is never undone)
+
+    async def require_registered(self, participant: str) -> None:
+        """Refuse, before any ACK, a submission from a participant nobody registered: its
+        inbox takes no message (docs/PROTOCOL.md section 3, Registration)."""
+        if participant in self._registered:
+            return
+        if not await is_registered(self.nc, participant):
+            raise DomainError(
+                f"{participant!r:.70} is not a registered participant: register it first "
+                "(`natsbank accounts open`)",
+                RejectionCause.UNKNOWN_PARTICIPANT,
+            )
+        self._registered.add(participant)
 
     def space_of(self, participant: str) -> KeySpace:
         raise NotImplementedError

@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from eventsource.adapters.cluster import resolve_nats_url
 from eventsource.adapters.jetstream import connect
-from eventsource.adapters.provision import partitions_of
+from eventsource.adapters.registry import partitions_of
 from eventsource.core import trace
 from eventsource.core.subjects import partition_of
 from eventsource.settings import Settings

@@ -15,7 +15,7 @@ from benchmark.scenario import bootstrap
 from benchmark.workload import Bank
 from eventsource.adapters.cluster import ClusterInfo, kill_node
 from eventsource.adapters.jetstream import commit_checked, connect, read_last
-from eventsource.adapters.provision import registered_participants
+from eventsource.adapters.registry import registered_participants
 from eventsource.adapters.retry import TRANSIENT_RETRY_SECONDS
 from eventsource.core.errors import InfrastructureError, StaleState
 from eventsource.core.model import Outcome

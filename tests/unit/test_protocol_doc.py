@@ -18,7 +18,13 @@ from types import SimpleNamespace
 import msgspec
 import pytest
 
-from eventsource.adapters import dead_letters, jetstream, provision, topology
+from eventsource.adapters import (
+    dead_letters,
+    inbox_subjects,
+    jetstream,
+    registry,
+    topology,
+)
 from eventsource.core import dispatch, events, limits, messages, model, subjects, workset
 from eventsource.core.account import ENTRY_OF_EFFECT, EntryKind
 from eventsource.core.errors import ConfigError, DeadLetterReason, DomainError, RejectionCause
@@ -123,9 +129,11 @@ def of_owner(name: str, owner: str) -> str:
 
 
 def code_configs(partitions: int) -> list:
-    """The streams that `natsbank streams init` creates from the shipped streams.yaml."""
+    """The streams that `natsbank streams init` creates from the shipped streams.yaml, with one
+    registered participant, written `<P>` as the document does."""
     shipped = topology.load_topology(ROOT / "streams.yaml")
-    return topology.stream_configs(msgspec.structs.replace(shipped, partitions=partitions), 1)
+    layout = msgspec.structs.replace(shipped, partitions=partitions)
+    return topology.stream_configs(layout, 1, ["<P>"])
 
 
 def generic_configs() -> dict[str, object]:
@@ -139,12 +147,14 @@ def generic_configs() -> dict[str, object]:
 
 
 def matches(subject: str, pattern: str) -> bool:
-    """NATS subject matching, token by token (`*` one token, `>` the rest)."""
+    """NATS subject matching, token by token (`*` one token, `>` the rest); a placeholder such
+    as `<P>` in the pattern stands for any participant the subject names (`<Q>`, `<N>`)."""
     tokens, wanted = subject.split("."), pattern.split(".")
     for i, token in enumerate(wanted):
         if token == ">":
             return len(tokens) > i
-        if i >= len(tokens) or token not in ("*", tokens[i]):
+        placeholder = token.startswith("<") and i < len(tokens) and tokens[i].startswith("<")
+        if i >= len(tokens) or not (placeholder or token in ("*", tokens[i])):
             return False
     return len(tokens) == len(wanted)
 
@@ -392,7 +402,8 @@ def test_the_kv_buckets_table_is_the_codes_buckets() -> None:
         (ledger, subjects.account_key("<P>", "<A>")),
         (ledger, subjects.outgoing_key("<N>", "<ID>")),
         (ledger, subjects.incoming_key("<P>", "<N>", "<ID>")),
-        (subjects.PARTICIPANTS_BUCKET, provision.TOPOLOGY_KEY),
+        (subjects.PARTICIPANTS_BUCKET, registry.TOPOLOGY_KEY),
+        (subjects.PARTICIPANTS_BUCKET, inbox_subjects.INBOXES_KEY),
         (subjects.PARTICIPANTS_BUCKET, "<P>"),
     }
     rows = table_after("### KV buckets", raw=True)
@@ -472,13 +483,13 @@ def test_reserved_names_are_the_codes() -> None:
     rule, _, _ = paragraph.partition(". ")
     assert rule.endswith("and every name that starts with `_`"), rule
     assert set(code(rule)) == set(subjects.RESERVED_NAMES) | {"_"}
-    for name in [*subjects.RESERVED_NAMES, "_", "_topology", provision.TOPOLOGY_KEY, "_x"]:
+    for name in [*subjects.RESERVED_NAMES, "_", "_topology", registry.TOPOLOGY_KEY, "_x"]:
         assert subjects.is_reserved(name), name
         with pytest.raises(ConfigError):
-            provision.require_participant_name(name)
+            registry.require_participant_name(name)
     for name in ("bank-a", "x_", "output", "in-bank", "TO"):
         assert not subjects.is_reserved(name), name
-        provision.require_participant_name(name)
+        registry.require_participant_name(name)
     assert "`UNKNOWN_PARTICIPANT`" in paragraph
 
 

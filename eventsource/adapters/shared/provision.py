@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from collections.abc import Iterable
 
 import msgspec
 from msgspec.structs import replace as replace_struct
@@ -13,15 +14,19 @@ from nats.aio.client import Client
 from nats.js.api import ConsumerConfig, StreamConfig
 from nats.js.errors import NotFoundError
 
+from eventsource.adapters.inbox_subjects import sync_inbox_subjects
 from eventsource.adapters.provision import (
     Change,
-    Registration,
     _apply_consumer,
     _apply_stream,
     _servers_for,
+    refused_settings,
+    wait_for_leaders,
+)
+from eventsource.adapters.registry import (
+    Registration,
     registered_participants,
     require_participant_name,
-    wait_for_leaders,
 )
 from eventsource.adapters.retry import transient_retry
 from eventsource.adapters.topology import (
@@ -40,11 +45,14 @@ from eventsource.core.shared.layout import (
 from eventsource.core.subjects import DEAD_LETTER_STREAM, PARTICIPANTS_BUCKET
 
 
-def shared_stream_configs(topology: Topology, replicas: int) -> list[StreamConfig]:
+def shared_stream_configs(
+    topology: Topology, replicas: int, participants: Iterable[str] = ()
+) -> list[StreamConfig]:
     """KV_shared, then the registry and the dead letters exactly as the independent store has
     them (both stores may live on one cluster and share those two)."""
     ledger, *others = stream_configs(replace_struct(topology, partitions=1), replicas)
-    shared = dataclasses.replace(ledger, name=SHARED_STREAM, subjects=shared_subjects())
+    subjects = shared_subjects(participants)
+    shared = dataclasses.replace(ledger, name=SHARED_STREAM, subjects=subjects)
     kept = [c for c in others if c.name in (f"KV_{PARTICIPANTS_BUCKET}", DEAD_LETTER_STREAM)]
     return [shared, *kept]
 
@@ -61,34 +69,45 @@ def shared_consumer_config(topology: Topology, participant: str) -> ConsumerConf
 async def apply_shared_topology(
     nc: Client, topology: Topology, *, dry_run: bool = False, force: bool = False
 ) -> list[Change]:
+    if (refused := refused_settings(topology)) and not force:
+        return refused
     js = nc.jetstream()
     replicas = replicas_for(topology, await _servers_for(nc, topology))
-    configs = shared_stream_configs(topology, replicas)
+    registered = [r.participant for r in await registered_participants(nc)]
+    names = list(dict.fromkeys([*topology.participants, *registered]))
+    configs = shared_stream_configs(topology, replicas, names)
     changes = [await _apply_stream(js, config, dry_run=dry_run, force=force) for config in configs]
     if not dry_run:
         await wait_for_leaders(js, [config.name for config in configs])
-    names = list(topology.participants)
-    if not dry_run:
-        names += [r.participant for r in await registered_participants(nc)]
-    for participant in dict.fromkeys(names):
+    for participant in names:
         changes.extend(
-            await register_shared_participant(nc, topology, participant, dry_run=dry_run)
+            await register_shared_participant(
+                nc, topology, participant, dry_run=dry_run, force=force
+            )
         )
     return changes
 
 
 async def register_shared_participant(
-    nc: Client, topology: Topology, participant: str, *, dry_run: bool = False
+    nc: Client, topology: Topology, participant: str, *, dry_run: bool = False, force: bool = False
 ) -> list[Change]:
     """P's submission consumer on KV_shared, and a registry entry if P has none yet (an
     independent-store registration, which names P's ledger partition, is kept)."""
     require_participant_name(participant)
     js = nc.jetstream()
     config = shared_consumer_config(topology, participant)
-    change = await _apply_consumer(js, SHARED_STREAM, config, dry_run=dry_run)
+    change = await _apply_consumer(js, SHARED_STREAM, config, dry_run=dry_run, force=force)
     if not dry_run:
         create = functools.partial(_create_registration, js, Registration(participant, 0))
+        inboxes = functools.partial(
+            sync_inbox_subjects,
+            nc,
+            lambda names: {SHARED_STREAM: shared_subjects(names)},
+            functools.partial(registered_participants, nc),
+        )
+        await inboxes(extra=[participant])  # its inbox is open before anyone can send to it
         await transient_retry(create, what=f"register participant {participant}")
+        await inboxes()  # and stays open whatever registration raced this one
     return [change]
 
 

@@ -10,6 +10,8 @@ inbox in the same stream (`nb.shared.to.<N>.submit.<token>`), whose PubAck is th
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import msgspec
 
 from eventsource.core.account import Account, EntryKind
@@ -24,8 +26,9 @@ _STATE_PREFIX = f"$KV.{SHARED_BUCKET}."
 _INBOX_PREFIX = f"{PREFIX}.{SHARED_BUCKET}.to."
 
 
-def shared_subjects() -> list[str]:
-    return [f"{_STATE_PREFIX}>", f"{_INBOX_PREFIX}>"]
+def shared_subjects(participants: Iterable[str] = ()) -> list[str]:
+    """The shared state, and the submission inboxes of the registered participants only."""
+    return [f"{_STATE_PREFIX}>", *(f"{_INBOX_PREFIX}{p}.>" for p in sorted(set(participants)))]
 
 
 def shared_space() -> KeySpace:

@@ -34,6 +34,7 @@ class IndependentLedger(AccountBook):
     def __init__(self, nc: Client, partitions: int) -> None:
         self.nc = nc
         self.partitions = partitions  # 0 until provisioned
+        self._registered: set[str] = set()
 
     async def provision(
         self, topology: Topology, *, dry_run: bool = False, force: bool = False
@@ -63,6 +64,7 @@ class IndependentLedger(AccountBook):
     async def submit(
         self, submitter: str, requests: list[TransferRequest], traceparent: str | None = None
     ) -> Submitted:
+        await self.require_registered(submitter)
         return await client.submit(
             self.nc, self.partitions, submitter, requests, traceparent=traceparent
         )

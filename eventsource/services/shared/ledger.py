@@ -33,6 +33,7 @@ class SharedLedger(AccountBook):
 
     def __init__(self, nc: Client) -> None:
         self.nc = nc
+        self._registered: set[str] = set()
 
     async def provision(
         self, topology: Topology, *, dry_run: bool = False, force: bool = False
@@ -57,6 +58,7 @@ class SharedLedger(AccountBook):
     async def submit(
         self, submitter: str, requests: list[TransferRequest], traceparent: str | None = None
     ) -> Submitted:
+        await self.require_registered(submitter)
         return await client.submit_shared(self.nc, submitter, requests, traceparent=traceparent)
 
     async def record(self, submitter: str, transfer_id: str) -> Record | None:
