@@ -10,7 +10,7 @@ import msgspec
 import pytest
 
 from eventsource.adapters.topology import quick_redelivery
-from eventsource.core.faults import Fate, FaultPlan
+from eventsource.core.faults import NO_FAULTS, Fate, FaultPlan
 from eventsource.core.messages import Kind
 from eventsource.core.model import Outcome
 from eventsource.core.subjects import core_subject
@@ -33,14 +33,28 @@ async def test_lost_duplicated_and_delayed_messages_still_end_final_once(nats1, 
         for request in requests:  # one by one, so that there are many protocol messages
             await bank.submit(request)
             await asyncio.sleep(0.01)
+        # Every kind of fault has struck; then the network heals, so that how long the last
+        # resends take is not a matter of luck (a message can be lost any number of times).
+        await until_each_fault_struck(bank)
+        for service, _ in bank.services:
+            service.faults.plan = NO_FAULTS
         final = await bank.wait("alpha", [r.id for r in requests], timeout=120)
         assert len(final) == 150
         assert [s.outcome for s in final.values()].count(Outcome.OK) == 100
         report = await bank.audit(patience=120)
         assert report.ok, report.violations
         assert report.transfers_acked == 150
+
+
+async def until_each_fault_struck(bank, timeout: float = 60.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
         faults = {fate: sum(s.faults.counts[fate] for s, _ in bank.services) for fate in Fate}
-        assert faults[Fate.DROP] and faults[Fate.DUPLICATE] and faults[Fate.DELAY], faults
+        if faults[Fate.DROP] and faults[Fate.DUPLICATE] and faults[Fate.DELAY]:
+            return
+        assert loop.time() < deadline, f"not every fault struck: {faults}"
+        await asyncio.sleep(0.1)
 
 
 @pytest.mark.parametrize("mode", MODES)
