@@ -21,6 +21,7 @@ from eventsource.services.metrics import NO_OBSERVER, Observer
 from eventsource.services.participant import ParticipantService
 from eventsource.services.shared.decider import SharedDecider
 from eventsource.services.shared.ledger import SharedLedger
+from eventsource.services.submission_gate import SubmissionGate
 from eventsource.services.transport.core_link import CoreLink
 from eventsource.services.transport.stream_outbox import StreamOutbox
 from eventsource.settings import Settings, Store, Transport
@@ -94,6 +95,7 @@ def participant_service(
         )
         if isinstance(carrier, CoreLink):
             carrier.on_record = give_ups.observe_event  # one ledger read feeds both
+    consumers = ledger.consumers(participant)
     return ParticipantService(
         nc,
         participant,
@@ -101,8 +103,9 @@ def participant_service(
         transport=options.transport,
         decider=decider,
         carrier=carrier,
-        consumers=ledger.consumers(participant),
+        consumers=consumers,
         faults=faults,
+        gate=SubmissionGate(nc, ledger.submission_consumers(participant)),
         give_ups=give_ups,
         fetch_batch=options.fetch_batch,
         observer=options.observer,

@@ -156,6 +156,17 @@ async def read_last(
     return await transient_retry(read, what=f"read of {subject}", retry_seconds=retry_seconds)
 
 
+async def first_sequence_from(
+    nc: Client, stream: str, start: int, subject_filter: str
+) -> int | None:
+    """The stream sequence of the first message at or after `start` that matches
+    `subject_filter` (wildcards allowed), from the stream leader; None when there is none."""
+    request = {"seq": max(1, start), "next_by_subj": subject_filter}
+    get = functools.partial(_leader_get, nc, stream, request, subject_filter)
+    found = await transient_retry(get, what=f"read of {stream} after {start}")
+    return None if found is None else found[1]
+
+
 async def _leader_get(
     nc: Client, stream: str, request: dict, subject: str, timeout: float = READ_TIMEOUT_S
 ) -> tuple[bytes, int] | None:

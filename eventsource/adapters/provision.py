@@ -25,7 +25,7 @@ from eventsource.adapters.registry import (
 from eventsource.adapters.retry import transient_retry
 from eventsource.adapters.topology import (
     Topology,
-    inbox_consumer_config,
+    inbox_consumer_configs,
     replicas_for,
     stream_configs,
     weakened_guarantees,
@@ -61,7 +61,9 @@ _STREAM_FIELDS = (
 _LIMITS = (
     "num_replicas", "max_msgs_per_subject", "max_bytes", "max_age", "max_msg_size", "max_deliver",
 )  # fmt: skip
-_CONSUMER_FIELDS = ("filter_subject", "ack_wait", "backoff", "max_deliver", "max_ack_pending")
+_CONSUMER_FIELDS = (
+    "filter_subject", "filter_subjects", "ack_wait", "backoff", "max_deliver", "max_ack_pending",
+)  # fmt: skip
 
 
 async def _servers_for(nc: Client, topology: Topology, patience: float = 5.0) -> int:
@@ -116,7 +118,7 @@ def _destructive(diffs: dict[str, tuple]) -> list[str]:
     def narrows(actual: object, wanted: object) -> bool:  # widening subjects reroutes nothing
         return not set(actual or []) <= set(wanted or [])
 
-    rerouting = ("sources", "storage", "filter_subject")
+    rerouting = ("sources", "storage", "filter_subject", "filter_subjects")
     return [
         field
         for field, (actual, wanted) in diffs.items()
@@ -214,9 +216,11 @@ async def register_participant(
     js = nc.jetstream()
     changes = []
     for k in range(topology.partitions):
-        config = inbox_consumer_config(topology, participant, k)
-        consumer = await _apply_consumer(js, ledger_stream(k), config, dry_run=dry_run, force=force)
-        changes.append(consumer)
+        for config in inbox_consumer_configs(topology, participant, k):
+            consumer = await _apply_consumer(
+                js, ledger_stream(k), config, dry_run=dry_run, force=force
+            )
+            changes.append(consumer)
     if not dry_run:
         home = partition_of(participant, topology.partitions)
         put = functools.partial(put_registration, js, Registration(participant, home))

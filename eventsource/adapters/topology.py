@@ -24,9 +24,11 @@ from eventsource.core.subjects import (
     DEAD_LETTER_STREAM,
     PARTICIPANTS_BUCKET,
     inbox_consumer,
-    inbox_filter,
     ledger_stream,
     ledger_subjects,
+    protocol_filters,
+    submit_consumer,
+    submit_filter,
 )
 
 _DURATION = re.compile(r"([0-9]+)(ms|s|m|h|d)")
@@ -206,11 +208,22 @@ def _bucket(bucket: str, replicas: int, storage: str) -> StreamConfig:
     )
 
 
-def inbox_consumer_config(topology: Topology, participant: str, partition: int) -> ConsumerConfig:
+def inbox_consumer_configs(
+    topology: Topology, participant: str, partition: int
+) -> list[ConsumerConfig]:
+    """A participant's two consumers on one partition: its submissions, and its protocol
+    messages (postings, results, confirms); the same delivery settings for both."""
+    submit = _inbox_consumer_config(topology, submit_consumer(participant, partition))
+    submit.filter_subject = submit_filter(partition, participant)
+    protocol = _inbox_consumer_config(topology, inbox_consumer(participant, partition))
+    protocol.filter_subjects = protocol_filters(partition, participant)
+    return [submit, protocol]
+
+
+def _inbox_consumer_config(topology: Topology, durable: str) -> ConsumerConfig:
     inbox = topology.inbox
     return ConsumerConfig(
-        durable_name=inbox_consumer(participant, partition),
-        filter_subject=inbox_filter(partition, participant),
+        durable_name=durable,
         ack_policy=AckPolicy.EXPLICIT,
         deliver_policy=DeliverPolicy.ALL,
         replay_policy=ReplayPolicy.INSTANT,

@@ -25,7 +25,7 @@ from eventsource.core.errors import NatsbankError
 from eventsource.core.subjects import (
     DEAD_LETTER_STREAM,
     PARTICIPANTS_BUCKET,
-    inbox_consumer,
+    inbox_consumers,
     ledger_stream,
 )
 
@@ -163,11 +163,11 @@ async def _check_inbox(js, registry, participant: str, partitions: int) -> None:
     except NotFoundError:
         raise Unhealthy(f"participant {participant} is not registered") from None
     for k in range(partitions):
-        durable = inbox_consumer(participant, k)
-        try:
-            await js.consumer_info(ledger_stream(k), durable)
-        except NotFoundError:
-            raise Unhealthy(f"inbox consumer {durable} of {participant} is missing") from None
+        for durable in inbox_consumers(participant, k):
+            try:
+                await js.consumer_info(ledger_stream(k), durable)
+            except NotFoundError:
+                raise Unhealthy(f"inbox consumer {durable} of {participant} is missing") from None
 
 
 def _describe(exc: BaseException) -> str:

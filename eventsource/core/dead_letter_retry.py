@@ -29,6 +29,7 @@ from eventsource.core.messages import (
     Confirm,
     Confirms,
     InboxMessage,
+    Kind,
     Posting,
     Postings,
     Result,
@@ -42,7 +43,12 @@ from eventsource.core.shared.layout import (
     shared_consumer,
     submitter_of_submit_subject,
 )
-from eventsource.core.subjects import inbox_consumer, ledger_stream, parse_inbox_subject
+from eventsource.core.subjects import (
+    inbox_consumer,
+    ledger_stream,
+    parse_inbox_subject,
+    submit_consumer,
+)
 
 RETRY_MSG_ID_PREFIX = "natsbank-retry-"
 _ITEMS = {
@@ -82,7 +88,8 @@ def retry_target(letter: DeadLetter) -> Target:
     inbox = parse_inbox_subject(subject)
     if inbox is not None and stream == ledger_stream(inbox[0]):
         k, recipient, kind = inbox
-        return Target(stream, subject, recipient, kind, inbox_consumer(recipient, k))
+        consumer = submit_consumer if kind == Kind.SUBMIT.value else inbox_consumer
+        return Target(stream, subject, recipient, kind, consumer(recipient, k))
     submitter = submitter_of_submit_subject(subject)
     if submitter is not None and stream == SHARED_STREAM:
         return Target(stream, subject, submitter, "submit", shared_consumer(submitter))

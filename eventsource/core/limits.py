@@ -37,6 +37,11 @@ CONTENTION_FREE_ATTEMPTS = 2
 CONTENTION_PAUSE_STEP_S = 0.005
 CONTENTION_STEPS_MAX = 20
 
+# --- Submissions in ACK order (services/submission_gate.py) -------------------------------
+SUBMISSION_GATE_WAIT_S = 1.0  # how long an instance waits for earlier submissions to be acked
+SUBMISSION_GATE_POLL_S = 0.005  # between looks at the submission consumer's ack floor
+SUBMISSION_GATE_RETURN_DELAY_S = 0.5  # submissions handed back come again after this long
+
 # --- Core-NATS mode ------------------------------------------------------------------------
 # No submission is taken from the inbox while this many records wait for an answer (the inbox
 # keeps them). JetStream mode's counterpart is the consumers' max_ack_pending (20,000).

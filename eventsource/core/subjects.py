@@ -107,7 +107,28 @@ def inbox_filter(partition: int, recipient: str) -> str:
 
 
 def inbox_consumer(participant: str, partition: int) -> str:
+    """The consumer of the protocol messages (postings, results, confirms) to `participant`."""
     return f"inbox_{participant}_{partition}"
+
+
+def submit_consumer(participant: str, partition: int) -> str:
+    """The consumer of the submissions to `participant`: its own, so that they are decided in
+    the order they were ACKed (docs/PROTOCOL.md section 7, contested ids)."""
+    return f"submit_{participant}_{partition}"
+
+
+def protocol_filters(partition: int, recipient: str) -> list[str]:
+    kinds = (Kind.POSTING, Kind.RESULT, Kind.CONFIRM)
+    return [f"{PREFIX}.{partition}.to.{recipient}.{kind.value}.>" for kind in kinds]
+
+
+def submit_filter(partition: int, recipient: str) -> str:
+    return f"{PREFIX}.{partition}.to.{recipient}.{Kind.SUBMIT.value}.>"
+
+
+def inbox_consumers(participant: str, partition: int) -> list[str]:
+    """Both of a participant's consumers on one partition: submissions first."""
+    return [submit_consumer(participant, partition), inbox_consumer(participant, partition)]
 
 
 def parse_inbox_subject(subject: str) -> tuple[int, str, str] | None:

@@ -66,6 +66,9 @@ class Ledger(Protocol):
     def consumers(self, participant: str) -> list[tuple[str, str]]:
         """(stream, durable) of each inbox consumer a participant's service reads."""
 
+    def submission_consumers(self, participant: str) -> set[str]:
+        """The durables among them that carry submissions (decided in ACK order)."""
+
     async def accounts(self, participant: str | None = None) -> list[AccountSnapshot]: ...
 
     async def submit(

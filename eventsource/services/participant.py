@@ -26,6 +26,7 @@ from eventsource.core.messages import GiveUp, GiveUps
 from eventsource.services.engine import Decider, GroupCommit
 from eventsource.services.metrics import NO_OBSERVER, Observer
 from eventsource.services.stats import ServiceStats
+from eventsource.services.submission_gate import SubmissionGate
 from eventsource.services.transport import Carrier
 from eventsource.settings import Store, Transport
 
@@ -44,6 +45,7 @@ class ParticipantService:
         carrier: Carrier,
         consumers: Sequence[tuple[str, str]],
         faults: FaultInjector,
+        gate: SubmissionGate,
         give_ups=None,
         fetch_batch: int = FETCH_BATCH,
         observer: Observer = NO_OBSERVER,
@@ -56,6 +58,7 @@ class ParticipantService:
         self.decider = decider
         self.consumers = list(consumers)  # (stream, durable) of each inbox consumer served
         self.faults = faults
+        self.gate = gate  # submissions in ACK order
         self.give_ups = give_ups  # the give-up clock (GiveUpWatch), where the store has one
         self.fetch_batch = fetch_batch
         self.stats = ServiceStats()
@@ -117,7 +120,8 @@ class ParticipantService:
                 continue
             self.stats.redelivered += sum(1 for m in msgs if m.metadata.num_delivered > 1)
             try:
-                await self.process(await self.carrier.received(msgs))
+                admitted = await self.gate.admit(await self.carrier.received(msgs))
+                await self.process(admitted)
             except Exception:  # a bug must not stop the participant: unacked work comes back
                 log.exception("processing a group failed; its messages will be redelivered")
                 await asyncio.sleep(GROUP_FAILURE_PAUSE_S)
@@ -142,6 +146,8 @@ class ParticipantService:
             **{k: v for k, v in vars(self.stats).items() if k != "started"},
             "faults": {str(k): v for k, v in self.faults.counts.items()},
             "quarantined_records": len(self.quarantined()),
+            "gate_waits": self.gate.waits,
+            "gate_returned": self.gate.returned,
             **self.carrier.figures(),
         }
 

@@ -18,7 +18,7 @@ from nats.js.api import AckPolicy, ConsumerConfig
 from eventsource.adapters.cluster import resolve_nats_url
 from eventsource.adapters.dead_letters import dead_letter
 from eventsource.adapters.jetstream import connect
-from eventsource.core.subjects import inbox_consumer, ledger_stream
+from eventsource.core.subjects import ledger_stream, submit_consumer
 from eventsource.settings import Settings
 from tests.e2e.cli import Cli, assert_one_line_error
 from tests.e2e.polling import eventually
@@ -45,7 +45,7 @@ async def refused_by_a_buggy_service(home) -> None:
     try:
         js = nc.jetstream()
         await js.publish(f"nb.0.to.bank-a.submit.{LOST}", submission(LOST, "10.00"))
-        sub = await js.pull_subscribe_bind(inbox_consumer("bank-a", 0), ledger_stream(0))
+        sub = await js.pull_subscribe_bind(submit_consumer("bank-a", 0), ledger_stream(0))
         (msg,) = await sub.fetch(1, timeout=5)
         await dead_letter(nc, "bank-a", msg, "PROTOCOL_VIOLATION", "refused by a bug (fixed)")
         await msg.term()
@@ -185,9 +185,10 @@ def check_an_item_is_retried_as_a_one_item_message(bank: Cli) -> None:
     assert shown["payload"]["id"] == "ghost-1" and shown["payload_kind"] == "item"
 
 
-async def sent_before_its_owner_was_registered(home) -> int:
-    """A submission onto bank-c's inbox while bank-c is not registered, dead-lettered as a
-    sweep of inboxes without an owner would (issue 11, item 4); returns the letter's sequence."""
+async def sent_while_its_owner_had_no_consumer(home) -> int:
+    """A submission onto bank-c's inbox, dead-lettered by an operator's sweep, and bank-c's
+    submission consumer gone (as on a system being re-provisioned); returns the letter's
+    sequence. (An unregistered participant's inbox takes no message at all.)"""
     nc = await connect(resolve_nats_url(Settings(home=str(home))))
     try:
         js = nc.jetstream()
@@ -198,19 +199,23 @@ async def sent_before_its_owner_was_registered(home) -> int:
         sweep = ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, filter_subject="nb.0.to.bank-c.>")
         sub = await js.pull_subscribe("nb.0.to.bank-c.>", stream=ledger_stream(0), config=sweep)
         (msg,) = await sub.fetch(1, timeout=5)
-        await dead_letter(nc, "bank-c", msg, "UNKNOWN_PARTICIPANT", "bank-c is not registered")
+        await dead_letter(nc, "bank-c", msg, "UNDECODABLE", "taken aside by an operator")
         await sub.unsubscribe()
+        await js.delete_consumer(ledger_stream(0), submit_consumer("bank-c", 0))
         info = await js.stream_info("DEADLETTER")
         return info.state.last_seq
     finally:
         await nc.close()
 
 
-def test_a_letter_for_a_participant_not_registered_yet_is_retried_once_it_is(bank: Cli) -> None:
-    seq = str(asyncio.run(sent_before_its_owner_was_registered(bank.home)))
+def test_a_letter_for_a_participant_without_its_consumer_is_retried_once_it_has(
+    bank: Cli,
+) -> None:
+    bank.json("accounts", "open", "bank-c", "c1", "--fund", "100.00", "--json")
+    seq = str(asyncio.run(sent_while_its_owner_had_no_consumer(bank.home)))
     refused = assert_one_line_error(bank("dead-letters", "retry", seq), DOMAIN)
     assert "bank-c has no inbox consumer" in refused and "register it first" in refused
-    bank.json("accounts", "open", "bank-c", "c1", "--fund", "100.00", "--json")
+    bank.json("streams", "init", "--json")  # re-provisioned: the consumer is back
     with bank.background("serve", "bank-b", "bank-c", log=bank.home / "serve-c.log"):
         retried = bank.json("dead-letters", "retry", seq, "--json")
         assert retried["republished"]

@@ -56,7 +56,7 @@ async def test_two_instances_dead_lettering_the_same_messages_at_once_store_each
 ):
     # R3: the server answers 10158 while the first copy is still being replicated.
     async with connections(nats3, 2) as (first, second):
-        await apply_topology(first, Topology(replicas=3))
+        await apply_topology(first, Topology(replicas=3, participants=["bank-a"]))
         poisons = await delivered_poisons(first, POISONS)
         await asyncio.gather(
             *(
@@ -75,7 +75,7 @@ async def test_a_missing_dead_letter_stream_fails_quickly_with_the_bounded_error
     nats1: ClusterInfo,
 ):
     async with connections(nats1, 1) as (nc,):
-        await apply_topology(nc, Topology(replicas=1))
+        await apply_topology(nc, Topology(replicas=1, participants=["bank-a"]))
         (poison,) = await delivered_poisons(nc, 1)
         await nc.jetstream().delete_stream(DEAD_LETTER_STREAM)
         started = time.monotonic()

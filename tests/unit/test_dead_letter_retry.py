@@ -54,7 +54,7 @@ def test_a_whole_message_goes_back_byte_for_byte_onto_its_inbox() -> None:
     assert (target.recipient, target.kind, target.consumer) == (
         "bank-a",
         "submit",
-        "inbox_bank-a_0",
+        "submit_bank-a_0",
     )
     assert retry_payload(letter(), target, SUBMIT, None) == SUBMIT
 

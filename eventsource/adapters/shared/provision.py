@@ -31,7 +31,7 @@ from eventsource.adapters.registry import (
 from eventsource.adapters.retry import transient_retry
 from eventsource.adapters.topology import (
     Topology,
-    inbox_consumer_config,
+    inbox_consumer_configs,
     replicas_for,
     stream_configs,
 )
@@ -60,7 +60,7 @@ def shared_stream_configs(
 def shared_consumer_config(topology: Topology, participant: str) -> ConsumerConfig:
     """The inbox consumer's settings (ack wait, BackOff, never give up) on P's submissions."""
     return dataclasses.replace(
-        inbox_consumer_config(topology, participant, 0),
+        inbox_consumer_configs(topology, participant, 0)[0],
         durable_name=shared_consumer(participant),
         filter_subject=submit_filter(participant),
     )

@@ -13,11 +13,12 @@ from eventsource.core.events import AccountSnapshot, TransferState
 from eventsource.core.model import TransferRequest
 from eventsource.core.subjects import (
     KeySpace,
-    inbox_consumer,
+    inbox_consumers,
     ledger_stream,
     outgoing_key,
     partition_of,
     partition_space,
+    submit_consumer,
 )
 from eventsource.services import audit, client
 from eventsource.services.audit_report import AuditReport
@@ -56,7 +57,14 @@ class IndependentLedger(AccountBook):
         return partition_of(participant, self.partitions)
 
     def consumers(self, participant: str) -> list[tuple[str, str]]:
-        return [(ledger_stream(k), inbox_consumer(participant, k)) for k in range(self.partitions)]
+        return [
+            (ledger_stream(k), durable)
+            for k in range(self.partitions)
+            for durable in inbox_consumers(participant, k)
+        ]
+
+    def submission_consumers(self, participant: str) -> set[str]:
+        return {submit_consumer(participant, k) for k in range(self.partitions)}
 
     async def accounts(self, participant: str | None = None) -> list[AccountSnapshot]:
         return await list_accounts(self.nc, self.partitions, participant)

@@ -52,6 +52,9 @@ class SharedLedger(AccountBook):
     def consumers(self, participant: str) -> list[tuple[str, str]]:
         return [(SHARED_STREAM, shared_consumer(participant))]
 
+    def submission_consumers(self, participant: str) -> set[str]:
+        return {shared_consumer(participant)}
+
     async def accounts(self, participant: str | None = None) -> list[AccountSnapshot]:
         return await client.list_shared_accounts(self.nc, participant)
 
