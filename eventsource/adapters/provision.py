@@ -15,6 +15,7 @@ from nats.aio.client import Client
 from nats.js.api import ConsumerConfig, StreamConfig
 from nats.js.errors import NotFoundError
 
+from eventsource.adapters.registry import TOPOLOGY_KEY, partitions_from, registration_problem
 from eventsource.adapters.retry import transient_retry
 from eventsource.adapters.topology import (
     Topology,
@@ -23,16 +24,12 @@ from eventsource.adapters.topology import (
     stream_configs,
 )
 from eventsource.core.errors import ConfigError, TemporarilyUnavailable
-from eventsource.core.model import is_token
 from eventsource.core.subjects import (
     PARTICIPANTS_BUCKET,
-    RESERVED_NAMES,
-    is_reserved,
     ledger_stream,
+    participant_problem,
     partition_of,
 )
-
-TOPOLOGY_KEY = "_topology"
 
 
 class Action(enum.StrEnum):
@@ -185,8 +182,12 @@ async def _check_partitions(js, topology: Topology, *, force: bool) -> None:
     kv = await js.key_value(PARTICIPANTS_BUCKET)
     try:
         entry = await kv.get(TOPOLOGY_KEY)
-        recorded = msgspec.json.decode(entry.value or b"{}").get("partitions")
+        recorded = partitions_from(entry.value)
     except NotFoundError:
+        recorded = None
+    except ConfigError:  # unreadable: only --force writes streams.yaml's count over it
+        if not force:
+            raise
         recorded = None
     if recorded not in (None, topology.partitions) and not force:
         raise ConfigError(
@@ -209,15 +210,12 @@ async def partitions_of(nc: Client) -> int:
         entry = await transient_retry(read, what="read of the recorded partition count")
     except NotFoundError:
         raise ConfigError("the streams are not set up: run `natsbank streams init`") from None
-    return int(msgspec.json.decode(entry.value or b"{}").get("partitions", 1))
+    return partitions_from(entry.value)
 
 
 def require_participant_name(participant: str) -> None:
-    if not is_token(participant) or is_reserved(participant):
-        raise ConfigError(
-            f"{participant!r} cannot be a participant: use A-Z a-z 0-9 _ - (not starting with _), "
-            f"and none of {', '.join(sorted(RESERVED_NAMES))}"
-        )
+    if (problem := participant_problem(participant)) is not None:
+        raise ConfigError(problem)
 
 
 async def register_participant(
@@ -289,5 +287,8 @@ async def _registered_participants_once(js) -> list[Registration]:
         if key == TOPOLOGY_KEY:
             continue
         entry = await kv.get(key)
-        registrations.append(msgspec.json.decode(entry.value, type=Registration))
+        try:
+            registrations.append(msgspec.json.decode(entry.value or b"", type=Registration))
+        except msgspec.DecodeError as exc:  # also a ValidationError: JSON of another shape
+            raise registration_problem(key, exc) from None
     return registrations
