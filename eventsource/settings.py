@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import enum
 import os
+import re
 from pathlib import Path
+from typing import Annotated
 
 import msgspec
 
-from eventsource.core.limits import FETCH_BATCH
+from eventsource.core.errors import ConfigError
+from eventsource.core.limits import FETCH_BATCH, FETCH_BATCH_MAX, WAIT_MAX_S
+
+PORT_MAX = 65_535
 
 
 class Store(enum.StrEnum):
@@ -35,12 +40,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     home: str = ""
     streams_file: str = ""
     pg_dsn: str = ""
-    # Group commit: how many inbox messages one service instance takes per fetch.
-    fetch_batch: int = FETCH_BATCH
+    # Group commit: how many inbox messages one service instance takes per fetch (a fetch of 0
+    # is refused by nats-py on every attempt: a service would retry it for ever).
+    fetch_batch: Annotated[int, msgspec.Meta(ge=1, le=FETCH_BATCH_MAX)] = FETCH_BATCH
     # Seconds an unacknowledged inbox message waits before JetStream redelivers it.
-    ack_wait: float = 30.0
+    ack_wait: Annotated[float, msgspec.Meta(gt=0, le=WAIT_MAX_S)] = 30.0
     # `serve`: port of /healthz, /readyz and /metrics; 0 means no HTTP endpoint.
-    http_port: int = 0
+    http_port: Annotated[int, msgspec.Meta(ge=0, le=PORT_MAX)] = 0
     store: Store = Store.INDEPENDENT
     transport: Transport = Transport.JETSTREAM
 
@@ -65,19 +71,24 @@ _ENV = {
 def load_settings(**flags: object) -> Settings:
     """Defaults < environment < flags (a flag given as None counts as not given)."""
     values: dict[str, object] = {}
+    given: dict[str, str] = {}  # field -> where its value came from, for the error
     for field, var in _ENV.items():
         if os.environ.get(var):
-            values[field] = os.environ[var]
-    values.update({k: v for k, v in flags.items() if v is not None})
+            values[field], given[field] = os.environ[var], var
+    for field, value in flags.items():
+        if value is not None:
+            values[field], given[field] = value, f"--{field.replace('_', '-')}"
     for field, kind in (("store", Store), ("transport", Transport)):
         if field in values and str(values[field]) not in set(kind):
-            from eventsource.core.errors import ConfigError
-
             choices = " or ".join(kind)
             raise ConfigError(f"unknown {field} {str(values[field])!r:.40}: use {choices}")
     try:
         return msgspec.convert(values, Settings, strict=False)
     except msgspec.ValidationError as exc:
-        from eventsource.core.errors import ConfigError
+        found = _AT_FIELD.search(str(exc))
+        field = found[1] if found else ""
+        where = f" {given[field]}={str(values[field])[:40]}" if field in given else ""
+        raise ConfigError(f"bad setting{where}: {_AT_FIELD.sub('', str(exc))}") from None
 
-        raise ConfigError(f"bad setting: {exc}") from None
+
+_AT_FIELD = re.compile(r" - at `\$\.(\w+)`")

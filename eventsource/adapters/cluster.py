@@ -17,6 +17,7 @@ import msgspec
 from eventsource.adapters import nats_binary
 from eventsource.adapters.cluster_info import ClusterInfo, NodeInfo, NodeStatus
 from eventsource.adapters.nats_binary import is_nats_server
+from eventsource.adapters.nats_url import server_list
 from eventsource.core.errors import ConfigError, InfrastructureError
 from eventsource.settings import Settings
 
@@ -29,11 +30,6 @@ class _PortTaken(InfrastructureError):
     """A port picked as free was taken before nats-server could bind it."""
 
 
-def server_list(nats_url: str) -> list[str]:
-    """Split a comma-separated NATS_URL into the list that `nats.connect(servers=...)` needs."""
-    return [part.strip() for part in nats_url.split(",") if part.strip()]
-
-
 def dev_state_dir(settings: Settings) -> Path:
     return settings.home_path / "dev"
 
@@ -41,6 +37,7 @@ def dev_state_dir(settings: Settings) -> Path:
 def resolve_nats_url(settings: Settings) -> str:
     """NATS_URL if set, else the running dev cluster; every command finds its servers here."""
     if settings.nats_url:
+        server_list(settings.nats_url)  # a ConfigError now, rather than a connect that never ends
         return settings.nats_url
     info = load_cluster(dev_state_dir(settings))
     if info is not None and cluster_running(info):

@@ -12,10 +12,52 @@ from nats.js.errors import NotFoundError
 from eventsource.adapters.retry import transient_retry
 from eventsource.adapters.topology import Topology
 from eventsource.core.errors import ConfigError
+from eventsource.core.limits import PARTITIONS_MAX
 from eventsource.core.model import is_token
-from eventsource.core.subjects import PARTICIPANTS_BUCKET, RESERVED_NAMES, is_reserved
+from eventsource.core.subjects import (
+    PARTICIPANTS_BUCKET,
+    inbox_consumers,
+    is_reserved,
+    ledger_stream,
+    participant_problem,
+)
 
 TOPOLOGY_KEY = "_topology"
+_REINIT = (
+    "`natsbank streams init --force` records streams.yaml's count again (the one the ledger was "
+    "set up with)"
+)
+
+
+class TopologyRecord(msgspec.Struct, frozen=True):
+    """What `streams init` records under `_topology`."""
+
+    partitions: int = 1
+
+
+def partitions_from(value: bytes | None) -> int:
+    """The partition count of a `_topology` record, or a ConfigError: 0 would make every read
+    an empty answer, and a count above the streams that exist a failure on every read."""
+    try:
+        record = msgspec.json.decode(value or b"{}", type=TopologyRecord)
+    except msgspec.DecodeError as exc:  # also a ValidationError: JSON of another shape
+        raise ConfigError(
+            f"the registry's {TOPOLOGY_KEY} record is unreadable ({exc}): {_REINIT}"
+        ) from None
+    if not 1 <= record.partitions <= PARTITIONS_MAX:
+        raise ConfigError(
+            f"the registry's {TOPOLOGY_KEY} record says {record.partitions} partitions, not 1 to "
+            f"{PARTITIONS_MAX}: {_REINIT}"
+        )
+    return record.partitions
+
+
+def registration_problem(key: str, exc: Exception) -> ConfigError:
+    return ConfigError(
+        f"the registry's entry for {key!r:.40} is unreadable ({exc}): register the participant "
+        f"again (`natsbank accounts open {key:.40} ACCOUNT`), or remove the entry "
+        f"(`nats kv del {PARTICIPANTS_BUCKET} {key:.40}`)"
+    )
 
 
 class Registration(msgspec.Struct, frozen=True):
@@ -27,8 +69,12 @@ async def check_partitions(js, topology: Topology, *, force: bool) -> None:
     kv = await js.key_value(PARTICIPANTS_BUCKET)
     try:
         entry = await kv.get(TOPOLOGY_KEY)
-        recorded = msgspec.json.decode(entry.value or b"{}").get("partitions")
+        recorded = partitions_from(entry.value)
     except NotFoundError:
+        recorded = None
+    except ConfigError:  # unreadable: only --force writes streams.yaml's count over it
+        if not force:
+            raise
         recorded = None
     if recorded not in (None, topology.partitions) and not force:
         raise ConfigError(
@@ -51,15 +97,12 @@ async def partitions_of(nc: Client) -> int:
         entry = await transient_retry(read, what="read of the recorded partition count")
     except NotFoundError:
         raise ConfigError("the streams are not set up: run `natsbank streams init`") from None
-    return int(msgspec.json.decode(entry.value or b"{}").get("partitions", 1))
+    return partitions_from(entry.value)
 
 
 def require_participant_name(participant: str) -> None:
-    if not is_token(participant) or is_reserved(participant):
-        raise ConfigError(
-            f"{participant!r} cannot be a participant: use A-Z a-z 0-9 _ - (not starting with _), "
-            f"and none of {', '.join(sorted(RESERVED_NAMES))}"
-        )
+    if (problem := participant_problem(participant)) is not None:
+        raise ConfigError(problem)
 
 
 async def put_registration(js, registration: Registration) -> None:
@@ -88,7 +131,10 @@ async def _registered_participants_once(js) -> list[Registration]:
         if key.startswith("_"):  # the registry's own keys (_topology, _inboxes)
             continue
         entry = await kv.get(key)
-        registrations.append(msgspec.json.decode(entry.value, type=Registration))
+        try:
+            registrations.append(msgspec.json.decode(entry.value or b"", type=Registration))
+        except msgspec.DecodeError as exc:  # also a ValidationError: JSON of another shape
+            raise registration_problem(key, exc) from None
     return registrations
 
 
@@ -106,3 +152,37 @@ async def is_registered(nc: Client, participant: str) -> bool:
     if not is_token(participant) or is_reserved(participant):
         return False
     return await transient_retry(read, what=f"registry read of {participant}")
+
+
+async def require_registered(nc: Client, participants: list[str], partitions: int) -> None:
+    """Each participant has its registry entry and its inbox consumer on every partition: a
+    service of an unregistered participant would otherwise retry its fetches for ever. Reads,
+    retried through transient unavailability."""
+    js = nc.jetstream()
+    kv = await transient_retry(
+        functools.partial(js.key_value, PARTICIPANTS_BUCKET), what="read of the registry"
+    )
+    for participant in participants:
+        try:
+            await transient_retry(
+                functools.partial(kv.get, participant), what=f"read of participant {participant}"
+            )
+        except NotFoundError:  # nats-py: KeyNotFoundError, KeyDeletedError
+            raise ConfigError(
+                f"{participant} is not registered: run `natsbank accounts open {participant} "
+                "ACCOUNT`, or list it under participants in streams.yaml and run "
+                "`natsbank streams init`"
+            ) from None
+        for k in range(partitions):
+            for durable in inbox_consumers(participant, k):
+                stream = ledger_stream(k)
+                try:
+                    await transient_retry(
+                        functools.partial(js.consumer_info, stream, durable),
+                        what=f"read of consumer {stream}/{durable}",
+                    )
+                except NotFoundError:
+                    raise ConfigError(
+                        f"the inbox consumer {stream}/{durable} of {participant} is missing: "
+                        "run `natsbank streams init`"
+                    ) from None

@@ -19,6 +19,7 @@ from nats.js.api import (
 )
 
 from eventsource.core.errors import ConfigError
+from eventsource.core.limits import PARTITIONS_MAX
 from eventsource.core.messages import MAX_MESSAGE_BYTES
 from eventsource.core.subjects import (
     DEAD_LETTER_STREAM,
@@ -71,10 +72,11 @@ class InboxConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
             seconds(text)
         if self.backoff and seconds(self.backoff[0]) != seconds(self.ack_wait):
             raise ValueError("the server uses backoff[0] as the ack wait: make them equal")
+        # nats-server refuses the consumer otherwise (err_code 10116); -1 is "never give up".
         if self.max_deliver != -1 and self.max_deliver <= len(self.backoff):
             raise ValueError(
                 f"max_deliver must be -1 (never give up) or more than the {len(self.backoff)} "
-                "backoff steps"
+                "backoff values"
             )
 
 
@@ -87,8 +89,8 @@ class Topology(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     participants: list[str] = msgspec.field(default_factory=list)
 
     def __post_init__(self) -> None:
-        if not 1 <= self.partitions <= 64:
-            raise ValueError("partitions must be between 1 and 64")
+        if not 1 <= self.partitions <= PARTITIONS_MAX:
+            raise ValueError(f"partitions must be between 1 and {PARTITIONS_MAX}")
         if self.replicas != "auto" and self.replicas not in (1, 3, 5):
             raise ValueError("replicas must be auto, 1, 3 or 5")
 

@@ -7,7 +7,7 @@ from rich.table import Table
 
 from eventsource.adapters.topology import load_topology
 from eventsource.cli.common import console, on_ledger, print_json, settings
-from eventsource.cli.options import store_option
+from eventsource.cli.options import AccountArg, ParticipantArg, participant_option, store_option
 from eventsource.cli.render import account_line
 from eventsource.core.events import AccountSnapshot
 from eventsource.core.money import format_amount
@@ -18,8 +18,8 @@ app = typer.Typer(help="Open, fund, close and list accounts.", no_args_is_help=T
 
 @app.command("open")
 def open_(
-    participant: str,
-    account: str,
+    participant: ParticipantArg,
+    account: AccountArg,
     currency: str = typer.Option("EUR", "--currency", "-c", help="ISO 4217 code."),
     fund: str | None = typer.Option(None, "--fund", help="Initial funding, e.g. 100.00."),
     as_json: bool = typer.Option(False, "--json"),
@@ -40,8 +40,8 @@ def open_(
 
 @app.command("fund")
 def fund(
-    participant: str,
-    account: str,
+    participant: ParticipantArg,
+    account: AccountArg,
     amount: str,
     reference: str | None = typer.Option(None, "--ref", help="Funding reference."),
     as_json: bool = typer.Option(False, "--json"),
@@ -59,8 +59,8 @@ def fund(
 
 @app.command("close")
 def close(
-    participant: str,
-    account: str,
+    participant: ParticipantArg,
+    account: AccountArg,
     as_json: bool = typer.Option(False, "--json"),
     store: str | None = store_option(),
 ) -> None:
@@ -74,7 +74,7 @@ def close(
 
 @app.command("list")
 def list_(
-    participant: str | None = typer.Option(None, "--participant", "-p"),
+    participant: str | None = participant_option(),
     as_json: bool = typer.Option(False, "--json"),
     store: str | None = store_option(),
 ) -> None:

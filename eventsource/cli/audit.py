@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from eventsource.cli.common import console, on_ledger, print_json, settings
-from eventsource.cli.options import store_option
+from eventsource.cli.options import participant_option, seconds_option, store_option
 from eventsource.cli.projection_db import open_projection_db
 from eventsource.cli.render import print_audit
 from eventsource.core.errors import UsageError
@@ -26,9 +26,9 @@ def audit(
     ),
     dsn: str | None = typer.Option(None, "--dsn", help="Check I6 against this PostgreSQL."),
     sqlite: Path | None = typer.Option(None, "--sqlite", help="Check I6 against SQLite files."),
-    participant: str | None = typer.Option(None, "--participant", help="Its projection only."),
-    patience: float = typer.Option(
-        30.0, "--projection-wait", help="Seconds to let the projector catch up (I6)."
+    participant: str | None = participant_option("Its projection only."),
+    patience: float = seconds_option(
+        30.0, "--projection-wait", "Seconds to let the projector catch up (I6)."
     ),
     as_json: bool = typer.Option(False, "--json"),
     store: str | None = store_option(),

@@ -21,6 +21,7 @@ from benchmark.bench import (
 )
 from benchmark.faults import ProcessFaults
 from benchmark.projection import ProjectorChoice
+from eventsource.cli import edge
 from eventsource.cli.bench_report import (
     parse_losses,
     parse_scales,
@@ -92,7 +93,10 @@ def bench(
     ),
     nodes: int = typer.Option(3, "--nodes", help="1 or 3 nats-server nodes."),
     rate: float | None = typer.Option(
-        None, "--rate", help="Target transfers/s; full speed if not given."
+        None,
+        "--rate",
+        help="Target transfers/s; full speed if not given.",
+        callback=edge.checked(edge.rate, "--rate"),
     ),
     sync_interval: str | None = typer.Option(
         None, "--sync-interval", help="nats-server fsync interval, e.g. 'always'; default 2m."

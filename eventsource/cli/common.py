@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 import msgspec
 from nats.aio.client import Client
+from nats.js.errors import BadRequestError, NotFoundError
 from rich.console import Console
 
 from eventsource.adapters.cluster import resolve_nats_url
@@ -65,6 +66,13 @@ async def nats_connection(config: Settings) -> AsyncIterator[Client]:
     connecting = False
     try:
         yield nc
+    except NotFoundError as exc:  # a stream, consumer or bucket the recorded layout names
+        raise ConfigError(
+            f"NATS: {exc.description} (err_code {exc.err_code}): the streams are not as "
+            "recorded: run `natsbank streams init`"
+        ) from None
+    except BadRequestError as exc:  # a setting the server refuses (streams.yaml)
+        raise ConfigError(f"NATS refused it: {exc.description} (err_code {exc.err_code})") from None
     finally:
         with contextlib.suppress(Exception):
             await nc.drain()

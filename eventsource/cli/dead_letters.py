@@ -11,9 +11,9 @@ import msgspec
 import typer
 
 from eventsource.cli.common import console, nats_connection, print_json, run, settings
+from eventsource.cli.options import participant_option
 from eventsource.core.dead_letter_records import ITEM, DeadLetter, LetterFilter
 from eventsource.core.errors import UsageError
-from eventsource.core.model import is_token
 from eventsource.services import dead_letters as service
 
 app = typer.Typer(
@@ -34,9 +34,7 @@ _REASON = re.compile(r"[A-Za-z0-9_]{1,64}")
 @app.command("list")
 def list_(
     reason: str | None = typer.Option(None, "--reason", help="e.g. UNDECODABLE, ID_CONFLICT."),
-    participant: str | None = typer.Option(
-        None, "--participant", "-p", help="Whose service refused it."
-    ),
+    participant: str | None = participant_option("Whose service refused it."),
     since: str | None = typer.Option(
         None,
         "--since",
@@ -51,9 +49,7 @@ def list_(
     """Dead letters, oldest first: why, whose, what arrived, where from, retried or not."""
     if not 1 <= limit <= LIMIT_MAX:
         raise UsageError(f"--limit must be between 1 and {LIMIT_MAX}")
-    wanted = LetterFilter(
-        reason=_reason(reason), participant=_participant(participant), since_ms=_since(since)
-    )
+    wanted = LetterFilter(reason=_reason(reason), participant=participant, since_ms=_since(since))
     config = settings()
 
     async def main():
@@ -158,12 +154,6 @@ def _reason(text: str | None) -> str | None:
     if not _REASON.fullmatch(text):
         raise UsageError(f"--reason: {text!r:.80} is not a reason like UNDECODABLE")
     return text.upper()
-
-
-def _participant(text: str | None) -> str | None:
-    if text is not None and not is_token(text):
-        raise UsageError(f"--participant: {text!r:.80} is not a participant name")
-    return text
 
 
 def _since(text: str | None) -> int | None:

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from benchmark.demo import DemoOptions, run_demo
 from eventsource.adapters.cluster import dev_state_dir
+from eventsource.cli import edge
 from eventsource.cli.common import console, print_json, settings
 from eventsource.cli.options import store_option
 from eventsource.core.errors import UsageError
@@ -23,7 +24,13 @@ def register(app: typer.Typer) -> None:
 
 
 def demo(
-    transfers: int = typer.Option(3000, "--transfers", "-n", help="Random transfers to push."),
+    transfers: int = typer.Option(
+        3000,
+        "--transfers",
+        "-n",
+        help="Random transfers to push.",
+        callback=edge.checked(edge.transfers, "--transfers"),
+    ),
     participants: int = typer.Option(4, "--participants", min=2, max=26),
     instances: int = typer.Option(
         2, "--instances", min=1, max=8, help="Service processes, each serving every participant."

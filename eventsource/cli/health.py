@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import json
 
 import nats
 import typer
@@ -19,8 +18,9 @@ from nats.aio.client import Client
 from nats.js.errors import NotFoundError
 
 from eventsource.adapters.cluster import resolve_nats_url, server_list
-from eventsource.adapters.registry import TOPOLOGY_KEY
+from eventsource.adapters.registry import TOPOLOGY_KEY, partitions_from
 from eventsource.cli.common import console, print_json, run, settings
+from eventsource.cli.options import participant_option, seconds_option
 from eventsource.core.errors import NatsbankError
 from eventsource.core.subjects import (
     DEAD_LETTER_STREAM,
@@ -30,6 +30,7 @@ from eventsource.core.subjects import (
 )
 
 DEFAULT_TIMEOUT = 5.0
+PARTICIPANTS = participant_option("Also check this participant's inbox (repeatable).", default=())
 
 
 class Unhealthy(NatsbankError):
@@ -51,12 +52,8 @@ def register(app: typer.Typer) -> None:
 
 
 def health(
-    participants: list[str] = typer.Option(
-        [], "--participant", "-p", help="Also check this participant's inbox (repeatable)."
-    ),
-    timeout: float = typer.Option(
-        DEFAULT_TIMEOUT, "--timeout", help="Seconds for the whole check."
-    ),
+    participants: list[str] = PARTICIPANTS,
+    timeout: float = seconds_option(DEFAULT_TIMEOUT, "--timeout", "Seconds for the whole check."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Check NATS, JetStream, the ledger streams' leaders and the participants' inboxes."""
@@ -140,7 +137,7 @@ async def _partitions(registry) -> int:
         entry = await registry.get(TOPOLOGY_KEY)
     except NotFoundError:
         raise Unhealthy("the streams are not set up: run `natsbank streams init`") from None
-    return int(json.loads(entry.value or b"{}").get("partitions", 1))
+    return partitions_from(entry.value)
 
 
 async def _leader(js, stream: str) -> str:

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import math
 import re
+from typing import Annotated
 
 import msgspec
 import typer
 
+from eventsource.cli import edge
 from eventsource.core.errors import UsageError
 from eventsource.core.model import MAX_ATTEMPTS, MAX_DEADLINE_MS, TransferRequest
 
@@ -74,3 +76,22 @@ def with_limits(
             request = msgspec.structs.replace(request, max_attempts=attempts)
         limited.append(request)
     return limited
+
+
+# Names, ids and waits that several commands take, checked at the edge (cli/edge.py).
+ParticipantArg = Annotated[
+    str, typer.Argument(callback=edge.checked(edge.participant, "PARTICIPANT"))
+]
+AccountArg = Annotated[str, typer.Argument(callback=edge.checked(edge.account, "ACCOUNT"))]
+TransferIdArg = Annotated[str, typer.Argument(callback=edge.checked(edge.transfer_id, "ID"))]
+
+
+def participant_option(help: str | None = None, *, default: tuple[()] | None = None):
+    """`--participant`/`-p`: a participant name, not given, or (with a list default) several."""
+    check = edge.checked(edge.participant, "--participant")
+    return typer.Option(default, "--participant", "-p", help=help, callback=check)
+
+
+def seconds_option(default: float | None, flag: str, help: str):
+    """A wait in seconds: 0 up to WAIT_MAX_S (core/limits.py), never negative or NaN."""
+    return typer.Option(default, flag, help=help, callback=edge.checked(edge.seconds, flag))

@@ -23,6 +23,7 @@ from eventsource.cli.common import (
     stop_on_signals,
 )
 from eventsource.cli.common import settings as load_config
+from eventsource.cli.options import participant_option, seconds_option
 from eventsource.cli.projection_db import open_projection, open_projection_db
 from eventsource.core.errors import NatsbankError
 from eventsource.core.subjects import ledger_stream
@@ -41,7 +42,7 @@ DSN = typer.Option(
     None, "--dsn", help="PostgreSQL URL (default: NATSBANK_PG_DSN, then `dev up --postgres`)."
 )
 SQLITE = typer.Option(None, "--sqlite", help="A directory: one SQLite file per participant.")
-PARTICIPANT = typer.Option(None, "--participant", "-p", help="Project only this participant.")
+PARTICIPANT = participant_option("Project only this participant.")
 NAME = typer.Option(None, "--name", help="Projection name (default: postgres|sqlite[_P]).")
 
 
@@ -145,7 +146,7 @@ def wait(
     stream: str = typer.Option(
         ledger_stream(0), "--stream", help="The ledger stream of that position."
     ),
-    timeout: float = typer.Option(30.0, "--timeout", help="Seconds before giving up (exit 1)."),
+    timeout: float = seconds_option(30.0, "--timeout", "Seconds before giving up (exit 1)."),
     dsn: str | None = DSN,
     sqlite: Path | None = SQLITE,
     participant: str | None = PARTICIPANT,

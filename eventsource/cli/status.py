@@ -9,7 +9,12 @@ import typer
 
 from eventsource.bootstrap import open_ledger
 from eventsource.cli.common import console, nats_connection, print_json, run, settings
-from eventsource.cli.options import store_option
+from eventsource.cli.options import (
+    TransferIdArg,
+    participant_option,
+    seconds_option,
+    store_option,
+)
 from eventsource.cli.projection_db import open_projection, open_projection_db
 from eventsource.cli.render import describe, state_json
 from eventsource.core.errors import NatsbankError, UsageError
@@ -30,10 +35,8 @@ class ProjectionBehind(NatsbankError):
 
 
 def status(
-    transfer_id: str,
-    participant: str | None = typer.Option(
-        None, "--participant", "-p", help="The submitter (found if omitted)."
-    ),
+    transfer_id: TransferIdArg,
+    participant: str | None = participant_option("The submitter (found if omitted)."),
     wait_projection: bool = typer.Option(
         False,
         "--wait-projection",
@@ -46,7 +49,7 @@ def status(
     sqlite: Path | None = typer.Option(
         None, "--sqlite", help="With --wait-projection: the SQLite directory, one file a bank."
     ),
-    timeout: float = typer.Option(30.0, "--timeout", help="Seconds --wait-projection waits."),
+    timeout: float = seconds_option(30.0, "--timeout", "Seconds --wait-projection waits."),
     as_json: bool = typer.Option(False, "--json"),
     store: str | None = store_option(),
 ) -> None:

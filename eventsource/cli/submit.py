@@ -11,22 +11,27 @@ from ulid import ULID
 
 from benchmark.load import push
 from benchmark.workload import Bank, random_transfers
+from eventsource.cli import edge
 from eventsource.cli.common import console, on_ledger, print_json, settings
 from eventsource.cli.options import (
     attempts_option,
     deadline_option,
     parse_duration,
+    seconds_option,
     store_option,
     with_limits,
 )
 from eventsource.cli.render import describe, state_json
 from eventsource.core.errors import UsageError
-from eventsource.core.model import AccountRef, Outcome, TransferRequest
+from eventsource.core.model import AccountRef, TransferRequest
 from eventsource.services.ledger import Ledger
 from eventsource.services.submission import (
+    LineResult,
     SubmitReport,
-    digest_of,
+    Verdict,
+    line_results,
     precheck,
+    repeated_lines,
     submit_transfers,
 )
 
@@ -42,17 +47,32 @@ def submit_command(
     creditor: str | None = typer.Option(None, "--to", help="Creditor as PARTICIPANT/ACCOUNT."),
     amount: str | None = typer.Option(None, "--amount", help="Decimal string, e.g. 10.50."),
     currency: str = typer.Option("EUR", "--currency"),
-    transfer_id: str | None = typer.Option(None, "--id", help="Idempotency key (default: ULID)."),
+    transfer_id: str | None = typer.Option(
+        None,
+        "--id",
+        help="Idempotency key (default: a new ULID).",
+        callback=edge.checked(edge.transfer_id, "--id"),
+    ),
     comment: str = typer.Option("", "--comment"),
     file: Path | None = typer.Option(None, "--file", help="NDJSON file, one transfer per line."),
-    random_count: int | None = typer.Option(None, "--random", help="Submit N random transfers."),
-    rate: float | None = typer.Option(None, "--rate", help="Transfers per second for --random."),
+    random_count: int | None = typer.Option(
+        None,
+        "--random",
+        help="Submit N random transfers.",
+        callback=edge.checked(edge.transfers, "--random"),
+    ),
+    rate: float | None = typer.Option(
+        None,
+        "--rate",
+        help="Transfers per second for --random.",
+        callback=edge.checked(edge.rate, "--rate"),
+    ),
     seed: int = typer.Option(1, "--seed", help="Seed for --random."),
     deadline: str | None = deadline_option(),
     max_attempts: int | None = attempts_option(),
     wait: bool = typer.Option(False, "--wait", help="Wait for the final outcome."),
-    timeout: float | None = typer.Option(
-        None, "--timeout", help="Seconds to wait with --wait (default 60, or the deadline + 30)."
+    timeout: float | None = seconds_option(
+        None, "--timeout", "Seconds to wait with --wait (default 60, or the deadline + 30)."
     ),
     as_json: bool = typer.Option(False, "--json"),
     store: str | None = store_option(),
@@ -66,20 +86,20 @@ def submit_command(
     limited = deadline is not None or max_attempts is not None
     if limited and random_count is not None:
         raise UsageError("--deadline and --max-attempts go with one transfer or --file")
+    if rate is not None and random_count is None:
+        raise UsageError("--rate goes with --random")
     if timeout is None:
         timeout = max(60.0, parse_duration(deadline) / 1000 + 30) if deadline else 60.0
     if random_count is not None:
         on_ledger(config, lambda ledger: _random(ledger, random_count, rate, seed, as_json))
         return
-    requests = with_limits(
+    lines = (
         _read_file(file)
         if file
-        else [_one(debtor, creditor, amount, currency, transfer_id, comment)],
-        deadline,
-        max_attempts,
+        else [(0, _one(debtor, creditor, amount, currency, transfer_id, comment))]
     )
-    for request in requests:
-        precheck(request)
+    requests, repeats = _checked(lines, file, deadline, max_attempts)
+    distinct = [r for r, repeat in zip(requests, repeats, strict=True) if repeat is None]
 
     async def submit(ledger: Ledger) -> SubmitReport:
         if limited and not ledger.gives_up:
@@ -87,16 +107,29 @@ def submit_command(
                 f"--deadline and --max-attempts: the {ledger.store} store "
                 "never gives up (a transfer is applied in one step)"
             )
-        return await submit_transfers(ledger, requests, wait=wait, timeout=timeout)
+        return await submit_transfers(ledger, distinct, wait=wait, timeout=timeout)
 
-    _report(requests, on_ledger(config, submit), wait, as_json)
+    results = line_results(requests, repeats, on_ledger(config, submit), wait)
+    _report(results, [number for number, _ in lines], wait, as_json)
+
+
+def _checked(
+    lines: list[tuple[int, TransferRequest]], file: Path | None, deadline, attempts
+) -> tuple[list[TransferRequest], list[int | None]]:
+    """The requests with the command line's limits, each checked before anything is published,
+    and for each the index of an earlier line that it repeats."""
+    requests = with_limits([request for _, request in lines], deadline, attempts)
+    where = [f"{file}:{number}" if file else "" for number, _ in lines]
+    for request, at in zip(requests, where, strict=True):
+        precheck(request, at)
+    return requests, repeated_lines(requests, where)
 
 
 def _one(debtor, creditor, amount, currency, transfer_id, comment) -> TransferRequest:
     if creditor is None or amount is None:
         raise UsageError("--from needs --to and --amount")
     return TransferRequest(
-        id=transfer_id or str(ULID()),
+        id=str(ULID()) if transfer_id is None else transfer_id,
         debtor=_ref(debtor, "--from"),
         creditor=_ref(creditor, "--to"),
         amount=amount,
@@ -108,11 +141,12 @@ def _one(debtor, creditor, amount, currency, transfer_id, comment) -> TransferRe
 def _ref(text: str, flag: str) -> AccountRef:
     participant, slash, account = text.partition("/")
     if not slash or not participant or not account:
-        raise UsageError(f"{flag} must look like PARTICIPANT/ACCOUNT, got {text!r}")
-    return AccountRef(participant, account)
+        raise UsageError(f"{flag} must look like PARTICIPANT/ACCOUNT, got {text!r:.80}")
+    return AccountRef(edge.participant(participant, flag), edge.account(account, flag))
 
 
-def _read_file(path: Path) -> list[TransferRequest]:
+def _read_file(path: Path) -> list[tuple[int, TransferRequest]]:
+    """(line number, request) of each non-blank line."""
     requests = []
     try:
         lines = path.read_bytes().splitlines()
@@ -124,7 +158,7 @@ def _read_file(path: Path) -> list[TransferRequest]:
         if len(line) > MAX_LINE:
             raise UsageError(f"{path}:{number}: line is longer than {MAX_LINE} bytes")
         try:
-            requests.append(msgspec.json.decode(line, type=TransferRequest))
+            requests.append((number, msgspec.json.decode(line, type=TransferRequest)))
         except msgspec.DecodeError as exc:
             raise UsageError(f"{path}:{number}: {exc}") from None
     if not requests:
@@ -132,47 +166,59 @@ def _read_file(path: Path) -> list[TransferRequest]:
     return requests
 
 
-def _report(requests, report: SubmitReport, wait: bool, as_json: bool) -> None:
-    acks, outcomes, positions = report.acks, report.outcomes, report.positions
-    rejected = False
-    rows = []
-    seq_of = {i: a.sequence for a in acks for i in a.ids}
-    trace_of = {i: a.traceparent for a in acks for i in a.ids}
-    for request in requests:
-        state = outcomes.get(request.id)
-        if wait and state is not None and state.digest != digest_of(request):
-            rows.append(
-                {
-                    "id": request.id,
-                    "ack": seq_of[request.id],
-                    "outcome": "REJECTED",
-                    "cause": "ID_CONFLICT",
-                }
-            )
-            rejected = True
-            continue
-        row = {"id": request.id, "ack": seq_of[request.id]}
-        if trace_of.get(request.id):
-            row["traceparent"] = trace_of[request.id]
-        if wait:
-            row |= state_json(state) if state else {"outcome": None, "phase": "TIMEOUT"}
-            if request.id in positions:
-                row["stream"], row["position"] = positions[request.id]
-            rejected |= state is None or state.outcome is not Outcome.OK
-        rows.append(row)
+def _report(results: list[LineResult], numbers: list[int], wait: bool, as_json: bool) -> None:
+    """Each line's verdict, the same in text and JSON; exit 1 with --wait unless all are OK."""
     if as_json:
+        rows = [_row(result, numbers) for result in results]
         print_json(rows if len(rows) != 1 else rows[0])
     else:
-        for row, request in zip(rows, requests, strict=True):
-            line = f"ACK {request.id} (stream sequence {row['ack']})"
-            if wait:
-                state = outcomes.get(request.id)
-                line += " " + (describe(state) if state else "no outcome yet (timeout)")
-                if "position" in row:
-                    line += f", final at {row['stream']} position {row['position']}"
-            console.print(line, highlight=False)
-    if wait and rejected:
+        for result in results:
+            console.print(_text(result, numbers), highlight=False, soft_wrap=True)
+    if wait and any(result.verdict is not Verdict.OK for result in results):
         raise typer.Exit(1)
+
+
+def _row(result: LineResult, numbers: list[int]) -> dict:
+    row: dict = {"id": result.request.id, "ack": result.ack.sequence}
+    if result.ack.traceparent:
+        row["traceparent"] = result.ack.traceparent
+    if result.repeats is not None:
+        row["repeats_line"] = numbers[result.repeats]
+    match result.verdict:
+        case Verdict.ACKED:
+            pass
+        case Verdict.NO_OUTCOME:
+            row |= {"outcome": None, "phase": "TIMEOUT"}
+        case Verdict.ID_CONFLICT:  # refused: the outcome of the id is another content's
+            row |= {"outcome": "REJECTED", "cause": "ID_CONFLICT", "detail": _CONFLICT}
+        case _:
+            row |= state_json(result.state)
+    if result.position is not None:
+        row["stream"], row["position"] = result.position
+    return row
+
+
+_CONFLICT = "the id is already used with other content: this line was refused, never applied"
+
+
+def _text(result: LineResult, numbers: list[int]) -> str:
+    line = f"ACK {result.request.id} (stream sequence {result.ack.sequence})"
+    match result.verdict:
+        case Verdict.ACKED:
+            pass
+        case Verdict.NO_OUTCOME:
+            line += " no outcome yet (timeout)"
+        case Verdict.ID_CONFLICT:
+            line += f" REJECTED cause ID_CONFLICT: {_CONFLICT} (the id holds "
+            line += f"{result.state.transfer.amount} {result.state.transfer.currency}, "
+            line += f"{describe(result.state)})"
+        case _:
+            line += " " + describe(result.state)
+    if result.position is not None:
+        line += f", final at {result.position[0]} position {result.position[1]}"
+    if result.repeats is not None:
+        line += f" (repeats line {numbers[result.repeats]}: one transfer)"
+    return line
 
 
 async def _random(ledger: Ledger, count: int, rate: float | None, seed: int, as_json: bool):

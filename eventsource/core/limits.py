@@ -13,8 +13,12 @@ MAX_ITEMS_PER_GROUP = 300
 # it is split in halves and committed as two batches.
 MAX_BATCH_MESSAGES = 1000
 
+# --- Layout --------------------------------------------------------------------------------
+PARTITIONS_MAX = 64  # ledger partitions streams.yaml may declare
+
 # --- Fetching ------------------------------------------------------------------------------
 FETCH_BATCH = 256  # inbox messages one instance takes per fetch (NATSBANK_FETCH_BATCH)
+FETCH_BATCH_MAX = 10_000  # the most NATSBANK_FETCH_BATCH / --fetch-batch may ask for
 FETCH_WAIT_S = 1.0  # how long a fetch waits for the first message
 REBIND_PAUSE_S = 0.5  # after a failed fetch, before the consumer is bound again
 WINDOW_PAUSE_S = 0.05  # core mode: between looks at a full window
@@ -65,6 +69,13 @@ SUBMIT_TIMEOUT_S = 10.0  # the PubAck of a submission
 
 # --- Provisioning -------------------------------------------------------------------------
 INBOX_SYNC_ATTEMPTS_MAX = 20  # registrations racing to set the streams' inbox subjects
+
+# --- What a command accepts -----------------------------------------------------------------
+# The longest wait a command accepts (--timeout and the like): past the longest give-up
+# deadline (a week, core/model.py) and the 30 s `submit --wait` adds to it.
+WAIT_MAX_S = 8 * 24 * 3600.0
+SUBMIT_RANDOM_MAX = 10_000_000  # `submit --random N`: transfers
+SUBMIT_RATE_MAX = 1_000_000.0  # `submit --rate R`: transfers a second
 
 # --- Projections ---------------------------------------------------------------------------
 PROJECTION_POLL_S = 0.5  # between looks at a projection that is catching up

@@ -13,6 +13,7 @@ import zlib
 from collections.abc import Iterable
 
 from eventsource.core.messages import Kind
+from eventsource.core.model import is_token
 
 PREFIX = "nb"
 LEDGER_BUCKET_PREFIX = "ledger_"
@@ -66,6 +67,16 @@ def ledger_subjects(partition: int, participants: Iterable[str] = ()) -> list[st
 
 def is_reserved(participant: str) -> bool:
     return participant in RESERVED_NAMES or participant.startswith("_")
+
+
+def participant_problem(name: object) -> str | None:
+    """Why `name` cannot be a participant (it becomes a subject token and a key), or None."""
+    if is_token(name) and not is_reserved(name):  # type: ignore[arg-type]
+        return None
+    return (
+        f"{name!r:.40} cannot be a participant: use 1-64 of A-Z a-z 0-9 _ - (not starting "
+        f"with _), and none of {', '.join(sorted(RESERVED_NAMES))}"
+    )
 
 
 # State keys: the KV keys of the ledger bucket.

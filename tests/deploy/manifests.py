@@ -21,6 +21,8 @@ COMPOSE = ROOT / "compose.yaml"
 K8S = ROOT / "k8s"
 CONFIG = K8S / "config"
 IMAGE = "natsbank"
+_PARAMETER = re.compile(r"\$(\d|\w+|\{\w+\})")  # "$1", "$NAME", "${NAME}"
+_PARAMETER_VALUE = "shell-parameter"
 NATSBANK_VARIABLE = re.compile(r"^(NATS_URL|NATSBANK_\w+)$")
 # Shell operators and keywords that can stand before a command in the scripts.
 _SEPARATORS = re.compile(r"\|\||&&|[;|]")
@@ -70,7 +72,9 @@ def script_commands(script: Path, where: str) -> list[CommandLine]:
             while words and words[0] in _KEYWORDS:
                 words = words[1:]
             if words and words[0] == "natsbank":
-                found.append(CommandLine(f"{where} ({script.name})", tuple(words[1:])))
+                # The CLI checks names as it parses: a parameter stands for a plain name here.
+                argv = tuple(_PARAMETER_VALUE if _PARAMETER.fullmatch(w) else w for w in words)
+                found.append(CommandLine(f"{where} ({script.name})", argv[1:]))
     return found
 
 

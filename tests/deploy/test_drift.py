@@ -64,6 +64,8 @@ def problems(lines: list[CommandLine]) -> list[str]:
             parse(line.argv)
         except ClickException as exc:
             found.append(f"{line.where}: natsbank {' '.join(line.argv)}: {exc.format_message()}")
+        except ConfigError as exc:  # a name or a number the CLI checks as it parses
+            found.append(f"{line.where}: natsbank {' '.join(line.argv)}: {exc}")
     return found
 
 

@@ -1,5 +1,5 @@
 """`natsbank serve --http-port` answers /healthz, /readyz and /metrics from the real process: ready
-once its inbox consumers are bound (not ready, with the reason, when they cannot be), and the
+once its inbox consumers are bound (not ready, with the reason, when they are gone), and the
 metrics count exactly the transfers submitted. `--log-format json` writes only JSON lines, and a
 dead letter's line names the transfer and its trace id."""
 
@@ -17,7 +17,7 @@ from eventsource.adapters.cluster import resolve_nats_url
 from eventsource.adapters.jetstream import connect
 from eventsource.adapters.registry import partitions_of
 from eventsource.core import trace
-from eventsource.core.subjects import partition_of
+from eventsource.core.subjects import inbox_consumer, ledger_stream, partition_of
 from eventsource.settings import Settings
 from tests.e2e.cli import Cli
 from tests.e2e.polling import eventually
@@ -135,9 +135,30 @@ def test_probes_metrics_and_json_logs_of_a_real_serve(bank: Cli) -> None:
         assert {"ts", "level", "logger", "msg"} <= json.loads(line).keys()
 
 
-def test_readyz_says_why_a_participant_without_consumers_is_not_ready(bank: Cli) -> None:
+async def delete_inbox_consumers(home, participant: str) -> None:
+    nc = await connect(resolve_nats_url(Settings(home=str(home))))
+    try:
+        for k in range(await partitions_of(nc)):
+            await nc.jetstream().delete_consumer(ledger_stream(k), inbox_consumer(participant, k))
+    finally:
+        await nc.close()
+
+
+def test_readyz_says_why_a_participant_whose_consumers_are_gone_is_not_ready(bank: Cli) -> None:
+    """`serve` refuses a participant without consumers at start (one line, exit 2); one whose
+    consumers are deleted while it runs stays up, not ready, and says why."""
+    bank.json("accounts", "open", "bank-y", "y1", "--json")
     port = free_port()
-    with bank.background("serve", "bank-zz", "--http-port", str(port), log=bank.home / "zz.log"):
-        answer = eventually(lambda: get(port, "/readyz"), within=60, what="/readyz answers")
-        assert answer[0] == 503 and "bank-zz" in answer[1] and "consumer" in answer[1]
-        assert get(port, "/healthz") == (200, "ok\n")
+
+    def readyz(status: int):
+        return lambda: r if (r := get(port, "/readyz")) and r[0] == status else None
+
+    with bank.background("serve", "bank-y", "--http-port", str(port), log=bank.home / "y.log"):
+        eventually(readyz(200), within=60, what="/readyz answers 200")
+        asyncio.run(delete_inbox_consumers(bank.home, "bank-y"))
+        try:
+            answer = eventually(readyz(503), within=60, what="/readyz answers 503")
+            assert "bank-y" in answer[1] and "consumer" in answer[1]
+            assert get(port, "/healthz") == (200, "ok\n")
+        finally:
+            bank.json("streams", "init", "--json")  # gives bank-y its consumers again

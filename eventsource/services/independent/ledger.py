@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from nats.aio.client import Client
 
 from eventsource.adapters.provision import Change, apply_topology, register_participant
+from eventsource.adapters.registry import require_registered
 from eventsource.adapters.topology import Topology
 from eventsource.adapters.views import list_accounts, list_transfers
 from eventsource.core.events import AccountSnapshot, TransferState
@@ -48,7 +49,8 @@ class IndependentLedger(AccountBook):
         await register_participant(self.nc, topology, participant)
 
     async def require(self, participants: Sequence[str] = ()) -> None:
-        return None  # the registry's topology record was read when this ledger was opened
+        # The registry's topology record was read when this ledger was opened.
+        await require_registered(self.nc, list(participants), self.partitions)
 
     def space_of(self, participant: str) -> KeySpace:
         return partition_space(self.home_of(participant))
