@@ -2,9 +2,10 @@
 onto the inbox subject of a participant nobody registered matches no stream, so it is never
 ACKed (a 503 "no responders", like every publish no stream takes) and never sits unprocessed.
 
-The registry is the source of truth. Every registration recomputes the streams' subjects from
-the whole registry and then advances a version key with a compare-and-set; a writer that lost
-the race computes again, so two registrations at once never leave one of them out."""
+The registry is the source of truth. Every registration adds to the streams' subjects those of
+the whole registry (never removing one) and then advances a version key with a compare-and-set;
+a writer that lost the race adds again, so two registrations at once never leave one of them
+out, and a registry read that lags behind can only add less, not take away."""
 
 from __future__ import annotations
 
@@ -62,10 +63,13 @@ async def _revision(kv) -> int:
 
 
 async def _set_subjects(js, stream: str, subjects: list[str]) -> None:
-    """Idempotent: sets the list, whatever it was."""
+    """Adds what is missing; never removes a subject (a registration is never undone, and a
+    registry read that lags must not close an inbox). Idempotent."""
     info = await js.stream_info(stream)
-    if sorted(info.config.subjects or []) != sorted(subjects):
-        info.config.subjects = subjects
+    current = info.config.subjects or []
+    missing = [s for s in subjects if s not in current]
+    if missing:
+        info.config.subjects = [*current, *missing]
         await js.update_stream(info.config)
 
 

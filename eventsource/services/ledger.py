@@ -95,7 +95,7 @@ class AccountBook:
     nc: Client
     _registered: set[str]  # participants seen in the registry (a registration is never undone)
 
-    async def require_registered(self, participant: str) -> None:
+    async def check_submitter(self, participant: str) -> None:
         """Refuse, before any ACK, a submission from a participant nobody registered: its
         inbox takes no message (docs/PROTOCOL.md section 3, Registration)."""
         if participant in self._registered:

@@ -74,7 +74,7 @@ class IndependentLedger(AccountBook):
     async def submit(
         self, submitter: str, requests: list[TransferRequest], traceparent: str | None = None
     ) -> Submitted:
-        await self.require_registered(submitter)
+        await self.check_submitter(submitter)
         return await client.submit(
             self.nc, self.partitions, submitter, requests, traceparent=traceparent
         )

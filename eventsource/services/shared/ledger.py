@@ -61,7 +61,7 @@ class SharedLedger(AccountBook):
     async def submit(
         self, submitter: str, requests: list[TransferRequest], traceparent: str | None = None
     ) -> Submitted:
-        await self.require_registered(submitter)
+        await self.check_submitter(submitter)
         return await client.submit_shared(self.nc, submitter, requests, traceparent=traceparent)
 
     async def record(self, submitter: str, transfer_id: str) -> Record | None:
