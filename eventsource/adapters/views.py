@@ -1,9 +1,12 @@
-"""Reads of the state held in the ledger buckets: the latest revision of every key, in one pass."""
+"""Reads of the state held in the ledger buckets and the registry: the latest revision of every
+key, in one pass. Exact: `read_messages` reads until it reached what the stream leader has."""
 
 from __future__ import annotations
 
+import msgspec
 from nats.aio.client import Client
 
+from eventsource.adapters.provision import TOPOLOGY_KEY, Registration
 from eventsource.adapters.stream_reader import read_messages
 from eventsource.core.events import (
     AccountSnapshot,
@@ -11,17 +14,41 @@ from eventsource.core.events import (
     account_event_decoder,
     transfer_event_decoder,
 )
-from eventsource.core.subjects import ledger_bucket
+from eventsource.core.subjects import PARTICIPANTS_BUCKET, ledger_bucket
+
+KV_OPERATION = "KV-Operation"  # a KV delete or purge marker carries it (ADR-8)
+
+
+async def kv_revisions(
+    nc: Client, bucket: str, key_filter: str = ">"
+) -> dict[str, tuple[bytes, int]]:
+    """key -> (latest value, its stream sequence), with one ephemeral consumer (last message
+    per subject, then whatever came after it: the last one seen wins)."""
+    prefix = f"$KV.{bucket}."
+    latest: dict[str, tuple[bytes, int]] = {}
+    reading = read_messages(nc, f"KV_{bucket}", [prefix + key_filter], last_per_subject=True)
+    async for msg in reading:
+        key = msg.subject[len(prefix) :]
+        if (msg.headers or {}).get(KV_OPERATION):
+            latest.pop(key, None)  # deleted or purged
+        else:
+            latest[key] = (msg.data, msg.metadata.sequence.stream)
+    return latest
 
 
 async def kv_latest(nc: Client, bucket: str, key_filter: str = ">") -> dict[str, bytes]:
-    """key -> latest value, read with one ephemeral consumer (last message per subject)."""
-    prefix = f"$KV.{bucket}."
+    """key -> latest value."""
+    return {key: data for key, (data, _) in (await kv_revisions(nc, bucket, key_filter)).items()}
+
+
+async def registered_names(nc: Client) -> set[str]:
+    """The participants in the registry, exactly (`provision.registered_participants` reads
+    them through the KV API, which a lagging replica may answer)."""
+    values = await kv_latest(nc, PARTICIPANTS_BUCKET)
     return {
-        msg.subject[len(prefix) :]: msg.data
-        async for msg in read_messages(
-            nc, f"KV_{bucket}", [prefix + key_filter], last_per_subject=True
-        )
+        msgspec.json.decode(data, type=Registration).participant
+        for key, data in values.items()
+        if key != TOPOLOGY_KEY
     }
 
 
