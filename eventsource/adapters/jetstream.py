@@ -15,6 +15,7 @@ import nats
 from nats.aio.client import Client
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
+from nats.js.errors import NotFoundError
 
 from eventsource.adapters.retry import TRANSIENT_RETRY_SECONDS, is_transient_reply, transient_retry
 from eventsource.core.errors import (
@@ -183,6 +184,8 @@ async def _leader_info_last(nc: Client, stream: str, timeout: float) -> int:
     reply = await nc.request(f"$JS.API.STREAM.INFO.{stream}", b"", timeout=timeout)
     body = json.loads(reply.data)
     error = body.get("error")
+    if error and error.get("code") == NOT_FOUND:  # no such stream: as nats-py says it
+        raise NotFoundError(NOT_FOUND, error.get("description"), error.get("err_code"), stream)
     if error:
         refused = TemporarilyUnavailable if _transient(error) else InfrastructureError
         raise refused(f"stream info of {stream} failed: {error}")
