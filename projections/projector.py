@@ -82,6 +82,7 @@ class Projector:
         self.stats = ProjectorStats()
         self.leading = asyncio.Event()
         self.bound: set[int] = set()  # partitions whose consumer this run has (re-)created
+        self.reached: dict[str, int] = {}  # stream -> the position its last applied batch stored
 
     async def run(self, stop: asyncio.Event) -> None:
         """Wait to be the active projector, then follow every partition until `stop`; back to
@@ -245,6 +246,7 @@ class Projector:
                     for msg in msgs:
                         with contextlib.suppress(Exception):
                             await msg.in_progress()
+        self.reached[stream] = last_seq
         self.stats.batches += 1
         self.stats.applied += applied
         self.stats.skipped += len(events) - applied

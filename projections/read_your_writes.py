@@ -6,6 +6,11 @@ from __future__ import annotations
 import asyncio
 import time
 
+from nats.aio.client import Client
+
+from eventsource.adapters.jetstream import leader_last_sequence
+from eventsource.core.subjects import ledger_stream
+from projections.projector import state_filter
 from projections.store import ProjectionDb
 
 POLL = 0.05
@@ -23,6 +28,20 @@ async def wait_applied(
         if all(applied[s] >= seq for s, seq in wanted.items()) or time.monotonic() > deadline:
             return applied
         await asyncio.sleep(POLL)
+
+
+async def leader_positions(
+    nc: Client, partitions: int, participant: str | None = None
+) -> dict[str, int]:
+    """Per ledger stream, the sequence of the last state event a projection (of `participant`,
+    or of everyone) takes, as the stream leader has it now: what a rebuild must reach. A
+    consumer's "nothing pending" is no proof, as its replica may lag."""
+    return {
+        ledger_stream(k): await leader_last_sequence(
+            nc, ledger_stream(k), [state_filter(k, participant)]
+        )
+        for k in range(partitions)
+    }
 
 
 def behind(wanted: dict[str, int], applied: dict[str, int]) -> list[str]:

@@ -15,6 +15,7 @@ import nats
 from nats.aio.client import Client
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
+from nats.js.errors import NotFoundError
 
 from eventsource.adapters.retry import TRANSIENT_RETRY_SECONDS, is_transient_reply, transient_retry
 from eventsource.core.errors import (
@@ -165,6 +166,51 @@ async def first_sequence_from(
     get = functools.partial(_leader_get, nc, stream, request, subject_filter)
     found = await transient_retry(get, what=f"read of {stream} after {start}")
     return None if found is None else found[1]
+
+
+async def leader_last_sequence(
+    nc: Client,
+    stream: str,
+    filters: Sequence[str] | None = None,
+    *,
+    timeout: float = READ_TIMEOUT_S,
+    retry_seconds: float = TRANSIENT_RETRY_SECONDS,
+) -> int:
+    """The stream's last sequence as its leader has it; with `filters`, the last sequence of a
+    message on any of them (0: none). What an exact read must reach (`read_messages`).
+
+    Both requests are answered by the stream leader alone: STREAM.INFO (nats-server answers it
+    from a member only while the group has no leader, and then names no leader: refused here
+    as transient) and STREAM.MSG.GET with `last_by_subj`, which takes a wildcard."""
+    if not filters:
+        read = functools.partial(_leader_info_last, nc, stream, timeout)
+    else:
+        read = functools.partial(_leader_filtered_last, nc, stream, list(filters), timeout)
+    return await transient_retry(
+        read, what=f"read of {stream}'s last sequence", retry_seconds=retry_seconds
+    )
+
+
+async def _leader_info_last(nc: Client, stream: str, timeout: float) -> int:
+    reply = await nc.request(f"$JS.API.STREAM.INFO.{stream}", b"", timeout=timeout)
+    body = json.loads(reply.data)
+    error = body.get("error")
+    if error and error.get("code") == NOT_FOUND:  # no such stream: as nats-py says it
+        raise NotFoundError(NOT_FOUND, error.get("description"), error.get("err_code"), stream)
+    if error:
+        refused = TemporarilyUnavailable if _transient(error) else InfrastructureError
+        raise refused(f"stream info of {stream} failed: {error}")
+    if not (body.get("cluster") or {}).get("leader"):
+        raise TemporarilyUnavailable(f"stream info of {stream} came from a member without a leader")
+    return int(body["state"]["last_seq"])
+
+
+async def _leader_filtered_last(nc: Client, stream: str, filters: list[str], timeout: float) -> int:
+    last = 0
+    for subject in filters:
+        found = await _leader_get(nc, stream, {"last_by_subj": subject}, subject, timeout)
+        last = max(last, found[1] if found is not None else 0)
+    return last
 
 
 async def _leader_get(

@@ -10,6 +10,7 @@ from nats.aio.client import Client
 from nats.js.errors import NotFoundError
 
 from eventsource.adapters.retry import transient_retry
+from eventsource.adapters.stream_reader import read_messages
 from eventsource.adapters.topology import Topology
 from eventsource.core.errors import ConfigError
 from eventsource.core.limits import PARTITIONS_MAX
@@ -23,6 +24,8 @@ from eventsource.core.subjects import (
 )
 
 TOPOLOGY_KEY = "_topology"
+REGISTRY_STREAM = f"KV_{PARTICIPANTS_BUCKET}"
+KV_OPERATION = "KV-Operation"  # a KV delete or purge marker carries it (ADR-8)
 _REINIT = (
     "`natsbank streams init --force` records streams.yaml's count again (the one the ledger was "
     "set up with)"
@@ -112,27 +115,25 @@ async def put_registration(js, registration: Registration) -> None:
 
 
 async def registered_participants(nc: Client) -> list[Registration]:
-    read = functools.partial(_registered_participants_once, nc.jetstream())
-    return await transient_retry(read, what="read of the participant registry")
-
-
-async def _registered_participants_once(js) -> list[Registration]:
+    """Every registration, exactly: read to the registry stream's last sequence as its leader
+    has it (a KV listing may be answered by a replica that lags, and a registration it missed
+    would be missed by whoever decides from it)."""
+    prefix = f"$KV.{PARTICIPANTS_BUCKET}."
+    latest: dict[str, bytes] = {}
     try:
-        kv = await js.key_value(PARTICIPANTS_BUCKET)
-        keys = await kv.keys()
+        reading = read_messages(nc, REGISTRY_STREAM, [f"{prefix}>"], last_per_subject=True)
+        async for msg in reading:
+            key = msg.subject[len(prefix) :]
+            if (msg.headers or {}).get(KV_OPERATION):
+                latest.pop(key, None)  # deleted or purged
+            elif not key.startswith("_"):  # the registry's own keys (_topology, _inboxes)
+                latest[key] = msg.data
     except NotFoundError:
-        return []
-    except Exception as exc:  # nats-py raises NoKeysError for an empty bucket
-        if type(exc).__name__ == "NoKeysError":
-            return []
-        raise
+        return []  # not set up yet
     registrations = []
-    for key in keys:
-        if key.startswith("_"):  # the registry's own keys (_topology, _inboxes)
-            continue
-        entry = await kv.get(key)
+    for key in sorted(latest):
         try:
-            registrations.append(msgspec.json.decode(entry.value or b"", type=Registration))
+            registrations.append(msgspec.json.decode(latest[key], type=Registration))
         except msgspec.DecodeError as exc:  # also a ValidationError: JSON of another shape
             raise registration_problem(key, exc) from None
     return registrations

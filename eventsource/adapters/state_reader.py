@@ -9,20 +9,24 @@ import functools
 import logging
 from collections import OrderedDict
 
-import msgspec
 from nats.aio.client import Client
-from nats.js.errors import NotFoundError
 
 from eventsource.adapters.jetstream import read_last
-from eventsource.adapters.retry import transient_retry
+from eventsource.adapters.registry import REGISTRY_STREAM
 from eventsource.core.account import Account
 from eventsource.core.events import (
     TransferState,
     account_event_decoder,
     transfer_event_decoder,
 )
+from eventsource.core.model import is_token
 from eventsource.core.quarantine import Quarantined, decode_stored
-from eventsource.core.subjects import PARTICIPANTS_BUCKET, ledger_stream, state_subject
+from eventsource.core.subjects import (
+    PARTICIPANTS_BUCKET,
+    is_reserved,
+    ledger_stream,
+    state_subject,
+)
 
 State = TransferState | Account
 log = logging.getLogger("natsbank.state")
@@ -110,21 +114,18 @@ class StateReader:
             self._cache.popitem(last=False)
 
     async def known_participants(self, names: set[str]) -> frozenset[str]:
-        """Registered participants among `names`; a miss is re-checked every time. Reads,
-        retried through transient unavailability."""
-        unknown = names - self._known
-        if unknown:
-            bucket = functools.partial(self._nc.jetstream().key_value, PARTICIPANTS_BUCKET)
-            kv = await transient_retry(bucket, what="read of the participant registry")
-            for name in unknown:
-                try:
-                    await transient_retry(
-                        functools.partial(kv.get, name), what=f"read of participant {name}"
-                    )
-                    self._known.add(name)
-                except (NotFoundError, msgspec.ValidationError):
-                    pass
-                except Exception as exc:  # nats-py raises KeyNotFoundError subclasses
-                    if "NotFound" not in type(exc).__name__:
-                        raise
+        """Registered participants among `names`; a miss is re-checked every time. A miss
+        refuses a transfer for good (UNKNOWN_PARTICIPANT), so names not yet known are read
+        from the registry's stream leader: a replica that is catching up may not have a
+        registration yet. Reads, retried through transient unavailability."""
+        unknown = sorted(n for n in names - self._known if is_token(n) and not is_reserved(n))
+        found = await asyncio.gather(
+            *(
+                read_last(
+                    self._nc, REGISTRY_STREAM, f"$KV.{PARTICIPANTS_BUCKET}.{name}", leader=True
+                )
+                for name in unknown
+            )
+        )
+        self._known |= {name for name, last in zip(unknown, found, strict=True) if last}
         return frozenset(names & self._known)

@@ -1,20 +1,58 @@
-"""Read a whole stream (or the last message per subject) with an ephemeral consumer that
-survives leader changes: on a transient error (`adapters/retry.py`) it is re-created where it
-left off. A read is always safe to repeat."""
+"""Read a whole stream (or the last message per subject) exactly, with ephemeral consumers.
+
+An ephemeral consumer is placed by the meta leader on a random replica of the stream (R1, not
+necessarily the stream leader) and reads that replica's copy. A replica that restarted and is
+catching up holds a prefix of the stream, and its consumer reports "nothing pending" at the end
+of that prefix (nats-server 2.15.1: one placed on a follower just restarted reported 295,740
+messages while the leader had 314,501; `accounts list` then showed old balances). So
+a read first asks the stream leader how far the stream goes (`leader_last_sequence`), and ends
+only once it got that far; short of it, it goes on from where it stopped with a new consumer,
+after a pause, within a bound. The same resumption survives leader changes and lost consumers
+(`adapters/retry.py`). A read is always safe to repeat.
+"""
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
+from eventsource.adapters.jetstream import leader_last_sequence
 from eventsource.adapters.retry import TRANSIENT_RETRY_SECONDS, Backoff, is_transient
+from eventsource.core.errors import ReplicaBehind
+from eventsource.core.limits import (
+    READ_CONSUMER_INACTIVE_S,
+    STREAM_READ_FETCH,
+    STREAM_READ_FETCH_WAIT_S,
+)
 
 CONSUMER_NOT_FOUND = 10014
+
+
+@dataclass
+class _Cursor:
+    """Where a read stands: the highest sequence it has handed out, and whether it still has
+    to take the last message per subject (before that pass ends, nothing counts as read)."""
+
+    reached: int
+    last_per_subject: bool
+
+    def config(self, filters: list[str] | None) -> ConsumerConfig:
+        return ConsumerConfig(
+            ack_policy=AckPolicy.NONE,
+            deliver_policy=DeliverPolicy.LAST_PER_SUBJECT
+            if self.last_per_subject
+            else DeliverPolicy.BY_START_SEQUENCE,
+            opt_start_seq=None if self.last_per_subject else self.reached + 1,
+            filter_subjects=filters if filters and len(filters) > 1 else None,
+            filter_subject=filters[0] if filters and len(filters) == 1 else None,
+            inactive_threshold=READ_CONSUMER_INACTIVE_S,
+        )
 
 
 async def read_messages(
@@ -25,53 +63,63 @@ async def read_messages(
     start_seq: int = 1,
     last_per_subject: bool = False,
     retry_seconds: float = TRANSIENT_RETRY_SECONDS,
-    fetch: int = 2000,
+    fetch: int = STREAM_READ_FETCH,
 ) -> AsyncIterator[Msg]:
-    """Every stored message (from `start_seq`), or with `last_per_subject` the latest per
-    subject. Ends when the consumer has nothing pending. A failure is retried for up to
-    `retry_seconds` since the last progress (since the start for a last-per-subject read,
-    which starts over each time)."""
-    js = nc.jetstream()
-    next_seq = start_seq
+    """Every stored message (from `start_seq`) in stream order, or with `last_per_subject` the
+    latest per subject, then any later ones in order: keep the last one seen per subject.
+
+    Exact: it ends only after a message at or past the leader's last matching sequence, taken
+    before the read (no message matches: nothing to reach). A failure or a short read is
+    retried for up to `retry_seconds` since the last progress; then InfrastructureError.
+    """
+    target = await leader_last_sequence(nc, stream, filters, retry_seconds=retry_seconds)
+    cursor = _Cursor(start_seq - 1, last_per_subject)
     backoff = Backoff(f"read of stream {stream}", retry_seconds)
     while True:
-        config = ConsumerConfig(
-            ack_policy=AckPolicy.NONE,
-            deliver_policy=DeliverPolicy.LAST_PER_SUBJECT
-            if last_per_subject
-            else DeliverPolicy.BY_START_SEQUENCE,
-            opt_start_seq=None if last_per_subject else next_seq,
-            filter_subjects=filters if filters and len(filters) > 1 else None,
-            filter_subject=filters[0] if filters and len(filters) == 1 else None,
-            inactive_threshold=30.0,
-        )
-        sub = None
+        before = cursor.reached
         try:
-            sub = await js.pull_subscribe(
-                filters[0] if filters and len(filters) == 1 else "", stream=stream, config=config
+            async for msg in _one_pass(nc, stream, filters, cursor, fetch):
+                yield msg
+            if cursor.reached >= target:
+                return
+            error: Exception = ReplicaBehind(
+                f"a replica behind the leader answered: read reached sequence "
+                f"{cursor.reached} of {target}"
             )
-            remaining = (await sub.consumer_info()).num_pending
-            while remaining > 0:
-                msgs = await sub.fetch(min(remaining, fetch), timeout=5.0)
-                for msg in msgs:
-                    yield msg
-                    next_seq = msg.metadata.sequence.stream + 1
-                if msgs and not last_per_subject:
-                    backoff.restart()
-                remaining = msgs[-1].metadata.num_pending if msgs else 0
-            return
         except NotFoundError as exc:
             if exc.err_code != CONSUMER_NOT_FOUND:
                 raise  # the stream itself is missing
-            error: Exception = exc  # our ephemeral consumer was lost with its server
+            error = exc  # our ephemeral consumer was lost with its server
         except Exception as exc:
             if not is_transient(exc):
                 raise
             error = exc
-        finally:
-            if sub is not None:
-                with contextlib.suppress(Exception):  # it may be gone with its server
-                    await sub.unsubscribe()
-        # A full stream read resumes after the last message it yielded. A last-per-subject read
-        # starts over; its callers keep a dict, so repeats are harmless.
+        if cursor.last_per_subject:
+            cursor.reached = start_seq - 1  # a cut-short first pass counts for nothing
+        elif cursor.reached > before:
+            backoff.restart()
         await backoff.pause(error)
+
+
+async def _one_pass(
+    nc: Client, stream: str, filters: list[str] | None, cursor: _Cursor, fetch: int
+) -> AsyncIterator[Msg]:
+    """What one ephemeral consumer has, up to its "nothing pending". A last-per-subject pass
+    that got that far is done: what follows is read from the sequence after it."""
+    js = nc.jetstream()
+    sub = None
+    try:
+        bind = filters[0] if filters and len(filters) == 1 else ""
+        sub = await js.pull_subscribe(bind, stream=stream, config=cursor.config(filters))
+        remaining = (await sub.consumer_info()).num_pending
+        while remaining > 0:
+            msgs = await sub.fetch(min(remaining, fetch), timeout=STREAM_READ_FETCH_WAIT_S)
+            for msg in msgs:
+                cursor.reached = max(cursor.reached, msg.metadata.sequence.stream)
+                yield msg
+            remaining = msgs[-1].metadata.num_pending if msgs else 0
+        cursor.last_per_subject = False
+    finally:
+        if sub is not None:
+            with contextlib.suppress(Exception):  # it may be gone with its server
+                await sub.unsubscribe()

@@ -1,4 +1,5 @@
-"""Reads of the state held in the ledger buckets: the latest revision of every key, in one pass."""
+"""Reads of the state held in the ledger buckets and the registry: the latest revision of every
+key, in one pass. Exact: `read_messages` reads until it reached what the stream leader has."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import logging
 
 from nats.aio.client import Client
 
+from eventsource.adapters.registry import KV_OPERATION
 from eventsource.adapters.stream_reader import read_messages
 from eventsource.core.events import (
     AccountSnapshot,
@@ -16,18 +18,30 @@ from eventsource.core.events import (
 from eventsource.core.quarantine import decode_each
 from eventsource.core.subjects import ledger_bucket
 
+
+async def kv_revisions(
+    nc: Client, bucket: str, key_filter: str = ">"
+) -> dict[str, tuple[bytes, int]]:
+    """key -> (latest value, its stream sequence), with one ephemeral consumer (last message
+    per subject, then whatever came after it: the last one seen wins)."""
+    prefix = f"$KV.{bucket}."
+    latest: dict[str, tuple[bytes, int]] = {}
+    reading = read_messages(nc, f"KV_{bucket}", [prefix + key_filter], last_per_subject=True)
+    async for msg in reading:
+        key = msg.subject[len(prefix) :]
+        if (msg.headers or {}).get(KV_OPERATION):
+            latest.pop(key, None)  # deleted or purged
+        else:
+            latest[key] = (msg.data, msg.metadata.sequence.stream)
+    return latest
+
+
 log = logging.getLogger("natsbank.views")
 
 
 async def kv_latest(nc: Client, bucket: str, key_filter: str = ">") -> dict[str, bytes]:
-    """key -> latest value, read with one ephemeral consumer (last message per subject)."""
-    prefix = f"$KV.{bucket}."
-    return {
-        msg.subject[len(prefix) :]: msg.data
-        async for msg in read_messages(
-            nc, f"KV_{bucket}", [prefix + key_filter], last_per_subject=True
-        )
-    }
+    """key -> latest value."""
+    return {key: data for key, (data, _) in (await kv_revisions(nc, bucket, key_filter)).items()}
 
 
 async def state_values(nc: Client, partitions: int, key_filter: str) -> dict[str, bytes]:

@@ -30,10 +30,9 @@ from eventsource.core.subjects import ledger_stream
 from projections.projector import (
     Projector,
     backlog,
-    caught_up,
     delete_consumers,
 )
-from projections.read_your_writes import wait_applied
+from projections.read_your_writes import behind, leader_positions, wait_applied
 from projections.store import ProjectionDb
 
 app = typer.Typer(help="The projector: ledger events into PostgreSQL or SQLite, exactly once.")
@@ -187,13 +186,14 @@ def rebuild(
         async with _session(store) as (nc, partitions):
             if not await store.try_lead(projection):
                 raise ProjectorBusy(f"a projector of {projection} is running: stop it first")
+            targets = await leader_positions(nc, partitions, participant)
             await delete_consumers(nc, projection, partitions)
             await store.reset()
             projector = Projector(nc, store, partitions, name=projection, participant=participant)
             task = asyncio.create_task(projector.run(stop))
             while not follow and not stop.is_set() and not task.done():
                 await asyncio.sleep(0.5)
-                if await caught_up(nc, projection, partitions):
+                if not behind(targets, projector.reached):  # what the leader had at the start
                     stop.set()
             await task
         console.print(f"{projection}: rebuilt", highlight=False)

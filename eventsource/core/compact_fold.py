@@ -17,7 +17,7 @@ import msgspec
 
 from eventsource.core.account import EntryKind
 from eventsource.core.errors import DomainError
-from eventsource.core.events import TransferEvent, TransferState
+from eventsource.core.events import AccountEvent, TransferEvent, TransferState
 from eventsource.core.fold import Fold
 from eventsource.core.model import Outcome, Side
 from eventsource.core.protocol import Phase
@@ -44,6 +44,12 @@ class TransferMark(msgspec.Struct, gc=False):
 @dataclass
 class CompactFold(Fold):
     transfers: dict[str, TransferMark] = field(default_factory=dict)  # type: ignore[assignment]
+    # Stream sequence of each account's latest event: the revision KV must return (I5).
+    account_seqs: dict[str, int] = field(default_factory=dict)
+
+    def fold_account(self, key: str, event: AccountEvent, seq: int) -> None:
+        self.account_event(key, event)
+        self.account_seqs[key] = seq
 
     def fold_transfer(self, key: str, event: TransferEvent, seq: int) -> None:
         self.transfer_event(key, event)

@@ -49,6 +49,11 @@ class TemporarilyUnavailable(InfrastructureError):
     operation may be repeated as it is. `adapters/retry.py` retries it, with a bound."""
 
 
+class ReplicaBehind(TemporarilyUnavailable):
+    """A read that must be exact reached less than the stream leader holds: a replica that is
+    still catching up answered it. Read again (a bounded retry); never report the part read."""
+
+
 class DeadLetterFailed(InfrastructureError):
     """A dead letter was not stored after a bounded number of attempts (DEADLETTER missing,
     without a leader, or refusing it). Nothing was stored: the poison message must stay

@@ -77,5 +77,12 @@ WAIT_MAX_S = 8 * 24 * 3600.0
 SUBMIT_RANDOM_MAX = 10_000_000  # `submit --random N`: transfers
 SUBMIT_RATE_MAX = 1_000_000.0  # `submit --rate R`: transfers a second
 
+# --- Exact reads of a stream (adapters/stream_reader.py) -----------------------------------
+STREAM_READ_FETCH = 2000  # messages one fetch of a whole-stream read takes
+STREAM_READ_FETCH_WAIT_S = 5.0  # how long such a fetch waits for messages the consumer promised
+# A read's ephemeral consumer is removed by the server this long after the reader went away.
+READ_CONSUMER_INACTIVE_S = 30.0
+KV_CHECK_READS_IN_FLIGHT = 500  # the audit's per-key reads of KV (I5) in flight at a time
+
 # --- Projections ---------------------------------------------------------------------------
 PROJECTION_POLL_S = 0.5  # between looks at a projection that is catching up

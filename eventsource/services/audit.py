@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 from collections import defaultdict
+from dataclasses import dataclass, field
 
 import msgspec
 from nats.aio.client import Client
@@ -32,21 +33,32 @@ from eventsource.services.audit_kv import check_kv
 from eventsource.services.audit_report import AuditReport, invariant_of
 
 
-async def fold_ledger(nc: Client, partitions: int) -> tuple[CompactFold, dict[str, str], int]:
-    """Fold every event; also return the ACKed submissions (submitter.id -> receiver)."""
-    fold = CompactFold()
-    acked: dict[str, str] = {}
-    count = 0
+@dataclass
+class LedgerFold:
+    """The fold of every partition, the ACKed submissions (submitter.id -> receiver), the number
+    of events read, and per partition the last sequence folded: the cut the audit checks KV at."""
+
+    fold: CompactFold = field(default_factory=CompactFold)
+    acked: dict[str, str] = field(default_factory=dict)
+    events: int = 0
+    cuts: list[int] = field(default_factory=list)
+
+
+async def fold_ledger(nc: Client, partitions: int) -> LedgerFold:
+    """Fold every event, read exactly (up to what each stream leader had when the read began)."""
+    folded = LedgerFold()
+    fold, acked = folded.fold, folded.acked
     for k in range(partitions):
+        cut = 0
         async for msg in read_messages(nc, ledger_stream(k)):
-            subject, data, count = msg.subject, msg.data, count + 1
+            subject, data, seq = msg.subject, msg.data, msg.metadata.sequence.stream
+            folded.events, cut = folded.events + 1, seq
             key = key_of_subject(subject)
             try:
                 if key is not None and is_account_key(key):
-                    fold.account_event(key, account_event_decoder.decode(data))
+                    fold.fold_account(key, account_event_decoder.decode(data), seq)
                 elif key is not None:
-                    event = transfer_event_decoder.decode(data)
-                    fold.fold_transfer(key, event, msg.metadata.sequence.stream)
+                    fold.fold_transfer(key, transfer_event_decoder.decode(data), seq)
                 elif (where := parse_inbox_subject(subject)) and where[2] == "submit":
                     message = inbox_decoder.decode(data)
                     if isinstance(message, SubmitTransfers):
@@ -58,12 +70,14 @@ async def fold_ledger(nc: Client, partitions: int) -> tuple[CompactFold, dict[st
                     fold.problems.append(
                         f"{subject}: undecodable event, the record is quarantined (I5)"
                     )
-    return fold, acked, count
+        folded.cuts.append(cut)
+    return folded
 
 
 async def audit(nc: Client, partitions: int, *, expect_final: bool) -> AuditReport:
-    fold, acked, report_events = await fold_ledger(nc, partitions)
-    report = AuditReport(events=report_events, accounts=len(fold.accounts))
+    folded = await fold_ledger(nc, partitions)
+    fold, acked = folded.fold, folded.acked
+    report = AuditReport(events=folded.events, accounts=len(fold.accounts))
     v = report.violations
     for problem in fold.problems:
         v[invariant_of(problem)].append(problem)
@@ -105,7 +119,7 @@ async def audit(nc: Client, partitions: int, *, expect_final: bool) -> AuditRepo
             and theirs.outcome != mine.outcome
         ):
             v["I4"].append(f"{ack_key}: submitter says {mine.outcome}, receiver {theirs.outcome}")
-    await check_kv(nc, partitions, fold, report)
+    await check_kv(nc, partitions, fold, report, folded.cuts)
     return report
 
 

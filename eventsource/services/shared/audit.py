@@ -10,7 +10,7 @@ import msgspec
 from nats.aio.client import Client
 
 from eventsource.adapters.stream_reader import read_messages
-from eventsource.adapters.views import kv_latest
+from eventsource.adapters.views import kv_revisions
 from eventsource.core.events import AccountSnapshot, account_event_decoder
 from eventsource.core.messages import SubmitTransfers, inbox_decoder
 from eventsource.core.model import is_token
@@ -29,13 +29,14 @@ from eventsource.services.audit_report import AuditReport, invariant_of
 from eventsource.settings import Store
 
 
-async def fold_shared(nc: Client) -> tuple[SharedFold, set[str], int]:
-    """Fold every event of KV_shared; also return the ACKed transfers' record keys."""
+async def fold_shared(nc: Client) -> tuple[SharedFold, set[str], int, int]:
+    """Fold every event of KV_shared, read exactly; also return the ACKed transfers' record
+    keys, the number of events and the last sequence folded (the cut KV is checked at)."""
     fold = SharedFold()
     acked: set[str] = set()
-    count = 0
+    count = cut = 0
     async for msg in read_messages(nc, SHARED_STREAM):
-        count += 1
+        count, cut = count + 1, msg.metadata.sequence.stream
         key = key_of_shared_subject(msg.subject)
         try:
             if key is not None and is_transfer_key(key):
@@ -54,11 +55,11 @@ async def fold_shared(nc: Client) -> tuple[SharedFold, set[str], int]:
                     f"{msg.subject}: undecodable event, the record is quarantined (I5)"
                 )
     fold.check_postings()
-    return fold, acked, count
+    return fold, acked, count, cut
 
 
 async def audit_shared(nc: Client, *, expect_final: bool) -> AuditReport:
-    fold, acked, events = await fold_shared(nc)
+    fold, acked, events, cut = await fold_shared(nc)
     report = AuditReport(store=Store.SHARED, events=events, accounts=len(fold.accounts))
     v = report.violations
     for problem in fold.problems:
@@ -75,7 +76,7 @@ async def audit_shared(nc: Client, *, expect_final: bool) -> AuditReport:
             continue
         report.final += 1
         report.outcomes[str(decision.outcome)] += 1
-    await _check_kv(nc, fold, report)
+    await _check_kv(nc, fold, report, cut)
     return report
 
 
@@ -94,10 +95,13 @@ def _check_conservation(fold: SharedFold, report: AuditReport) -> None:
             )
 
 
-async def _check_kv(nc: Client, fold: SharedFold, report: AuditReport) -> None:
-    """I5: the latest revision of every key equals the state folded from all its events."""
-    latest = await kv_latest(nc, SHARED_BUCKET)
-    for key, data in latest.items():
+async def _check_kv(nc: Client, fold: SharedFold, report: AuditReport, cut: int) -> None:
+    """I5: the latest revision of every key equals the state folded from all its events. The
+    revisions are read exactly; a key written after the fold's `cut` is not compared."""
+    latest = await kv_revisions(nc, SHARED_BUCKET)
+    for key, (data, seq) in latest.items():
+        if seq > cut:
+            continue
         if is_transfer_key(key):
             same = fold.decisions.get(key) == shared_transfer_decoder.decode(data).state
         else:
