@@ -176,14 +176,22 @@ async def require_registered(nc: Client, participants: list[str], partitions: in
             ) from None
         for k in range(partitions):
             for durable in inbox_consumers(participant, k):
-                stream = ledger_stream(k)
-                try:
-                    await transient_retry(
-                        functools.partial(js.consumer_info, stream, durable),
-                        what=f"read of consumer {stream}/{durable}",
-                    )
-                except NotFoundError:
-                    raise ConfigError(
-                        f"the inbox consumer {stream}/{durable} of {participant} is missing: "
-                        "run `natsbank streams init`"
-                    ) from None
+                await require_consumer(
+                    js,
+                    ledger_stream(k),
+                    durable,
+                    f"the inbox consumer {ledger_stream(k)}/{durable} of {participant} is "
+                    "missing: run `natsbank streams init`",
+                )
+
+
+async def require_consumer(js, stream: str, durable: str, missing: str) -> None:
+    """The consumer exists (a read, retried through unavailability), or a ConfigError with
+    the line `missing`."""
+    try:
+        await transient_retry(
+            functools.partial(js.consumer_info, stream, durable),
+            what=f"read of consumer {stream}/{durable}",
+        )
+    except NotFoundError:
+        raise ConfigError(missing) from None

@@ -78,6 +78,16 @@ async def nats_connection(config: Settings) -> AsyncIterator[Client]:
             await nc.drain()
 
 
+def on_nats(config: Settings, action: Callable[[Client], Awaitable[T]]) -> T:
+    """Connect and run `action` with the connection."""
+
+    async def main() -> T:
+        async with nats_connection(config) as nc:
+            return await action(nc)
+
+    return run(main)
+
+
 def on_ledger(
     config: Settings, action: Callable[[Ledger], Awaitable[T]], *, provisioned: bool = True
 ) -> T:

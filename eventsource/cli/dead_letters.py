@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import msgspec
 import typer
 
-from eventsource.cli.common import console, nats_connection, print_json, run, settings
+from eventsource.cli.common import console, nats_connection, on_nats, print_json, run, settings
 from eventsource.cli.options import participant_option
 from eventsource.core.dead_letter_records import ITEM, DeadLetter, LetterFilter
 from eventsource.core.errors import UsageError
@@ -78,11 +78,7 @@ def show(
     number = _sequence(seq)
     config = settings()
 
-    async def main():
-        async with nats_connection(config) as nc:
-            return await service.show_dead_letter(nc, number)
-
-    shown = run(main)
+    shown = on_nats(config, lambda nc: service.show_dead_letter(nc, number))
     letter, payload = shown.letter, shown.payload
     if as_json:
         text = payload.decode(errors="replace")
@@ -111,11 +107,7 @@ def retry(
     number = _sequence(seq)
     config = settings()
 
-    async def main():
-        async with nats_connection(config) as nc:
-            return await service.retry_dead_letter(nc, number)
-
-    done = run(main)
+    done = on_nats(config, lambda nc: service.retry_dead_letter(nc, number))
     if as_json:
         print_json(
             {

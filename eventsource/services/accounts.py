@@ -100,37 +100,42 @@ async def fund_account(
     """Create money on an account (a FUNDED entry), guarded like any other account change."""
     reference = reference or f"fund-{uuid.uuid4().hex[:12]}"
     require_token(reference, "funding reference")
-    key = account_key(participant, account)
-    while True:
-        current, seq = await read_account(nc, space, participant, account)
+
+    def funded(current: Account) -> tuple[Account, AccountChanged]:
         amount = parse_amount(amount_text, current.currency)
-        funded = current.apply(EntryKind.FUNDED, amount)
-        event = AccountChanged(
-            state=AccountSnapshot.of(funded),
-            at=_now(),
-            entries=[Entry(EntryKind.FUNDED, reference, format_amount(amount, current.currency))],
+        changed = current.apply(EntryKind.FUNDED, amount)
+        entry = Entry(EntryKind.FUNDED, reference, format_amount(amount, current.currency))
+        return changed, AccountChanged(
+            state=AccountSnapshot.of(changed), at=_now(), entries=[entry]
         )
-        write = Write(space.subject(key), encoder.encode(event), seq, key)
-        try:
-            what = f"fund account {participant}/{account}"
-            await commit_checked(nc, space.stream, [write], what=what)
-            return funded
-        except StaleState:
-            continue
+
+    return await _change(nc, space, participant, account, funded, "fund")
 
 
 async def close_account(nc: Client, space: KeySpace, participant: str, account: str) -> Account:
     """Closed accounts take no new reservations or credits; money in flight still settles."""
+
+    def closed(current: Account) -> tuple[Account, AccountClosed]:
+        changed = _closed(current)
+        return changed, AccountClosed(state=AccountSnapshot.of(changed), at=_now())
+
+    return await _change(nc, space, participant, account, closed, "close")
+
+
+async def _change(
+    nc: Client, space: KeySpace, participant: str, account: str, change, verb: str
+) -> Account:
+    """Read the account from the leader, apply `change`, commit it guarded by the sequence
+    read; on a race, read again."""
     key = account_key(participant, account)
     while True:
         current, seq = await read_account(nc, space, participant, account)
-        closed = _closed(current)
-        event = AccountClosed(state=AccountSnapshot.of(closed), at=_now())
+        changed, event = change(current)
         write = Write(space.subject(key), encoder.encode(event), seq, key)
         try:
-            what = f"close account {participant}/{account}"
+            what = f"{verb} account {participant}/{account}"
             await commit_checked(nc, space.stream, [write], what=what)
-            return closed
+            return changed
         except StaleState:
             continue
 

@@ -93,3 +93,16 @@ def assert_one_line_error(done: subprocess.CompletedProcess[str], exit_code: int
     assert len(lines) == 1, done.stderr
     assert lines[0].startswith("error: "), done.stderr
     return lines[0]
+
+
+def ndjson_line(transfer_id: str = "file-1", amount: object = "1.00") -> str:
+    """One line of a `submit --file`: bank-a/a1 pays bank-b/b1."""
+    return json.dumps(
+        {
+            "id": transfer_id,
+            "debtor": {"participant": "bank-a", "account": "a1"},
+            "creditor": {"participant": "bank-b", "account": "b1"},
+            "amount": amount,
+            "currency": "EUR",
+        }
+    )

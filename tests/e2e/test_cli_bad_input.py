@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.cli import Cli, assert_one_line_error, cli_for
+from tests.e2e.cli import Cli, assert_one_line_error, cli_for, ndjson_line
 from tests.e2e.processes import live_nats_servers
 
 DOMAIN, USAGE = 1, 2
@@ -16,15 +16,7 @@ ONE = ("--from", "bank-a/a1", "--to", "bank-b/b1")
 
 
 def _ndjson_line(amount: object = "1.00", transfer_id: str = "file-1") -> str:
-    return json.dumps(
-        {
-            "id": transfer_id,
-            "debtor": {"participant": "bank-a", "account": "a1"},
-            "creditor": {"participant": "bank-b", "account": "b1"},
-            "amount": amount,
-            "currency": "EUR",
-        }
-    )
+    return ndjson_line(transfer_id, amount)
 
 
 def _assert_nothing_submitted(bank: Cli) -> None:

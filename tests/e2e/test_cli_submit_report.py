@@ -18,24 +18,12 @@ from eventsource.adapters.cluster import resolve_nats_url
 from eventsource.adapters.jetstream import connect
 from eventsource.core.subjects import ledger_stream
 from eventsource.settings import Settings
-from tests.e2e.cli import COMMAND_TIMEOUT, Cli, assert_one_line_error
+from tests.e2e.cli import COMMAND_TIMEOUT, Cli, assert_one_line_error, ndjson_line
 from tests.e2e.polling import eventually
 
 DOMAIN = 1
 ONE = ("submit", "--from", "bank-a/a1", "--to", "bank-b/b1")
 MODES = [pytest.param((), id="text"), pytest.param(("--json",), id="json")]
-
-
-def _line(transfer_id: str, amount: str) -> str:
-    return json.dumps(
-        {
-            "id": transfer_id,
-            "debtor": {"participant": "bank-a", "account": "a1"},
-            "creditor": {"participant": "bank-b", "account": "b1"},
-            "amount": amount,
-            "currency": "EUR",
-        }
-    )
 
 
 def _acked(bank: Cli) -> int:
@@ -48,7 +36,11 @@ def test_an_id_reused_with_other_content_in_one_file_is_refused_before_publishin
 ) -> None:
     before = _acked(bank)
     batch = tmp_path / "batch.ndjson"
-    lines = [_line("in-file-1", "1.00"), _line("in-file-2", "1.00"), _line("in-file-1", "2.00")]
+    lines = [
+        ndjson_line("in-file-1", "1.00"),
+        ndjson_line("in-file-2", "1.00"),
+        ndjson_line("in-file-1", "2.00"),
+    ]
     batch.write_text("\n".join(lines) + "\n")
 
     line = assert_one_line_error(bank("submit", "--file", str(batch), "--wait", *mode), DOMAIN)
@@ -61,7 +53,7 @@ def test_an_id_reused_with_other_content_in_one_file_is_refused_before_publishin
 def test_a_repeated_line_is_one_transfer_in_text_and_json(bank: Cli, tmp_path: Path) -> None:
     batch = tmp_path / "batch.ndjson"
     # The same transfer twice ("1.0" is "1.00"), a blank line between.
-    batch.write_text(_line("again-1", "1.00") + "\n\n" + _line("again-1", "1.0") + "\n")
+    batch.write_text(ndjson_line("again-1", "1.00") + "\n\n" + ndjson_line("again-1", "1.0") + "\n")
 
     with bank.background("serve", "bank-a", "bank-b", log=bank.home / "serve-again.log"):
         text = bank("submit", "--file", str(batch), "--wait")

@@ -1,13 +1,15 @@
 """I6: the projection equals the state in the ledger buckets.
 
-The state is read here as plain JSON, key by key, straight from the KV buckets: not through
-natsbank's decoders or views, and not with a copy of `projections.compare.expected_rows`, so that a
-mistake there cannot hide the same mistake in the projection."""
+The state is read here as plain JSON, key by key, straight from the KV buckets (raw bytes, read
+exactly): not through natsbank's decoders, and not with a copy of
+`projections.compare.expected_rows`, so that a mistake there cannot hide the same mistake in the
+projection."""
 
 from __future__ import annotations
 
 import json
 
+from eventsource.adapters.views import kv_revisions
 from eventsource.core.subjects import ledger_bucket
 from projections.model import PHASE_COLUMN
 from projections.store import ProjectionDb
@@ -24,16 +26,17 @@ async def kv_rows(bank: LiveBank) -> tuple[dict, dict]:
     (transfers without their phase times)."""
     accounts: dict[str, tuple] = {}
     transfers: dict[str, tuple] = {}
-    js = bank.nc.jetstream()
     for k in range(bank.partitions):
-        bucket = await js.key_value(ledger_bucket(k))
-        for key in await bucket.keys():
+        # The raw latest value of every key, read to the stream's end as its leader has it
+        # (nats-py's KV key listing can come back empty while keys exist: NoKeysError).
+        latest = await kv_revisions(bank.nc, ledger_bucket(k))
+        for key, (value, _) in latest.items():
             owner, kind, *_ = parts = key.split(".")
             if owner not in bank.participants:
                 continue  # not a record of the banks: the junk a test published, say
             if (kind, len(parts)) not in {("acct", 3), ("out", 3), ("in", 4)}:
                 continue
-            state = json.loads((await bucket.get(key)).value)["state"]
+            state = json.loads(value)["state"]
             if kind == "acct":
                 accounts[key] = tuple(state[name] for name in ACCOUNT_FIELDS)
             else:

@@ -26,6 +26,7 @@ from eventsource.adapters.provision import (
 from eventsource.adapters.registry import (
     Registration,
     registered_participants,
+    require_consumer,
     require_participant_name,
 )
 from eventsource.adapters.retry import transient_retry
@@ -134,14 +135,10 @@ async def require_shared_store(nc: Client, participants: list[str] = ()) -> None
             "the shared store is not set up: run `natsbank streams init --store shared`"
         ) from None
     for participant in participants:
-        name = shared_consumer(participant)
-        try:
-            await transient_retry(
-                functools.partial(js.consumer_info, SHARED_STREAM, name),
-                what=f"read of consumer {SHARED_STREAM}/{name}",
-            )
-        except NotFoundError:
-            raise ConfigError(
-                f"{participant} is not registered in the shared store: run "
-                f"`natsbank accounts open {participant} ACCOUNT --store shared`"
-            ) from None
+        await require_consumer(
+            js,
+            SHARED_STREAM,
+            shared_consumer(participant),
+            f"{participant} is not registered in the shared store: run "
+            f"`natsbank accounts open {participant} ACCOUNT --store shared`",
+        )
