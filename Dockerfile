@@ -6,6 +6,7 @@ RUN python -m venv /opt/natsbank
 COPY pyproject.toml README.md ./
 COPY eventsource ./eventsource
 COPY projections ./projections
+COPY benchmark ./benchmark
 RUN /opt/natsbank/bin/pip install --no-cache-dir --disable-pip-version-check .
 
 # Runtime stage: no compiler, no sources, not root.

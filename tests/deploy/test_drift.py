@@ -5,6 +5,7 @@ streams.yaml is the repository's plus the participants it serves."""
 from __future__ import annotations
 
 import functools
+import tomllib
 
 import msgspec
 import pytest
@@ -168,3 +169,19 @@ def test_the_deployed_streams_file_is_the_repository_one_plus_participants(
     }
     assert served == {"bank-a", "bank-b"}
     assert served <= set(deployed.participants)
+
+
+def test_the_image_holds_every_package_the_distribution_ships():
+    """The Dockerfile copies each top-level package pyproject.toml installs: the CLI imports
+    them all when it starts (`benchmark` too: `submit --random`, `demo`, `bench`)."""
+    root = manifests.ROOT
+    pyproject = tomllib.loads((root / "pyproject.toml").read_text())
+    packages = {
+        p.rstrip("*") for p in pyproject["tool"]["setuptools"]["packages"]["find"]["include"]
+    }
+    copied = {
+        line.split()[1]
+        for line in (root / "Dockerfile").read_text().splitlines()
+        if line.startswith("COPY ") and "--from" not in line
+    }
+    assert packages <= copied, f"the image lacks {sorted(packages - copied)}"
