@@ -13,6 +13,7 @@ from eventsource.adapters.retry import transient_retry
 from eventsource.adapters.stream_reader import read_messages
 from eventsource.adapters.topology import Topology
 from eventsource.core.errors import ConfigError
+from eventsource.core.history import KEEP_EVERYTHING, History
 from eventsource.core.limits import PARTITIONS_MAX
 from eventsource.core.model import is_token
 from eventsource.core.subjects import (
@@ -32,13 +33,29 @@ _REINIT = (
 )
 
 
-class TopologyRecord(msgspec.Struct, frozen=True):
-    """What `streams init` records under `_topology`."""
+class TopologyRecord(msgspec.Struct, frozen=True, omit_defaults=True):
+    """What `streams init` records under `_topology`: what every process must agree on."""
 
     partitions: int = 1
+    horizon_ms: int | None = None  # the live horizon; None: keep everything live
+    skew_ms: int = KEEP_EVERYTHING.skew_ms
+    period_ms: int = KEEP_EVERYTHING.period_ms
+
+    @property
+    def history(self) -> History:
+        return History(self.horizon_ms, self.skew_ms, self.period_ms)
+
+    @classmethod
+    def of(cls, topology: Topology) -> TopologyRecord:
+        history = topology.history.to_history()
+        return cls(topology.partitions, history.horizon_ms, history.skew_ms, history.period_ms)
 
 
 def partitions_from(value: bytes | None) -> int:
+    return record_from(value).partitions
+
+
+def record_from(value: bytes | None) -> TopologyRecord:
     """The partition count of a `_topology` record, or a ConfigError: 0 would make every read
     an empty answer, and a count above the streams that exist a failure on every read."""
     try:
@@ -52,7 +69,7 @@ def partitions_from(value: bytes | None) -> int:
             f"the registry's {TOPOLOGY_KEY} record says {record.partitions} partitions, not 1 to "
             f"{PARTITIONS_MAX}: {_REINIT}"
         )
-    return record.partitions
+    return record
 
 
 def registration_problem(key: str, exc: Exception) -> ConfigError:
@@ -72,25 +89,31 @@ async def check_partitions(js, topology: Topology, *, force: bool) -> None:
     kv = await js.key_value(PARTICIPANTS_BUCKET)
     try:
         entry = await kv.get(TOPOLOGY_KEY)
-        recorded = partitions_from(entry.value)
+        recorded = record_from(entry.value)
     except NotFoundError:
         recorded = None
     except ConfigError:  # unreadable: only --force writes streams.yaml's count over it
         if not force:
             raise
         recorded = None
-    if recorded not in (None, topology.partitions) and not force:
+    wanted = TopologyRecord.of(topology)
+    if recorded is not None and recorded.partitions != wanted.partitions and not force:
         raise ConfigError(
-            f"partitions was {recorded}, streams.yaml says {topology.partitions}: this moves "
-            "participants to other streams; use --force only on an empty system"
+            f"partitions was {recorded.partitions}, streams.yaml says {wanted.partitions}: this "
+            "moves participants to other streams; use --force only on an empty system"
         )
-    if recorded != topology.partitions:
-        await kv.put(TOPOLOGY_KEY, msgspec.json.encode({"partitions": topology.partitions}))
+    if recorded != wanted:
+        await kv.put(TOPOLOGY_KEY, msgspec.json.encode(wanted))
 
 
 async def partitions_of(nc: Client) -> int:
-    """The partition count recorded by `streams init`; commands never guess it. A read:
-    retried through transient unavailability."""
+    """The partition count recorded by `streams init`; commands never guess it."""
+    return (await layout_of(nc)).partitions
+
+
+async def layout_of(nc: Client) -> TopologyRecord:
+    """What `streams init` recorded (partitions, history). A read: retried through transient
+    unavailability."""
 
     async def read():
         kv = await nc.jetstream().key_value(PARTICIPANTS_BUCKET)
@@ -100,7 +123,7 @@ async def partitions_of(nc: Client) -> int:
         entry = await transient_retry(read, what="read of the recorded partition count")
     except NotFoundError:
         raise ConfigError("the streams are not set up: run `natsbank streams init`") from None
-    return partitions_from(entry.value)
+    return record_from(entry.value)
 
 
 def require_participant_name(participant: str) -> None:

@@ -19,6 +19,7 @@ from nats.js.api import (
 )
 
 from eventsource.core.errors import ConfigError
+from eventsource.core.history import History
 from eventsource.core.limits import PARTITIONS_MAX
 from eventsource.core.messages import MAX_MESSAGE_BYTES
 from eventsource.core.subjects import (
@@ -80,12 +81,36 @@ class InboxConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
             )
 
 
+class HistoryConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """How long final transfers stay in the live ledger before the archive takes them."""
+
+    horizon: str = "forever"  # or a duration: 7d, 36h
+    period: str = "1h"  # how much the archiver moves at a time
+    max_clock_skew: str = "5m"  # how far a client's clock (in its ids) may be off
+
+    def __post_init__(self) -> None:
+        period, skew = seconds(self.period), seconds(self.max_clock_skew)
+        if self.horizon != "forever":
+            horizon = seconds(self.horizon)
+            if horizon < period or horizon <= 2 * skew:
+                raise ValueError(
+                    "history.horizon must be at least one period and more than twice max_clock_skew"
+                )
+
+    def to_history(self) -> History:
+        horizon = None if self.horizon == "forever" else round(seconds(self.horizon) * 1000)
+        return History(
+            horizon, round(seconds(self.max_clock_skew) * 1000), round(seconds(self.period) * 1000)
+        )
+
+
 class Topology(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     partitions: int = 1
     replicas: int | Literal["auto"] = "auto"
     ledger: LedgerConfig = msgspec.field(default_factory=LedgerConfig)
     dead_letter: DeadLetterConfig = msgspec.field(default_factory=DeadLetterConfig)
     inbox: InboxConfig = msgspec.field(default_factory=InboxConfig)
+    history: HistoryConfig = msgspec.field(default_factory=HistoryConfig)
     participants: list[str] = msgspec.field(default_factory=list)
 
     def __post_init__(self) -> None:

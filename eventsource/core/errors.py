@@ -18,6 +18,7 @@ class RejectionCause(enum.StrEnum):
     SAME_ACCOUNT = "SAME_ACCOUNT"
     ID_CONFLICT = "ID_CONFLICT"
     INVALID_TRANSFER = "INVALID_TRANSFER"
+    ID_EXPIRED = "ID_EXPIRED"  # an id older than the live horizon that the archive does not know
 
 
 class NatsbankError(Exception):

@@ -12,8 +12,9 @@ from collections.abc import Collection
 from msgspec.structs import replace
 
 from eventsource.core.account import require_open
-from eventsource.core.errors import DomainError, ProtocolError, RejectionCause
-from eventsource.core.events import TransferState
+from eventsource.core.errors import DeadLetterReason, DomainError, ProtocolError, RejectionCause
+from eventsource.core.events import TransferState, encoder
+from eventsource.core.history import IdPlace, place_id
 from eventsource.core.messages import Confirm, Kind, Posting, Result
 from eventsource.core.model import (
     Outcome,
@@ -27,6 +28,13 @@ from eventsource.core.saga import cancel_confirm, record_cancel
 from eventsource.core.subjects import account_key, incoming_key, outgoing_key
 from eventsource.core.workset import WorkSet, id_conflict
 
+_UNPLACED = {
+    IdPlace.FUTURE: "the transfer id's time is ahead of the servers' clock by more than the "
+    "allowed skew",
+    IdPlace.UNTIMED: "with a bounded history a transfer id must be a ULID or a UUIDv7 (its time "
+    "says where to look for it)",
+}
+
 
 def admit_transfer(ws: WorkSet, request: TransferRequest) -> None:
     """Step 1 at the submitter n: reserve the funds and send the posting, or refuse."""
@@ -39,6 +47,23 @@ def admit_transfer(ws: WorkSet, request: TransferRequest) -> None:
         if existing.digest != transfer.digest:
             ws.dead_letters.append(id_conflict(transfer.id, request))
         return
+    place = place_id(transfer.id, ws.acked_ms or ws.now_ms, ws.history)
+    if place in (IdPlace.FUTURE, IdPlace.UNTIMED):  # nothing recorded: see core/history.py
+        ws.dead_letter(
+            DeadLetterReason.PROTOCOL_VIOLATION, _UNPLACED[place], encoder.encode(request)
+        )
+        return
+    if place is IdPlace.OLD:
+        archived = ws.archived.get(key)
+        if archived is not None:  # a duplicate of an archived transfer, or a conflict with it
+            if archived != transfer.digest:
+                ws.dead_letters.append(id_conflict(transfer.id, request))
+            return
+        refusal = refusal or DomainError(
+            f"transfer id {transfer.id} is older than the live horizon and not in the archive: "
+            "make a new id",
+            RejectionCause.ID_EXPIRED,
+        )
     receiver = transfer.creditor.participant
     if refusal is None and receiver not in ws.known_participants:
         refusal = DomainError(

@@ -18,6 +18,7 @@ from eventsource.core.events import (
     TransferState,
     encoder,
 )
+from eventsource.core.history import KEEP_EVERYTHING, History
 from eventsource.core.messages import Kind, bundle, items_of
 from eventsource.core.model import Transfer
 from eventsource.core.money import format_amount
@@ -84,6 +85,10 @@ class WorkSet:
     dead_letters: list[DeadLetter] = field(default_factory=list)
     # Transfer id -> the trace context its inbound item arrived with (core/trace.py).
     traces: dict[str, str] = field(default_factory=dict)
+    history: History = KEEP_EVERYTHING
+    acked_ms: int = 0  # the ACK (server time) of the submission being decided; 0: now
+    # Record key -> the digest the archive holds for it, or None: looked up, not archived.
+    archived: dict[str, str | None] = field(default_factory=dict)
 
     def state(self, key: str) -> State | None:
         if key in self._current:
