@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from nats.aio.client import Client
 
-from eventsource.adapters.registry import partitions_of, require_participant_name
+from eventsource.adapters.registry import layout_of, require_participant_name
 from eventsource.core.errors import UsageError
 from eventsource.core.faults import NO_FAULTS, FaultInjector, FaultPlan
 from eventsource.core.limits import CORE_WINDOW, FETCH_BATCH, SWEEP_INTERVAL_S
@@ -35,7 +35,10 @@ async def open_ledger(nc: Client, store: Store, *, provisioned: bool = True) -> 
         if provisioned:
             await ledger.require()
         return ledger
-    return IndependentLedger(nc, await partitions_of(nc) if provisioned else 0)
+    if not provisioned:
+        return IndependentLedger(nc, 0)
+    layout = await layout_of(nc)
+    return IndependentLedger(nc, layout.partitions, layout.history)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -82,7 +85,9 @@ def participant_service(
     else:
         assert isinstance(ledger, IndependentLedger)
         home = ledger.home_of(participant)
-        decider = IndependentDecider(nc, participant, home)
+        decider = IndependentDecider(
+            nc, participant, home, history=ledger.history, archive=ledger.archive_of(home)
+        )
         carrier = _carrier(nc, participant, home, decider, faults, options)
         give_ups = GiveUpWatch(
             nc,

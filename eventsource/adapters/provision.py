@@ -66,6 +66,12 @@ _CONSUMER_FIELDS = (
 )  # fmt: skip
 
 
+_NO_PURGE_EVER = (
+    "history.horizon needs a ledger created with it: this one was created to keep everything "
+    "(deny_purge), and JetStream never lifts that; provision a new system with the horizon"
+)
+
+
 async def _servers_for(nc: Client, topology: Topology, patience: float = 5.0) -> int:
     """The cluster size, waiting a little when an explicit replica count is not seen yet: a
     just-formed cluster announces its servers to clients by gossip, a moment after it is up."""
@@ -200,6 +206,8 @@ async def _apply_stream_once(js, config: StreamConfig, *, dry_run: bool, force: 
     if not diffs:
         return Change("stream", config.name, Action.UNCHANGED)
     detail = ", ".join(f"{f}: {a} -> {w}" for f, (a, w) in diffs.items())
+    if diffs.get("deny_purge") == (True, False):
+        return Change("stream", config.name, Action.REFUSED, _NO_PURGE_EVER)
     destructive = _destructive(diffs)
     if destructive and not force:
         return Change("stream", config.name, Action.REFUSED, f"{detail} (needs --force)")

@@ -102,8 +102,34 @@ async def check_partitions(js, topology: Topology, *, force: bool) -> None:
             f"partitions was {recorded.partitions}, streams.yaml says {wanted.partitions}: this "
             "moves participants to other streams; use --force only on an empty system"
         )
+    if recorded is not None and not force:
+        problem = horizon_problem(recorded.history, wanted.history)
+        if problem:
+            raise ConfigError(problem)
     if recorded != wanted:
         await kv.put(TOPOLOGY_KEY, msgspec.json.encode(wanted))
+
+
+def horizon_problem(recorded: History, wanted: History) -> str | None:
+    """Why changing the live horizon from `recorded` to `wanted` is unsafe, or None. A service
+    that still runs with the longer horizon takes an id for live that the archiver may already
+    have moved out: it would be decided again (I3). Lengthening it, or a longer skew, is safe."""
+    if recorded.horizon_ms is None:
+        return None  # the ledger's deny_purge refuses a horizon on its own (provision.py)
+    if wanted.horizon_ms is None:
+        return (
+            "history.horizon was finite: forever would make services take every id for live, "
+            "and an archived id for a new one; keep a horizon (a longer one is safe)"
+        )
+    if wanted.horizon_ms < recorded.horizon_ms:
+        return (
+            f"history.horizon was {recorded.horizon_ms // 1000}s: a shorter one lets "
+            "running services take archived ids for new ones; stop every service first, then "
+            "use --force"
+        )
+    if wanted.skew_ms < recorded.skew_ms:
+        return "history.max_clock_skew may only grow (stop every service first, then --force)"
+    return None
 
 
 async def partitions_of(nc: Client) -> int:

@@ -187,6 +187,8 @@ def stream_configs(
     """The ledger partitions (each one a KV bucket with full history, taking the inboxes of
     `participants`), the participant registry, and the dead letters."""
     ledger = topology.ledger
+    # A live horizon: the archiver purges what it archived. Else nothing may ever be removed.
+    keeps_everything = not topology.history.to_history().bounded
     configs = [
         StreamConfig(
             name=ledger_stream(k),
@@ -200,7 +202,7 @@ def stream_configs(
             allow_atomic=True,
             allow_direct=True,
             deny_delete=True,
-            deny_purge=True,
+            deny_purge=keeps_everything,
             discard=DiscardPolicy.NEW,
         )
         for k in range(topology.partitions)

@@ -21,6 +21,7 @@ app = typer.Typer(
 def _register() -> None:
     from eventsource.cli import (
         accounts,
+        archive,
         audit,
         bench,
         dead_letters,
@@ -38,6 +39,7 @@ def _register() -> None:
     app.add_typer(streams.app, name="streams")
     app.add_typer(accounts.app, name="accounts")
     app.add_typer(projections.app, name="projections")
+    app.add_typer(archive.app, name="archive")
     for module in (serve, submit, status, audit, demo, bench, health, dead_letters):
         module.register(app)
 

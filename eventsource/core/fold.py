@@ -17,6 +17,7 @@ from eventsource.core.events import (
     TransferEvent,
     TransferState,
 )
+from eventsource.core.model import Outcome
 from eventsource.core.money import parse_balance
 from eventsource.core.protocol import IllegalTransition, Phase, Step, transition
 from eventsource.core.saga import receiver_cancel_step
@@ -30,6 +31,29 @@ class Fold:
     # Entry refs already applied per account and kind: a second one is a double effect (I3).
     applied: set = field(default_factory=set)
     problems: list[str] = field(default_factory=list)
+    # Money the protocol moved, per currency: debits posted at submitters (settled OK) and
+    # credits posted at receivers (confirmed OK). The difference is the money in flight (I1).
+    settled: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    confirmed: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+    # A fold that starts at an archive cut (core/archive_*.py) is seeded with the state every
+    # account and unfinished record had there; a carried event repeats a state unchanged.
+    def seed_account(self, key: str, snapshot: AccountSnapshot) -> None:
+        self.accounts[key] = snapshot.to_account()
+
+    def seed_transfer(self, key: str, state: TransferState) -> None:
+        self.transfers[key] = self._kept(state)
+
+    def carried(self, key: str, event: AccountEvent | TransferEvent) -> None:
+        """An event the archiver carried forward: the state must be the one folded so far."""
+        if isinstance(event, AccountEvent):
+            account = self.accounts.get(key)
+            if account is None or AccountSnapshot.of(account) != event.state:
+                self.problems.append(f"{key}: a carried account state differs from the fold (I5)")
+            return
+        before = self.transfers.get(key)
+        if before is None or self._differs(before, event.state):
+            self.problems.append(f"{key}: a carried record differs from the fold (I5)")
 
     def account_event(self, key: str, event: AccountEvent) -> None:
         snapshot = event.state
@@ -91,7 +115,23 @@ class Fold:
                     self.problems.append(f"{key}: {step} after a decided {before.outcome} (I3)")
             elif before.outcome is not None and before.outcome != state.outcome:
                 self.problems.append(f"{key}: outcome changed from {before.outcome} (I4)")
+        self._count_moved(step, state)
         self.transfers[key] = self._kept(state)
+
+    def _count_moved(self, step: Step, state: TransferState) -> None:
+        moved = {Step.TRANSFER_SETTLED: self.settled, Step.OUTCOME_CONFIRMED: self.confirmed}
+        if state.outcome is not Outcome.OK or step not in moved:
+            return
+        try:
+            moved[step][state.transfer.currency] += state.transfer.minor
+        except DomainError as exc:
+            self.problems.append(f"{state.transfer.id}: moved an invalid amount: {exc} (I1)")
+
+    def _differs(self, before, state: TransferState) -> bool:
+        return self._content_changed(before, state) or (before.phase, before.outcome) != (
+            state.phase,
+            state.outcome,
+        )
 
     # What to keep per entry and per transfer record: everything here; CompactFold overrides
     # these to fold ledgers of millions of transfers in little memory.

@@ -84,5 +84,13 @@ STREAM_READ_FETCH_WAIT_S = 5.0  # how long such a fetch waits for messages the c
 READ_CONSUMER_INACTIVE_S = 30.0
 KV_CHECK_READS_IN_FLIGHT = 500  # the audit's per-key reads of KV (I5) in flight at a time
 
+# --- Archiving (services/archiver.py) -----------------------------------------------------
+ARCHIVE_LEASE_S = 30.0  # an archiver's lease on a stream lasts this long unless renewed
+ARCHIVE_EVERY_S = 60.0  # `archive run`: between two looks at every stream
+# Messages one archive run takes at most: what it holds per key while it folds them, and the
+# size of one period's objects, stay bounded whatever the rate.
+ARCHIVE_RUN_MESSAGES_MAX = 100_000
+ARCHIVE_CARRIES_IN_FLIGHT = 64  # carried-forward writes and leader reads in flight at a time
+
 # --- Projections ---------------------------------------------------------------------------
 PROJECTION_POLL_S = 0.5  # between looks at a projection that is catching up

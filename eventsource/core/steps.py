@@ -53,12 +53,7 @@ def admit_transfer(ws: WorkSet, request: TransferRequest) -> None:
             DeadLetterReason.PROTOCOL_VIOLATION, _UNPLACED[place], encoder.encode(request)
         )
         return
-    if place is IdPlace.OLD:
-        archived = ws.archived.get(key)
-        if archived is not None:  # a duplicate of an archived transfer, or a conflict with it
-            if archived != transfer.digest:
-                ws.dead_letters.append(id_conflict(transfer.id, request))
-            return
+    if place is IdPlace.OLD:  # neither the live ledger nor the archive holds it (decider)
         refusal = refusal or DomainError(
             f"transfer id {transfer.id} is older than the live horizon and not in the archive: "
             "make a new id",

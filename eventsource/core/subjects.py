@@ -98,6 +98,11 @@ def incoming_key(receiver: str, submitter: str, transfer_id: str) -> str:
     return f"{receiver}.in.{submitter}.{transfer_id}"
 
 
+def transfer_id_of_key(key: str) -> str:
+    """The transfer id of a record key (`<N>.out.<ID>`, `<P>.in.<N>.<ID>`)."""
+    return key.rsplit(".", 1)[1]
+
+
 def state_subject(partition: int, key: str) -> str:
     return f"{state_prefix(partition)}{key}"
 

@@ -86,9 +86,9 @@ class WorkSet:
     # Transfer id -> the trace context its inbound item arrived with (core/trace.py).
     traces: dict[str, str] = field(default_factory=dict)
     history: History = KEEP_EVERYTHING
-    acked_ms: int = 0  # the ACK (server time) of the submission being decided; 0: now
-    # Record key -> the digest the archive holds for it, or None: looked up, not archived.
-    archived: dict[str, str | None] = field(default_factory=dict)
+    # The ACK (server time) of the submission being decided; 0: now. Its id's place in time
+    # (core/history.py) says whether the decider looked it up in the archive too.
+    acked_ms: int = 0
 
     def state(self, key: str) -> State | None:
         if key in self._current:

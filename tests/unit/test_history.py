@@ -12,6 +12,7 @@ from ulid import ULID
 
 from eventsource.core.dispatch import apply_message
 from eventsource.core.errors import DeadLetterReason, RejectionCause
+from eventsource.core.events import TransferState
 from eventsource.core.history import (
     History,
     IdPlace,
@@ -20,7 +21,7 @@ from eventsource.core.history import (
     place_id,
 )
 from eventsource.core.messages import SubmitTransfers
-from eventsource.core.model import Outcome, validate_transfer
+from eventsource.core.model import Outcome, Side, validate_transfer
 from eventsource.core.protocol import Phase
 from eventsource.core.subjects import outgoing_key
 from eventsource.core.workset import WorkSet
@@ -89,11 +90,15 @@ def ulid_at(ms: int) -> str:
     return str(ULID.from_timestamp(ms / 1000))
 
 
-def admit(net, transfer_id: str, *, archived: dict | None = None, amount: str = "10.00"):
-    """n decides one submission ACKed at NOW_MS, alone, with a week's horizon."""
+def admit(net, transfer_id: str, *, archived=None, amount: str = "10.00"):
+    """n decides one submission ACKed at NOW_MS, alone, with a week's horizon. `archived`: the
+    final record the archive returned for the id (the decider loads it like a live one)."""
     bank = net.bank("n")
-    ws = WorkSet("n", bank.partition, dict(bank.states), net.known, NOW_MS, "x")
-    ws.history, ws.acked_ms, ws.archived = WEEK, NOW_MS, archived or {}
+    loaded = dict(bank.states)
+    if archived is not None:
+        loaded[outgoing_key("n", transfer_id)] = (archived, 0)
+    ws = WorkSet("n", bank.partition, loaded, net.known, NOW_MS, "x")
+    ws.history, ws.acked_ms = WEEK, NOW_MS
     apply_message(ws, SubmitTransfers(transfers=[request(transfer_id, amount)]))
     return ws
 
@@ -110,7 +115,7 @@ def test_a_recent_time_ordered_id_is_admitted_as_always(net):
 
 def test_an_old_id_the_archive_does_not_know_is_refused_id_expired(net):
     tid = ulid_at(NOW_MS - 30 * DAY_MS)
-    ws = admit(net, tid, archived={outgoing_key("n", tid): None})
+    ws = admit(net, tid)  # the decider looked in the archive: nothing
     state = recorded(ws, tid)
     assert state.outcome is Outcome.REJECTED and state.cause is RejectionCause.ID_EXPIRED
     assert net.bank("n").account("alice").pending_debits == 0  # nothing was reserved
@@ -118,10 +123,17 @@ def test_an_old_id_the_archive_does_not_know_is_refused_id_expired(net):
 
 def test_an_old_id_the_archive_holds_is_a_duplicate_or_a_conflict_never_new(net):
     tid = ulid_at(NOW_MS - 30 * DAY_MS)
-    digest = validate_transfer(request(tid), "n").digest
-    duplicate = admit(net, tid, archived={outgoing_key("n", tid): digest})
+    transfer = validate_transfer(request(tid), "n")
+    final = TransferState(
+        transfer=transfer,
+        digest=transfer.digest,
+        side=Side.SUBMITTER,
+        phase=Phase.SETTLED,
+        outcome=Outcome.OK,
+    )
+    duplicate = admit(net, tid, archived=final)
     assert duplicate.writes() == [] and duplicate.dead_letters == []
-    conflict = admit(net, tid, archived={outgoing_key("n", tid): digest}, amount="99.00")
+    conflict = admit(net, tid, archived=final, amount="99.00")
     assert conflict.writes() == []
     assert [d.reason for d in conflict.dead_letters] == [DeadLetterReason.ID_CONFLICT]
 

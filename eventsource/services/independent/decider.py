@@ -14,6 +14,7 @@ from eventsource.adapters.state_reader import StateReader
 from eventsource.core import trace
 from eventsource.core.dispatch import account_keys_of, apply_message, check_message, keys_to_load
 from eventsource.core.errors import ProtocolError
+from eventsource.core.history import KEEP_EVERYTHING, History, IdPlace, place_id
 from eventsource.core.messages import (
     KIND_OF,
     InboxMessage,
@@ -27,16 +28,28 @@ from eventsource.core.subjects import (
     is_reserved,
     parse_core_subject,
     parse_inbox_subject,
+    transfer_id_of_key,
 )
 from eventsource.core.workset import WorkSet
+from eventsource.services.archived import NO_ARCHIVE, ArchivedRecords
 from eventsource.services.engine import Distrust, Piece
 
 
 class IndependentDecider:
-    def __init__(self, nc: Client, participant: str, home: int) -> None:
+    def __init__(
+        self,
+        nc: Client,
+        participant: str,
+        home: int,
+        *,
+        history: History = KEEP_EVERYTHING,
+        archive: ArchivedRecords = NO_ARCHIVE,
+    ) -> None:
         self.participant = participant
         self.home = home
         self.reader = StateReader(nc, home)
+        self.history = history
+        self.archive = archive
 
     def decode(self, msg: Msg) -> InboxMessage:
         """A message on this participant's inbox (JetStream or core subject) of the kind its
@@ -72,9 +85,15 @@ class IndependentDecider:
                     for t in piece.message.transfers
                     if is_token(t.creditor.participant) and not is_reserved(t.creditor.participant)
                 }
+        now_ms = int(time.time() * 1000)
+        old = self._old_records(group, now_ms)  # read exactly, then looked up in the archive
+        new -= old
+        keys |= old
         fresh = distrust is Distrust.ALL
         stale = {k for k in keys if is_account_key(k)} if distrust is Distrust.ACCOUNTS else set()
+        stale |= old
         loaded = await self.reader.load(keys, fresh=fresh, likely_new=new, stale=stale)
+        loaded |= await self._archived({k for k in old if loaded[k][0] is None})
         more = account_keys_of(participant, [s for s, _ in loaded.values()]) - keys
         if more:
             loaded |= await self.reader.load(more, fresh=distrust > Distrust.NONE)
@@ -84,8 +103,9 @@ class IndependentDecider:
             partition=self.home,
             loaded=loaded,
             known_participants=known,
-            now_ms=int(time.time() * 1000),
+            now_ms=now_ms,
             token=uuid.uuid4().hex[:16],
+            history=self.history,
         )
         for piece in group:  # trace context in: the items' own, else the message's header
             header = ((piece.msg.headers or {}) if piece.msg is not None else {}).get(trace.HEADER)
@@ -93,6 +113,44 @@ class IndependentDecider:
         sources: list[Msg | None] = []
         for piece in group:
             before = len(ws.dead_letters)
+            ws.acked_ms = acked_ms(piece, now_ms)
             apply_message(ws, piece.message)
             sources.extend([piece.msg] * (len(ws.dead_letters) - before))
         return ws, sources
+
+    def _old_records(self, group: Sequence[Piece], now_ms: int) -> set[str]:
+        """The transfer records the group names whose id is older than the live horizon
+        (core/history.py): the live ledger may have passed them to the archive. A submission's
+        id is placed at its ACK, any other message's at the time it is decided."""
+        if not self.history.bounded:
+            return set()
+        old = set()
+        for piece in group:
+            at = acked_ms(piece, now_ms)
+            new, named = keys_to_load(self.participant, piece.message)
+            for key in new | named:
+                if is_account_key(key):
+                    continue
+                if place_id(transfer_id_of_key(key), at, self.history) is IdPlace.OLD:
+                    old.add(key)
+        return old
+
+    async def _archived(self, keys: set[str]) -> dict[str, tuple]:
+        """The archive's final state of records the live ledger no longer holds. They are
+        loaded like live ones at sequence 0: no step writes a final record again."""
+        found = {}
+        for key in keys:
+            data = await self.archive.latest(key)
+            if data is not None:
+                found[key] = (self.reader.decoded(key, data, 0), 0)
+        return found
+
+
+def acked_ms(piece: Piece, now_ms: int) -> int:
+    """When the server stored a submission (its ACK); `now_ms` for anything else."""
+    if piece.msg is None or not isinstance(piece.message, SubmitTransfers):
+        return now_ms
+    try:
+        return int(piece.msg.metadata.timestamp.timestamp() * 1000)
+    except Exception:  # not a JetStream message: no ACK time
+        return now_ms

@@ -6,11 +6,13 @@ from collections.abc import Sequence
 
 from nats.aio.client import Client
 
+from eventsource.adapters.archive_lookup import ArchiveLookup
 from eventsource.adapters.provision import Change, apply_topology, register_participant
 from eventsource.adapters.registry import require_registered
 from eventsource.adapters.topology import Topology
 from eventsource.adapters.views import list_accounts, list_transfers
 from eventsource.core.events import AccountSnapshot, TransferState
+from eventsource.core.history import KEEP_EVERYTHING, History
 from eventsource.core.model import TransferRequest
 from eventsource.core.subjects import (
     KeySpace,
@@ -22,6 +24,7 @@ from eventsource.core.subjects import (
     submit_consumer,
 )
 from eventsource.services import audit, client
+from eventsource.services.archived import NO_ARCHIVE, ArchivedRecords
 from eventsource.services.audit_report import AuditReport
 from eventsource.services.client import Submitted
 from eventsource.services.ledger import AccountBook, Record, TransferViews
@@ -33,10 +36,17 @@ class IndependentLedger(AccountBook):
     gives_up = True  # transfers may carry a deadline or a maximum of attempts
     store = Store.INDEPENDENT
 
-    def __init__(self, nc: Client, partitions: int) -> None:
+    def __init__(self, nc: Client, partitions: int, history: History = KEEP_EVERYTHING) -> None:
         self.nc = nc
         self.partitions = partitions  # 0 until provisioned
+        self.history = history  # the live horizon streams init recorded
         self._registered: set[str] = set()
+
+    def archive_of(self, partition: int) -> ArchivedRecords:
+        """Where a decider looks for records that left partition k's live ledger."""
+        if not self.history.bounded:
+            return NO_ARCHIVE
+        return ArchiveLookup(self.nc, ledger_stream(partition))
 
     async def provision(
         self, topology: Topology, *, dry_run: bool = False, force: bool = False

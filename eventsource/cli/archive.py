@@ -1,0 +1,85 @@
+"""`natsbank archive run|status`: move what is older than the live horizon into the archive,
+and say where each ledger stream's archive stands."""
+
+from __future__ import annotations
+
+import typer
+
+from eventsource.adapters.log_format import configure_logging
+from eventsource.adapters.registry import layout_of
+from eventsource.cli.common import (
+    console,
+    nats_connection,
+    on_nats,
+    print_json,
+    run,
+    settings,
+    stop_on_signals,
+)
+from eventsource.core.errors import ConfigError, UsageError
+from eventsource.core.limits import ARCHIVE_EVERY_S
+from eventsource.core.subjects import partition_space
+from eventsource.services.archive_status import archive_status
+from eventsource.services.archiver import CRASH_POINTS, RunReport, run_archiver
+
+app = typer.Typer(
+    help="The archive: older final transfers leave the live ledger (streams.yaml history).",
+    no_args_is_help=True,
+)
+
+
+@app.command("run")
+def run_(
+    every: float = typer.Option(
+        ARCHIVE_EVERY_S, "--every", help="Seconds between two looks at every ledger stream."
+    ),
+    once: bool = typer.Option(False, "--once", help="Archive what is due, then exit."),
+    crash_at: str | None = typer.Option(None, "--crash-at", hidden=True),
+    log_level: str = typer.Option("INFO", "--log-level"),
+) -> None:
+    """Archive every ledger stream whose lease this process gets (one archiver per stream at a
+    time: start as many as you like). Runs until SIGINT or SIGTERM, or with --once until done."""
+    if every <= 0:
+        raise UsageError("--every must be above 0 seconds")
+    if crash_at is not None and crash_at not in CRASH_POINTS:
+        raise UsageError(f"--crash-at must be one of {', '.join(CRASH_POINTS)}")
+    configure_logging(log_level, "text")
+    config = settings()
+
+    async def main() -> None:
+        async with nats_connection(config) as nc:
+            layout = await layout_of(nc)
+            if not layout.history.bounded:
+                raise ConfigError(
+                    "history.horizon is forever (streams.yaml): there is nothing to archive"
+                )
+            spaces = [partition_space(k) for k in range(layout.partitions)]
+            stop = stop_on_signals()
+            await run_archiver(
+                nc,
+                spaces,
+                layout.history,
+                stop,
+                every=every,
+                once=once,
+                crash_at=crash_at,
+                on_run=_say,
+            )
+
+    run(main)
+
+
+def _say(report: RunReport) -> None:
+    if report.period is not None:
+        console.print(report.describe(), highlight=False)
+
+
+@app.command("status")
+def status(as_json: bool = typer.Option(False, "--json")) -> None:
+    """Per ledger stream: the archive's head, the live part, and who holds purging back."""
+    rows = on_nats(settings(), archive_status)
+    if as_json:
+        print_json(rows)
+        return
+    for row in rows:
+        console.print(row.describe(), highlight=False)
