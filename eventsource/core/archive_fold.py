@@ -28,6 +28,7 @@ class CutFold:
     # key -> (sequence, payload, final) of its latest event: in the seed or folded since.
     latest: dict[str, tuple[int, bytes, bool]] = field(default_factory=dict)
     events: int = 0
+    keep_latest: bool = True  # the audit needs only the fold
 
     @classmethod
     def seeded_with(cls, snapshot: list[SnapshotEntry]) -> CutFold:
@@ -51,7 +52,8 @@ class CutFold:
         except msgspec.DecodeError:
             self.fold.problems.append(f"{key}: undecodable event, the record is quarantined (I5)")
             final = False
-        self.latest[key] = (seq, data, final)
+        if self.keep_latest:
+            self.latest[key] = (seq, data, final)
 
     def add(self, key: str, data: bytes, seq: int, *, carried: bool = False) -> None:
         """One state event, in stream order."""
@@ -76,7 +78,8 @@ class CutFold:
                 final = event.state.final
         except msgspec.DecodeError:
             self.fold.problems.append(f"{key}: undecodable event, the record is quarantined (I5)")
-        self.latest[key] = (seq, data, final)
+        if self.keep_latest:
+            self.latest[key] = (seq, data, final)
 
     def snapshot(self) -> list[SnapshotEntry]:
         """What stays live past the cut: every account and every record not final."""

@@ -12,23 +12,22 @@ from nats.aio.client import Client
 
 from eventsource.adapters.registry import registered_participants
 from eventsource.adapters.stream_reader import read_messages
+from eventsource.core.archive_fold import CARRIED_HEADER, CutFold
+from eventsource.core.archive_head import Totals
 from eventsource.core.compact_fold import CompactFold
-from eventsource.core.events import (
-    account_event_decoder,
-    transfer_event_decoder,
-)
+from eventsource.core.history import KEEP_EVERYTHING, History
 from eventsource.core.messages import SubmitTransfers, inbox_decoder
-from eventsource.core.model import Outcome, Side, is_token
+from eventsource.core.model import is_token
 from eventsource.core.money import format_amount
 from eventsource.core.protocol import Phase
 from eventsource.core.subjects import (
     incoming_key,
-    is_account_key,
     key_of_subject,
     ledger_stream,
     outgoing_key,
     parse_inbox_subject,
 )
+from eventsource.services.audit_archive import ArchiveView, archive_held, read_archive_view
 from eventsource.services.audit_kv import check_kv
 from eventsource.services.audit_report import AuditReport, invariant_of
 
@@ -44,108 +43,153 @@ class LedgerFold:
     cuts: list[int] = field(default_factory=list)
 
 
-async def fold_ledger(nc: Client, partitions: int) -> LedgerFold:
-    """Fold every event, read exactly (up to what each stream leader had when the read began)."""
+async def fold_ledger(nc: Client, partitions: int, view: ArchiveView | None = None) -> LedgerFold:
+    """Fold every live event, read exactly (up to what each stream leader had when the read
+    began); with an archive, each partition from its archive cut, seeded with its snapshot."""
     folded = LedgerFold()
     fold, acked = folded.fold, folded.acked
+    cut_fold = CutFold(fold=fold, keep_latest=False)
     for k in range(partitions):
-        cut = 0
-        async for msg in read_messages(nc, ledger_stream(k)):
+        cut, start = 0, 1
+        if view is not None:
+            part = view.partitions[k]
+            start = part.head.end_seq
+            for entry in part.snapshot:
+                cut_fold.seed(entry.key, entry.seq, entry.event)
+        async for msg in read_messages(nc, ledger_stream(k), start_seq=start):
             subject, data, seq = msg.subject, msg.data, msg.metadata.sequence.stream
+            if seq < start:
+                continue  # a participant's unread inbox, kept live below the cut
             folded.events, cut = folded.events + 1, seq
             key = key_of_subject(subject)
-            try:
-                if key is not None and is_account_key(key):
-                    fold.fold_account(key, account_event_decoder.decode(data), seq)
-                elif key is not None:
-                    fold.fold_transfer(key, transfer_event_decoder.decode(data), seq)
-                elif (where := parse_inbox_subject(subject)) and where[2] == "submit":
-                    message = inbox_decoder.decode(data)
-                    if isinstance(message, SubmitTransfers):
-                        for t in message.transfers:
-                            if is_token(t.id):
-                                acked[f"{where[1]}.{t.id}"] = sys.intern(t.creditor.participant)
-            except msgspec.DecodeError:
-                if key is not None:  # inbox junk is the dead-letter stream's business
-                    fold.problems.append(
-                        f"{subject}: undecodable event, the record is quarantined (I5)"
-                    )
+            if key is not None:
+                carried = CARRIED_HEADER in (msg.headers or {})
+                cut_fold.add(key, data, seq, carried=carried)
+            elif (where := parse_inbox_subject(subject)) and where[2] == "submit":
+                _note_acked(acked, where[1], data)
         folded.cuts.append(cut)
     return folded
 
 
-async def audit(nc: Client, partitions: int, *, expect_final: bool) -> AuditReport:
-    folded = await fold_ledger(nc, partitions)
+def _note_acked(acked: dict[str, str], submitter: str, data: bytes) -> None:
+    try:
+        message = inbox_decoder.decode(data)
+    except msgspec.DecodeError:
+        return  # inbox junk is the dead-letter stream's business
+    if isinstance(message, SubmitTransfers):
+        for t in message.transfers:
+            if is_token(t.id):
+                acked[f"{submitter}.{t.id}"] = sys.intern(t.creditor.participant)
+
+
+async def audit(
+    nc: Client, partitions: int, *, expect_final: bool, history: History = KEEP_EVERYTHING
+) -> AuditReport:
+    """I1-I5 and I7 over the live ledger; with a live horizon, from each partition's archive
+    cut (services/audit_archive.py), holding the archive still meanwhile."""
+    if not history.bounded:
+        return await _audit(nc, partitions, None, expect_final=expect_final)
+    async with archive_held(nc, partitions):
+        view = await read_archive_view(nc, partitions)
+        return await _audit(nc, partitions, view, expect_final=expect_final)
+
+
+async def _audit(
+    nc: Client, partitions: int, view: ArchiveView | None, *, expect_final: bool
+) -> AuditReport:
+    folded = await fold_ledger(nc, partitions, view)
     fold, acked = folded.fold, folded.acked
     report = AuditReport(events=folded.events, accounts=len(fold.accounts))
     v = report.violations
     for problem in fold.problems:
         v[invariant_of(problem)].append(problem)
+    if view is not None:
+        for part in view.partitions:
+            for problem in part.problems:
+                v[invariant_of(problem)].append(problem)
+            if part.head.problems:
+                v["I5"].append(
+                    f"{part.stream}: its archived periods hold {part.head.problems} problem(s) "
+                    "found when they were archived (`natsbank audit --full` lists them)"
+                )
     registered = {r.participant for r in await registered_participants(nc)}
-    _check_conservation(fold, report)
+    _check_conservation(fold, report, view.totals if view is not None else [])
     for key, account in fold.accounts.items():
         if account.available < 0:
             v["I2"].append(f"{key}: available {account.available} < 0")
     report.transfers_acked = len(acked)
     for ack_key, receiver in acked.items():
-        submitter, transfer_id = ack_key.split(".", 1)
-        mine = fold.transfers.get(outgoing_key(submitter, transfer_id))
-        if mine is None:
-            v["I7"].append(f"{ack_key}: ACKed but unknown to the submitter")
-            continue
-        theirs = fold.transfers.get(incoming_key(receiver, submitter, transfer_id))
-        # A receiver exists for every transfer except those to an unregistered participant
-        # (steps.receiver_must_know, on the mark).
-        needs_receiver = mine.receiver in registered and mine.debtor == submitter
-        if theirs is None and needs_receiver and expect_final:
-            v["I7"].append(f"{ack_key}: ACKed but unknown to the receiver {receiver}")
-        done = mine.final and (
-            theirs.phase is Phase.CONFIRMED if theirs is not None else not needs_receiver
+        await _check_acked(
+            fold, view, partitions, ack_key, receiver, registered, report, expect_final=expect_final
         )
-        if done:
-            report.final += 1
-            report.outcomes[str(mine.outcome)] += 1
-        else:
-            report.in_flight += 1
-            if expect_final:
-                v["I4"].append(
-                    f"{ack_key}: not final ({mine.phase}, receiver "
-                    f"{theirs.phase if theirs else 'none'})"
-                )
-        if (
-            theirs is not None
-            and theirs.outcome
-            and mine.outcome
-            and theirs.outcome != mine.outcome
-        ):
-            v["I4"].append(f"{ack_key}: submitter says {mine.outcome}, receiver {theirs.outcome}")
     await check_kv(nc, partitions, fold, report, folded.cuts)
     return report
 
 
-def _check_conservation(fold: CompactFold, report: AuditReport) -> None:
-    """Per currency: posted balances + money in flight (debited at n, not yet credited at p)
-    equal the funding. Pending debits and credits must match the open transfers too."""
+async def _check_acked(
+    fold: CompactFold,
+    view: ArchiveView | None,
+    partitions: int,
+    ack_key: str,
+    receiver: str,
+    registered: set[str],
+    report: AuditReport,
+    *,
+    expect_final: bool,
+) -> None:
+    """I7 and I4 for one ACKed submission still in the live ledger."""
+    v = report.violations
+    submitter, transfer_id = ack_key.split(".", 1)
+    mine = fold.transfers.get(outgoing_key(submitter, transfer_id))
+    if mine is None:
+        v["I7"].append(f"{ack_key}: ACKed but unknown to the submitter")
+        return
+    their_key = incoming_key(receiver, submitter, transfer_id)
+    theirs = fold.transfers.get(their_key)
+    if theirs is None and view is not None:  # its partition may have archived it already
+        theirs = await view.record(their_key, partitions)
+    # A receiver exists for every transfer except those to an unregistered participant
+    # (steps.receiver_must_know, on the mark).
+    needs_receiver = mine.receiver in registered and mine.debtor == submitter
+    if theirs is None and needs_receiver and expect_final:
+        v["I7"].append(f"{ack_key}: ACKed but unknown to the receiver {receiver}")
+    done = mine.final and (
+        theirs.phase is Phase.CONFIRMED if theirs is not None else not needs_receiver
+    )
+    if done:
+        report.final += 1
+        report.outcomes[str(mine.outcome)] += 1
+    else:
+        report.in_flight += 1
+        if expect_final:
+            v["I4"].append(
+                f"{ack_key}: not final ({mine.phase}, receiver "
+                f"{theirs.phase if theirs else 'none'})"
+            )
+    if theirs is not None and theirs.outcome and mine.outcome and theirs.outcome != mine.outcome:
+        v["I4"].append(f"{ack_key}: submitter says {mine.outcome}, receiver {theirs.outcome}")
+
+
+def _check_conservation(fold: CompactFold, report: AuditReport, archived: list[Totals]) -> None:
+    """Per currency: posted balances + money in flight equal the funding. Money in flight is
+    what submitters' settled OK debits took and receivers' confirmed OK credits have not given
+    yet; the totals of archived periods count with the live fold's."""
+    totals = Totals().plus(dict(fold.funded), dict(fold.settled), dict(fold.confirmed))
+    for part in archived:
+        totals = totals.plus(part.funded, part.settled, part.confirmed)
     balance: dict[str, int] = defaultdict(int)
     for account in fold.accounts.values():
         balance[account.currency] += account.balance
-    in_flight: dict[str, int] = defaultdict(int)
-    for key, mark in fold.transfers.items():
-        if mark.side is not Side.SUBMITTER or mark.outcome is not Outcome.OK:
-            continue
-        submitter, _, transfer_id = key.split(".", 2)
-        theirs = fold.transfers.get(incoming_key(mark.receiver, submitter, transfer_id))
-        if theirs is None or theirs.phase is not Phase.CONFIRMED:
-            in_flight[mark.currency] += mark.minor
-    for currency in set(balance) | set(fold.funded):
-        total = balance[currency] + in_flight[currency]
-        report.funded[currency] = format_amount(fold.funded[currency], currency)
+    funded = defaultdict(int, totals.funded)
+    for currency in set(balance) | set(funded):
+        in_flight = totals.settled.get(currency, 0) - totals.confirmed.get(currency, 0)
+        report.funded[currency] = format_amount(funded[currency], currency)
         report.balances[currency] = format_amount(balance[currency], currency)
-        if total != fold.funded[currency]:
+        if balance[currency] + in_flight != funded[currency]:
             report.violations["I1"].append(
                 f"{currency}: balances {format_amount(balance[currency], currency)} + in flight "
-                f"{format_amount(in_flight[currency], currency)} != funded "
-                f"{format_amount(fold.funded[currency], currency)}"
+                f"{format_amount(in_flight, currency)} != funded "
+                f"{format_amount(funded[currency], currency)}"
             )
 
 

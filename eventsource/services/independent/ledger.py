@@ -120,4 +120,6 @@ class IndependentLedger(AccountBook):
         return await client.wait_final(self.nc, self.partitions, submitter, ids, timeout=timeout)
 
     async def audit(self, *, expect_final: bool) -> AuditReport:
-        return await audit.audit(self.nc, self.partitions, expect_final=expect_final)
+        return await audit.audit(
+            self.nc, self.partitions, expect_final=expect_final, history=self.history
+        )
