@@ -107,7 +107,7 @@ def test_the_snapshot_keeps_accounts_and_unfinished_records_and_the_rest_is_fina
 def test_a_carried_event_changes_nothing_and_a_wrong_one_is_reported():
     events = ledger(busy_network())
     first, second = fold_in_two(events, len(events))
-    seq, data, _ = first.latest[ALICE]
+    _, data, _ = first.latest[ALICE]
     second.add(ALICE, data, len(events) + 1, carried=True)
     assert second.fold.problems == []
     assert second.fold.account_seqs[ALICE] == len(events) + 1  # what KV must return now
