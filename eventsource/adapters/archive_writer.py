@@ -33,6 +33,7 @@ from eventsource.core.limits import (
 )
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ACK_V1_TOKENS = 9
 LedgerMessage = Msg | RawStreamMsg | ArchivedMessage
 
 
@@ -65,24 +66,35 @@ async def _each(messages: AsyncIterable[Any] | Iterable[Any]) -> AsyncIterator[A
 
 
 def as_archived(message: LedgerMessage) -> ArchivedMessage:
-    """A ledger message as read by a consumer (Msg) or a direct get (RawStreamMsg)."""
+    """A ledger message as read by a consumer (Msg) or a get (RawStreamMsg). Either way the
+    time is the stored nanoseconds cut to the millisecond, so both reads archive the same."""
     if isinstance(message, ArchivedMessage):
         return message
     if isinstance(message, Msg):
-        seq, stamp = message.metadata.sequence.stream, message.metadata.timestamp
+        seq, time_ms = message.metadata.sequence.stream, _reply_time_ms(message.reply)
         subject, payload, headers = message.subject, message.data, message.headers
     else:
         seq, stamp = message.seq or 0, message.time
         subject, payload, headers = message.subject or "", message.data, message.headers
-    if stamp is None:
-        raise ArchiveError(f"message {seq} on {subject} has no timestamp")
+        if stamp is None:
+            raise ArchiveError(f"message {seq} on {subject} has no timestamp")
+        time_ms = (stamp - _EPOCH) // timedelta(milliseconds=1)  # nats-py cuts it to the µs
     return ArchivedMessage(
         seq=seq,
-        time_ms=(stamp - _EPOCH) // timedelta(milliseconds=1),
+        time_ms=time_ms,
         subject=subject,
         payload=payload or b"",
         headers=kept_headers(headers),
     )
+
+
+def _reply_time_ms(reply: str) -> int:
+    """The stored time from a JetStream delivery's reply subject, exactly: nats-py's
+    `metadata.timestamp` goes through a float and may round up into the next millisecond."""
+    tokens = reply.split(".")
+    # $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ns>.<pending>, or the form with
+    # domain and account hash after ACK (and maybe a random token at the end).
+    return int(tokens[7] if len(tokens) == _ACK_V1_TOKENS else tokens[9]) // 1_000_000
 
 
 def check_funded(builder: PeriodBuilder, funded: Mapping[str, int] | None) -> None:

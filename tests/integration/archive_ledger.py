@@ -3,7 +3,10 @@ events (JSON), inbox messages and a few payloads that are not JSON."""
 
 from __future__ import annotations
 
+import base64
 import gzip
+import json
+import os
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -97,6 +100,18 @@ async def publish_transfers(nc: Client, ids: list[str], *, settle: bool = True) 
     return ack.seq
 
 
+async def publish_noise(nc: Client, count: int, size: int) -> int:
+    """`count` inbox messages of random JSON (it compresses badly, so objects span chunks)."""
+    js = nc.jetstream()
+    ack = None
+    for i in range(count):
+        noise = base64.b64encode(os.urandom(size * 3 // 4)).decode()
+        payload = json.dumps({"type": "submit", "noise": noise}).encode()
+        ack = await js.publish(f"nb.0.to.bank-a.submit.n{i}", payload)
+    assert ack is not None
+    return ack.seq
+
+
 async def publish_funding(nc: Client, amount: str) -> int:
     subject = state_subject(0, "bank-a.acct.alice")
     return (await nc.jetstream().publish(subject, funding(amount))).seq
@@ -109,11 +124,11 @@ async def stream_messages(nc: Client, first_seq: int, end_seq: int) -> list[Arch
         seq = msg.metadata.sequence.stream
         if seq >= end_seq:
             break
-        stamp = msg.metadata.timestamp
+        raw = await nc.jetstream().get_msg(STREAM, seq)  # its time, as the server wrote it
         found.append(
             ArchivedMessage(
                 seq=seq,
-                time_ms=(stamp - EPOCH) // timedelta(milliseconds=1),
+                time_ms=(raw.time - EPOCH) // timedelta(milliseconds=1),
                 subject=msg.subject,
                 payload=msg.data,
                 headers=kept_headers(msg.headers),

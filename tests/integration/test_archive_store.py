@@ -24,12 +24,14 @@ from eventsource.core.archive_format import UNTIMED, id_time_ms
 from eventsource.core.errors import ArchiveCorrupt, ArchiveError, ArchiveNotFound, PeriodIncomplete
 from eventsource.core.limits import ARCHIVE_BUCKET
 from tests.integration.archive_ledger import (
+    STREAM,
     archived,
     flip_byte,
     in_gzip,
     ledger_range,
     provision,
     publish_funding,
+    publish_noise,
     publish_transfers,
     rewrite_object,
     stream_messages,
@@ -76,6 +78,43 @@ async def test_a_period_of_the_ledger_reads_back_identical_and_verifies(nc: Clie
     assert await verify_period(nc, 0, 0, ZERO_CHAIN) == manifest
     status = await nc.jetstream().object_store(ARCHIVE_BUCKET)
     assert (await status.status()).replicas == 1  # as the ledger
+
+
+async def test_a_period_of_many_chunks_spilled_to_disk_reads_back_identical(
+    nc: Client, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr(archive_store, "ARCHIVE_SPOOL_MEMORY_BYTES", 64 * 1024)
+    last = await publish_noise(nc, 1500, 400)
+    manifest = await archive(nc, 0, 1, last + 1, ZERO_CHAIN)
+    store = await nc.jetstream().object_store(ARCHIVE_BUCKET)
+    assert (await store.get_info(EVENTS_0)).chunks >= 4
+    assert await archived(nc, 0) == await stream_messages(nc, 1, last + 1)
+    assert await verify_period(nc, 0, 0, ZERO_CHAIN) == manifest
+
+
+async def test_messages_read_by_get_archive_as_those_read_by_a_consumer(nc: Client):
+    last = await publish_transfers(nc, ULIDS)
+    js = nc.jetstream()
+    gets = [await js.get_msg(STREAM, seq) for seq in range(1, last + 1)]
+    by_get = await write_period(nc, 0, 0, gets, ZERO_CHAIN, first_seq=1, end_seq=last + 1)
+    by_consumer = await archive(nc, 0, 1, last + 1, ZERO_CHAIN)
+    assert by_get.chain == by_consumer.chain
+
+
+async def test_a_missing_chunk_is_corrupt_rather_than_a_read_that_waits_for_ever(nc: Client):
+    last = await publish_noise(nc, 600, 400)
+    await archive(nc, 0, 1, last + 1, ZERO_CHAIN)
+    js = nc.jetstream()
+    store = await js.object_store(ARCHIVE_BUCKET)
+    info = await store.get_info(EVENTS_0)
+    chunks = f"$O.{ARCHIVE_BUCKET}.C.{info.nuid}"
+    second = await js.get_msg(f"OBJ_{ARCHIVE_BUCKET}", seq=1, subject=chunks, next=True)
+    second = await js.get_msg(
+        f"OBJ_{ARCHIVE_BUCKET}", seq=second.seq + 1, subject=chunks, next=True
+    )
+    await js.delete_msg(f"OBJ_{ARCHIVE_BUCKET}", second.seq)
+    with pytest.raises(ArchiveCorrupt, match=r"chunk \d+ of \d+ is missing"):
+        await verify_period(nc, 0, 0, ZERO_CHAIN)
 
 
 async def test_writing_the_same_period_again_replaces_it_with_the_same_chain(nc: Client):
