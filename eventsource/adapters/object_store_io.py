@@ -5,9 +5,11 @@ nats-py's `put` takes bytes or a file (it calls `readinto` in a thread) and publ
 chunks one by one, then the object's meta; the meta is the commit, and a put that fails
 purges its chunks. Its `get` is not used: it reads the chunks through an ephemeral ordered
 consumer (placed on any replica, possibly one that is catching up), builds the whole object in
-memory by concatenation, and waits for ever for a chunk that is not there. Here every chunk is
-a STREAM.MSG.GET answered by the stream leader (`next_by_subj`), so a read is exact, streamed,
-and ends: a missing chunk is an ArchiveCorrupt, and the size and SHA-256 of the meta are checked.
+memory by concatenation, and waits for ever when none of the chunks is there (measured: an
+object whose chunks were purged, as a concurrent put purges the old ones; 15 s, no answer).
+Here every chunk is a STREAM.MSG.GET answered by the stream leader (`next_by_subj`), so a read
+is exact, streamed, and ends: a missing chunk is an ArchiveCorrupt, and the size and SHA-256 of
+the meta are checked.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from nats.js.object_store import ObjectStore
 
 from eventsource.adapters.retry import transient_retry
 from eventsource.core.errors import ArchiveCorrupt
-from eventsource.core.limits import ARCHIVE_CHUNK_BYTES
+from eventsource.core.limits import ARCHIVE_CHUNK_BYTES, ARCHIVE_REREADS_MAX
 
 _DIGEST_PREFIX = "SHA-256="
 
@@ -142,13 +144,22 @@ def _strip_prefix(digest: str) -> str:
 async def read_small(
     js: JetStreamContext, store: ObjectStore, bucket: str, name: str, size_max: int
 ) -> bytes | None:
-    """A whole small object (a manifest, a directory entry), or None if it does not exist."""
-    info = await object_info(store, name)
-    if info is None:
-        return None
-    if (info.size or 0) > size_max:
-        raise ArchiveCorrupt(f"object {name}: {info.size} bytes, more than {size_max}")
-    return b"".join([chunk async for chunk in read_chunks(js, bucket, info)])
+    """A whole small object (a manifest, a directory entry), or None if it does not exist.
+    One replaced while it was read (its old chunks purged: the archiver updates directory
+    entries while lookups read them) is read again, as it is now."""
+    for _ in range(ARCHIVE_REREADS_MAX):
+        info = await object_info(store, name)
+        if info is None:
+            return None
+        if (info.size or 0) > size_max:
+            raise ArchiveCorrupt(f"object {name}: {info.size} bytes, more than {size_max}")
+        try:
+            return b"".join([chunk async for chunk in read_chunks(js, bucket, info)])
+        except ArchiveCorrupt:
+            now = await object_info(store, name)
+            if now is not None and now.nuid == info.nuid:
+                raise  # the same object: really corrupt
+    raise ArchiveCorrupt(f"object {name}: replaced {ARCHIVE_REREADS_MAX} times while read")
 
 
 async def put_file(store: ObjectStore, name: str, source: BinaryIO) -> ObjectInfo:

@@ -4,14 +4,17 @@ found through the hour directory, and no manifest for a write that did not finis
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
 from nats.aio.client import Client
 
 from eventsource.adapters import archive_store
+from eventsource.adapters.archive_reader import directory_periods
 from eventsource.adapters.archive_store import (
     ZERO_CHAIN,
+    add_to_directory,
     find_transfer,
     read_manifest,
     verify_chain,
@@ -20,7 +23,7 @@ from eventsource.adapters.archive_store import (
 )
 from eventsource.adapters.cluster import ClusterInfo
 from eventsource.adapters.jetstream import connect
-from eventsource.core.archive_format import UNTIMED, id_time_ms
+from eventsource.core.archive_format import UNTIMED, hour_bucket, id_time_ms
 from eventsource.core.errors import ArchiveCorrupt, ArchiveError, ArchiveNotFound, PeriodIncomplete
 from eventsource.core.limits import ARCHIVE_BUCKET
 from tests.integration.archive_ledger import (
@@ -113,8 +116,12 @@ async def test_a_missing_chunk_is_corrupt_rather_than_a_read_that_waits_for_ever
         f"OBJ_{ARCHIVE_BUCKET}", seq=second.seq + 1, subject=chunks, next=True
     )
     await js.delete_msg(f"OBJ_{ARCHIVE_BUCKET}", second.seq)
-    with pytest.raises(ArchiveCorrupt, match=r"chunk \d+ of \d+ is missing"):
+    with pytest.raises(ArchiveCorrupt, match=r"chunk 2 of \d+ is missing"):
         await verify_period(nc, 0, 0, ZERO_CHAIN)
+    # No chunk at all: nats-py's own get waits for ever on this one.
+    await js.purge_stream(f"OBJ_{ARCHIVE_BUCKET}", subject=chunks)
+    with pytest.raises(ArchiveCorrupt, match=r"chunk 1 of \d+ is missing"):
+        await archived(nc, 0)
 
 
 async def test_writing_the_same_period_again_replaces_it_with_the_same_chain(nc: Client):
@@ -202,6 +209,33 @@ async def test_find_transfer_finds_archived_ids_through_the_hour_directory(nc: C
     store = await nc.jetstream().object_store(ARCHIVE_BUCKET)
     assert (await store.get(f"k0/ids-by-hour/{UNTIMED}")).data == b"[0]"
     assert (await store.get("k0/ids-by-hour/2024112000")).data == b"[0,1]"
+
+
+async def test_a_directory_entry_read_while_the_archiver_rewrites_it_reads_whole(
+    nc: Client, nats1: ClusterInfo
+):
+    last = await publish_transfers(nc, ULIDS[:1])
+    await archive(nc, 0, 1, last + 1, ZERO_CHAIN)
+    hour = hour_bucket(id_time_ms(ULIDS[0]))
+    reader = await connect(nats1.url)  # a status lookup elsewhere
+    store = await reader.jetstream().object_store(ARCHIVE_BUCKET)
+    updates_done = asyncio.Event()
+
+    async def archiver() -> None:
+        for period in range(1, 100):  # each put of the entry purges the one before
+            await add_to_directory(nc, 0, period, {hour})
+        updates_done.set()
+
+    async def lookups() -> int:
+        reads = 0
+        while not updates_done.is_set():
+            assert 0 in await directory_periods(reader.jetstream(), store, 0, hour)
+            reads += 1
+        return reads
+
+    _, reads = await asyncio.gather(archiver(), lookups())
+    await reader.close()
+    assert reads > 0
 
 
 async def test_no_bucket_means_nothing_archived_and_nothing_created(nc: Client):
