@@ -28,6 +28,7 @@ from eventsource.adapters.archive_reader import (
 )
 from eventsource.adapters.archive_writer import (
     LedgerMessage,
+    check_follows,
     check_funded,
     commit_manifest,
     read_back,
@@ -101,7 +102,9 @@ async def write_period(
     it (its old manifest is deleted first, so an interrupted rewrite leaves none).
 
     `messages` must be exactly that range in order (PeriodIncomplete otherwise, nothing
-    written). `funded` is counted from the FUNDED entries; a value given must equal it.
+    written). Period p > 0 must start where period p-1 ended, with its chain as `prev_chain`;
+    period 0 with ZERO_CHAIN. `funded` is counted from the FUNDED entries; a value given must
+    equal it.
     """
     builder = PeriodBuilder(partition, period, first_seq, end_seq)
     if not _CHAIN_TEXT.fullmatch(prev_chain):
@@ -109,6 +112,7 @@ async def write_period(
     js = nc.jetstream()
     store = await _bucket(js, partition, create=True)
     assert store is not None
+    await check_follows(js, store, builder, prev_chain)
     await delete_object(store, manifest_object(partition, period))
     with tempfile.SpooledTemporaryFile(max_size=ARCHIVE_SPOOL_MEMORY_BYTES) as spool:
         events_sha256 = await spool_events(messages, builder, spool)

@@ -12,9 +12,10 @@ from nats.js.api import RawStreamMsg
 from nats.js.client import JetStreamContext
 from nats.js.object_store import ObjectStore
 
-from eventsource.adapters.archive_reader import events_digest, ids_json
+from eventsource.adapters.archive_reader import events_digest, ids_json, manifest_of
 from eventsource.adapters.object_store_io import put_bytes, read_small
 from eventsource.core.archive_format import (
+    ZERO_CHAIN,
     ArchivedMessage,
     Manifest,
     encode_line,
@@ -105,6 +106,30 @@ def check_funded(builder: PeriodBuilder, funded: Mapping[str, int] | None) -> No
         raise ArchiveError(
             f"partition {builder.partition} period {builder.period}: funded {given} differs "
             f"from the FUNDED entries of its events {dict(builder.funded)}"
+        )
+
+
+async def check_follows(
+    js: JetStreamContext,
+    store: ObjectStore,
+    builder: PeriodBuilder,
+    prev_chain: str,
+) -> None:
+    """A period continues the one before: its chain and where it ended. Checked before
+    anything is written, so an archiver's slip cannot store a broken chain."""
+    partition, period = builder.partition, builder.period
+    where = f"partition {partition} period {period}"
+    if period == 0:
+        if prev_chain != ZERO_CHAIN:
+            raise ArchiveError(f"{where} follows nothing: its prev_chain must be {ZERO_CHAIN}")
+        return
+    before = await manifest_of(js, store, partition, period - 1)
+    if before is None:
+        raise ArchiveError(f"{where} cannot follow period {period - 1}: it is not archived")
+    if (before.chain, before.end_seq) != (prev_chain, builder.first_seq):
+        raise ArchiveError(
+            f"{where} must start at {before.end_seq} with prev_chain {before.chain} (the end of "
+            f"period {period - 1}), not at {builder.first_seq} with {prev_chain}"
         )
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
+import msgspec
 import pytest
 from nats.aio.client import Client
 
@@ -170,9 +171,7 @@ async def test_a_chain_of_three_periods_verifies_and_breaks_where_one_was_replac
 
     # Period 1 replaced by other content that is consistent in itself.
     original = await stream_messages(nc, ends[0] + 1, ends[1] + 1)
-    forged = [
-        m if i else type(m)(**{**_fields(m), "payload": b"{}"}) for i, m in enumerate(original)
-    ]
+    forged = [msgspec.structs.replace(original[0], payload=b"{}"), *original[1:]]
     await write_period(
         nc, 0, 1, forged, manifests[0].chain, first_seq=ends[0] + 1, end_seq=ends[1] + 1
     )
@@ -181,10 +180,6 @@ async def test_a_chain_of_three_periods_verifies_and_breaks_where_one_was_replac
         await verify_period(nc, 0, 2, replaced.chain)
     with pytest.raises(ArchiveCorrupt, match="period 2: prev_chain"):
         await verify_chain(nc, 0, 3)
-
-
-def _fields(message) -> dict:
-    return {f: getattr(message, f) for f in message.__struct_fields__}
 
 
 async def test_find_transfer_finds_archived_ids_through_the_hour_directory(nc: Client):
@@ -260,27 +255,47 @@ async def test_messages_that_do_not_cover_the_period_write_nothing(nc: Client):
 
 
 async def test_an_interrupted_write_leaves_no_manifest(nc: Client, monkeypatch: pytest.MonkeyPatch):
-    last = await publish_transfers(nc, ULIDS)
-    await archive(nc, 0, 1, last + 1, ZERO_CHAIN)
+    last = await publish_transfers(nc, ULIDS[:2])
+    chain = (await archive(nc, 0, 1, last + 1, ZERO_CHAIN)).chain
+    later = await publish_transfers(nc, ULIDS[2:])
 
     async def crash(*_args) -> None:
         raise KeyboardInterrupt  # the process dies between the objects and the manifest
 
     monkeypatch.setattr(archive_store, "commit_manifest", crash)
     with pytest.raises(KeyboardInterrupt):
-        await archive(nc, 0, 1, last + 1, ZERO_CHAIN)  # a rewrite of period 0
+        await archive(nc, 1, last + 1, later + 1, chain)  # a first write of period 1
     with pytest.raises(KeyboardInterrupt):
-        await archive(nc, 1, 1, last + 1, ZERO_CHAIN)  # a first write of period 1
+        await archive(nc, 0, 1, last + 1, ZERO_CHAIN)  # a rewrite of period 0
 
     store = await nc.jetstream().object_store(ARCHIVE_BUCKET)
     assert (await store.get_info(EVENTS_0)).size > 0  # the events were stored...
     assert await read_manifest(nc, 0, 0) is None  # ...but nothing counts as archived
     assert await read_manifest(nc, 0, 1) is None
     with pytest.raises(ArchiveNotFound):
-        await verify_period(nc, 0, 1, ZERO_CHAIN)
+        await verify_period(nc, 0, 1, chain)
     with pytest.raises(ArchiveNotFound):
         await archived(nc, 1)
-    assert await find_transfer(nc, 0, f"bank-a.out.{ULIDS[0]}", id_time_ms(ULIDS[0])) is None
+    for transfer_id in ULIDS:
+        key = f"bank-a.out.{transfer_id}"
+        assert await find_transfer(nc, 0, key, id_time_ms(transfer_id)) is None
+
+
+async def test_a_period_must_continue_the_one_before(nc: Client):
+    last = await publish_transfers(nc, ULIDS[:1])
+    later = await publish_transfers(nc, ULIDS[1:2])
+    with pytest.raises(ArchiveError, match="follows nothing"):
+        await archive(nc, 0, 1, last + 1, "1" * 64)
+    with pytest.raises(ArchiveError, match="period 0: it is not archived"):
+        await archive(nc, 1, last + 1, later + 1, ZERO_CHAIN)
+    chain = (await archive(nc, 0, 1, last + 1, ZERO_CHAIN)).chain
+    with pytest.raises(ArchiveError, match="must start at"):
+        await archive(nc, 1, last + 1, later + 1, ZERO_CHAIN)  # another chain
+    with pytest.raises(ArchiveError, match="must start at"):
+        await archive(nc, 1, last + 2, later + 1, chain)  # a gap between the periods
+    assert await read_manifest(nc, 0, 1) is None
+    await archive(nc, 1, last + 1, later + 1, chain)
+    assert len(await verify_chain(nc, 0, 2)) == 2
 
 
 async def test_a_source_that_fails_midway_leaves_no_manifest(nc: Client):
