@@ -154,3 +154,22 @@ class RecordQuarantined(NatsbankError):
 
 class InvariantViolation(NatsbankError):
     """The ledger broke one of I1-I7. Never expected; audit reports it."""
+
+
+class ArchiveError(NatsbankError):
+    """The ledger archive (Object Store `ledger_archive`) cannot serve or store a period."""
+
+
+class ArchiveNotFound(ArchiveError):
+    """The period has no manifest: never archived, or its write was interrupted. Without a
+    manifest nothing of the period counts as archived."""
+
+
+class ArchiveCorrupt(ArchiveError):
+    """An archived object differs from its manifest, or the chain of manifests breaks: the
+    message names the period and what differs."""
+
+
+class PeriodIncomplete(ArchiveError):
+    """The messages handed to the archive do not cover the period exactly (a gap, a message out
+    of range or out of order): archiving them would lose events, so nothing is written."""

@@ -94,3 +94,23 @@ ARCHIVE_CARRIES_IN_FLIGHT = 64  # carried-forward writes and leader reads in fli
 
 # --- Projections ---------------------------------------------------------------------------
 PROJECTION_POLL_S = 0.5  # between looks at a projection that is catching up
+
+# --- Ledger archive (core/archive_format.py, adapters/archive_store.py) ---------------------
+ARCHIVE_BUCKET = "ledger_archive"  # the Object Store bucket of every partition's archive
+ARCHIVE_PERIOD_MAX = 99_999_999  # object names carry the period in 8 digits
+ARCHIVE_CHUNK_BYTES = 128 * 1024  # one Object Store chunk (nats-py's default)
+# A period's compressed events stay in memory up to this size, then spill to a temporary file:
+# nats-py's put reads a file, and a file can be read again when a put is retried.
+ARCHIVE_SPOOL_MEMORY_BYTES = 8 * 1024 * 1024
+ARCHIVE_GZIP_LEVEL = 6
+ARCHIVE_INFLATE_STEP_BYTES = 1024 * 1024  # output of one decompression step (a gzip bomb stops)
+# One NDJSON line: a ledger message is at most 256 KiB (streams.yaml), and its JSON may grow
+# when control characters are escaped; anything longer is a corrupt object.
+ARCHIVE_LINE_BYTES_MAX = 8 * 1024 * 1024
+ARCHIVE_IDS_BYTES_MAX = 512 * 1024 * 1024  # an ids object, uncompressed
+ARCHIVE_SMALL_OBJECT_BYTES_MAX = 16 * 1024 * 1024  # a manifest or an hour of the id directory
+# Hours of the id directory one period may add itself to (a month). Ids whose times spread
+# wider (a client's clock, or chosen ids) are listed under "untimed" beyond the busiest hours.
+ARCHIVE_DIRECTORY_HOURS_MAX = 720
+ARCHIVE_IDS_CACHE_PERIODS = 4  # ids objects find_transfer keeps decoded (LRU)
+ARCHIVE_REREADS_MAX = 3  # reads of a small object that another writer replaces meanwhile

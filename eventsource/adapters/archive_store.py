@@ -1,0 +1,268 @@
+"""The ledger archive in the NATS Object Store (bucket `ledger_archive`, issue 12).
+
+A period of partition k is stored as `.events`, `.ids`, then the id directory entries, then
+`.manifest`: the manifest is written last and only after both objects were read back and
+matched their digests, so a period without a manifest was never archived (nothing of it may be
+purged from the ledger), and one with a manifest is complete and indexed. Formats:
+`core/archive_format.py` and docs/ARCHIVE.md. Every NATS call goes through the bounded retry.
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+import time
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
+
+from nats.aio.client import Client
+from nats.js.client import JetStreamContext
+from nats.js.errors import NotFoundError
+from nats.js.object_store import ObjectStore
+
+from eventsource.adapters.archive_reader import (
+    IdsCache,
+    directory_periods,
+    ids_json,
+    manifest_of,
+    period_messages,
+)
+from eventsource.adapters.archive_writer import (
+    LedgerMessage,
+    check_follows,
+    check_funded,
+    commit_manifest,
+    read_back,
+    spool_events,
+)
+from eventsource.adapters.object_store_io import (
+    delete_object,
+    open_bucket,
+    put_bytes,
+    put_file,
+    read_small,
+)
+from eventsource.adapters.retry import transient_retry
+from eventsource.core.archive_format import (
+    TIME_MS_MAX,
+    UNTIMED,
+    ZERO_CHAIN,
+    ArchivedMessage,
+    Manifest,
+    decode_periods,
+    encode_ids,
+    encode_periods,
+    events_object,
+    hour_bucket,
+    hour_object,
+    ids_object,
+    is_hour_name,
+    manifest_object,
+    sha256_hex,
+)
+from eventsource.core.archive_period import PeriodBuilder, gzip_bytes
+from eventsource.core.errors import ArchiveCorrupt, ArchiveNotFound, ConfigError
+from eventsource.core.limits import (
+    ARCHIVE_BUCKET,
+    ARCHIVE_DIRECTORY_HOURS_MAX,
+    ARCHIVE_SMALL_OBJECT_BYTES_MAX,
+    ARCHIVE_SPOOL_MEMORY_BYTES,
+)
+from eventsource.core.subjects import ledger_stream
+
+__all__ = [
+    "ZERO_CHAIN",
+    "ArchivedMessage",
+    "Manifest",
+    "add_to_directory",
+    "find_transfer",
+    "read_manifest",
+    "read_period",
+    "verify_chain",
+    "verify_period",
+    "write_period",
+]
+
+_CHAIN_TEXT = re.compile(r"[0-9a-f]{64}")
+_ids_cache = IdsCache()
+
+
+async def write_period(
+    nc: Client,
+    partition: int,
+    period: int,
+    messages: AsyncIterable[LedgerMessage] | Iterable[LedgerMessage],
+    prev_chain: str,
+    funded: Mapping[str, int] | None = None,
+    *,
+    first_seq: int,
+    end_seq: int,
+) -> Manifest:
+    """Archive the messages `first_seq <= seq < end_seq` of partition k as `period`; return its
+    manifest once everything is stored, read back and indexed. Writing a period again replaces
+    it (its old manifest is deleted first, so an interrupted rewrite leaves none).
+
+    `messages` must be exactly that range in order (PeriodIncomplete otherwise, nothing
+    written). Period p > 0 must start where period p-1 ended, with its chain as `prev_chain`;
+    period 0 with ZERO_CHAIN. `funded` is counted from the FUNDED entries; a value given must
+    equal it.
+    """
+    builder = PeriodBuilder(partition, period, first_seq, end_seq)
+    if not _CHAIN_TEXT.fullmatch(prev_chain):
+        raise ValueError(f"prev_chain must be 64 lowercase hex digits, got {prev_chain!r:.80}")
+    js = nc.jetstream()
+    store = await _bucket(js, partition, create=True)
+    assert store is not None
+    await check_follows(js, store, builder, prev_chain)
+    await delete_object(store, manifest_object(partition, period))
+    with tempfile.SpooledTemporaryFile(max_size=ARCHIVE_SPOOL_MEMORY_BYTES) as spool:
+        events_sha256 = await spool_events(messages, builder, spool)
+        builder.finish()
+        check_funded(builder, funded)
+        await put_file(store, events_object(partition, period), spool)
+    ids = encode_ids(builder.ids())
+    await put_bytes(store, ids_object(partition, period), gzip_bytes(ids))
+    manifest = builder.manifest(
+        events_sha256=events_sha256,
+        ids_sha256=sha256_hex(ids),
+        prev_chain=prev_chain,
+        archived_at_ms=time.time_ns() // 1_000_000,
+    )
+    await read_back(js, store, manifest)
+    await add_to_directory(nc, partition, period, builder.hours())
+    await commit_manifest(js, store, manifest)
+    return manifest
+
+
+async def read_manifest(nc: Client, partition: int, period: int) -> Manifest | None:
+    """The period's manifest, or None: not archived, or its write did not finish."""
+    js = nc.jetstream()
+    store = await _bucket(js, partition, create=False)
+    return None if store is None else await manifest_of(js, store, partition, period)
+
+
+async def read_period(nc: Client, partition: int, period: int) -> AsyncIterator[ArchivedMessage]:
+    """The archived messages in stream order, streamed. Each one's payload is the stored
+    payload byte for byte. ArchiveCorrupt, raised at the latest after the last message, if the
+    events differ from the manifest: a consumer must not act on a period it did not finish."""
+    js = nc.jetstream()
+    store, manifest = await _committed(js, partition, period)
+    async for message in period_messages(js, store, manifest):
+        yield message
+
+
+async def verify_period(nc: Client, partition: int, period: int, prev_chain: str) -> Manifest:
+    """Re-read the period and check everything its manifest says: both digests, the chain
+    from `prev_chain`, the sequence range without a gap, the count, the ids and the funding.
+    Return the manifest, or raise ArchiveNotFound / ArchiveCorrupt naming what is wrong."""
+    js = nc.jetstream()
+    store, manifest = await _committed(js, partition, period)
+    where = f"archive of partition {partition} period {period}"
+    if manifest.prev_chain != prev_chain:
+        raise ArchiveCorrupt(f"{where}: prev_chain {manifest.prev_chain} is not {prev_chain}")
+    if manifest.expected_chain() != manifest.chain:
+        raise ArchiveCorrupt(f"{where}: chain does not match its own fields")
+    builder = PeriodBuilder(partition, period, manifest.first_seq, manifest.end_seq)
+    async for message in period_messages(js, store, manifest):
+        builder.add(message)
+    ids, ids_sha256 = await ids_json(js, store, ids_object(partition, period))
+    if ids_sha256 != manifest.ids_sha256:
+        raise ArchiveCorrupt(f"{where}: the ids object's SHA-256 differs from ids_sha256")
+    if ids != encode_ids(builder.ids()):
+        raise ArchiveCorrupt(f"{where}: the ids object is not the ids of the events")
+    rebuilt = builder.manifest(
+        events_sha256=manifest.events_sha256,
+        ids_sha256=ids_sha256,
+        prev_chain=prev_chain,
+        archived_at_ms=manifest.archived_at_ms,
+    )
+    differing = [
+        f for f in Manifest.__struct_fields__ if getattr(rebuilt, f) != getattr(manifest, f)
+    ]
+    if differing:
+        raise ArchiveCorrupt(f"{where}: manifest fields differ from the events: {differing}")
+    return manifest
+
+
+async def verify_chain(nc: Client, partition: int, periods: int) -> list[Manifest]:
+    """verify_period for periods 0..periods-1, each from the chain of the one before, and each
+    starting where the one before ended."""
+    manifests: list[Manifest] = []
+    prev_chain = ZERO_CHAIN
+    for period in range(periods):
+        manifest = await verify_period(nc, partition, period, prev_chain)
+        if manifests and manifest.first_seq != manifests[-1].end_seq:
+            raise ArchiveCorrupt(
+                f"archive of partition {partition} period {period}: starts at "
+                f"{manifest.first_seq}, period {period - 1} ended before {manifests[-1].end_seq}"
+            )
+        manifests.append(manifest)
+        prev_chain = manifest.chain
+    return manifests
+
+
+async def find_transfer(
+    nc: Client, partition: int, key: str, id_time_ms: int | None
+) -> tuple[int, str, str | None] | None:
+    """(period, digest, outcome) of the archived final record `key` (`<N>.out.<ID>` or
+    `<P>.in.<N>.<ID>`), or None. `id_time_ms` is `id_time_ms(ID)`: the lookup reads the
+    periods listed under that hour and under UNTIMED, newest first, never every period."""
+    js = nc.jetstream()
+    store = await _bucket(js, partition, create=False)
+    if store is None:
+        return None
+    hours = [UNTIMED]
+    if id_time_ms is not None and 0 <= id_time_ms <= TIME_MS_MAX:
+        hours.append(hour_bucket(id_time_ms))
+    periods: set[int] = set()
+    for hour in hours:
+        periods.update(await directory_periods(js, store, partition, hour))
+    for period in sorted(periods, reverse=True):
+        manifest = await manifest_of(js, store, partition, period)
+        if manifest is None:
+            continue  # listed by a write that did not finish: not archived
+        entry = (await _ids_cache.ids(js, store, manifest)).get(key)
+        if entry is not None:
+            return period, entry[0], entry[1]
+    return None
+
+
+async def add_to_directory(nc: Client, partition: int, period: int, hours: set[str]) -> None:
+    """List `period` under each of `hours` (`YYYYMMDDHH` or UNTIMED): read, add, write back.
+    Safe to repeat; only one archiver per partition may run it at a time (its caller's rule)."""
+    bad = sorted(hour for hour in hours if not is_hour_name(hour))
+    if bad or len(hours) > ARCHIVE_DIRECTORY_HOURS_MAX + 1:
+        raise ValueError(f"hours must be at most {ARCHIVE_DIRECTORY_HOURS_MAX + 1} names: {bad}")
+    js = nc.jetstream()
+    store = await _bucket(js, partition, create=True)
+    assert store is not None
+    for hour in sorted(hours):
+        name = hour_object(partition, hour)
+        data = await read_small(js, store, ARCHIVE_BUCKET, name, ARCHIVE_SMALL_OBJECT_BYTES_MAX)
+        periods = [] if data is None else decode_periods(data, name)
+        if period not in periods:
+            await put_bytes(store, name, encode_periods([*periods, period]))
+
+
+async def _committed(
+    js: JetStreamContext, partition: int, period: int
+) -> tuple[ObjectStore, Manifest]:
+    store = await _bucket(js, partition, create=False)
+    manifest = None if store is None else await manifest_of(js, store, partition, period)
+    if store is None or manifest is None:
+        raise ArchiveNotFound(f"partition {partition} period {period} is not archived")
+    return store, manifest
+
+
+async def _bucket(js: JetStreamContext, partition: int, *, create: bool) -> ObjectStore | None:
+    async def ledger_replicas() -> int:
+        stream = ledger_stream(partition)
+
+        async def read() -> int:
+            try:
+                return (await js.stream_info(stream)).config.num_replicas or 1
+            except NotFoundError:
+                raise ConfigError(f"no ledger stream {stream}: nothing to archive") from None
+
+        return await transient_retry(read, what=f"read of {stream}'s replicas")
+
+    return await open_bucket(js, ARCHIVE_BUCKET, ledger_replicas if create else None)

@@ -1,0 +1,152 @@
+"""Writing one archived period: the events gzipped into a spool as they come, and the read
+back that must match before a manifest may exist. `archive_store.py` is the API."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any, BinaryIO
+
+from nats.aio.msg import Msg
+from nats.js.api import RawStreamMsg
+from nats.js.client import JetStreamContext
+from nats.js.object_store import ObjectStore
+
+from eventsource.adapters.archive_reader import events_digest, ids_json, manifest_of
+from eventsource.adapters.object_store_io import put_bytes, read_small
+from eventsource.core.archive_format import (
+    ZERO_CHAIN,
+    ArchivedMessage,
+    Manifest,
+    encode_line,
+    encode_manifest,
+    events_object,
+    ids_object,
+    kept_headers,
+    manifest_object,
+)
+from eventsource.core.archive_period import Gzipper, PeriodBuilder
+from eventsource.core.errors import ArchiveCorrupt, ArchiveError
+from eventsource.core.limits import (
+    ARCHIVE_BUCKET,
+    ARCHIVE_CHUNK_BYTES,
+    ARCHIVE_SMALL_OBJECT_BYTES_MAX,
+)
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ACK_V1_TOKENS = 9
+LedgerMessage = Msg | RawStreamMsg | ArchivedMessage
+
+
+async def spool_events(
+    messages: AsyncIterable[LedgerMessage] | Iterable[LedgerMessage],
+    builder: PeriodBuilder,
+    spool: BinaryIO,
+) -> str:
+    """gzip the NDJSON into `spool` as the messages come; return the SHA-256 of the NDJSON."""
+    gzipper = Gzipper()
+    pending = bytearray()
+    async for message in _each(messages):
+        archived = as_archived(message)
+        builder.add(archived)
+        pending += encode_line(archived)
+        if len(pending) >= ARCHIVE_CHUNK_BYTES:  # few, large calls into zlib
+            spool.write(gzipper.add(bytes(pending)))
+            pending.clear()
+    spool.write(gzipper.add(bytes(pending)) + gzipper.finish())
+    return gzipper.sha256.hexdigest()
+
+
+async def _each(messages: AsyncIterable[Any] | Iterable[Any]) -> AsyncIterator[Any]:
+    if isinstance(messages, AsyncIterable):
+        async for message in messages:
+            yield message
+    else:
+        for message in messages:
+            yield message
+
+
+def as_archived(message: LedgerMessage) -> ArchivedMessage:
+    """A ledger message as read by a consumer (Msg) or a get (RawStreamMsg). Either way the
+    time is the stored nanoseconds cut to the millisecond, so both reads archive the same."""
+    if isinstance(message, ArchivedMessage):
+        return message
+    if isinstance(message, Msg):
+        seq, time_ms = message.metadata.sequence.stream, _reply_time_ms(message.reply)
+        subject, payload, headers = message.subject, message.data, message.headers
+    else:
+        seq, stamp = message.seq or 0, message.time
+        subject, payload, headers = message.subject or "", message.data, message.headers
+        if stamp is None:
+            raise ArchiveError(f"message {seq} on {subject} has no timestamp")
+        time_ms = (stamp - _EPOCH) // timedelta(milliseconds=1)  # nats-py cuts it to the µs
+    return ArchivedMessage(
+        seq=seq,
+        time_ms=time_ms,
+        subject=subject,
+        payload=payload or b"",
+        headers=kept_headers(headers),
+    )
+
+
+def _reply_time_ms(reply: str) -> int:
+    """The stored time from a JetStream delivery's reply subject, exactly: nats-py's
+    `metadata.timestamp` goes through a float and may round up into the next millisecond."""
+    tokens = reply.split(".")
+    # $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ns>.<pending>, or the form with
+    # domain and account hash after ACK (and maybe a random token at the end).
+    return int(tokens[7] if len(tokens) == _ACK_V1_TOKENS else tokens[9]) // 1_000_000
+
+
+def check_funded(builder: PeriodBuilder, funded: Mapping[str, int] | None) -> None:
+    if funded is None:
+        return
+    given = {currency: amount for currency, amount in funded.items() if amount}
+    if given != dict(builder.funded):
+        raise ArchiveError(
+            f"partition {builder.partition} period {builder.period}: funded {given} differs "
+            f"from the FUNDED entries of its events {dict(builder.funded)}"
+        )
+
+
+async def check_follows(
+    js: JetStreamContext,
+    store: ObjectStore,
+    builder: PeriodBuilder,
+    prev_chain: str,
+) -> None:
+    """A period continues the one before: its chain and where it ended. Checked before
+    anything is written, so an archiver's slip cannot store a broken chain."""
+    partition, period = builder.partition, builder.period
+    where = f"partition {partition} period {period}"
+    if period == 0:
+        if prev_chain != ZERO_CHAIN:
+            raise ArchiveError(f"{where} follows nothing: its prev_chain must be {ZERO_CHAIN}")
+        return
+    before = await manifest_of(js, store, partition, period - 1)
+    if before is None:
+        raise ArchiveError(f"{where} cannot follow period {period - 1}: it is not archived")
+    if (before.chain, before.end_seq) != (prev_chain, builder.first_seq):
+        raise ArchiveError(
+            f"{where} must start at {before.end_seq} with prev_chain {before.chain} (the end of "
+            f"period {period - 1}), not at {builder.first_seq} with {prev_chain}"
+        )
+
+
+async def read_back(js: JetStreamContext, store: ObjectStore, manifest: Manifest) -> None:
+    """Both objects as stored now, against what was meant to be stored."""
+    partition, period = manifest.partition, manifest.period
+    events_sha256, lines = await events_digest(js, store, events_object(partition, period))
+    if (events_sha256, lines) != (manifest.events_sha256, manifest.messages):
+        raise ArchiveCorrupt(f"{events_object(partition, period)}: read back other than written")
+    _, ids_sha256 = await ids_json(js, store, ids_object(partition, period))
+    if ids_sha256 != manifest.ids_sha256:
+        raise ArchiveCorrupt(f"{ids_object(partition, period)}: read back other than written")
+
+
+async def commit_manifest(js: JetStreamContext, store: ObjectStore, manifest: Manifest) -> None:
+    name = manifest_object(manifest.partition, manifest.period)
+    data = encode_manifest(manifest)
+    await put_bytes(store, name, data)
+    if await read_small(js, store, ARCHIVE_BUCKET, name, ARCHIVE_SMALL_OBJECT_BYTES_MAX) != data:
+        raise ArchiveCorrupt(f"{name}: read back other than written")
