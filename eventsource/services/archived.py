@@ -3,6 +3,7 @@ live ledger (docs/PROTOCOL.md section 7, "Permanent idempotency")."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 
@@ -19,3 +20,10 @@ class _NoArchive:
 
 
 NO_ARCHIVE: ArchivedRecords = _NoArchive()
+
+
+Archives = Callable[[int], ArchivedRecords]  # partition -> where its archived records are
+
+
+def no_archives(partition: int) -> ArchivedRecords:
+    return NO_ARCHIVE

@@ -37,6 +37,7 @@ from eventsource.core.subjects import (
     state_subject,
 )
 from eventsource.core.trace import HEADER as TRACE_HEADER
+from eventsource.services.archived import Archives, no_archives
 
 T = TypeVar("T")
 
@@ -101,13 +102,21 @@ async def publish_submission(
 
 
 async def read_transfer(
-    nc: Client, partitions: int, key_owner: str, key: str
+    nc: Client,
+    partitions: int,
+    key_owner: str,
+    key: str,
+    archives: Archives = no_archives,
 ) -> tuple[TransferState, int] | None:
-    """Exact read: the last event on the record's subject, from the stream leader."""
+    """Exact read: the last event on the record's subject, from the stream leader; else the
+    archive's final event of it (at sequence 0: it left the live ledger)."""
     k = partition_of(key_owner, partitions)
     last = await read_last(nc, ledger_stream(k), state_subject(k, key), leader=True)
     if last is None:
-        return None
+        archived = await archives(k).latest(key)
+        if archived is None:
+            return None
+        last = (archived, 0)
     state = decode_stored(key, last[0], last[1], functools.partial(decode_state, key))
     if isinstance(state, Quarantined):
         raise RecordQuarantined(state.describe())
@@ -116,26 +125,40 @@ async def read_transfer(
 
 
 async def transfer_views(
-    nc: Client, partitions: int, submitter: str, transfer_id: str
+    nc: Client,
+    partitions: int,
+    submitter: str,
+    transfer_id: str,
+    archives: Archives = no_archives,
 ) -> tuple[tuple[TransferState, int] | None, tuple | None]:
     """Both sides' records of one transfer: the submitter's and, once there, the receiver's."""
-    mine = await read_transfer(nc, partitions, submitter, outgoing_key(submitter, transfer_id))
+    mine = await read_transfer(
+        nc, partitions, submitter, outgoing_key(submitter, transfer_id), archives
+    )
     theirs = None
     if mine is not None:
         receiver = mine[0].transfer.creditor.participant
         theirs = await read_transfer(
-            nc, partitions, receiver, incoming_key(receiver, submitter, transfer_id)
+            nc, partitions, receiver, incoming_key(receiver, submitter, transfer_id), archives
         )
     return mine, theirs
 
 
 async def wait_final(
-    nc: Client, partitions: int, submitter: str, ids: list[str], *, timeout: float = 60.0
+    nc: Client,
+    partitions: int,
+    submitter: str,
+    ids: list[str],
+    *,
+    timeout: float = 60.0,
+    archives: Archives = no_archives,
 ) -> dict[str, TransferState]:
-    """Poll the submitter's records until each id has its final outcome (or time runs out)."""
+    """Poll the submitter's records until each id has its final outcome (or time runs out);
+    a duplicate of an archived transfer is answered by the archive."""
 
     async def final(transfer_id: str) -> TransferState | None:
-        view = await read_transfer(nc, partitions, submitter, outgoing_key(submitter, transfer_id))
+        key = outgoing_key(submitter, transfer_id)
+        view = await read_transfer(nc, partitions, submitter, key, archives)
         return view[0] if view is not None and view[0].final else None
 
     return await poll_until_found(ids, final, timeout)

@@ -91,7 +91,9 @@ class IndependentLedger(AccountBook):
 
     async def record(self, submitter: str, transfer_id: str) -> Record | None:
         key = outgoing_key(submitter, transfer_id)
-        found = await client.read_transfer(self.nc, self.partitions, submitter, key)
+        found = await client.read_transfer(
+            self.nc, self.partitions, submitter, key, self.archive_of
+        )
         if found is None:
             return None
         return Record(submitter, found[0], ledger_stream(self.home_of(submitter)), found[1])
@@ -102,7 +104,9 @@ class IndependentLedger(AccountBook):
             if not found:
                 return None
             submitter = next(iter(found)).split(".", 1)[0]
-        mine, theirs = await client.transfer_views(self.nc, self.partitions, submitter, transfer_id)
+        mine, theirs = await client.transfer_views(
+            self.nc, self.partitions, submitter, transfer_id, self.archive_of
+        )
         if mine is None:
             return None
         receiver = mine[0].transfer.creditor.participant
@@ -117,7 +121,9 @@ class IndependentLedger(AccountBook):
     async def wait_final(
         self, submitter: str, ids: list[str], timeout: float
     ) -> dict[str, TransferState]:
-        return await client.wait_final(self.nc, self.partitions, submitter, ids, timeout=timeout)
+        return await client.wait_final(
+            self.nc, self.partitions, submitter, ids, timeout=timeout, archives=self.archive_of
+        )
 
     async def audit(self, *, expect_final: bool) -> AuditReport:
         return await audit.audit(
