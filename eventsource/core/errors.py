@@ -66,11 +66,6 @@ class DeadLetterFailed(InfrastructureError):
         self.source = source
 
 
-class ArchiveCorrupt(NatsbankError):
-    """An archived period, its manifest, its chain or the archive head is not what was written:
-    history was damaged or tampered with. Reported by `natsbank audit` (I5)."""
-
-
 class ArchiveLeaseLost(InfrastructureError):
     """Another archiver holds the stream's lease (or took it over): this run stops before it
     changes anything more; what it did so far is safe to repeat."""

@@ -11,14 +11,9 @@ their time: a ULID or a UUIDv7, read by `id_time_ms`.
 from __future__ import annotations
 
 import enum
-import uuid
 from dataclasses import dataclass
 
-_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-_CROCKFORD_VALUE = {c: i for i, c in enumerate(_CROCKFORD)}
-ULID_LENGTH = 26
-ULID_TIME_CHARS = 10  # 48 bits of milliseconds since the epoch
-UUID_LENGTH = 36
+from eventsource.core.archive_format import id_time_ms
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,28 +39,6 @@ class IdPlace(enum.StrEnum):
     OLD = "old"  # the live ledger, else the archive, else it is refused ID_EXPIRED
     FUTURE = "future"  # its time is ahead of the servers' by more than the skew: refused
     UNTIMED = "untimed"  # not a ULID or UUIDv7, with a bounded history: refused
-
-
-def id_time_ms(transfer_id: str) -> int | None:
-    """The time of a ULID (either case) or a UUIDv7, in ms since the epoch; None otherwise."""
-    if len(transfer_id) == ULID_LENGTH:
-        value = 0
-        for char in transfer_id[:ULID_TIME_CHARS].upper():
-            digit = _CROCKFORD_VALUE.get(char)
-            if digit is None:
-                return None
-            value = value * 32 + digit
-        rest = transfer_id[ULID_TIME_CHARS:].upper()
-        if value >= 1 << 48 or any(c not in _CROCKFORD_VALUE for c in rest):
-            return None
-        return value
-    if len(transfer_id) == UUID_LENGTH:
-        try:
-            parsed = uuid.UUID(transfer_id)
-        except ValueError:
-            return None
-        return parsed.int >> 80 if parsed.version == 7 else None
-    return None
 
 
 def place_id(transfer_id: str, acked_ms: int, history: History) -> IdPlace:
