@@ -11,12 +11,12 @@ from eventsource.core.subjects import transfer_id_of_key
 
 
 class ArchiveLookup:
-    def __init__(self, nc: Client, stream: str) -> None:
+    def __init__(self, nc: Client, partition: int) -> None:
         self.nc = nc
-        self.stream = stream
+        self.partition = partition
 
     async def latest(self, key: str) -> bytes | None:
         at = id_time_ms(transfer_id_of_key(key))
         if at is None:  # an id without a time was never admitted with a horizon
             return None
-        return await archive_store.find_record(self.nc, self.stream, key, at)
+        return await archive_store.find_record(self.nc, self.partition, key, at)

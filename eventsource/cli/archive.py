@@ -18,7 +18,6 @@ from eventsource.cli.common import (
 )
 from eventsource.core.errors import ConfigError, UsageError
 from eventsource.core.limits import ARCHIVE_EVERY_S
-from eventsource.core.subjects import partition_space
 from eventsource.services.archive_status import archive_status
 from eventsource.services.archiver import CRASH_POINTS, RunReport, run_archiver
 
@@ -53,11 +52,10 @@ def run_(
                 raise ConfigError(
                     "history.horizon is forever (streams.yaml): there is nothing to archive"
                 )
-            spaces = [partition_space(k) for k in range(layout.partitions)]
             stop = stop_on_signals()
             await run_archiver(
                 nc,
-                spaces,
+                layout.partitions,
                 layout.history,
                 stop,
                 every=every,

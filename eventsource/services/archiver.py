@@ -43,11 +43,12 @@ from eventsource.adapters.archive_stream import (
 from eventsource.adapters.stream_reader import read_messages
 from eventsource.core.archive_cut import cut_sequence, group_ends
 from eventsource.core.archive_fold import CARRIED_HEADER, CutFold
-from eventsource.core.archive_head import Head
+from eventsource.core.archive_format import PeriodExtras
+from eventsource.core.archive_head import Head, SnapshotEntry, decode_snapshot, encode_snapshot
 from eventsource.core.errors import ArchiveCorrupt
 from eventsource.core.history import History, archivable_before_ms
 from eventsource.core.limits import ARCHIVE_RUN_MESSAGES_MAX
-from eventsource.core.subjects import KeySpace, key_of_subject
+from eventsource.core.subjects import KeySpace, key_of_subject, ledger_stream, partition_space
 
 log = logging.getLogger("natsbank.archiver")
 # Where the fault tests kill a run: halfway through reading the period, once it is stored and
@@ -77,14 +78,15 @@ class RunReport:
 
 async def archive_once(
     nc: Client,
-    space: KeySpace,
+    partition: int,
     history: History,
     lease: StreamLease,
     *,
     now_ms: int | None = None,
     crash_at: str | None = None,
 ) -> RunReport:
-    """One run on one stream (see the module's docstring); the caller holds `lease`."""
+    """One run on partition k's stream (see the module's docstring); the caller holds `lease`."""
+    space = partition_space(partition)
     stream = space.stream
     head, revision = await read_head(lease.kv, stream)
     await _purge(nc, stream, head.end_seq)  # a run that died between 6 and 7
@@ -101,16 +103,16 @@ async def archive_once(
     end = cut_sequence(head.end_seq, by_time, last_seq, ARCHIVE_RUN_MESSAGES_MAX)
     if end <= head.end_seq:
         return RunReport(stream, None)
-    cut = CutFold.seeded_with(await archive_store.read_snapshot(nc, stream, head))
+    cut = CutFold.seeded_with(await read_snapshot(nc, partition, head))
     manifest = await archive_store.write_period(
         nc,
-        stream,
+        partition,
         head.period,
         _folded(nc, space, cut, head.end_seq, end, crash_at),
         head.chain,
         first_seq=head.end_seq,
         end_seq=end,
-        extras=lambda: archive_store.PeriodExtras.of(cut),
+        extras=lambda: extras_of(cut),
     )
     _crash_here("stored", crash_at)
     await lease.renew()
@@ -131,6 +133,23 @@ async def archive_once(
     held = await _purge(nc, stream, end)
     _crash_here("purged", crash_at)
     return RunReport(stream, head.period, head.end_seq, end, cut.events, carried, held)
+
+
+async def read_snapshot(nc: Client, partition: int, head: Head) -> list[SnapshotEntry]:
+    """The state at the head: the last archived period's snapshot (nothing before period 0)."""
+    if head.period == 0:
+        return []
+    return decode_snapshot(await archive_store.read_snapshot(nc, partition, head.period - 1))
+
+
+def extras_of(cut: CutFold) -> PeriodExtras:
+    fold = cut.fold
+    return PeriodExtras(
+        snapshot=encode_snapshot(cut.snapshot()),
+        problems=list(fold.problems),
+        settled=dict(fold.settled),
+        confirmed=dict(fold.confirmed),
+    )
 
 
 async def _folded(
@@ -168,7 +187,7 @@ def _crash_here(point: str, crash_at: str | None) -> None:
 
 async def run_archiver(
     nc: Client,
-    spaces: list[KeySpace],
+    partitions: int,
     history: History,
     stop: asyncio.Event,
     *,
@@ -179,17 +198,16 @@ async def run_archiver(
 ) -> None:
     """Archive every stream whose lease this process gets, every `every` seconds."""
     kv = await meta_bucket(nc)
-    leases = {space.stream: StreamLease(kv, space.stream) for space in spaces}
+    leases = [StreamLease(kv, ledger_stream(k)) for k in range(partitions)]
     try:
         while not stop.is_set():
-            for space in spaces:
-                lease = leases[space.stream]
+            for k, lease in enumerate(leases):
                 if not await lease.take():
                     continue
-                report = await archive_once(nc, space, history, lease, crash_at=crash_at)
+                report = await archive_once(nc, k, history, lease, crash_at=crash_at)
                 on_run(report)
                 while report.period is not None and not stop.is_set():  # a backlog: go on
-                    report = await archive_once(nc, space, history, lease, crash_at=crash_at)
+                    report = await archive_once(nc, k, history, lease, crash_at=crash_at)
                     on_run(report)
             if once:
                 return

@@ -21,10 +21,11 @@ from eventsource.adapters import archive_store
 from eventsource.adapters.archive_lookup import ArchiveLookup
 from eventsource.adapters.archive_meta import StreamLease, meta_bucket, read_head
 from eventsource.core.archive_head import Head, SnapshotEntry, Totals
-from eventsource.core.errors import ArchiveCorrupt, TemporarilyUnavailable
+from eventsource.core.errors import ArchiveError, TemporarilyUnavailable
 from eventsource.core.events import TransferState, transfer_event_decoder
 from eventsource.core.limits import ARCHIVE_LEASE_S
 from eventsource.core.subjects import ledger_stream, partition_of
+from eventsource.services.archiver import read_snapshot
 
 AUDIT_LEASE_WAIT_S = 5 * ARCHIVE_LEASE_S  # an archive run in progress finishes well within it
 
@@ -69,12 +70,12 @@ async def read_archive_view(nc: Client, partitions: int) -> ArchiveView:
         part = PartitionArchive(stream, head)
         if part.archived:
             try:
-                await archive_store.check_head(nc, stream, head)
-                part.snapshot = await archive_store.read_snapshot(nc, stream, head)
-            except ArchiveCorrupt as exc:
+                await archive_store.check_head(nc, k, head.period - 1, head.chain)
+                part.snapshot = await read_snapshot(nc, k, head)
+            except ArchiveError as exc:
                 part.problems.append(f"{stream}: {exc} (I5)")
         parts.append(part)
-    lookups = {p.stream: ArchiveLookup(nc, p.stream) for p in parts}
+    lookups = {p.stream: ArchiveLookup(nc, k) for k, p in enumerate(parts)}
     return ArchiveView(parts, lookups)
 
 

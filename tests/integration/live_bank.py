@@ -19,6 +19,7 @@ from eventsource.adapters.jetstream import connect
 from eventsource.adapters.topology import Topology
 from eventsource.bootstrap import ServeOptions, participant_service
 from eventsource.core.faults import NO_FAULTS, FaultPlan
+from eventsource.core.history import KEEP_EVERYTHING, History
 from eventsource.core.limits import CORE_WINDOW, FETCH_BATCH, SWEEP_INTERVAL_S
 from eventsource.core.model import AccountRef, TransferRequest
 from eventsource.core.resend import ResendPolicy
@@ -42,6 +43,7 @@ class LiveBank:
     mode: str = "jetstream"
     faults: FaultPlan = NO_FAULTS
     resend_after: float = 1.0
+    history: History = KEEP_EVERYTHING  # the live horizon the topology declared
     services: list[tuple[ParticipantService, asyncio.Task]] = field(default_factory=list)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -51,7 +53,7 @@ class LiveBank:
 
     @property
     def ledger(self) -> IndependentLedger:
-        return IndependentLedger(self.nc, self.partitions)
+        return IndependentLedger(self.nc, self.partitions, self.history)
 
     def service(
         self,
@@ -90,7 +92,14 @@ class LiveBank:
         )
 
     async def wait(self, submitter: str, ids: list[str], timeout: float = 30.0):
-        return await wait_final(self.nc, self.partitions, submitter, ids, timeout=timeout)
+        return await wait_final(
+            self.nc,
+            self.partitions,
+            submitter,
+            ids,
+            timeout=timeout,
+            archives=self.ledger.archive_of,
+        )
 
     async def quiet(self, timeout: float = 60.0) -> None:
         consumers = [c for p in self.participants for c in self.ledger.consumers(p)]
@@ -104,7 +113,7 @@ class LiveBank:
         await self.quiet()
         deadline = asyncio.get_running_loop().time() + patience
         while True:
-            report = await audit(self.nc, self.partitions, expect_final=True)
+            report = await audit(self.nc, self.partitions, expect_final=True, history=self.history)
             if report.ok or self.mode != "core" or asyncio.get_running_loop().time() > deadline:
                 return report
             await asyncio.sleep(0.5)
@@ -136,7 +145,8 @@ async def live_bank(
 ) -> AsyncIterator[LiveBank]:
     partitions = await bootstrap(cluster.url, BANKS, funding=funding, topology=topology)
     nc = await connect(cluster.url)
-    bank = LiveBank(cluster, nc, partitions, mode=mode, faults=faults)
+    history = topology.history.to_history() if topology is not None else KEEP_EVERYTHING
+    bank = LiveBank(cluster, nc, partitions, mode=mode, faults=faults, history=history)
     await bank.ledger.open_account("gamma", "usd", "USD", "50.00")
     try:
         yield bank

@@ -46,7 +46,7 @@ class IndependentLedger(AccountBook):
         """Where a decider looks for records that left partition k's live ledger."""
         if not self.history.bounded:
             return NO_ARCHIVE
-        return ArchiveLookup(self.nc, ledger_stream(partition))
+        return ArchiveLookup(self.nc, partition)
 
     async def provision(
         self, topology: Topology, *, dry_run: bool = False, force: bool = False

@@ -1,0 +1,123 @@
+"""Bounded history on a real server (issue 12): final transfers older than the live horizon
+leave the live ledger for the archive, which still answers for them. A duplicate of an archived
+transfer gets its original outcome, never a second application; an old id nobody knows is
+refused ID_EXPIRED; a transfer still in flight past the horizon stays live and finishes; the
+audit holds across live and archive (I1-I5, I7)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+from ulid import ULID
+
+from eventsource.adapters.archive_meta import StreamLease, meta_bucket
+from eventsource.adapters.archive_stream import stream_state
+from eventsource.adapters.jetstream import read_last
+from eventsource.adapters.topology import HistoryConfig, Topology
+from eventsource.core.errors import RejectionCause
+from eventsource.core.model import Outcome
+from eventsource.core.subjects import (
+    ledger_stream,
+    outgoing_key,
+    partition_of,
+    state_subject,
+)
+from eventsource.services.archiver import RunReport, archive_once
+from tests.integration.live_bank import LiveBank, live_bank, transfer
+
+pytestmark = pytest.mark.timeout(240)
+
+# Short enough for a test: what is final for 6 + 2 seconds leaves the live ledger.
+HISTORY = HistoryConfig(horizon="6s", period="3s", max_clock_skew="2s")
+AGE_S = 6 + 2 + 1  # horizon + skew, and a second more
+
+
+@pytest.fixture
+async def bank(nats1) -> LiveBank:
+    async with live_bank(nats1, topology=Topology(history=HISTORY)) as bank:
+        yield bank
+
+
+def new_id(age_s: float = 0.0) -> str:
+    return str(ULID.from_timestamp(time.time() - age_s))
+
+
+async def archive_all(bank: LiveBank) -> list[RunReport]:
+    """Every partition archived as far as it goes now, as `natsbank archive run --once` does."""
+    kv = await meta_bucket(bank.nc)
+    reports = []
+    for k in range(bank.partitions):
+        lease = StreamLease(kv, ledger_stream(k))
+        assert await lease.take()
+        try:
+            while (
+                report := await archive_once(bank.nc, k, bank.history, lease)
+            ).period is not None:
+                reports.append(report)
+        finally:
+            await lease.release()
+    return reports
+
+
+async def live_subjects(bank: LiveBank) -> int:
+    states = [await stream_state(bank.nc, ledger_stream(k)) for k in range(bank.partitions)]
+    return sum(s.get("num_subjects", 0) for s in states)
+
+
+async def is_live(bank: LiveBank, submitter: str, transfer_id: str) -> bool:
+    k = partition_of(submitter, bank.partitions)
+    subject = state_subject(k, outgoing_key(submitter, transfer_id))
+    return await read_last(bank.nc, ledger_stream(k), subject, leader=True) is not None
+
+
+async def test_old_final_transfers_leave_the_live_ledger_and_the_archive_answers(bank):
+    bank.start_all()
+    ids = [new_id() for _ in range(12)]
+    await bank.submit(*(transfer(i, "alpha/a1", "beta/b1", "1.00") for i in ids))
+    assert len(await bank.wait("alpha", ids)) == len(ids)
+    before = await live_subjects(bank)
+    await asyncio.sleep(AGE_S)
+    reports = await archive_all(bank)
+    assert reports and sum(r.messages for r in reports) > 0
+    after = await live_subjects(bank)
+    assert after < before - 2 * len(ids), (before, after)  # both records of each transfer left
+    assert not await is_live(bank, "alpha", ids[0])
+    record = await bank.ledger.record("alpha", ids[0])  # answered by the archive
+    assert record is not None and record.state.outcome is Outcome.OK and record.sequence == 0
+    report = await bank.audit()
+    assert report.ok, report.violations
+
+    # A duplicate of an archived transfer: its original outcome, and nothing applied again.
+    balance = {a.account: a.balance for a in await bank.ledger.accounts("beta")}
+    await bank.submit(transfer(ids[0], "alpha/a1", "beta/b1", "1.00"))
+    assert (await bank.wait("alpha", [ids[0]]))[ids[0]].outcome is Outcome.OK
+    await bank.quiet()
+    assert not await is_live(bank, "alpha", ids[0]), "the duplicate was recorded anew"
+    assert {a.account: a.balance for a in await bank.ledger.accounts("beta")} == balance
+
+    # An id older than the horizon that nobody ever saw: refused, the client makes a new one.
+    stale = new_id(age_s=3600)
+    await bank.submit(transfer(stale, "alpha/a1", "beta/b1", "1.00"))
+    refused = (await bank.wait("alpha", [stale]))[stale]
+    assert refused.outcome is Outcome.REJECTED and refused.cause is RejectionCause.ID_EXPIRED
+    report = await bank.audit()
+    assert report.ok, report.violations
+
+
+async def test_a_transfer_in_flight_past_the_horizon_stays_live_and_finishes(bank):
+    bank.start("alpha")  # beta is down for longer than the horizon
+    waiting = new_id()
+    await bank.submit(transfer(waiting, "alpha/a1", "beta/b1", "2.00"))
+    await asyncio.sleep(AGE_S)
+    reports = await archive_all(bank)
+    assert any(r.held_back for r in reports), "beta's unread inbox was not held back"
+    assert await is_live(bank, "alpha", waiting), "a record in flight left the live ledger"
+    bank.start("beta")
+    assert (await bank.wait("alpha", [waiting]))[waiting].outcome is Outcome.OK
+    await asyncio.sleep(AGE_S)
+    await archive_all(bank)
+    report = await bank.audit()
+    assert report.ok, report.violations
+    assert not await is_live(bank, "alpha", waiting)
