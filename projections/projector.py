@@ -29,6 +29,7 @@ from eventsource.adapters.retry import describe, is_transient, transient_retry
 from eventsource.core.errors import DeadLetterReason
 from eventsource.core.model import is_token
 from eventsource.core.subjects import key_of_subject, ledger_stream, state_prefix
+from projections.archive_replay import replay_archive
 from projections.model import LedgerEvent, Undecodable, decode_row, participant_of_key
 from projections.store import LostLeadership, ProjectionDb
 
@@ -170,6 +171,12 @@ class Projector:
         )
         await self._retry(lambda: self._recreate(stream, config), f"re-create {durable}")
         log.info("%s: consumer %s starts at %d", self.name, durable, position + 1)
+        # Behind the live ledger's start (a rebuild, a new projection): the archive first. The
+        # consumer, created above, keeps anything more from being purged meanwhile.
+        replay = functools.partial(
+            replay_archive, self.nc, self.store, k, position, state_filter(k, self.participant)[:-1]
+        )
+        await self._retry(replay, f"replay the archive of {stream}", db=True)
         bind = functools.partial(self.js.pull_subscribe_bind, durable, stream=stream)
         return await self._retry(bind, f"bind to {durable}")
 

@@ -54,6 +54,19 @@ async def meta_bucket(nc: Client, replicas: int | None = None) -> KeyValue:
     return await transient_retry(bind, what="open of the archive bucket")
 
 
+async def existing_meta_bucket(nc: Client) -> KeyValue | None:
+    """The bucket if an archiver ever created it; None (and nothing created) otherwise."""
+    js = nc.jetstream()
+
+    async def bind() -> KeyValue | None:
+        try:
+            return await js.key_value(ARCHIVE_META_BUCKET)
+        except NotFoundError:
+            return None
+
+    return await transient_retry(bind, what="open of the archive bucket")
+
+
 async def read_head(kv: KeyValue, stream: str) -> tuple[Head, int]:
     """The stream's head and its revision (0: nothing archived yet)."""
 
