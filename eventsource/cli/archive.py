@@ -3,6 +3,10 @@ and say where each ledger stream's archive stands."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+
 import typer
 
 from eventsource.adapters.log_format import configure_logging
@@ -21,6 +25,7 @@ from eventsource.core.limits import ARCHIVE_EVERY_S
 from eventsource.services.archive_status import archive_status
 from eventsource.services.archiver import CRASH_POINTS, RunReport, run_archiver
 
+log = logging.getLogger("natsbank.archiver")
 app = typer.Typer(
     help="The archive: older final transfers leave the live ledger (streams.yaml history).",
     no_args_is_help=True,
@@ -47,12 +52,10 @@ def run_(
 
     async def main() -> None:
         async with nats_connection(config) as nc:
-            layout = await layout_of(nc)
-            if not layout.history.bounded:
-                raise ConfigError(
-                    "history.horizon is forever (streams.yaml): there is nothing to archive"
-                )
             stop = stop_on_signals()
+            layout = await _wait_for_horizon(nc, stop, every, once=once)
+            if layout is None:
+                return
             await run_archiver(
                 nc,
                 layout.partitions,
@@ -65,6 +68,25 @@ def run_(
             )
 
     run(main)
+
+
+async def _wait_for_horizon(nc, stop, every: float, *, once: bool):
+    """The recorded layout once it has a live horizon; None if stopped first. A long-running
+    archiver (the dev cluster's) starts before `streams init` and waits for it."""
+    while not stop.is_set():
+        try:
+            layout = await layout_of(nc)
+            if layout.history.bounded:
+                return layout
+            problem = "history.horizon is forever (streams.yaml): there is nothing to archive"
+        except ConfigError as exc:
+            problem = str(exc)
+        if once:
+            raise ConfigError(problem)
+        log.info("%s; looking again in %g s", problem, every)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), every)
+    return None
 
 
 def _say(report: RunReport) -> None:

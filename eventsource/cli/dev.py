@@ -20,6 +20,7 @@ from eventsource.adapters.cluster import (
     start_cluster,
     stop_cluster,
 )
+from eventsource.adapters.dev_archiver import start_archiver, stop_archiver
 from eventsource.cli.projection_db import dev_postgres_dir
 from eventsource.core.errors import ConfigError
 from eventsource.settings import load_settings
@@ -63,6 +64,7 @@ def up(
             info = start_cluster(state_dir, nodes, sync_interval=sync_interval)
         console.print(f"[green]dev cluster up[/green] ({nodes} nodes, state in {state_dir})")
     _print_urls(info)
+    start_archiver(state_dir, info.url)  # idle until streams init declares a live horizon
     if postgres:
         server = pg.load(dev_postgres_dir(settings))
         if server is None:
@@ -87,6 +89,7 @@ def down(
     state_dir = dev_state_dir(settings)
     if pg.stop_from_state(dev_postgres_dir(settings)):
         console.print("dev PostgreSQL stopped")
+    stop_archiver(state_dir)
     info = load_cluster(state_dir)
     if info is not None:
         stop_cluster(info, remove_data=not keep_data)

@@ -32,6 +32,7 @@ EXPECTED = {
     ("health",),
     ("accounts", "open"),
     ("accounts", "list"),
+    ("archive", "run"),
 }
 
 
@@ -154,12 +155,17 @@ def test_a_variable_the_settings_do_not_read_is_reported(monkeypatch: pytest.Mon
     assert not read_by_settings("NATSBANK_MADE_UP", monkeypatch)
 
 
-def test_the_deployed_streams_file_is_the_repository_one_plus_participants(
+def test_the_deployed_streams_file_is_the_repository_one_plus_participants_and_a_horizon(
     k8s: list[dict],
 ) -> None:
     deployed = load_topology(manifests.CONFIG / "streams.yaml")
     repository = load_topology(manifests.ROOT / "streams.yaml")
-    assert msgspec.structs.replace(deployed, participants=repository.participants) == repository
+    # The one intended difference: a deployment bounds its live ledger (and runs the archiver).
+    assert deployed.history.to_history().bounded and not repository.history.to_history().bounded
+    same = msgspec.structs.replace(
+        deployed, participants=repository.participants, history=repository.history
+    )
+    assert same == repository
     served = {
         argv[1]
         for line in manifests.compose_commands(manifests.load_compose())
