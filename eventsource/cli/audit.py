@@ -30,17 +30,24 @@ def audit(
     patience: float = seconds_option(
         30.0, "--projection-wait", "Seconds to let the projector catch up (I6)."
     ),
+    full: bool = typer.Option(
+        False,
+        "--full",
+        help="Also verify every archived period again: its digests, its chain, the fold of its "
+        "events (streaming, one period at a time).",
+    ),
     as_json: bool = typer.Option(False, "--json"),
     store: str | None = store_option(),
 ) -> None:
-    """Check the invariants over the whole ledger and the KV buckets, and with --dsn or
-    --sqlite I6 against a projection. Exit 1 on a violation."""
+    """Check the invariants over the live ledger (from the archive's cut, with a live horizon)
+    and the KV buckets, and with --dsn or --sqlite I6 against a projection. Exit 1 on a
+    violation."""
     config = settings(store=store)
 
     async def check(ledger: Ledger):
         if (dsn or sqlite) and not ledger.projected:
             raise UsageError(f"--dsn/--sqlite: the {ledger.store} store has no projection")
-        report = await ledger.audit(expect_final=expect_final)
+        report = await ledger.audit(expect_final=expect_final, full=full)
         if dsn is not None or sqlite is not None:
             await _check_projection(ledger, report, dsn, sqlite, participant, patience)
         return report

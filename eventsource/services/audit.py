@@ -28,6 +28,7 @@ from eventsource.core.subjects import (
     parse_inbox_subject,
 )
 from eventsource.services.audit_archive import ArchiveView, archive_held, read_archive_view
+from eventsource.services.audit_full import verify_archive
 from eventsource.services.audit_kv import check_kv
 from eventsource.services.audit_report import AuditReport, invariant_of
 
@@ -83,15 +84,25 @@ def _note_acked(acked: dict[str, str], submitter: str, data: bytes) -> None:
 
 
 async def audit(
-    nc: Client, partitions: int, *, expect_final: bool, history: History = KEEP_EVERYTHING
+    nc: Client,
+    partitions: int,
+    *,
+    expect_final: bool,
+    history: History = KEEP_EVERYTHING,
+    full: bool = False,
 ) -> AuditReport:
     """I1-I5 and I7 over the live ledger; with a live horizon, from each partition's archive
-    cut (services/audit_archive.py), holding the archive still meanwhile."""
+    cut (services/audit_archive.py), holding the archive still meanwhile; with `full`, every
+    archived period verified again first (services/audit_full.py)."""
     if not history.bounded:
         return await _audit(nc, partitions, None, expect_final=expect_final)
     async with archive_held(nc, partitions):
+        archived = await verify_archive(nc, partitions) if full else []
         view = await read_archive_view(nc, partitions)
-        return await _audit(nc, partitions, view, expect_final=expect_final)
+        report = await _audit(nc, partitions, view, expect_final=expect_final)
+    for problem in archived:
+        report.violations[invariant_of(problem)].append(problem)
+    return report
 
 
 async def _audit(

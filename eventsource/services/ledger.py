@@ -85,7 +85,8 @@ class Ledger(Protocol):
         self, submitter: str, ids: list[str], timeout: float
     ) -> dict[str, TransferState]: ...
 
-    async def audit(self, *, expect_final: bool) -> AuditReport: ...
+    async def audit(self, *, expect_final: bool, full: bool = False) -> AuditReport:
+        """I1-I5 and I7; `full`: every archived period verified again too."""
 
 
 class AccountBook:

@@ -125,7 +125,7 @@ class IndependentLedger(AccountBook):
             self.nc, self.partitions, submitter, ids, timeout=timeout, archives=self.archive_of
         )
 
-    async def audit(self, *, expect_final: bool) -> AuditReport:
+    async def audit(self, *, expect_final: bool, full: bool = False) -> AuditReport:
         return await audit.audit(
-            self.nc, self.partitions, expect_final=expect_final, history=self.history
+            self.nc, self.partitions, expect_final=expect_final, history=self.history, full=full
         )

@@ -82,5 +82,5 @@ class SharedLedger(AccountBook):
     ) -> dict[str, TransferState]:
         return await client.wait_decided(self.nc, submitter, ids, timeout=timeout)
 
-    async def audit(self, *, expect_final: bool) -> AuditReport:
-        return await audit_shared(self.nc, expect_final=expect_final)
+    async def audit(self, *, expect_final: bool, full: bool = False) -> AuditReport:
+        return await audit_shared(self.nc, expect_final=expect_final)  # nothing is archived
