@@ -1,5 +1,6 @@
-"""Reading archived periods back: manifests, the events stream, the ids object and the id
-directory, each exact (stream leader) and streamed or bounded. `archive_store.py` is the API."""
+"""Reading archived periods back: manifests, the events stream, the ids shards, the snapshot
+and the id directory, each exact (stream leader) and streamed or bounded. `archive_store.py` is
+the API."""
 
 from __future__ import annotations
 
@@ -11,25 +12,33 @@ from nats.js.object_store import ObjectStore
 
 from eventsource.adapters.object_store_io import object_info, read_chunks, read_small
 from eventsource.core.archive_format import (
+    TIME_MS_MAX,
     ArchivedMessage,
-    IdEntry,
     Manifest,
-    decode_ids,
     decode_line,
     decode_manifest,
-    decode_periods,
     events_object,
     hour_object,
     ids_object,
     manifest_object,
+    snapshot_object,
+)
+from eventsource.core.archive_ids import (
+    UNTIMED,
+    IdEntry,
+    decode_ids,
+    decode_periods,
+    hour_bucket,
+    ids_shard_of,
 )
 from eventsource.core.archive_period import GunzipLines, Inflater
 from eventsource.core.errors import ArchiveCorrupt
 from eventsource.core.limits import (
     ARCHIVE_BUCKET,
     ARCHIVE_IDS_BYTES_MAX,
-    ARCHIVE_IDS_CACHE_PERIODS,
+    ARCHIVE_IDS_CACHE_SHARDS,
     ARCHIVE_SMALL_OBJECT_BYTES_MAX,
+    ARCHIVE_SNAPSHOT_BYTES_MAX,
 )
 
 # A stream of events is never held whole; its total is bounded only by the period itself.
@@ -48,6 +57,8 @@ async def manifest_of(
         raise ArchiveCorrupt(
             f"{name}: says partition {manifest.partition} period {manifest.period}"
         )
+    if inconsistent := manifest.inconsistencies():
+        raise ArchiveCorrupt(f"{name}: {'; '.join(inconsistent)}")
     return manifest
 
 
@@ -62,14 +73,41 @@ async def events_digest(js: JetStreamContext, store: ObjectStore, name: str) -> 
     return inflater.sha256.hexdigest(), lines
 
 
-async def ids_json(js: JetStreamContext, store: ObjectStore, name: str) -> tuple[bytes, str]:
-    """The uncompressed ids object and its SHA-256."""
-    inflater = Inflater(name, ARCHIVE_IDS_BYTES_MAX)
+async def gunzipped(
+    js: JetStreamContext, store: ObjectStore, name: str, size_max: int, *, keep: bool = True
+) -> tuple[bytes, str]:
+    """A gzip object uncompressed (b"" unless `keep`: a read back needs only the digest) and
+    the SHA-256 of its uncompressed bytes; ArchiveCorrupt beyond `size_max` bytes."""
+    inflater = Inflater(name, size_max)
     pieces: list[bytes] = []
     async for chunk in _chunks_of(js, store, name):
-        pieces.extend(inflater.feed(chunk))
+        for out in inflater.feed(chunk):
+            if keep:
+                pieces.append(out)
     inflater.finish()
     return b"".join(pieces), inflater.sha256.hexdigest()
+
+
+async def ids_shard_json(
+    js: JetStreamContext, store: ObjectStore, manifest: Manifest, shard: int, *, keep: bool = True
+) -> bytes:
+    """One ids shard, uncompressed, checked against its digest in the manifest."""
+    name = ids_object(manifest.partition, manifest.period, shard)
+    data, sha256 = await gunzipped(js, store, name, ARCHIVE_IDS_BYTES_MAX, keep=keep)
+    if sha256 != manifest.ids_shard_sha256[shard]:
+        raise ArchiveCorrupt(f"{name}: its SHA-256 differs from the manifest's ids_shard_sha256")
+    return data
+
+
+async def snapshot_json(
+    js: JetStreamContext, store: ObjectStore, manifest: Manifest, *, keep: bool = True
+) -> bytes:
+    """The period's snapshot, uncompressed, checked against the manifest's snapshot_sha256."""
+    name = snapshot_object(manifest.partition, manifest.period)
+    data, sha256 = await gunzipped(js, store, name, ARCHIVE_SNAPSHOT_BYTES_MAX, keep=keep)
+    if sha256 != manifest.snapshot_sha256:
+        raise ArchiveCorrupt(f"{name}: its SHA-256 differs from the manifest's snapshot_sha256")
+    return data
 
 
 async def period_messages(
@@ -111,29 +149,62 @@ async def directory_periods(
 
 
 class IdsCache:
-    """Decoded ids objects, the most recently used few. Keyed by the manifest's ids_sha256,
-    so a period written again is never answered from its old ids."""
+    """Decoded ids shards, the most recently used few. Keyed by the shard's digest in the
+    manifest, so a period written again is never answered from its old ids. `reads` counts
+    the shards read from the bucket."""
 
-    def __init__(self, periods_max: int = ARCHIVE_IDS_CACHE_PERIODS) -> None:
-        self._periods_max = periods_max
-        self._ids: OrderedDict[tuple[int, int, str], dict[str, IdEntry]] = OrderedDict()
+    def __init__(self, shards_max: int = ARCHIVE_IDS_CACHE_SHARDS) -> None:
+        self._shards_max = shards_max
+        self._shards: OrderedDict[tuple[int, int, int, str], dict[str, IdEntry]] = OrderedDict()
+        self.reads = 0
 
-    async def ids(
-        self, js: JetStreamContext, store: ObjectStore, manifest: Manifest
-    ) -> dict[str, IdEntry]:
-        key = (manifest.partition, manifest.period, manifest.ids_sha256)
-        if key in self._ids:
-            self._ids.move_to_end(key)
-            return self._ids[key]
-        name = ids_object(manifest.partition, manifest.period)
-        data, sha256 = await ids_json(js, store, name)
-        if sha256 != manifest.ids_sha256:
-            raise ArchiveCorrupt(f"{name}: its SHA-256 differs from the manifest's ids_sha256")
-        ids = decode_ids(data, name)
-        self._ids[key] = ids
-        while len(self._ids) > self._periods_max:
-            self._ids.popitem(last=False)
-        return ids
+    async def entry(
+        self, js: JetStreamContext, store: ObjectStore, manifest: Manifest, key: str
+    ) -> IdEntry | None:
+        """The period's entry for `key`, from the one shard the key belongs to."""
+        shard = ids_shard_of(key, manifest.ids_shards)
+        cache_key = (manifest.partition, manifest.period, shard, manifest.ids_shard_sha256[shard])
+        if cache_key in self._shards:
+            self._shards.move_to_end(cache_key)
+            return self._shards[cache_key].get(key)
+        name = ids_object(manifest.partition, manifest.period, shard)
+        self.reads += 1
+        ids = decode_ids(await ids_shard_json(js, store, manifest, shard), name)
+        if any(ids_shard_of(found, manifest.ids_shards) != shard for found in ids):
+            raise ArchiveCorrupt(f"{name}: holds a key of another shard")
+        self._shards[cache_key] = ids
+        while len(self._shards) > self._shards_max:
+            self._shards.popitem(last=False)
+        return ids.get(key)
+
+    def __len__(self) -> int:
+        return len(self._shards)
 
     def clear(self) -> None:
-        self._ids.clear()
+        self._shards.clear()
+
+
+async def find_entry(
+    js: JetStreamContext,
+    store: ObjectStore,
+    cache: IdsCache,
+    partition: int,
+    key: str,
+    id_time_ms: int | None,
+) -> tuple[int, IdEntry] | None:
+    """(period, entry) of the archived final record `key`: the periods listed under its hour
+    and UNTIMED, newest first, and in each the one shard the key belongs to."""
+    hours = [UNTIMED]
+    if id_time_ms is not None and 0 <= id_time_ms <= TIME_MS_MAX:
+        hours.append(hour_bucket(id_time_ms))
+    periods: set[int] = set()
+    for hour in hours:
+        periods.update(await directory_periods(js, store, partition, hour))
+    for period in sorted(periods, reverse=True):
+        manifest = await manifest_of(js, store, partition, period)
+        if manifest is None:
+            continue  # listed by a write that did not finish: not archived
+        entry = await cache.entry(js, store, manifest, key)
+        if entry is not None:
+            return period, entry
+    return None

@@ -1,10 +1,11 @@
 """The ledger archive in the NATS Object Store (bucket `ledger_archive`, issue 12).
 
-A period of partition k is stored as `.events`, `.ids`, then the id directory entries, then
-`.manifest`: the manifest is written last and only after both objects were read back and
-matched their digests, so a period without a manifest was never archived (nothing of it may be
-purged from the ledger), and one with a manifest is complete and indexed. Formats:
-`core/archive_format.py` and docs/ARCHIVE.md. Every NATS call goes through the bounded retry.
+A period of partition k is stored as `.events`, its `.ids.<shard>`, `.snapshot`, then the id
+directory entries, then `.manifest`: the manifest is written last and only after every object
+was read back and matched its digest, so a period without a manifest was never archived
+(nothing of it may be purged from the ledger), and one with a manifest is complete and indexed.
+Formats: `core/archive_format.py`, `core/archive_ids.py` and docs/ARCHIVE.md. Every NATS call
+goes through the bounded retry.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import re
 import tempfile
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping
 
 from nats.aio.client import Client
 from nats.js.client import JetStreamContext
@@ -21,16 +22,20 @@ from nats.js.object_store import ObjectStore
 
 from eventsource.adapters.archive_reader import (
     IdsCache,
-    directory_periods,
-    ids_json,
+    find_entry,
     manifest_of,
     period_messages,
+    snapshot_json,
 )
+from eventsource.adapters.archive_verify import verify_objects
 from eventsource.adapters.archive_writer import (
     LedgerMessage,
     check_follows,
     check_funded,
+    checked_extras,
     commit_manifest,
+    put_ids_shards,
+    put_snapshot,
     read_back,
     spool_events,
 )
@@ -43,23 +48,22 @@ from eventsource.adapters.object_store_io import (
 )
 from eventsource.adapters.retry import transient_retry
 from eventsource.core.archive_format import (
-    TIME_MS_MAX,
-    UNTIMED,
     ZERO_CHAIN,
     ArchivedMessage,
+    FoldFigures,
     Manifest,
-    decode_periods,
-    encode_ids,
-    encode_periods,
+    PeriodExtras,
     events_object,
-    hour_bucket,
     hour_object,
-    ids_object,
-    is_hour_name,
     manifest_object,
-    sha256_hex,
 )
-from eventsource.core.archive_period import PeriodBuilder, gzip_bytes
+from eventsource.core.archive_ids import (
+    IdEntry,
+    decode_periods,
+    encode_periods,
+    is_hour_name,
+)
+from eventsource.core.archive_period import PeriodBuilder
 from eventsource.core.errors import ArchiveCorrupt, ArchiveNotFound, ConfigError
 from eventsource.core.limits import (
     ARCHIVE_BUCKET,
@@ -73,17 +77,21 @@ __all__ = [
     "ZERO_CHAIN",
     "ArchivedMessage",
     "Manifest",
+    "PeriodExtras",
     "add_to_directory",
+    "check_head",
+    "find_record",
     "find_transfer",
     "read_manifest",
     "read_period",
+    "read_snapshot",
     "verify_chain",
     "verify_period",
     "write_period",
 ]
 
 _CHAIN_TEXT = re.compile(r"[0-9a-f]{64}")
-_ids_cache = IdsCache()
+ids_cache = IdsCache()  # the ids shards lookups decoded last, shared by every lookup
 
 
 async def write_period(
@@ -96,6 +104,7 @@ async def write_period(
     *,
     first_seq: int,
     end_seq: int,
+    extras: Callable[[], PeriodExtras],
 ) -> Manifest:
     """Archive the messages `first_seq <= seq < end_seq` of partition k as `period`; return its
     manifest once everything is stored, read back and indexed. Writing a period again replaces
@@ -103,8 +112,9 @@ async def write_period(
 
     `messages` must be exactly that range in order (PeriodIncomplete otherwise, nothing
     written). Period p > 0 must start where period p-1 ended, with its chain as `prev_chain`;
-    period 0 with ZERO_CHAIN. `funded` is counted from the FUNDED entries; a value given must
-    equal it.
+    period 0 with ZERO_CHAIN. `funded` is counted from the FUNDED entries (carried copies
+    excepted); a value given must equal it. `extras` is called once, after the last message
+    went through `messages`: the caller folds them as they stream, and knows its snapshot then.
     """
     builder = PeriodBuilder(partition, period, first_seq, end_seq)
     if not _CHAIN_TEXT.fullmatch(prev_chain):
@@ -118,12 +128,14 @@ async def write_period(
         events_sha256 = await spool_events(messages, builder, spool)
         builder.finish()
         check_funded(builder, funded)
+        given = checked_extras(builder, extras())
         await put_file(store, events_object(partition, period), spool)
-    ids = encode_ids(builder.ids())
-    await put_bytes(store, ids_object(partition, period), gzip_bytes(ids))
+    ids_shard_sha256 = await put_ids_shards(store, builder, builder.ids_shards())
     manifest = builder.manifest(
         events_sha256=events_sha256,
-        ids_sha256=sha256_hex(ids),
+        ids_shard_sha256=ids_shard_sha256,
+        snapshot_sha256=await put_snapshot(store, builder, given.snapshot),
+        figures=FoldFigures.of(given),
         prev_chain=prev_chain,
         archived_at_ms=time.time_ns() // 1_000_000,
     )
@@ -150,36 +162,39 @@ async def read_period(nc: Client, partition: int, period: int) -> AsyncIterator[
         yield message
 
 
-async def verify_period(nc: Client, partition: int, period: int, prev_chain: str) -> Manifest:
-    """Re-read the period and check everything its manifest says: both digests, the chain
-    from `prev_chain`, the sequence range without a gap, the count, the ids and the funding.
-    Return the manifest, or raise ArchiveNotFound / ArchiveCorrupt naming what is wrong."""
+async def read_snapshot(nc: Client, partition: int, period: int) -> bytes:
+    """The snapshot the archiver gave for `period` (uncompressed, as encode_snapshot made it),
+    checked against its manifest: ArchiveNotFound without one, ArchiveCorrupt if it differs."""
     js = nc.jetstream()
     store, manifest = await _committed(js, partition, period)
-    where = f"archive of partition {partition} period {period}"
-    if manifest.prev_chain != prev_chain:
-        raise ArchiveCorrupt(f"{where}: prev_chain {manifest.prev_chain} is not {prev_chain}")
-    if manifest.expected_chain() != manifest.chain:
-        raise ArchiveCorrupt(f"{where}: chain does not match its own fields")
-    builder = PeriodBuilder(partition, period, manifest.first_seq, manifest.end_seq)
-    async for message in period_messages(js, store, manifest):
-        builder.add(message)
-    ids, ids_sha256 = await ids_json(js, store, ids_object(partition, period))
-    if ids_sha256 != manifest.ids_sha256:
-        raise ArchiveCorrupt(f"{where}: the ids object's SHA-256 differs from ids_sha256")
-    if ids != encode_ids(builder.ids()):
-        raise ArchiveCorrupt(f"{where}: the ids object is not the ids of the events")
-    rebuilt = builder.manifest(
-        events_sha256=manifest.events_sha256,
-        ids_sha256=ids_sha256,
-        prev_chain=prev_chain,
-        archived_at_ms=manifest.archived_at_ms,
-    )
-    differing = [
-        f for f in Manifest.__struct_fields__ if getattr(rebuilt, f) != getattr(manifest, f)
-    ]
-    if differing:
-        raise ArchiveCorrupt(f"{where}: manifest fields differ from the events: {differing}")
+    return await snapshot_json(js, store, manifest)
+
+
+async def check_head(nc: Client, partition: int, period: int, chain: str) -> Manifest:
+    """The manifest of `period` (the newest an archive head names), checked against the head's
+    `chain` and against itself, and its snapshot read against its digest. A rewrite of the
+    period, consistent in itself, still changes its chain; only the head (kept elsewhere)
+    tells. ArchiveNotFound without a manifest, ArchiveCorrupt naming what differs."""
+    js = nc.jetstream()
+    store, manifest = await _committed(js, partition, period)  # consistent in itself
+    if manifest.chain != chain:
+        raise ArchiveCorrupt(
+            f"archive of partition {partition} period {period}: its chain {manifest.chain} "
+            f"is not the head's {chain}"
+        )
+    await snapshot_json(js, store, manifest, keep=False)
+    return manifest
+
+
+async def verify_period(nc: Client, partition: int, period: int, prev_chain: str) -> Manifest:
+    """Re-read the period and check everything its manifest says: every digest, the chain
+    from `prev_chain`, the sequence range without a gap, the count, the ids shards and the
+    funding. Return the manifest, or raise ArchiveNotFound / ArchiveCorrupt naming what is
+    wrong. (The fold's figures, `settled`, `confirmed` and the problems, only the chain
+    covers: the store does not fold.)"""
+    js = nc.jetstream()
+    store, manifest = await _committed(js, partition, period)  # its chain matches its fields
+    await verify_objects(js, store, manifest, prev_chain)
     return manifest
 
 
@@ -200,30 +215,21 @@ async def verify_chain(nc: Client, partition: int, periods: int) -> list[Manifes
     return manifests
 
 
+async def find_record(nc: Client, partition: int, key: str, id_time_ms: int | None) -> bytes | None:
+    """The final event (its payload, byte for byte) of the archived record `key` (`<N>.out.<ID>`
+    or `<P>.in.<N>.<ID>`), or None. `id_time_ms` is `id_time_ms(ID)`: the lookup reads the
+    periods listed under that hour and under UNTIMED, newest first, and in each period only
+    the one ids shard the key belongs to."""
+    found = await _find(nc, partition, key, id_time_ms)
+    return None if found is None else found[1].payload(f"archived record {key}")
+
+
 async def find_transfer(
     nc: Client, partition: int, key: str, id_time_ms: int | None
 ) -> tuple[int, str, str | None] | None:
-    """(period, digest, outcome) of the archived final record `key` (`<N>.out.<ID>` or
-    `<P>.in.<N>.<ID>`), or None. `id_time_ms` is `id_time_ms(ID)`: the lookup reads the
-    periods listed under that hour and under UNTIMED, newest first, never every period."""
-    js = nc.jetstream()
-    store = await _bucket(js, partition, create=False)
-    if store is None:
-        return None
-    hours = [UNTIMED]
-    if id_time_ms is not None and 0 <= id_time_ms <= TIME_MS_MAX:
-        hours.append(hour_bucket(id_time_ms))
-    periods: set[int] = set()
-    for hour in hours:
-        periods.update(await directory_periods(js, store, partition, hour))
-    for period in sorted(periods, reverse=True):
-        manifest = await manifest_of(js, store, partition, period)
-        if manifest is None:
-            continue  # listed by a write that did not finish: not archived
-        entry = (await _ids_cache.ids(js, store, manifest)).get(key)
-        if entry is not None:
-            return period, entry[0], entry[1]
-    return None
+    """(period, digest, outcome) of the archived final record `key`, found as find_record."""
+    found = await _find(nc, partition, key, id_time_ms)
+    return None if found is None else (found[0], found[1].digest, found[1].outcome)
 
 
 async def add_to_directory(nc: Client, partition: int, period: int, hours: set[str]) -> None:
@@ -241,6 +247,16 @@ async def add_to_directory(nc: Client, partition: int, period: int, hours: set[s
         periods = [] if data is None else decode_periods(data, name)
         if period not in periods:
             await put_bytes(store, name, encode_periods([*periods, period]))
+
+
+async def _find(
+    nc: Client, partition: int, key: str, id_time_ms: int | None
+) -> tuple[int, IdEntry] | None:
+    js = nc.jetstream()
+    store = await _bucket(js, partition, create=False)
+    if store is None:
+        return None
+    return await find_entry(js, store, ids_cache, partition, key, id_time_ms)
 
 
 async def _committed(

@@ -1,5 +1,6 @@
-"""Writing one archived period: the events gzipped into a spool as they come, and the read
-back that must match before a manifest may exist. `archive_store.py` is the API."""
+"""Writing one archived period: the events gzipped into a spool as they come, the ids shards and
+the snapshot, and the read back that must match before a manifest may exist. `archive_store.py`
+is the API."""
 
 from __future__ import annotations
 
@@ -12,25 +13,36 @@ from nats.js.api import RawStreamMsg
 from nats.js.client import JetStreamContext
 from nats.js.object_store import ObjectStore
 
-from eventsource.adapters.archive_reader import events_digest, ids_json, manifest_of
+from eventsource.adapters.archive_reader import (
+    events_digest,
+    ids_shard_json,
+    manifest_of,
+    snapshot_json,
+)
 from eventsource.adapters.object_store_io import put_bytes, read_small
 from eventsource.core.archive_format import (
     ZERO_CHAIN,
     ArchivedMessage,
     Manifest,
+    PeriodExtras,
     encode_line,
     encode_manifest,
     events_object,
     ids_object,
     kept_headers,
     manifest_object,
+    sha256_hex,
+    snapshot_object,
 )
-from eventsource.core.archive_period import Gzipper, PeriodBuilder
+from eventsource.core.archive_ids import IdEntry, encode_ids
+from eventsource.core.archive_period import Gzipper, PeriodBuilder, gzip_bytes
 from eventsource.core.errors import ArchiveCorrupt, ArchiveError
 from eventsource.core.limits import (
     ARCHIVE_BUCKET,
     ARCHIVE_CHUNK_BYTES,
+    ARCHIVE_IDS_BYTES_MAX,
     ARCHIVE_SMALL_OBJECT_BYTES_MAX,
+    ARCHIVE_SNAPSHOT_BYTES_MAX,
 )
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -133,15 +145,46 @@ async def check_follows(
         )
 
 
+def checked_extras(builder: PeriodBuilder, extras: PeriodExtras) -> PeriodExtras:
+    where = f"partition {builder.partition} period {builder.period}"
+    if not isinstance(extras, PeriodExtras) or not isinstance(extras.snapshot, bytes):
+        raise TypeError(f"{where}: extras must give a PeriodExtras with a bytes snapshot")
+    if len(extras.snapshot) > ARCHIVE_SNAPSHOT_BYTES_MAX:
+        raise ArchiveError(f"{where}: a snapshot of more than {ARCHIVE_SNAPSHOT_BYTES_MAX} bytes")
+    return extras
+
+
+async def put_ids_shards(
+    store: ObjectStore, builder: PeriodBuilder, shards: list[dict[str, IdEntry]]
+) -> list[str]:
+    """Each shard gzipped and stored, one at a time; their SHA-256s, uncompressed, in order."""
+    digests = []
+    for shard, ids in enumerate(shards):
+        name = ids_object(builder.partition, builder.period, shard)
+        data = encode_ids(ids)
+        if len(data) > ARCHIVE_IDS_BYTES_MAX:
+            raise ArchiveError(f"{name}: more than {ARCHIVE_IDS_BYTES_MAX} bytes uncompressed")
+        await put_bytes(store, name, gzip_bytes(data))
+        digests.append(sha256_hex(data))
+    return digests
+
+
+async def put_snapshot(store: ObjectStore, builder: PeriodBuilder, snapshot: bytes) -> str:
+    name = snapshot_object(builder.partition, builder.period)
+    await put_bytes(store, name, gzip_bytes(snapshot))
+    return sha256_hex(snapshot)
+
+
 async def read_back(js: JetStreamContext, store: ObjectStore, manifest: Manifest) -> None:
-    """Both objects as stored now, against what was meant to be stored."""
+    """Every object as stored now, against what was meant to be stored: the events (digest
+    and lines), each ids shard and the snapshot (digests; ArchiveCorrupt if one differs)."""
     partition, period = manifest.partition, manifest.period
     events_sha256, lines = await events_digest(js, store, events_object(partition, period))
     if (events_sha256, lines) != (manifest.events_sha256, manifest.messages):
         raise ArchiveCorrupt(f"{events_object(partition, period)}: read back other than written")
-    _, ids_sha256 = await ids_json(js, store, ids_object(partition, period))
-    if ids_sha256 != manifest.ids_sha256:
-        raise ArchiveCorrupt(f"{ids_object(partition, period)}: read back other than written")
+    for shard in range(manifest.ids_shards):
+        await ids_shard_json(js, store, manifest, shard, keep=False)
+    await snapshot_json(js, store, manifest, keep=False)
 
 
 async def commit_manifest(js: JetStreamContext, store: ObjectStore, manifest: Manifest) -> None:

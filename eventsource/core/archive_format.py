@@ -1,9 +1,11 @@
 """The ledger archive's formats (issue 12): object names, the NDJSON line of one archived
-message, the ids object, the manifest and its hash chain, and the times of transfer ids.
+message, the manifest and its hash chain, what the archiver adds to a period (PeriodExtras), and
+the times of transfer ids. The ids shards and the id directory: `core/archive_ids.py`.
 
-Pure: no I/O. A period is archived as three objects, `k<k>/p<period>.events` (gzip NDJSON),
-`.ids` (gzip JSON) and `.manifest` (JSON); the manifest is written last, so it is the commit
-point of a period. docs/ARCHIVE.md is the reference for each field.
+Pure: no I/O. A period is archived as `k<k>/p<period>.events` (gzip NDJSON), its ids shards
+`.ids.<shard>` (gzip JSON), `.snapshot` (gzip JSON) and `.manifest` (JSON); the manifest is
+written last, so it is the commit point of a period. docs/ARCHIVE.md is the reference for each
+field.
 """
 
 from __future__ import annotations
@@ -12,17 +14,22 @@ import base64
 import binascii
 import hashlib
 import re
-from collections import Counter
-from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import msgspec
 
+from eventsource.core.archive_head import encode_snapshot
 from eventsource.core.errors import ArchiveCorrupt
-from eventsource.core.limits import ARCHIVE_DIRECTORY_HOURS_MAX
+from eventsource.core.limits import (
+    ARCHIVE_IDS_SHARDS_MAX,
+    ARCHIVE_PROBLEM_CHARS_MAX,
+    ARCHIVE_PROBLEMS_KEPT,
+)
+
+if TYPE_CHECKING:
+    from eventsource.core.archive_fold import CutFold
 
 ZERO_CHAIN = "0" * 64  # prev_chain of period 0
-UNTIMED = "untimed"  # the directory entry of ids without a usable time
 _JSON_SPACE = b" \t\r\n"
 
 
@@ -31,8 +38,12 @@ def events_object(partition: int, period: int) -> str:
     return f"k{partition}/p{period:08d}.events"
 
 
-def ids_object(partition: int, period: int) -> str:
-    return f"k{partition}/p{period:08d}.ids"
+def ids_object(partition: int, period: int, shard: int) -> str:
+    return f"k{partition}/p{period:08d}.ids.{shard:04d}"
+
+
+def snapshot_object(partition: int, period: int) -> str:
+    return f"k{partition}/p{period:08d}.snapshot"
 
 
 def manifest_object(partition: int, period: int) -> str:
@@ -42,10 +53,6 @@ def manifest_object(partition: int, period: int) -> str:
 def hour_object(partition: int, hour: str) -> str:
     """The id directory's entry for one UTC hour (`YYYYMMDDHH`) or for UNTIMED."""
     return f"k{partition}/ids-by-hour/{hour}"
-
-
-def is_hour_name(hour: str) -> bool:
-    return hour == UNTIMED or (len(hour) == 10 and hour.isascii() and hour.isdigit())
 
 
 # --- One archived message ------------------------------------------------------------------
@@ -128,28 +135,55 @@ def decode_line(line: bytes, where: str) -> ArchivedMessage:
     )
 
 
-# --- The ids object ------------------------------------------------------------------------
-# State key of a final transfer record -> [digest, outcome or null, id time in ms or null].
-IdEntry = tuple[str, str | None, int | None]
-_ids_encoder = msgspec.json.Encoder(order="sorted")  # the same ids give the same bytes
-_ids_decoder = msgspec.json.Decoder(dict[str, tuple[str, str | None, int | None]])
+# --- What the archiver adds to a period ---------------------------------------------------
+class PeriodExtras(msgspec.Struct, frozen=True, kw_only=True):
+    """What only the archiver's fold of a period knows, given to the store once the period's
+    messages went through it: the snapshot the next period starts from, and what it found."""
+
+    snapshot: bytes  # core.archive_head.encode_snapshot: uncompressed JSON
+    problems: list[str]  # the violations the fold found; may be empty
+    settled: dict[str, int]  # currency -> minor units debited by settled-OK transfers
+    confirmed: dict[str, int]  # currency -> minor units credited by confirmed-OK transfers
+
+    @classmethod
+    def of(cls, cut: CutFold) -> PeriodExtras:
+        fold = cut.fold
+        return cls(
+            snapshot=encode_snapshot(cut.snapshot()),
+            problems=list(fold.problems),
+            settled=dict(fold.settled),
+            confirmed=dict(fold.confirmed),
+        )
 
 
-def encode_ids(ids: dict[str, IdEntry]) -> bytes:
-    return _ids_encoder.encode(ids)
+class FoldFigures(msgspec.Struct, frozen=True, kw_only=True):
+    """The part of PeriodExtras a manifest states: the store cannot re-derive it from the
+    events, so the chain covers it instead."""
+
+    settled: dict[str, int]
+    confirmed: dict[str, int]
+    problem_count: int
+    problems: list[str]  # kept_problems of them
+
+    @classmethod
+    def of(cls, extras: PeriodExtras) -> FoldFigures:
+        return cls(
+            settled=dict(sorted(extras.settled.items())),
+            confirmed=dict(sorted(extras.confirmed.items())),
+            problem_count=len(extras.problems),
+            problems=kept_problems(extras.problems),
+        )
 
 
-def decode_ids(data: bytes, where: str) -> dict[str, IdEntry]:
-    try:
-        return _ids_decoder.decode(data)
-    except msgspec.DecodeError as exc:
-        raise ArchiveCorrupt(f"{where}: not an ids object ({exc})") from None
+def kept_problems(problems: list[str]) -> list[str]:
+    """The problems a manifest lists: the first few, each cut to a bounded length."""
+    return [problem[:ARCHIVE_PROBLEM_CHARS_MAX] for problem in problems[:ARCHIVE_PROBLEMS_KEPT]]
 
 
 # --- The manifest and the chain ------------------------------------------------------------
 class Manifest(msgspec.Struct, frozen=True, kw_only=True):
-    """What one period holds and the link to the period before. Written only after both
-    objects were read back and matched their digests, hence `verified`."""
+    """What one period holds and the link to the period before. Written only after every
+    object was read back and matched its digest, hence `verified`."""
 
     partition: int
     period: int
@@ -157,27 +191,69 @@ class Manifest(msgspec.Struct, frozen=True, kw_only=True):
     end_seq: int
     messages: int
     events_sha256: str  # of the uncompressed NDJSON bytes
-    ids_sha256: str  # of the uncompressed ids JSON bytes
+    ids_sha256: str  # ids_sha256_of(ids_shard_sha256)
+    ids_shards: int
+    ids_shard_sha256: list[str]  # of each shard's uncompressed JSON bytes, by shard number
+    snapshot_sha256: str  # of the uncompressed snapshot bytes
     prev_chain: str
     chain: str
     id_time_min_ms: int | None
     id_time_max_ms: int | None
     archived_at_ms: int
-    funded: dict[str, int]  # currency -> minor units of FUNDED entries in the period
+    funded: dict[str, int]  # currency -> minor units of FUNDED entries, carried ones excepted
+    settled: dict[str, int]  # as PeriodExtras says
+    confirmed: dict[str, int]  # as PeriodExtras says
+    problem_count: int  # every problem PeriodExtras listed
+    problems: list[str]  # kept_problems of them
     verified: bool = True
 
+    def figures_sha256(self) -> str:
+        """The figures the chain covers besides the objects' digests: with them in the chain,
+        a manifest edited by hand no longer matches the chain the archive head keeps."""
+        figures = {
+            "messages": self.messages,
+            "id_time_min_ms": self.id_time_min_ms,
+            "id_time_max_ms": self.id_time_max_ms,
+            "funded": self.funded,
+            "settled": self.settled,
+            "confirmed": self.confirmed,
+            "problem_count": self.problem_count,
+            "problems": self.problems,
+        }
+        return sha256_hex(_sorted_encoder.encode(figures))
+
     def expected_chain(self) -> str:
-        return chain_of(
-            self.prev_chain,
-            self.events_sha256,
-            self.ids_sha256,
-            self.partition,
-            self.period,
-            self.first_seq,
-            self.end_seq,
+        """Each period's link covers its content, its figures, its place and the link before
+        it, so replacing any period breaks the next one's `prev_chain`."""
+        text = (
+            f"{self.prev_chain}{self.events_sha256}{self.ids_sha256}{self.snapshot_sha256}"
+            f"{self.figures_sha256()}{self.partition}:{self.period}:{self.first_seq}:{self.end_seq}"
+        )
+        return sha256_hex(text.encode())
+
+    def fold_figures(self) -> FoldFigures:
+        return FoldFigures(
+            settled=self.settled,
+            confirmed=self.confirmed,
+            problem_count=self.problem_count,
+            problems=self.problems,
         )
 
+    def inconsistencies(self) -> list[str]:
+        """What in the manifest contradicts the manifest itself (no object read)."""
+        found = []
+        if self.chain != self.expected_chain():
+            found.append("its chain does not match its own fields")
+        if not 1 <= self.ids_shards == len(self.ids_shard_sha256) <= ARCHIVE_IDS_SHARDS_MAX:
+            found.append(f"ids_shards {self.ids_shards} for {len(self.ids_shard_sha256)} digests")
+        if self.ids_sha256 != ids_sha256_of(self.ids_shard_sha256):
+            found.append("ids_sha256 is not the digest of its shards' digests")
+        if self.problems != kept_problems(self.problems) or self.problem_count < len(self.problems):
+            found.append(f"{len(self.problems)} problems listed of {self.problem_count}")
+        return found
 
+
+_sorted_encoder = msgspec.json.Encoder(order="sorted")
 _manifest_decoder = msgspec.json.Decoder(Manifest)
 
 
@@ -196,40 +272,14 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def chain_of(
-    prev_chain: str,
-    events_sha256: str,
-    ids_sha256: str,
-    partition: int,
-    period: int,
-    first_seq: int,
-    end_seq: int,
-) -> str:
-    """Each period's link covers its content, its place and the link before it, so replacing
-    any period breaks the next one's `prev_chain`."""
-    text = f"{prev_chain}{events_sha256}{ids_sha256}{partition}:{period}:{first_seq}:{end_seq}"
-    return sha256_hex(text.encode())
-
-
-# --- Directory entries ---------------------------------------------------------------------
-_periods_decoder = msgspec.json.Decoder(list[int])
-
-
-def encode_periods(periods: Iterable[int]) -> bytes:
-    return msgspec.json.encode(sorted(set(periods)))
-
-
-def decode_periods(data: bytes, where: str) -> list[int]:
-    try:
-        return _periods_decoder.decode(data)
-    except msgspec.DecodeError as exc:
-        raise ArchiveCorrupt(f"{where}: not a list of periods ({exc})") from None
+def ids_sha256_of(shard_sha256: list[str]) -> str:
+    """The digest of a period's ids: of its shards' digests (hex), concatenated in order."""
+    return sha256_hex("".join(shard_sha256).encode())
 
 
 # --- Times of transfer ids -----------------------------------------------------------------
 _CROCKFORD = {c: i for i, c in enumerate("0123456789ABCDEFGHJKMNPQRSTVWXYZ")}
 _UUID7 = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}", re.I)
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # The last millisecond an hour name (YYYYMMDDHH) can hold: 9999-12-31T23:59:59.999Z. ULIDs
 # reach year 10889; such a time is no time.
 TIME_MS_MAX = 253_402_300_799_999
@@ -250,30 +300,3 @@ def id_time_ms(transfer_id: str) -> int | None:
     else:
         return None
     return time_ms if time_ms <= TIME_MS_MAX else None
-
-
-def hour_bucket(time_ms: int) -> str:
-    """The UTC hour of a time, `YYYYMMDDHH`: the name of its id directory entry."""
-    if not 0 <= time_ms <= TIME_MS_MAX:
-        raise ValueError(f"time {time_ms} ms has no hour name")
-    return (_EPOCH + timedelta(milliseconds=time_ms)).strftime("%Y%m%d%H")
-
-
-def directory_hours(
-    times: Iterable[int | None], hours_max: int = ARCHIVE_DIRECTORY_HOURS_MAX
-) -> set[str]:
-    """The directory entries a period adds itself to: the hours of its ids, at most `hours_max`
-    (the busiest), and UNTIMED for ids without a time or beyond those hours. A lookup reads
-    the id's hour and UNTIMED, so every id is found either way."""
-    counts: Counter[str] = Counter()
-    untimed = False
-    for time_ms in times:
-        if time_ms is None:
-            untimed = True
-        else:
-            counts[hour_bucket(time_ms)] += 1
-    busiest = sorted(counts, key=lambda hour: (-counts[hour], hour))[:hours_max]
-    hours = set(busiest)
-    if untimed or len(counts) > hours_max:
-        hours.add(UNTIMED)
-    return hours

@@ -1,5 +1,5 @@
 """One period of the ledger archive, built and read a piece at a time: what its manifest and ids
-object say (PeriodBuilder), and gzip in and out with bounded memory. Pure: no I/O."""
+shards say (PeriodBuilder), and gzip in and out with bounded memory. Pure: no I/O."""
 
 from __future__ import annotations
 
@@ -11,14 +11,15 @@ from collections.abc import Iterator
 import msgspec
 
 from eventsource.core.account import EntryKind
+from eventsource.core.archive_fold import CARRIED_HEADER
 from eventsource.core.archive_format import (
     ArchivedMessage,
-    IdEntry,
+    FoldFigures,
     Manifest,
-    chain_of,
-    directory_hours,
     id_time_ms,
+    ids_sha256_of,
 )
+from eventsource.core.archive_ids import IdEntry, directory_hours, split_ids
 from eventsource.core.errors import ArchiveCorrupt, NatsbankError, PeriodIncomplete
 from eventsource.core.events import AccountChanged, account_event_decoder, transfer_event_decoder
 from eventsource.core.limits import (
@@ -127,9 +128,11 @@ class GunzipLines:
 
 
 class PeriodBuilder:
-    """What a period's manifest and ids object say, gathered one message at a time, in stream
+    """What a period's manifest and ids shards say, gathered one message at a time, in stream
     order. The ledger denies deletes and purges, so a period has every sequence from
-    `first_seq` to `end_seq - 1`: a gap means a read lost messages (PeriodIncomplete)."""
+    `first_seq` to `end_seq - 1`: a gap means a read lost messages (PeriodIncomplete).
+    It holds the final event of each record final in the period (the ids need it), and only
+    the key of the others: its memory grows with the period's records, not its messages."""
 
     def __init__(self, partition: int, period: int, first_seq: int, end_seq: int) -> None:
         if not 0 <= period <= ARCHIVE_PERIOD_MAX:
@@ -143,6 +146,7 @@ class PeriodBuilder:
         self._next_seq = first_seq
         self._prefix = state_prefix(partition)
         # The latest event of each transfer record in the period: its entry if final, else None.
+        # A carried copy (CARRIED_HEADER) is never final: the archiver carries only what stays live.
         self._records: dict[str, IdEntry | None] = {}
 
     def add(self, message: ArchivedMessage) -> None:
@@ -159,8 +163,8 @@ class PeriodBuilder:
         parts = key.split(".")
         if (len(parts) == 3 and parts[1] == "out") or (len(parts) == 4 and parts[1] == "in"):
             self._records[key] = _final_entry(parts[-1], message.payload)
-        elif len(parts) == 3 and parts[1] == "acct":
-            self._count_funding(message.payload)
+        elif len(parts) == 3 and parts[1] == "acct" and CARRIED_HEADER not in message.headers:
+            self._count_funding(message.payload)  # a carried copy was counted where it began
 
     def finish(self) -> None:
         if self._next_seq != self.end_seq:
@@ -172,36 +176,44 @@ class PeriodBuilder:
     def ids(self) -> dict[str, IdEntry]:
         return {key: entry for key, entry in self._records.items() if entry is not None}
 
+    def ids_shards(self) -> list[dict[str, IdEntry]]:
+        return split_ids(self.ids())
+
     def manifest(
-        self, *, events_sha256: str, ids_sha256: str, prev_chain: str, archived_at_ms: int
+        self,
+        *,
+        events_sha256: str,
+        ids_shard_sha256: list[str],
+        snapshot_sha256: str,
+        figures: FoldFigures,
+        prev_chain: str,
+        archived_at_ms: int,
     ) -> Manifest:
-        times = [entry[2] for entry in self.ids().values() if entry[2] is not None]
-        return Manifest(
+        entries = self.ids().values()
+        times = [entry.time_ms for entry in entries if entry.time_ms is not None]
+        manifest = Manifest(
             partition=self.partition,
             period=self.period,
             first_seq=self.first_seq,
             end_seq=self.end_seq,
             messages=self.messages,
             events_sha256=events_sha256,
-            ids_sha256=ids_sha256,
+            ids_sha256=ids_sha256_of(ids_shard_sha256),
+            ids_shards=len(ids_shard_sha256),
+            ids_shard_sha256=ids_shard_sha256,
+            snapshot_sha256=snapshot_sha256,
             prev_chain=prev_chain,
-            chain=chain_of(
-                prev_chain,
-                events_sha256,
-                ids_sha256,
-                self.partition,
-                self.period,
-                self.first_seq,
-                self.end_seq,
-            ),
+            chain="",
             id_time_min_ms=min(times, default=None),
             id_time_max_ms=max(times, default=None),
             archived_at_ms=archived_at_ms,
             funded=dict(sorted(self.funded.items())),
+            **msgspec.structs.asdict(figures),
         )
+        return msgspec.structs.replace(manifest, chain=manifest.expected_chain())
 
     def hours(self) -> set[str]:
-        return directory_hours(entry[2] for entry in self.ids().values())
+        return directory_hours(entry.time_ms for entry in self.ids().values())
 
     def _count_funding(self, payload: bytes) -> None:
         """FUNDED entries create money (I1); an event that does not decode is quarantined by
@@ -230,4 +242,4 @@ def _final_entry(transfer_id: str, payload: bytes) -> IdEntry | None:
     if not state.final:
         return None
     outcome = state.outcome.value if state.outcome is not None else None
-    return (state.digest, outcome, id_time_ms(transfer_id))
+    return IdEntry.of(state.digest, outcome, id_time_ms(transfer_id), payload)

@@ -107,10 +107,17 @@ ARCHIVE_INFLATE_STEP_BYTES = 1024 * 1024  # output of one decompression step (a 
 # One NDJSON line: a ledger message is at most 256 KiB (streams.yaml), and its JSON may grow
 # when control characters are escaped; anything longer is a corrupt object.
 ARCHIVE_LINE_BYTES_MAX = 8 * 1024 * 1024
-ARCHIVE_IDS_BYTES_MAX = 512 * 1024 * 1024  # an ids object, uncompressed
+ARCHIVE_IDS_BYTES_MAX = 512 * 1024 * 1024  # one ids shard, uncompressed
+# A period's final records are split into ceil(records / ARCHIVE_IDS_PER_SHARD) shards, so that
+# a lookup reads and decodes about this many records, whatever the period's size.
+ARCHIVE_IDS_PER_SHARD = 1024
+ARCHIVE_IDS_SHARDS_MAX = 10_000  # object names carry the shard in 4 digits
+ARCHIVE_SNAPSHOT_BYTES_MAX = 1024 * 1024 * 1024  # a period's snapshot, uncompressed
+ARCHIVE_PROBLEMS_KEPT = 100  # problems a manifest lists (problem_count counts them all)
+ARCHIVE_PROBLEM_CHARS_MAX = 1000  # one problem as a manifest lists it, cut beyond that
 ARCHIVE_SMALL_OBJECT_BYTES_MAX = 16 * 1024 * 1024  # a manifest or an hour of the id directory
 # Hours of the id directory one period may add itself to (a month). Ids whose times spread
 # wider (a client's clock, or chosen ids) are listed under "untimed" beyond the busiest hours.
 ARCHIVE_DIRECTORY_HOURS_MAX = 720
-ARCHIVE_IDS_CACHE_PERIODS = 4  # ids objects find_transfer keeps decoded (LRU)
+ARCHIVE_IDS_CACHE_SHARDS = 32  # ids shards that lookups keep decoded (LRU)
 ARCHIVE_REREADS_MAX = 3  # reads of a small object that another writer replaces meanwhile

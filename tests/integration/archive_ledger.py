@@ -10,14 +10,20 @@ import os
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+import msgspec
 from nats.aio.client import Client
 
-from eventsource.adapters.archive_store import read_period
+from eventsource.adapters.archive_store import PeriodExtras, read_period, write_period
 from eventsource.adapters.provision import apply_topology
 from eventsource.adapters.stream_reader import read_messages
 from eventsource.adapters.topology import Topology
 from eventsource.core.account import EntryKind
-from eventsource.core.archive_format import ArchivedMessage, kept_headers
+from eventsource.core.archive_format import (
+    ArchivedMessage,
+    decode_manifest,
+    encode_manifest,
+    kept_headers,
+)
 from eventsource.core.events import (
     AccountChanged,
     AccountSnapshot,
@@ -145,6 +151,26 @@ async def ledger_range(nc: Client, first_seq: int, end_seq: int):
         yield msg
 
 
+def no_extras() -> PeriodExtras:
+    """What an archiver that folds nothing gives: an empty snapshot, no findings."""
+    return PeriodExtras(snapshot=b"[]", problems=[], settled={}, confirmed={})
+
+
+async def archive(nc: Client, period: int, first_seq: int, end_seq: int, prev_chain: str):
+    """Archive the ledger's [first_seq, end_seq) as `period`, read as the archiver reads it."""
+    messages = ledger_range(nc, first_seq, end_seq)
+    return await write_period(
+        nc,
+        0,
+        period,
+        messages,
+        prev_chain,
+        first_seq=first_seq,
+        end_seq=end_seq,
+        extras=no_extras,
+    )
+
+
 async def archived(nc: Client, period: int) -> list[ArchivedMessage]:
     return [message async for message in read_period(nc, 0, period)]
 
@@ -159,6 +185,12 @@ async def rewrite_object(nc: Client, name: str, change: Callable[[bytes], bytes]
 def in_gzip(change: Callable[[bytes], bytes]) -> Callable[[bytes], bytes]:
     """`change` applied to the uncompressed bytes, gzipped again."""
     return lambda data: gzip.compress(change(gzip.decompress(data)))
+
+
+def rechained(data: bytes) -> bytes:
+    """A manifest whose chain is made to match its (edited) fields again."""
+    manifest = decode_manifest(data, "manifest")
+    return encode_manifest(msgspec.structs.replace(manifest, chain=manifest.expected_chain()))
 
 
 def flip_byte(data: bytes, index: int) -> bytes:

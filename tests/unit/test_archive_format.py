@@ -1,5 +1,5 @@
 """The archive's formats (issue 12): lines that give back every payload byte for byte, a chain
-that any changed byte breaks, and the times that ULIDs and UUIDv7s carry."""
+that any changed byte or figure breaks, and the times that ULIDs and UUIDv7s carry."""
 
 from __future__ import annotations
 
@@ -11,28 +11,30 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from eventsource.core.archive_fold import CARRIED_HEADER, CutFold
 from eventsource.core.archive_format import (
     TIME_MS_MAX,
-    UNTIMED,
     ZERO_CHAIN,
     ArchivedMessage,
+    FoldFigures,
     Manifest,
-    decode_ids,
+    PeriodExtras,
     decode_line,
     decode_manifest,
-    directory_hours,
-    encode_ids,
     encode_line,
     encode_manifest,
     events_object,
-    hour_bucket,
     hour_object,
     id_time_ms,
     ids_object,
+    ids_sha256_of,
     kept_headers,
     manifest_object,
+    snapshot_object,
 )
+from eventsource.core.archive_head import SnapshotEntry, encode_snapshot
 from eventsource.core.errors import ArchiveCorrupt
+from eventsource.core.limits import ARCHIVE_PROBLEM_CHARS_MAX, ARCHIVE_PROBLEMS_KEPT
 
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
@@ -73,7 +75,6 @@ def test_a_uuid7_carries_its_unix_milliseconds(time_ms, rest):
 
 def test_the_example_ids_of_the_protocol_have_the_times_they_were_made_at():
     assert id_time_ms("01JD3F6N7ZK8R2W4Y5X9B0C1QH") == 1_732_062_172_415  # 2024-11-20 00:22
-    assert hour_bucket(1_732_062_172_415) == "2024112000"
     assert id_time_ms("017f22e2-79b0-7cc3-98c4-dc0c0c07398f") == 1_645_557_742_000
 
 
@@ -103,28 +104,10 @@ def test_ids_without_a_time(transfer_id):
     assert id_time_ms(transfer_id) is None
 
 
-def test_hour_names_are_utc_hours():
-    assert hour_bucket(0) == "1970010100"
-    assert hour_bucket(3_599_999) == "1970010100"
-    assert hour_bucket(3_600_000) == "1970010101"
-    assert hour_bucket(TIME_MS_MAX) == "9999123123"
-    for time_ms in (-1, TIME_MS_MAX + 1):
-        with pytest.raises(ValueError):
-            hour_bucket(time_ms)
-
-
-def test_a_period_is_listed_under_the_busiest_hours_and_untimed_for_the_rest():
-    hour = 3_600_000
-    times = [0, 1, 2 * hour, 2 * hour + 1, 5 * hour]
-    assert directory_hours(times) == {"1970010100", "1970010102", "1970010105"}
-    assert directory_hours([*times, None]) == {"1970010100", "1970010102", "1970010105", UNTIMED}
-    assert directory_hours(times, hours_max=2) == {"1970010100", "1970010102", UNTIMED}
-    assert directory_hours([]) == set()
-
-
 def test_object_names():
     assert events_object(0, 7) == "k0/p00000007.events"
-    assert ids_object(3, 12345678) == "k3/p12345678.ids"
+    assert ids_object(3, 12345678, 7) == "k3/p12345678.ids.0007"
+    assert snapshot_object(2, 5) == "k2/p00000005.snapshot"
     assert manifest_object(0, 0) == "k0/p00000000.manifest"
     assert hour_object(1, "2024112000") == "k1/ids-by-hour/2024112000"
 
@@ -171,6 +154,9 @@ def test_a_json_payload_is_the_data_itself_and_anything_else_is_base64():
 def test_only_the_dedup_id_and_natsbank_headers_are_kept():
     headers = {"Nats-Msg-Id": "x", "Nats-Batch-Id": "b", "Natsbank-Reason": "R", "traceparent": "t"}
     assert kept_headers(headers) == {"Nats-Msg-Id": "x", "Natsbank-Reason": "R"}
+    assert kept_headers({CARRIED_HEADER: "41", "Nats-Expected-Last-Subject-Sequence": "41"}) == {
+        CARRIED_HEADER: "41"
+    }  # a reader of the archive can tell a carried copy from the event it copies
     assert kept_headers(None) == {}
 
 
@@ -190,7 +176,10 @@ def test_a_line_that_is_no_archived_message_is_corrupt(line):
         decode_line(line, "k0/p00000001.events line 3")
 
 
-# --- Manifest, ids and the chain ------------------------------------------------------------
+# --- Manifest and the chain ----------------------------------------------------------------
+SHARDS = ["b" * 64, "c" * 64]
+
+
 def manifest(**changes) -> Manifest:
     fields = dict(
         partition=0,
@@ -199,13 +188,20 @@ def manifest(**changes) -> Manifest:
         end_seq=21,
         messages=10,
         events_sha256="a" * 64,
-        ids_sha256="b" * 64,
+        ids_sha256=ids_sha256_of(SHARDS),
+        ids_shards=2,
+        ids_shard_sha256=SHARDS,
+        snapshot_sha256="d" * 64,
         prev_chain=ZERO_CHAIN,
         chain="",
         id_time_min_ms=None,
         id_time_max_ms=None,
         archived_at_ms=1,
         funded={"EUR": 100},
+        settled={"EUR": 40},
+        confirmed={"EUR": 30},
+        problem_count=0,
+        problems=[],
     )
     fields.update(changes)
     made = Manifest(**fields)
@@ -217,17 +213,26 @@ def test_the_manifest_has_the_fields_of_the_spec_in_order_and_round_trips():
     data = encode_manifest(made)
     assert list(msgspec.json.decode(data)) == [
         "partition", "period", "first_seq", "end_seq", "messages", "events_sha256",
-        "ids_sha256", "prev_chain", "chain", "id_time_min_ms", "id_time_max_ms",
-        "archived_at_ms", "funded", "verified",
+        "ids_sha256", "ids_shards", "ids_shard_sha256", "snapshot_sha256", "prev_chain",
+        "chain", "id_time_min_ms", "id_time_max_ms", "archived_at_ms", "funded", "settled",
+        "confirmed", "problem_count", "problems", "verified",
     ]  # fmt: skip
     assert decode_manifest(data, "m") == made
+    assert made.inconsistencies() == []
     with pytest.raises(ArchiveCorrupt, match="k0/x"):
         decode_manifest(b'{"partition": 0}', "k0/x")
 
 
 def test_the_chain_is_the_sha256_of_its_parts_as_the_spec_writes_it():
-    text = f"{ZERO_CHAIN}{'a' * 64}{'b' * 64}0:1:11:21"
-    assert manifest().chain == hashlib.sha256(text.encode()).hexdigest()
+    sha = lambda text: hashlib.sha256(text.encode()).hexdigest()  # noqa: E731
+    ids = sha("b" * 64 + "c" * 64)
+    figures = sha(
+        '{"confirmed":{"EUR":30},"funded":{"EUR":100},"id_time_max_ms":null,'
+        '"id_time_min_ms":null,"messages":10,"problem_count":0,"problems":[],"settled":{"EUR":40}}'
+    )
+    made = manifest()
+    assert made.ids_sha256 == ids and made.figures_sha256() == figures
+    assert made.chain == sha(f"{ZERO_CHAIN}{'a' * 64}{ids}{'d' * 64}{figures}0:1:11:21")
 
 
 @pytest.mark.parametrize(
@@ -235,36 +240,74 @@ def test_the_chain_is_the_sha256_of_its_parts_as_the_spec_writes_it():
     [
         {"prev_chain": "1" * 64},
         {"events_sha256": "c" * 64},
-        {"ids_sha256": "c" * 64},
+        {
+            "ids_shard_sha256": ["b" * 64, "e" * 64],
+            "ids_sha256": ids_sha256_of(["b" * 64, "e" * 64]),
+        },
+        {"snapshot_sha256": "e" * 64},
         {"partition": 1},
         {"period": 2},
         {"first_seq": 12},
         {"end_seq": 22},
+        {"messages": 11},
+        {"id_time_min_ms": 5},
+        {"id_time_max_ms": 5},
+        {"funded": {"EUR": 101}},
+        {"settled": {"EUR": 41}},
+        {"confirmed": {"EUR": 30, "JPY": 1}},
+        {"problem_count": 1, "problems": ["a.out.t1: content changed (I3)"]},
+        {"problem_count": 2},
     ],
 )
 def test_the_chain_changes_with_each_of_its_parts(change):
     assert manifest(**change).chain != manifest().chain
 
 
+def test_a_manifest_edited_by_hand_contradicts_itself():
+    made = manifest()
+    edits = {
+        "settled": ({"EUR": 1}, "chain does not match"),
+        "ids_sha256": ("e" * 64, "not the digest of its shards"),
+        "ids_shards": (3, "ids_shards 3 for 2 digests"),
+        "problems": (["x"] * (ARCHIVE_PROBLEMS_KEPT + 1), "problems listed of 0"),
+    }
+    for field, (value, complaint) in edits.items():
+        edited = msgspec.structs.replace(made, **{field: value})
+        assert any(complaint in found for found in edited.inconsistencies()), field
+
+
 @settings(max_examples=200)
 @given(
     data=st.binary(min_size=1, max_size=500), where=st.integers(min_value=0), bit=st.integers(0, 7)
 )
-def test_any_changed_byte_of_the_events_changes_the_chain(data, where, bit):
+def test_any_changed_byte_of_the_events_or_the_snapshot_changes_the_chain(data, where, bit):
     index = where % len(data)
     changed = bytearray(data)
     changed[index] ^= 1 << bit
     sha = hashlib.sha256
-    assert (
-        manifest(events_sha256=sha(data).hexdigest()).chain
-        != manifest(events_sha256=sha(bytes(changed)).hexdigest()).chain
+    for field in ("events_sha256", "snapshot_sha256"):
+        assert (
+            manifest(**{field: sha(data).hexdigest()}).chain
+            != manifest(**{field: sha(bytes(changed)).hexdigest()}).chain
+        )
+
+
+# --- What the archiver adds -----------------------------------------------------------------
+def test_a_manifest_keeps_the_first_problems_cut_short_and_counts_them_all():
+    problems = [f"k{i}: " + "x" * (ARCHIVE_PROBLEM_CHARS_MAX + 10) for i in range(150)]
+    extras = PeriodExtras(
+        snapshot=b"[]", problems=problems, settled={"USD": 1, "EUR": 2}, confirmed={}
     )
+    figures = FoldFigures.of(extras)
+    assert figures.problem_count == 150 and len(figures.problems) == ARCHIVE_PROBLEMS_KEPT
+    assert figures.problems[0] == problems[0][:ARCHIVE_PROBLEM_CHARS_MAX]
+    assert list(figures.settled) == ["EUR", "USD"]
 
 
-def test_ids_are_written_sorted_and_read_back():
-    ids = {"b.out.t2": ("d2", "OK", None), "a.in.b.t1": ("d1", None, 5)}
-    data = encode_ids(ids)
-    assert data == b'{"a.in.b.t1":["d1",null,5],"b.out.t2":["d2","OK",null]}'
-    assert decode_ids(data, "ids") == ids
-    with pytest.raises(ArchiveCorrupt):
-        decode_ids(b'{"a":["d1"]}', "ids")
+def test_the_extras_of_a_cut_fold_are_its_snapshot_and_its_findings():
+    cut = CutFold()
+    cut.add("bank-a.out.t1", b"not an event", 7)
+    extras = PeriodExtras.of(cut)
+    assert extras.snapshot == encode_snapshot([SnapshotEntry("bank-a.out.t1", 7, b"not an event")])
+    assert extras.problems == ["bank-a.out.t1: undecodable event, the record is quarantined (I5)"]
+    assert (extras.settled, extras.confirmed) == ({}, {})

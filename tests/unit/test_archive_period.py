@@ -1,5 +1,6 @@
-"""A period of the archive built one message at a time: the ids of final records only, the
-money funded, no gap tolerated, and gzip streams read back in any pieces, within bounds."""
+"""A period of the archive built one message at a time: the ids of final records only, with
+their final events, the money funded (carried copies excepted), no gap tolerated, and gzip
+streams read back in any pieces, within bounds."""
 
 from __future__ import annotations
 
@@ -10,13 +11,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from eventsource.core.account import EntryKind
+from eventsource.core.archive_fold import CARRIED_HEADER
 from eventsource.core.archive_format import (
-    UNTIMED,
     ZERO_CHAIN,
     ArchivedMessage,
+    FoldFigures,
     encode_line,
+    ids_sha256_of,
     sha256_hex,
 )
+from eventsource.core.archive_ids import UNTIMED, IdEntry
 from eventsource.core.archive_period import GunzipLines, Gzipper, Inflater, PeriodBuilder
 from eventsource.core.errors import ArchiveCorrupt, PeriodIncomplete
 from eventsource.core.events import (
@@ -65,11 +69,19 @@ def funding(amount: str, currency: str = "EUR", kind: EntryKind = EntryKind.FUND
     return encoder.encode(AccountChanged(state=snapshot, at=1, entries=[Entry(kind, "f", amount)]))
 
 
-def period_of(*subjects_and_payloads: tuple[str, bytes], first_seq: int = 10) -> PeriodBuilder:
-    builder = PeriodBuilder(0, 3, first_seq, first_seq + len(subjects_and_payloads))
-    for offset, (subject, payload) in enumerate(subjects_and_payloads):
+def period_of(*messages: tuple[str, bytes] | tuple[str, bytes, dict]) -> PeriodBuilder:
+    """A period of the given (subject, payload[, headers]) from sequence 10 on."""
+    first_seq = 10
+    builder = PeriodBuilder(0, 3, first_seq, first_seq + len(messages))
+    for offset, (subject, payload, *headers) in enumerate(messages):
         builder.add(
-            ArchivedMessage(seq=first_seq + offset, time_ms=0, subject=subject, payload=payload)
+            ArchivedMessage(
+                seq=first_seq + offset,
+                time_ms=0,
+                subject=subject,
+                payload=payload,
+                headers=headers[0] if headers else {},
+            )
         )
     builder.finish()
     return builder
@@ -92,11 +104,20 @@ def test_only_records_whose_last_event_in_the_period_is_final_are_in_the_ids():
     )
     digest = digest_of(ULID)
     assert builder.ids() == {
-        f"bank-a.out.{ULID}": (digest, "OK", 1_732_062_172_415),
-        "bank-b.in.bank-a.t1": (digest_of("t1"), "OK", None),
+        f"bank-a.out.{ULID}": IdEntry(digest, "OK", 1_732_062_172_415, settled.decode()),
+        "bank-b.in.bank-a.t1": IdEntry(digest_of("t1"), "OK", None, confirmed.decode()),
     }
+    assert builder.ids()[f"bank-a.out.{ULID}"].payload("ids") == settled  # the final event
     assert builder.hours() == {"2024112000", UNTIMED}
     assert builder.messages == 6
+
+
+def test_a_record_whose_latest_event_in_the_period_is_not_final_has_no_id():
+    key = f"{PREFIX}bank-a.out.t1"
+    settled = transfer_event(TransferSettled, "t1", Side.SUBMITTER, Phase.SETTLED, Outcome.OK)
+    reserved = transfer_event(FundsReserved, "t1", Side.SUBMITTER, Phase.RESERVED)
+    assert period_of((key, settled), (key, reserved)).ids() == {}
+    assert list(period_of((key, reserved), (key, settled)).ids()) == ["bank-a.out.t1"]
 
 
 def digest_of(transfer_id: str) -> str:
@@ -134,14 +155,34 @@ def test_funded_is_the_sum_of_funded_entries_in_minor_units_per_currency():
     assert builder.funded == {"EUR": 1275, "JPY": 500}
 
 
+def test_a_carried_copy_of_a_funding_creates_no_money_again():
+    account = f"{PREFIX}bank-a.acct.alice"
+    builder = period_of(
+        (account, funding("10.00")),
+        (account, funding("10.00"), {CARRIED_HEADER: "10"}),  # the archiver's copy of seq 10
+        (account, funding("1.00"), {"Natsbank-Other": "x"}),
+    )
+    assert builder.funded == {"EUR": 1100}
+
+
 def test_the_manifest_of_a_built_period_chains_to_the_one_before():
     builder = period_of(("nb.0.to.q.submit.x", b"{}"))
+    assert [len(shard) for shard in builder.ids_shards()] == [0]  # always one shard
+    figures = FoldFigures(settled={"EUR": 5}, confirmed={}, problem_count=1, problems=["p"])
     manifest = builder.manifest(
-        events_sha256="e" * 64, ids_sha256="i" * 64, prev_chain=ZERO_CHAIN, archived_at_ms=7
+        events_sha256="e" * 64,
+        ids_shard_sha256=["i" * 64],
+        snapshot_sha256="s" * 64,
+        figures=figures,
+        prev_chain=ZERO_CHAIN,
+        archived_at_ms=7,
     )
     assert (manifest.first_seq, manifest.end_seq, manifest.messages) == (10, 11, 1)
     assert manifest.chain == manifest.expected_chain() and manifest.verified
+    assert manifest.inconsistencies() == []
+    assert (manifest.ids_shards, manifest.ids_sha256) == (1, ids_sha256_of(["i" * 64]))
     assert (manifest.id_time_min_ms, manifest.id_time_max_ms, manifest.funded) == (None, None, {})
+    assert manifest.fold_figures() == figures
 
 
 @pytest.mark.parametrize("seqs", [[10, 12], [11], [10, 10], [9]])
