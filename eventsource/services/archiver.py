@@ -44,7 +44,7 @@ from eventsource.adapters.stream_reader import read_messages
 from eventsource.core.archive_cut import cut_sequence, group_ends
 from eventsource.core.archive_fold import CARRIED_HEADER, CutFold
 from eventsource.core.archive_format import PeriodExtras
-from eventsource.core.archive_head import Head, SnapshotEntry, decode_snapshot, encode_snapshot
+from eventsource.core.archive_head import Head, SnapshotEntry, decode_snapshot
 from eventsource.core.errors import ArchiveCorrupt
 from eventsource.core.history import History, archivable_before_ms
 from eventsource.core.limits import ARCHIVE_RUN_MESSAGES_MAX
@@ -112,7 +112,7 @@ async def archive_once(
         head.chain,
         first_seq=head.end_seq,
         end_seq=end,
-        extras=lambda: extras_of(cut),
+        extras=lambda: PeriodExtras.of(cut),
     )
     _crash_here("stored", crash_at)
     await lease.renew()
@@ -140,16 +140,6 @@ async def read_snapshot(nc: Client, partition: int, head: Head) -> list[Snapshot
     if head.period == 0:
         return []
     return decode_snapshot(await archive_store.read_snapshot(nc, partition, head.period - 1))
-
-
-def extras_of(cut: CutFold) -> PeriodExtras:
-    fold = cut.fold
-    return PeriodExtras(
-        snapshot=encode_snapshot(cut.snapshot()),
-        problems=list(fold.problems),
-        settled=dict(fold.settled),
-        confirmed=dict(fold.confirmed),
-    )
 
 
 async def _folded(
