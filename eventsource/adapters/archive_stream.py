@@ -10,9 +10,10 @@ import functools
 import json
 
 from nats.aio.client import Client
+from nats.js.api import AckPolicy
 from nats.js.errors import APIError
 
-from eventsource.adapters.jetstream import read_last
+from eventsource.adapters.jetstream import first_sequence_from, read_last
 from eventsource.adapters.retry import transient_retry
 from eventsource.core.archive_cut import ConsumerFloor
 from eventsource.core.archive_fold import CARRIED_HEADER
@@ -66,8 +67,10 @@ async def first_sequence_at(nc: Client, stream: str, time_ms: int, last_seq: int
 
 
 async def consumer_floors(nc: Client, stream: str) -> tuple[list[str], list[ConsumerFloor]]:
-    """The stream's purge groups (its subjects) and, per consumer, the first sequence it has
-    not acknowledged."""
+    """The stream's purge groups (its subjects) and, per acknowledging consumer that still has
+    something to read, the sequence of the first message it has not acknowledged (a leader
+    read past its ack floor, per filter). A consumer without acks (an exact read's ephemeral
+    one) holds nothing back: such reads are repeated, or hold the archive lease (the audit)."""
     js = nc.jetstream()
     info = await transient_retry(
         functools.partial(js.stream_info, stream), what=f"info of {stream}"
@@ -78,11 +81,16 @@ async def consumer_floors(nc: Client, stream: str) -> tuple[list[str], list[Cons
     floors = []
     for consumer in consumers:
         config = consumer.config
+        if config.ack_policy == AckPolicy.NONE:
+            continue
         filters = tuple(
             config.filter_subjects or ([config.filter_subject] if config.filter_subject else [])
         )
         floor = (consumer.ack_floor.stream_seq or 0) if consumer.ack_floor else 0
-        floors.append(ConsumerFloor(consumer.name, filters, floor + 1))
+        found = [await first_sequence_from(nc, stream, floor + 1, f) for f in filters or (">",)]
+        unread = [seq for seq in found if seq is not None]
+        if unread:
+            floors.append(ConsumerFloor(consumer.name, filters, min(unread)))
     return list(info.config.subjects or []), floors
 
 

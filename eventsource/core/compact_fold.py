@@ -58,6 +58,10 @@ class CompactFold(Fold):
     def _entry_mark(self, key: str, kind: EntryKind, ref: str) -> object:
         return hash((key, kind, ref))
 
+    def mark(self, state: TransferState) -> TransferMark:
+        """What the audit keeps of a record (also of one read from the archive)."""
+        return self._kept(state)
+
     def _kept(self, state: TransferState) -> TransferMark:
         transfer = state.transfer
         try:

@@ -14,7 +14,7 @@ from eventsource.adapters.registry import registered_participants
 from eventsource.adapters.stream_reader import read_messages
 from eventsource.core.archive_fold import CARRIED_HEADER, CutFold
 from eventsource.core.archive_head import Totals
-from eventsource.core.compact_fold import CompactFold
+from eventsource.core.compact_fold import CompactFold, TransferMark
 from eventsource.core.history import KEEP_EVERYTHING, History
 from eventsource.core.messages import SubmitTransfers, inbox_decoder
 from eventsource.core.model import is_token
@@ -151,14 +151,11 @@ async def _check_acked(
     """I7 and I4 for one ACKed submission still in the live ledger."""
     v = report.violations
     submitter, transfer_id = ack_key.split(".", 1)
-    mine = fold.transfers.get(outgoing_key(submitter, transfer_id))
+    mine = await _record(fold, view, partitions, outgoing_key(submitter, transfer_id))
     if mine is None:
         v["I7"].append(f"{ack_key}: ACKed but unknown to the submitter")
         return
-    their_key = incoming_key(receiver, submitter, transfer_id)
-    theirs = fold.transfers.get(their_key)
-    if theirs is None and view is not None:  # its partition may have archived it already
-        theirs = await view.record(their_key, partitions)
+    theirs = await _record(fold, view, partitions, incoming_key(receiver, submitter, transfer_id))
     # A receiver exists for every transfer except those to an unregistered participant
     # (steps.receiver_must_know, on the mark).
     needs_receiver = mine.receiver in registered and mine.debtor == submitter
@@ -179,6 +176,18 @@ async def _check_acked(
             )
     if theirs is not None and theirs.outcome and mine.outcome and theirs.outcome != mine.outcome:
         v["I4"].append(f"{ack_key}: submitter says {mine.outcome}, receiver {theirs.outcome}")
+
+
+async def _record(
+    fold: CompactFold, view: ArchiveView | None, partitions: int, key: str
+) -> TransferMark | None:
+    """A record as the live fold has it, else as its partition's archive has it (a duplicate
+    of an archived transfer, or the other side archived sooner)."""
+    mark = fold.transfers.get(key)
+    if mark is None and view is not None:
+        archived = await view.record(key, partitions)
+        mark = fold.mark(archived) if archived is not None else None
+    return mark
 
 
 def _check_conservation(fold: CompactFold, report: AuditReport, archived: list[Totals]) -> None:
