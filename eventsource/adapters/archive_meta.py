@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 import uuid
@@ -103,10 +104,19 @@ async def advance_head(kv: KeyValue, stream: str, head: Head, revision: int) -> 
 class StreamLease:
     """One archiver's hold on one stream's archive (see the module's docstring)."""
 
-    def __init__(self, kv: KeyValue, stream: str, holder: str | None = None) -> None:
+    def __init__(
+        self,
+        kv: KeyValue,
+        stream: str,
+        holder: str | None = None,
+        *,
+        ttl_s: float = ARCHIVE_LEASE_S,
+    ) -> None:
         self.kv = kv
         self.stream = stream
         self.holder = holder or f"archiver-{uuid.uuid4().hex[:12]}"
+        self.ttl_s = ttl_s
+        self.other: str | None = None  # who held it when take() failed
         self._revision = 0
 
     @property
@@ -123,11 +133,22 @@ class StreamLease:
         if entry is not None and entry.value:
             current = msgspec.json.decode(entry.value, type=Lease)
             if current.holder != self.holder and current.until_ms > now:
+                self.other = current.holder
                 return False
         try:
             self._revision = await self._write(entry.revision if entry else 0)
         except KeyWrongLastSequenceError:
             return False  # somebody took it between our read and our write
+        return True
+
+    async def wait_for(self, patience_s: float) -> bool:
+        """Take it, waiting up to `patience_s` for another holder's lease to lapse (one that
+        died keeps it until it expires)."""
+        deadline = time.monotonic() + patience_s
+        while not await self.take():
+            if time.monotonic() > deadline:
+                return False
+            await asyncio.sleep(min(1.0, self.ttl_s / 4))
         return True
 
     async def renew(self) -> None:
@@ -142,7 +163,7 @@ class StreamLease:
             await self.kv.update(self.key, b"", last=self._revision)
 
     async def _write(self, revision: int) -> int:
-        value = msgspec.json.encode(Lease(self.holder, _now_ms() + int(ARCHIVE_LEASE_S * 1000)))
+        value = msgspec.json.encode(Lease(self.holder, _now_ms() + int(self.ttl_s * 1000)))
         if revision == 0:
             return await self.kv.create(self.key, value)
         return await self.kv.update(self.key, value, last=revision)

@@ -21,7 +21,12 @@ from eventsource.cli.common import (
     stop_on_signals,
 )
 from eventsource.core.errors import ConfigError, UsageError
-from eventsource.core.limits import ARCHIVE_EVERY_S
+from eventsource.core.limits import (
+    ARCHIVE_EVERY_S,
+    ARCHIVE_LEASE_MAX_S,
+    ARCHIVE_LEASE_MIN_S,
+    ARCHIVE_LEASE_S,
+)
 from eventsource.services.archive_status import archive_status
 from eventsource.services.archiver import CRASH_POINTS, RunReport, run_archiver
 
@@ -38,13 +43,22 @@ def run_(
         ARCHIVE_EVERY_S, "--every", help="Seconds between two looks at every ledger stream."
     ),
     once: bool = typer.Option(False, "--once", help="Archive what is due, then exit."),
+    lease: float = typer.Option(
+        ARCHIVE_LEASE_S,
+        "--lease",
+        help="Seconds an archiver's lease on a stream lasts unless renewed: another archiver "
+        "takes over a dead one's streams after this long.",
+    ),
     crash_at: str | None = typer.Option(None, "--crash-at", hidden=True),
     log_level: str = typer.Option("INFO", "--log-level"),
 ) -> None:
     """Archive every ledger stream whose lease this process gets (one archiver per stream at a
     time: start as many as you like). Runs until SIGINT or SIGTERM, or with --once until done."""
-    if every <= 0:
-        raise UsageError("--every must be above 0 seconds")
+    if every <= 0 or not ARCHIVE_LEASE_MIN_S <= lease <= ARCHIVE_LEASE_MAX_S:
+        raise UsageError(
+            f"--every must be above 0, --lease between {ARCHIVE_LEASE_MIN_S:g} and "
+            f"{ARCHIVE_LEASE_MAX_S:g} seconds"
+        )
     if crash_at is not None and crash_at not in CRASH_POINTS:
         raise UsageError(f"--crash-at must be one of {', '.join(CRASH_POINTS)}")
     configure_logging(log_level, "text")
@@ -63,6 +77,7 @@ def run_(
                 stop,
                 every=every,
                 once=once,
+                lease_s=lease,
                 crash_at=crash_at,
                 on_run=_say,
             )

@@ -86,6 +86,8 @@ KV_CHECK_READS_IN_FLIGHT = 500  # the audit's per-key reads of KV (I5) in flight
 
 # --- Archiving (services/archiver.py) -----------------------------------------------------
 ARCHIVE_LEASE_S = 30.0  # an archiver's lease on a stream lasts this long unless renewed
+ARCHIVE_LEASE_MIN_S = 2.0  # `archive run --lease`: a run renews it between its steps
+ARCHIVE_LEASE_MAX_S = 600.0
 ARCHIVE_EVERY_S = 60.0  # `archive run`: between two looks at every stream
 # Messages one archive run takes at most: what it holds per key while it folds them, and the
 # size of one period's objects, stay bounded whatever the rate.

@@ -26,7 +26,7 @@ import logging
 import os
 import signal
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from nats.aio.client import Client
@@ -45,9 +45,14 @@ from eventsource.core.archive_cut import cut_sequence, group_ends
 from eventsource.core.archive_fold import CARRIED_HEADER, CutFold
 from eventsource.core.archive_format import PeriodExtras
 from eventsource.core.archive_head import Head, SnapshotEntry, decode_snapshot
-from eventsource.core.errors import ArchiveCorrupt
+from eventsource.core.errors import (
+    ArchiveCorrupt,
+    ArchiveError,
+    ArchiveLeaseLost,
+    InfrastructureError,
+)
 from eventsource.core.history import History, archivable_before_ms
-from eventsource.core.limits import ARCHIVE_RUN_MESSAGES_MAX
+from eventsource.core.limits import ARCHIVE_LEASE_S, ARCHIVE_RUN_MESSAGES_MAX
 from eventsource.core.subjects import KeySpace, key_of_subject, ledger_stream, partition_space
 
 log = logging.getLogger("natsbank.archiver")
@@ -183,26 +188,42 @@ async def run_archiver(
     *,
     every: float,
     once: bool = False,
+    lease_s: float = ARCHIVE_LEASE_S,
     crash_at: str | None = None,
-    on_run=lambda report: None,
+    on_run: Callable[[RunReport], None] = lambda report: None,
 ) -> None:
-    """Archive every stream whose lease this process gets, every `every` seconds."""
+    """Archive every stream whose lease this process gets, every `every` seconds, until
+    `stop`. A run that fails is logged and tried again next time. With `once`: one round, each
+    stream's lease waited for (a dead archiver's lapses), and a failure raised."""
     kv = await meta_bucket(nc)
-    leases = [StreamLease(kv, ledger_stream(k)) for k in range(partitions)]
+    leases = [StreamLease(kv, ledger_stream(k), ttl_s=lease_s) for k in range(partitions)]
     try:
         while not stop.is_set():
             for k, lease in enumerate(leases):
-                if not await lease.take():
+                taken = await (lease.wait_for(2 * lease_s) if once else lease.take())
+                if not taken:
+                    if once:
+                        raise ArchiveLeaseLost(f"{lease.stream}: {lease.other} holds its lease")
                     continue
-                report = await archive_once(nc, k, history, lease, crash_at=crash_at)
-                on_run(report)
-                while report.period is not None and not stop.is_set():  # a backlog: go on
-                    report = await archive_once(nc, k, history, lease, crash_at=crash_at)
-                    on_run(report)
+                try:
+                    await _drain(nc, k, history, lease, stop, crash_at, on_run)
+                except (InfrastructureError, ArchiveError) as exc:
+                    if once:
+                        raise
+                    log.error("archiving %s failed, next try in %g s: %s", lease.stream, every, exc)
             if once:
                 return
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), every)
     finally:
-        for lease in leases.values():
+        for lease in leases:
             await lease.release()
+
+
+async def _drain(nc, partition, history, lease, stop, crash_at, on_run) -> None:
+    """Runs on one stream until nothing is old enough (a backlog takes several)."""
+    while not stop.is_set():
+        report = await archive_once(nc, partition, history, lease, crash_at=crash_at)
+        on_run(report)
+        if report.period is None:
+            return

@@ -26,7 +26,8 @@ pytestmark = pytest.mark.timeout(240)
 
 def archive_run(bank: LiveBank, *args: str) -> subprocess.CompletedProcess[str]:
     env = os.environ | {"NATS_URL": bank.cluster.url}
-    command = [sys.executable, "-m", "eventsource.cli", "archive", "run", "--once", *args]
+    command = [sys.executable, "-m", "eventsource.cli", "archive", "run", "--once", "--lease", "3"]
+    command += args
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
 
 
