@@ -13,7 +13,7 @@ from nats.aio.client import Client
 from nats.js.api import AckPolicy
 from nats.js.errors import APIError
 
-from eventsource.adapters.jetstream import first_sequence_from, read_last
+from eventsource.adapters.jetstream import first_sequence_from, read_last, stream_state
 from eventsource.adapters.retry import transient_retry
 from eventsource.core.archive_cut import ConsumerFloor
 from eventsource.core.archive_fold import CARRIED_HEADER
@@ -23,20 +23,6 @@ from eventsource.core.limits import ARCHIVE_CARRIES_IN_FLIGHT, READ_TIMEOUT_S
 from eventsource.core.subjects import KeySpace
 
 WRONG_LAST_SEQUENCE = 10071  # JetStream: the subject moved since the expected sequence
-
-
-async def stream_state(nc: Client, stream: str) -> dict:
-    """The stream's state as its leader reports it (nats-py's StreamState lacks
-    `num_subjects`): first_seq, last_seq, messages, bytes, num_subjects, num_deleted."""
-
-    async def read() -> dict:
-        reply = await nc.request(f"$JS.API.STREAM.INFO.{stream}", b"", timeout=READ_TIMEOUT_S)
-        body = json.loads(reply.data)
-        if body.get("error"):
-            raise InfrastructureError(f"info of {stream} failed: {body['error']}")
-        return body["state"]
-
-    return await transient_retry(read, what=f"info of {stream}")
 
 
 async def stream_bounds(nc: Client, stream: str) -> tuple[int, int]:

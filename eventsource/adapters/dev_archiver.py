@@ -15,6 +15,7 @@ from pathlib import Path
 PID_FILE = "archiver.pid"
 LOG_FILE = "archiver.log"
 STOP_GRACE_S = 10.0
+DEV_EVERY_S = 10  # a development cluster: archive soon after the horizon passes
 
 
 def archiver_pid(state_dir: Path) -> int | None:
@@ -35,7 +36,15 @@ def start_archiver(state_dir: Path, nats_url: str) -> int:
     env = {**os.environ, "NATS_URL": nats_url}
     with open(state_dir / LOG_FILE, "ab") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "eventsource.cli", "archive", "run"],
+            [
+                sys.executable,
+                "-m",
+                "eventsource.cli",
+                "archive",
+                "run",
+                "--every",
+                str(DEV_EVERY_S),
+            ],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,

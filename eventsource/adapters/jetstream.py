@@ -246,3 +246,17 @@ async def _direct_get(
         )
         raise refused(f"read of {subject} failed: {status} {headers.get('Description')}")
     return reply.data, int(headers["Nats-Sequence"])
+
+
+async def stream_state(nc: Client, stream: str) -> dict:
+    """The stream's state as its leader reports it (nats-py's StreamState lacks
+    `num_subjects`): first_seq, last_seq, messages, bytes, num_subjects, num_deleted."""
+
+    async def read() -> dict:
+        reply = await nc.request(f"$JS.API.STREAM.INFO.{stream}", b"", timeout=READ_TIMEOUT_S)
+        body = json.loads(reply.data)
+        if body.get("error"):
+            raise InfrastructureError(f"info of {stream} failed: {body['error']}")
+        return body["state"]
+
+    return await transient_retry(read, what=f"info of {stream}")

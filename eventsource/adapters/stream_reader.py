@@ -22,7 +22,7 @@ from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
-from eventsource.adapters.jetstream import leader_last_sequence
+from eventsource.adapters.jetstream import leader_last_sequence, stream_state
 from eventsource.adapters.retry import TRANSIENT_RETRY_SECONDS, Backoff, is_transient
 from eventsource.core.errors import ReplicaBehind
 from eventsource.core.limits import (
@@ -32,6 +32,7 @@ from eventsource.core.limits import (
 )
 
 CONSUMER_NOT_FOUND = 10014
+PURGE_REREADS_MAX = 3  # archive runs are minutes apart: one re-read is almost always enough
 
 
 @dataclass
@@ -75,11 +76,22 @@ async def read_messages(
     target = await leader_last_sequence(nc, stream, filters, retry_seconds=retry_seconds)
     cursor = _Cursor(start_seq - 1, last_per_subject)
     backoff = Backoff(f"read of stream {stream}", retry_seconds)
+    purged = await purge_mark(nc, stream) if last_per_subject else None
+    rereads = 0
     while True:
         before = cursor.reached
         try:
             async for msg in _one_pass(nc, stream, filters, cursor, fetch):
                 yield msg
+            if cursor.reached >= target and purged is not None:
+                now = await purge_mark(nc, stream)
+                if now != purged and rereads < PURGE_REREADS_MAX:
+                    # An archive run purged under the read: a key's last message may have gone
+                    # before it was delivered (its carried copy is past the target). Again.
+                    rereads += 1
+                    purged, target = now, await leader_last_sequence(nc, stream, filters)
+                    cursor = _Cursor(start_seq - 1, last_per_subject)
+                    continue
             if cursor.reached >= target:
                 return
             error: Exception = ReplicaBehind(
@@ -99,6 +111,13 @@ async def read_messages(
         elif cursor.reached > before:
             backoff.restart()
         await backoff.pause(error)
+
+
+async def purge_mark(nc: Client, stream: str) -> tuple[int, int]:
+    """(first sequence, interior deletes) of the stream, from its leader: on a ledger stream
+    (deny delete, no limits) only a purge by the archiver changes them."""
+    state = await stream_state(nc, stream)
+    return int(state["first_seq"]), int(state.get("num_deleted", 0))
 
 
 async def _one_pass(

@@ -93,9 +93,17 @@ def _status_json(transfer_id: str, views: TransferViews, waited) -> dict:
         )
     return {
         "id": transfer_id,
-        "submitter": state_json(mine.state) | {"sequence": mine.sequence},
-        "receiver": (state_json(theirs.state) | {"sequence": theirs.sequence}) if theirs else None,
+        "submitter": _record_json(mine),
+        "receiver": _record_json(theirs) if theirs else None,
     } | ({"projection": {"applied": waited[1]}} if waited else {})
+
+
+def _record_json(record: Record) -> dict:
+    """A record's state and where it is: its live sequence, or `archived` (sequence 0)."""
+    return state_json(record.state) | {
+        "sequence": record.sequence,
+        "archived": record.sequence == 0,
+    }
 
 
 def _print_status(transfer_id: str, views: TransferViews, waited) -> None:
@@ -114,13 +122,17 @@ def _print_status(transfer_id: str, views: TransferViews, waited) -> None:
         )
         return
     theirs = views.theirs
-    console.print(f"  submitter: {describe(state)}", highlight=False)
-    console.print(
-        f"  receiver:  {describe(theirs.state) if theirs else 'not received yet'}", highlight=False
-    )
+    mine = views.mine
+    console.print(f"  submitter: {describe(state)}{_archived(mine)}", highlight=False)
+    received = describe(theirs.state) + _archived(theirs) if theirs else "not received yet"
+    console.print(f"  receiver:  {received}", highlight=False)
     if waited is not None:
         positions = ", ".join(f"{s} at {seq}" for s, seq in sorted(waited[1].items()))
         console.print(f"  projection: has applied these records ({positions})", highlight=False)
+
+
+def _archived(record: Record) -> str:
+    return " (archived)" if record.sequence == 0 else ""
 
 
 async def _wait_projection(

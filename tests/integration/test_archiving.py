@@ -25,7 +25,7 @@ from eventsource.core.subjects import (
     state_subject,
 )
 from eventsource.services.archiver import RunReport, archive_once
-from tests.integration.live_bank import LiveBank, live_bank, transfer
+from tests.integration.live_bank import MODES, LiveBank, live_bank, transfer
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -34,9 +34,10 @@ HISTORY = HistoryConfig(horizon="6s", period="3s", max_clock_skew="2s")
 AGE_S = 6 + 2 + 1  # horizon + skew, and a second more
 
 
-@pytest.fixture
-async def bank(nats1) -> LiveBank:
-    async with live_bank(nats1, topology=Topology(history=HISTORY)) as bank:
+@pytest.fixture(params=MODES)
+async def bank(nats1, request) -> LiveBank:
+    """Both transports: core mode's protocol messages are not in the ledger, its records are."""
+    async with live_bank(nats1, mode=request.param, topology=Topology(history=HISTORY)) as bank:
         yield bank
 
 

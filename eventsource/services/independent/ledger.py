@@ -8,12 +8,12 @@ from nats.aio.client import Client
 
 from eventsource.adapters.archive_lookup import ArchiveLookup
 from eventsource.adapters.provision import Change, apply_topology, register_participant
-from eventsource.adapters.registry import require_registered
+from eventsource.adapters.registry import registered_participants, require_registered
 from eventsource.adapters.topology import Topology
 from eventsource.adapters.views import list_accounts, list_transfers
 from eventsource.core.events import AccountSnapshot, TransferState
 from eventsource.core.history import KEEP_EVERYTHING, History
-from eventsource.core.model import TransferRequest
+from eventsource.core.model import TransferRequest, is_token
 from eventsource.core.subjects import (
     KeySpace,
     inbox_consumers,
@@ -100,10 +100,9 @@ class IndependentLedger(AccountBook):
 
     async def views(self, transfer_id: str, submitter: str | None = None) -> TransferViews | None:
         if submitter is None:
-            found = await list_transfers(self.nc, self.partitions, f"*.out.{transfer_id}")
-            if not found:
+            submitter = await self._submitter_of(transfer_id)
+            if submitter is None:
                 return None
-            submitter = next(iter(found)).split(".", 1)[0]
         mine, theirs = await client.transfer_views(
             self.nc, self.partitions, submitter, transfer_id, self.archive_of
         )
@@ -117,6 +116,20 @@ class IndependentLedger(AccountBook):
             if theirs is None
             else Record(receiver, theirs[0], ledger_stream(self.home_of(receiver)), theirs[1]),
         )
+
+    async def _submitter_of(self, transfer_id: str) -> str | None:
+        """Who submitted `transfer_id`: a live record says, else (with a live horizon) the
+        archive of each registered participant is asked in turn."""
+        found = await list_transfers(self.nc, self.partitions, f"*.out.{transfer_id}")
+        if found:
+            return next(iter(found)).split(".", 1)[0]
+        if not self.history.bounded or not is_token(transfer_id):
+            return None
+        for registration in await registered_participants(self.nc):
+            key = outgoing_key(registration.participant, transfer_id)
+            if await self.archive_of(registration.partition).latest(key) is not None:
+                return registration.participant
+        return None
 
     async def wait_final(
         self, submitter: str, ids: list[str], timeout: float
