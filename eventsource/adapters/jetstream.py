@@ -255,8 +255,12 @@ async def stream_state(nc: Client, stream: str) -> dict:
     async def read() -> dict:
         reply = await nc.request(f"$JS.API.STREAM.INFO.{stream}", b"", timeout=READ_TIMEOUT_S)
         body = json.loads(reply.data)
-        if body.get("error"):
-            raise InfrastructureError(f"info of {stream} failed: {body['error']}")
+        error = body.get("error")
+        if error and error.get("code") == NOT_FOUND:  # no such stream: as nats-py says it
+            raise NotFoundError(NOT_FOUND, error.get("description"), error.get("err_code"), stream)
+        if error:
+            refused = TemporarilyUnavailable if _transient(error) else InfrastructureError
+            raise refused(f"info of {stream} failed: {error}")
         return body["state"]
 
     return await transient_retry(read, what=f"info of {stream}")
