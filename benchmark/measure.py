@@ -127,7 +127,13 @@ class Scan:
         message = inbox_decoder.decode(data)
         if isinstance(message, SubmitTransfers):
             for t in message.transfers:
-                self.acked.setdefault((sys.intern(submitter), t.id), ts)
+                self._ack((sys.intern(submitter), t.id), ts)
+
+    def _ack(self, key: tuple[str, str], ts: int) -> None:
+        self.acked.setdefault(key, ts)
+
+    def _final(self, key: tuple[str, str], ts: int, outcome: str, cause: str | None) -> None:
+        self.final[key] = (ts, outcome, cause)
 
 
 class LedgerScan(Scan):
@@ -154,7 +160,7 @@ class LedgerScan(Scan):
         if state.phase is Phase.CONFIRMED or (
             state.phase is Phase.SETTLED and state.cause == "UNKNOWN_PARTICIPANT"
         ):
-            self.final[key] = (ts, str(state.outcome), state.cause and str(state.cause))
+            self._final(key, ts, str(state.outcome), state.cause and str(state.cause))
 
 
 class SharedScan(Scan):
