@@ -28,6 +28,7 @@ from benchmark.options import (
 )
 from benchmark.pgbench import TpcbResult, run_tpcb
 from benchmark.point import run_point
+from benchmark.scale import scale_summary
 from eventsource.adapters import nats_binary
 from eventsource.adapters.postgres import EmbeddedPostgres
 from eventsource.core.errors import ConfigError
@@ -97,6 +98,7 @@ def run_bench(options: BenchOptions, workdir: Path, hooks: Hooks | None = None) 
     return {
         "baseline": pg,
         "runs": runs,
+        "scales": scale_summary(runs, options.rate) if options.scales else None,
         "ratio": runs[0]["vs_postgres"],
         "valid": all(run["valid"] for run in runs),
         "commands": commands,

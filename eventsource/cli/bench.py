@@ -76,7 +76,8 @@ def bench(
         "",
         "--scale",
         help="Comma-separated factors, e.g. 10,100: each mode again at 0% loss with "
-        "--transfers x factor, to see whether throughput and memory stay flat.",
+        "--transfers x factor, to see whether throughput and memory stay flat; with --rate "
+        "offered at that same rate (N x lasts N times longer), else all at once.",
     ),
     settle_timeout: float | None = typer.Option(
         None,
