@@ -22,10 +22,11 @@ from benchmark.bench import check_options, machine, sigterm_as_interrupt
 from benchmark.options import GENEROUS_FUNDING, BenchOptions, Hooks, Point
 from benchmark.point import cluster_commands, serve_args
 from benchmark.scenario import bootstrap, default_banks, run_sync, start_layout, stop_services
+from benchmark.soak_figures import Watched
 from benchmark.soak_load import LoadPlan, LoadProcess
 from benchmark.soak_restarts import time_restarts
 from benchmark.soak_result import SoakMeasured, soak_report
-from benchmark.soak_sampler import Watched, WindowScan, sample_soak
+from benchmark.soak_sampler import WindowScan, sample_soak
 from benchmark.soak_series import Sample
 from benchmark.soak_windows import SoakWindows
 from eventsource.adapters.cluster import ClusterInfo, LocalCluster

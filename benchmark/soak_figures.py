@@ -4,6 +4,7 @@ ledger's subjects and messages (the servers' /jsz), and the archive's size."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import subprocess
 from dataclasses import dataclass
@@ -74,6 +75,37 @@ async def live_ledger(cluster: ClusterInfo) -> tuple[int, int]:
         if status == 200:
             reports[node.name] = json.loads(body)
     return live_figures(reports)
+
+
+@dataclass
+class Watched:
+    """What a soak looks at; `services` may change (a restart replaces a process)."""
+
+    nc: Client
+    cluster: ClusterInfo
+    services: list[subprocess.Popen]
+    archiver: subprocess.Popen | None
+
+
+@dataclass(frozen=True)
+class Gauges:
+    """What a soak sees at one moment, besides the transfers."""
+
+    memory: Memory
+    live_subjects: int
+    live_messages: int
+    archive_bytes: int
+
+
+async def look(watched: Watched, archive_before: int) -> Gauges:
+    """Memory, the live ledger and the archive now; the archive's last size while its stream
+    does not answer (an election)."""
+    used = memory(watched.cluster, watched.services, watched.archiver)
+    subjects, messages = await live_ledger(watched.cluster)
+    archive = archive_before
+    with contextlib.suppress(Exception):
+        archive = await archive_bytes(watched.nc)
+    return Gauges(used, subjects, messages, archive)
 
 
 async def archive_bytes(nc: Client) -> int:

@@ -44,15 +44,15 @@ class RestartTimes:
 
 
 def lagging_streams(node: str, clusters: dict[str, StreamCluster | None]) -> list[str]:
-    """The streams that do not report `node` current: not their leader, and not a replica that
-    is current and online. A stream without cluster information is a single server's."""
+    """The streams that do not report `node` current: without a leader, or with `node` as a
+    replica that is not current or offline. A stream placed on other nodes only (an R1 stream)
+    does not wait for it; one without cluster information is a single server's."""
     lagging = []
     for stream, cluster in clusters.items():
         if cluster is None or cluster.leader == node:
             continue
-        peers = {p.name: p for p in cluster.replicas or []}
-        peer = peers.get(node)
-        if cluster.leader is None or peer is None or not peer.current or peer.offline:
+        peer = next((p for p in cluster.replicas or [] if p.name == node), None)
+        if cluster.leader is None or (peer is not None and (not peer.current or peer.offline)):
             lagging.append(stream)
     return sorted(lagging)
 

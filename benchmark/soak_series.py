@@ -35,6 +35,7 @@ class Sample:
     live_messages: int
     archive_bytes: int  # the archive's object store stream; 0 while it does not exist
     in_flight: int  # ACKed and not final yet, as far as read
+    read_lag_s: float = 0.0  # how long after the window's end its transfers were read
 
     def value(self, name: str) -> float | None:
         """A series' value in this sample: the scalar fields, the server total, the archive

@@ -103,7 +103,11 @@ class SoakWindows:
         )
 
     def _window(self, ts_ns: int) -> _Open:
-        return self._open.setdefault(self.index_of(ts_ns), _Open())
+        index = self.index_of(ts_ns)
+        window = self._open.get(index)
+        if window is None:  # not setdefault: a histogram is costly to make for nothing
+            window = self._open[index] = _Open()
+        return window
 
     def _complete(self, acked_ns: int, final_ns: int) -> None:
         latency = max(1, (final_ns - acked_ns) // 1_000_000)

@@ -19,7 +19,7 @@ from eventsource.core.errors import ConfigError
 SAMPLE_FIELDS = {
     "t_s", "acked_per_s", "completed_per_s", "p50_ms", "p99_ms", "server_rss_mb",
     "service_rss_mb", "archiver_rss_mb", "live_subjects", "live_messages", "archive_bytes",
-    "in_flight",
+    "in_flight", "read_lag_s",
 }  # fmt: skip
 
 
