@@ -22,6 +22,7 @@ from benchmark.archiver import start_archiver
 from benchmark.bench import check_options, machine, sigterm_as_interrupt
 from benchmark.options import GENEROUS_FUNDING, BenchOptions, Hooks, Point
 from benchmark.point import cluster_commands, serve_args
+from benchmark.projection import ProjectorChoice
 from benchmark.scenario import bootstrap, default_banks, run_sync, start_layout, stop_services
 from benchmark.soak_figures import Watched
 from benchmark.soak_load import LoadPlan, LoadProcess
@@ -44,6 +45,7 @@ DRAIN_S_DEFAULT = 300.0  # after the load, how long what is in flight may take t
 # the node, consumers changing leader) are not the load's. Dev runs without it had a first
 # window with a p99 of 4-5 s at 1000 transfers/s.
 QUIET_BEFORE_LOAD_S = 10.0
+NO_PROJECTOR = ProjectorChoice.NONE
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -93,8 +95,11 @@ def check_soak(options: SoakOptions) -> None:
         raise ConfigError("--sample-every must not be longer than --soak")
     if options.rate is None:
         raise ConfigError("--soak needs --rate (transfers/s): a soak offers a steady rate")
-    if bench.stores != (Store.INDEPENDENT,) or bench.scales or bench.process_faults.active:
-        raise ConfigError("--soak runs the independent store alone: no --scale, process faults")
+    others = bench.scales or bench.process_faults.active or bench.projector is not NO_PROJECTOR
+    if bench.stores != (Store.INDEPENDENT,) or others:
+        raise ConfigError(
+            "--soak runs the independent store only, without --scale, --projector or process faults"
+        )
     history_for(options.horizon)
 
 
@@ -127,7 +132,7 @@ def run_soak(options: SoakOptions, workdir: Path, hooks: Hooks | None = None) ->
             archiver = _start_archiver(cluster.url, topology, workdir, logs)
         args = tuple(serve_args(bench, point, workdir / "stats"))
         (workdir / "stats").mkdir(parents=True, exist_ok=True)
-        procs = []
+        procs: list[subprocess.Popen] = []
         try:
             procs = start_layout(
                 cluster.url, [b.participant for b in banks], bench.processes, bench.instances,
@@ -160,15 +165,17 @@ async def _measure(
     logs: Path,
     hooks: Hooks,
 ) -> SoakMeasured:
+    """The restarts before, the load with its samples and its drain, the restarts after."""
     bench, url = options.bench, cluster.url
     nc = await connect(url, name="natsbank-soak-sampler", error_cb=_expected_while_restarting)
     try:
         hooks.phase("before the soak: restart of a service instance, of a node; the audit")
         before = await time_restarts(nc, cluster, procs, url, logs / "before")
         await asyncio.sleep(QUIET_BEFORE_LOAD_S)
-        plan = LoadPlan(url, banks, options.rate or 0.0, options.duration_s, bench.seed,
-                        bench.reject_share)  # fmt: skip
-        load = LoadProcess(plan)
+        rate = options.rate or 0.0  # check_soak refuses a soak without one
+        load = LoadProcess(
+            LoadPlan(url, banks, rate, options.duration_s, bench.seed, bench.reject_share)
+        )
         load.start()
         try:
             await load.started()
