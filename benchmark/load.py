@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import math
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
@@ -104,12 +105,10 @@ async def push_steady(
     (the ACKs say by how much). The report's ids are not kept."""
     total = LoadReport()
     started = time.monotonic()
-    for index in itertools.count():
-        at = started + index * slice_s
-        if at - started >= seconds:
-            break
-        await asyncio.sleep(max(0.0, at - time.monotonic()))
-        count = round((index + 1) * slice_s * rate) - round(index * slice_s * rate)
+    for index in range(math.ceil(round(seconds / slice_s, 9))):
+        await asyncio.sleep(max(0.0, started + index * slice_s - time.monotonic()))
+        end_s = min((index + 1) * slice_s, seconds)
+        count = round(end_s * rate) - round(index * slice_s * rate)
         if count < 1:
             continue
         part = await push(submit, make(count, index), per_message=per_message, rate=rate)
