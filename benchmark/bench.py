@@ -28,6 +28,7 @@ from benchmark.options import (
 )
 from benchmark.pgbench import TpcbResult, run_tpcb
 from benchmark.point import run_point
+from benchmark.scale import scale_summary
 from eventsource.adapters import nats_binary
 from eventsource.adapters.postgres import EmbeddedPostgres
 from eventsource.core.errors import ConfigError
@@ -71,7 +72,7 @@ def run_bench(options: BenchOptions, workdir: Path, hooks: Hooks | None = None) 
     hooks = hooks or Hooks()
     check_options(options)
     baseline: TpcbResult | None = None
-    with _sigterm_as_interrupt():
+    with sigterm_as_interrupt():
         if not options.skip_postgres:
             baseline = run_baseline(options, workdir / "pgdata", hooks)
         runs, commands = [], []
@@ -97,11 +98,12 @@ def run_bench(options: BenchOptions, workdir: Path, hooks: Hooks | None = None) 
     return {
         "baseline": pg,
         "runs": runs,
+        "scales": scale_summary(runs, options.rate) if options.scales else None,
         "ratio": runs[0]["vs_postgres"],
         "valid": all(run["valid"] for run in runs),
         "commands": commands,
         "protocol_lines": protocol_lines(),
-        "machine": _machine(baseline, nats_version),
+        "machine": machine(baseline, nats_version),
     }
 
 
@@ -166,7 +168,8 @@ def _baseline_dict(result: TpcbResult) -> dict:
     }
 
 
-def _machine(baseline: TpcbResult | None, nats_version: str) -> dict:
+def machine(baseline: TpcbResult | None, nats_version: str) -> dict:
+    """The machine and versions a report was measured on."""
     return {
         "cpus": os.cpu_count(),
         "cpu_model": _cpu_model(),
@@ -186,7 +189,7 @@ def _cpu_model() -> str:
 
 
 @contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
+def sigterm_as_interrupt() -> Iterator[None]:
     """A SIGTERM unwinds like Ctrl-C, so the `finally` blocks stop every server we started."""
 
     def interrupt(signum: int, frame: object) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import math
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
@@ -84,3 +85,36 @@ async def push(
             tasks.create_task(send(submitter, chunk))
             sent += len(chunk)
     return report
+
+
+STEADY_SLICE_S = 1.0  # a steady load makes and pushes its transfers one slice at a time
+
+
+async def push_steady(
+    submit: Callable[[str, list[TransferRequest]], Awaitable[Submitted]],
+    make: Callable[[int, int], list[TransferRequest]],
+    *,
+    rate: float,
+    seconds: float,
+    per_message: int = 50,
+    slice_s: float = STEADY_SLICE_S,
+) -> LoadReport:
+    """Offer `rate` transfers/s for `seconds`: slice i (`make(count, i)`) starts at i*slice_s
+    and is paced by `push`, so only one slice of work exists at a time however long the run.
+    A slice that ends late starts the next at once; the offered rate then falls below `rate`
+    (the ACKs say by how much). The report's ids are not kept."""
+    total = LoadReport()
+    started = time.monotonic()
+    for index in range(math.ceil(round(seconds / slice_s, 9))):
+        await asyncio.sleep(max(0.0, started + index * slice_s - time.monotonic()))
+        end_s = min((index + 1) * slice_s, seconds)
+        count = round(end_s * rate) - round(index * slice_s * rate)
+        if count < 1:
+            continue
+        part = await push(submit, make(count, index), per_message=per_message, rate=rate)
+        total.submitted += part.submitted
+        total.acked += part.acked
+        total.messages += part.messages
+        total.first_ack = total.first_ack or part.first_ack
+        total.last_ack = part.last_ack or total.last_ack
+    return total

@@ -4,6 +4,7 @@ of the receiver's confirmation (final on both sides). Nothing is added to the ho
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import sys
 import time
@@ -14,6 +15,7 @@ from hdrh.histogram import HdrHistogram
 from nats.aio.client import Client
 from nats.js.errors import APIError
 
+from eventsource.adapters.jetstream import leader_last_sequence
 from eventsource.adapters.stream_reader import read_messages
 from eventsource.core.events import transfer_event_decoder
 from eventsource.core.messages import SubmitTransfers, inbox_decoder
@@ -127,7 +129,13 @@ class Scan:
         message = inbox_decoder.decode(data)
         if isinstance(message, SubmitTransfers):
             for t in message.transfers:
-                self.acked.setdefault((sys.intern(submitter), t.id), ts)
+                self._ack((sys.intern(submitter), t.id), ts)
+
+    def _ack(self, key: tuple[str, str], ts: int) -> None:
+        self.acked.setdefault(key, ts)
+
+    def _final(self, key: tuple[str, str], ts: int, outcome: str, cause: str | None) -> None:
+        self.final[key] = (ts, outcome, cause)
 
 
 class LedgerScan(Scan):
@@ -138,11 +146,24 @@ class LedgerScan(Scan):
         self.partitions = partitions
         self.next_seq: dict[int, int] = dict(start_seq or {})
 
+    def filters(self, partition: int) -> list[str]:
+        """Submissions, and both sides' transfer records (not the accounts)."""
+        state = state_prefix(partition)
+        return [f"{PREFIX}.{partition}.to.*.submit.*", f"{state}*.in.*.*", f"{state}*.out.*"]
+
     async def advance(self, nc: Client) -> None:
+        """Read what each partition held when this call reached it, and no further: under a
+        steady load a read that followed the writes could go on for as long as they do."""
         for k in range(self.partitions):
-            async for subject, data, ts, seq in _read(nc, k, self.next_seq.get(k, 1)):
-                self.next_seq[k] = seq + 1
-                self._take(subject, data, ts)
+            start, until = self.next_seq.get(k, 1), await leader_last_sequence(nc, ledger_stream(k))
+            if until < start:
+                continue
+            async with contextlib.aclosing(_read(nc, k, self.filters(k), start)) as messages:
+                async for subject, data, ts, seq in messages:
+                    self.next_seq[k] = seq + 1
+                    self._take(subject, data, ts)
+                    if seq >= until:
+                        break
 
     def _take(self, subject: str, data: bytes, ts: int) -> None:
         if key_of_subject(subject) is None:
@@ -154,7 +175,7 @@ class LedgerScan(Scan):
         if state.phase is Phase.CONFIRMED or (
             state.phase is Phase.SETTLED and state.cause == "UNKNOWN_PARTICIPANT"
         ):
-            self.final[key] = (ts, str(state.outcome), state.cause and str(state.cause))
+            self._final(key, ts, str(state.outcome), state.cause and str(state.cause))
 
 
 class SharedScan(Scan):
@@ -184,9 +205,7 @@ def scan_of(ledger: Ledger) -> Scan:
     return SharedScan() if ledger.store is Store.SHARED else LedgerScan(ledger.partitions)
 
 
-async def _read(nc: Client, partition: int, start: int):
-    state = state_prefix(partition)
-    filters = [f"{PREFIX}.{partition}.to.*.submit.*", f"{state}*.in.*.*", f"{state}*.out.*"]
+async def _read(nc: Client, partition: int, filters: list[str], start: int):
     async for msg in read_messages(nc, ledger_stream(partition), filters, start_seq=start):
         ts = int(msg.metadata.timestamp.timestamp() * 1e9)
         yield msg.subject, msg.data, ts, msg.metadata.sequence.stream

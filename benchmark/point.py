@@ -157,7 +157,7 @@ def _measure_on(
         cluster.url, on_time, options.processes, options.instances, logs, serve_args=args
     )
     env = f"NATS_URL={shlex.quote(cluster.url)}"
-    commands = [*_cluster_commands(cluster), *(f"{env} {shlex.join(p.args)}" for p in procs)]
+    commands = [*cluster_commands(cluster), *(f"{env} {shlex.join(p.args)}" for p in procs)]
     try:
         hooks.phase(f"natsbank: pushing {options.transfers} transfers")
         idle = run_sync(_idle_traffic(cluster))
@@ -270,6 +270,6 @@ def _run_dict(
     }
 
 
-def _cluster_commands(cluster: ClusterInfo) -> list[str]:
+def cluster_commands(cluster: ClusterInfo) -> list[str]:
     binary = str(nats_binary.find_nats_server())
     return [shlex.join([binary, "-c", node.config_path]) for node in cluster.nodes]

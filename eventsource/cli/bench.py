@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shlex
 import shutil
 import sys
@@ -21,6 +22,7 @@ from benchmark.bench import (
 )
 from benchmark.faults import ProcessFaults
 from benchmark.projection import ProjectorChoice
+from benchmark.soak import DEFAULT_HORIZON, DEFAULT_SAMPLE_EVERY, SoakOptions, check_soak, run_soak
 from eventsource.cli import edge
 from eventsource.cli.bench_report import (
     parse_losses,
@@ -30,7 +32,11 @@ from eventsource.cli.bench_report import (
     write_chart,
 )
 from eventsource.cli.common import console, err_console, print_json
+from eventsource.cli.soak_report import print_soak_report, write_soak_chart
 from eventsource.settings import Transport
+
+_BENCH_CHART = Path("natsbank-bench.png")
+_SOAK_CHART = Path("natsbank-soak.png")
 
 
 def register(app: typer.Typer) -> None:
@@ -70,7 +76,8 @@ def bench(
         "",
         "--scale",
         help="Comma-separated factors, e.g. 10,100: each mode again at 0% loss with "
-        "--transfers x factor, to see whether throughput and memory stay flat.",
+        "--transfers x factor, to see whether throughput and memory stay flat; with --rate "
+        "offered at that same rate (N x lasts N times longer), else all at once.",
     ),
     settle_timeout: float | None = typer.Option(
         None,
@@ -79,7 +86,10 @@ def bench(
         "Default: 900, or 1 per 100 transfers if more.",
     ),
     chart: Path | None = typer.Option(
-        Path("natsbank-bench.png"), "--chart", help="PNG of the sweep (with 2+ runs)."
+        _BENCH_CHART,
+        "--chart",
+        help="PNG of the sweep (with 2+ runs); with --soak, of the "
+        f"samples over time ({_SOAK_CHART}), and its report as JSON beside it.",
     ),
     transfers: int = typer.Option(20000, "--transfers", "-n", min=1, help="Transfers per run."),
     participants: int = typer.Option(4, "--participants", min=2, max=26),
@@ -120,6 +130,21 @@ def bench(
         help="Comma-separated: independent (each mode at each loss rate) and/or shared (all "
         "accounts in one stream, one atomic step per transfer; once per scale, at 0% loss).",
     ),
+    soak: str | None = typer.Option(
+        None,
+        "--soak",
+        help="Instead of the sweep: offer --rate transfers/s for this long (30m, 90s) on one "
+        "cluster, sample every --sample-every, and judge whether each series stays flat.",
+    ),
+    horizon: str = typer.Option(
+        DEFAULT_HORIZON,
+        "--horizon",
+        help="With --soak: streams.yaml's history.horizon (period half of it); finite starts "
+        "one `natsbank archive run`; 'forever' keeps everything live.",
+    ),
+    sample_every: str = typer.Option(
+        DEFAULT_SAMPLE_EVERY, "--sample-every", help="With --soak: the sample interval."
+    ),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Measure natsbank's modes under message loss against PostgreSQL pgbench TPC-B, and audit.
@@ -156,6 +181,12 @@ def bench(
         projector=projector,
         stores=parse_stores(stores),
     )
+    if soak is not None:
+        soaking = SoakOptions(
+            duration=soak, rate=rate, horizon=horizon, sample_every=sample_every, bench=options
+        )
+        _soak(soaking, _SOAK_CHART if chart == _BENCH_CHART else chart, as_json)
+        return
     check_options(options)
     workdir = Path(tempfile.mkdtemp(prefix="natsbank-bench-"))
     valid = False
@@ -176,6 +207,35 @@ def bench(
         print_json(report)
     else:
         print_report(report)
+    if not valid:
+        raise typer.Exit(1)
+
+
+def _soak(options: SoakOptions, chart: Path | None, as_json: bool) -> None:
+    """The soak: its progress one line per sample (on stderr with --json), the report as JSON
+    beside the chart, and exit 1 unless every transfer ended and both audits were clean."""
+    check_soak(options)
+    shown = err_console if as_json else console
+    workdir = Path(tempfile.mkdtemp(prefix="natsbank-soak-"))
+    valid = False
+    try:
+        report = run_soak(options, workdir, Hooks(phase=lambda t: shown.print(t, highlight=False)))
+        report["commands"].insert(0, shlex.join(["natsbank", *sys.argv[1:]]))
+        valid = report["valid"]
+    finally:
+        logs = workdir / "logs"
+        if valid or not logs.exists():
+            shutil.rmtree(workdir, ignore_errors=True)
+        else:
+            err_console.print(f"service logs kept in {logs}", highlight=False)
+    if chart is not None:
+        report["chart"] = str(write_soak_chart(report, chart))
+        report["json"] = str(chart.with_suffix(".json"))
+        Path(report["json"]).write_text(json.dumps(report, indent=1) + "\n")
+    if as_json:
+        print_json(report)
+    else:
+        print_soak_report(report)
     if not valid:
         raise typer.Exit(1)
 

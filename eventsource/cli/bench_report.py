@@ -98,6 +98,8 @@ def _print_notes(report: dict) -> None:
     for run in report["runs"]:
         if run.get("projectors"):
             console.print(_projector_table(run))
+    if report.get("scales"):
+        console.print(_scale_table(report["scales"]))
     if report.get("chart"):
         console.print(f"chart: {report['chart']}", highlight=False)
     console.print("commands:", highlight=False)
@@ -235,3 +237,30 @@ def _store_tables(report: dict) -> list[Table]:
             f"{count['audit']:,}",
         )
     return [figures, code]
+
+
+def _scale_table(rows: list[dict]) -> Table:
+    """Each scale against 1x: throughput, latency, and peak memory (servers, services)."""
+    rate = rows[0]["offered_per_s"]
+    table = Table(
+        title="scale: each run against the 1x run of its store and mode (0% loss)",
+        caption=f"every run offered {rate:g} transfers/s, so a run at N x lasts N times longer"
+        if rate
+        else "every run pushed at once (no --rate): latency and memory include the backlog",
+    )
+    for column in ("run", "transfers", "TPS", "p50/p99 ms", "servers MB", "services MB"):
+        table.add_column(column, justify="left" if column == "run" else "right")
+    for row in rows:
+        table.add_row(
+            f"{row['store']} {row['mode']} x{row['scale']}",
+            f"{row['transfers']:,}",
+            f"{row['throughput_per_s']:,.0f}{_times(row['throughput_per_s_vs_1x'])}",
+            f"{row['p50_ms']:,.0f}/{row['p99_ms']:,.0f}{_times(row['p99_ms_vs_1x'])}",
+            f"{row['peak_server_rss_mb']:,.0f}{_times(row['peak_server_rss_mb_vs_1x'])}",
+            f"{row['peak_service_rss_mb']:,.0f}{_times(row['peak_service_rss_mb_vs_1x'])}",
+        )
+    return table
+
+
+def _times(ratio: float | None) -> str:
+    return f"\n{ratio:.2f}x" if ratio is not None else ""

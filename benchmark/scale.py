@@ -1,0 +1,42 @@
+"""`bench --scale`: each scaled run against the 1x run of its store and mode, pure. With `--rate`
+every run is offered the same rate, so a 100x run lasts 100 times longer and the ratios show
+what more history costs; without it every run is pushed at once, and they show queueing too."""
+
+from __future__ import annotations
+
+FIGURES = ("throughput_per_s", "p50_ms", "p99_ms", "peak_server_rss_mb", "peak_service_rss_mb")
+
+
+def _ratio(value: float, base: float) -> float | None:
+    return round(value / base, 3) if base else None
+
+
+def scale_summary(runs: list[dict], rate: float | None) -> list[dict]:
+    """Per store and mode, every run at 0% loss by scale, with its figures over the 1x run's
+    (None where there is no 1x run at 0% loss to compare with)."""
+    rows = []
+    groups = dict.fromkeys((r.get("store", "independent"), r["mode"]) for r in runs)
+    for store, mode in groups:
+        mine = sorted(
+            (
+                r
+                for r in runs
+                if (r.get("store", "independent"), r["mode"]) == (store, mode) and not r["loss"]
+            ),
+            key=lambda r: r.get("scale", 1),
+        )
+        base = next((r for r in mine if r.get("scale", 1) == 1), None)
+        for run in mine:
+            row = {
+                "store": store,
+                "mode": mode,
+                "scale": run.get("scale", 1),
+                "transfers": run["transfers"],
+                "offered_per_s": rate,  # None: all pushed at once
+                "seconds": run["seconds"],
+            }
+            for figure in FIGURES:
+                row[figure] = run[figure]
+                row[f"{figure}_vs_1x"] = _ratio(run[figure], base[figure]) if base else None
+            rows.append(row)
+    return rows

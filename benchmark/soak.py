@@ -1,0 +1,243 @@
+"""`natsbank bench --soak DURATION --rate R`: a steady rate for a long time on one cluster,
+sampled every few seconds, to see whether the live state, memory and latency stay flat.
+
+One cluster, the bench's services, and with a finite `--horizon` one archiver process; before
+and after the load, the restart of a service instance and of a node and the audit are timed
+(benchmark/soak_restarts.py). The load runs in a process of its own (benchmark/soak_load.py);
+the bench's process samples (benchmark/soak_sampler.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shlex
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import msgspec
+
+from benchmark.archiver import start_archiver
+from benchmark.bench import check_options, machine, sigterm_as_interrupt
+from benchmark.options import GENEROUS_FUNDING, BenchOptions, Hooks, Point
+from benchmark.point import cluster_commands, serve_args
+from benchmark.projection import ProjectorChoice
+from benchmark.scenario import bootstrap, default_banks, run_sync, start_layout, stop_services
+from benchmark.soak_figures import Watched
+from benchmark.soak_load import LoadPlan, LoadProcess
+from benchmark.soak_restarts import time_restarts
+from benchmark.soak_result import SoakMeasured, soak_report
+from benchmark.soak_sampler import WindowScan, sample_soak
+from benchmark.soak_series import Sample
+from benchmark.soak_windows import SoakWindows
+from eventsource.adapters.cluster import ClusterInfo, LocalCluster
+from eventsource.adapters.jetstream import connect
+from eventsource.adapters.topology import HistoryConfig, Topology, quick_redelivery, seconds
+from eventsource.core.errors import ConfigError
+from eventsource.settings import Store
+
+DEFAULT_HORIZON = "2m"
+DEFAULT_SAMPLE_EVERY = "5s"
+SKEW_MS_MAX = 10_000  # the soak's max_clock_skew: 10 s, or a quarter of a short horizon
+DRAIN_S_DEFAULT = 300.0  # after the load, how long what is in flight may take to end
+# Between the restarts timed before the load and the load: their after-effects (pulls lost with
+# the node, consumers changing leader) are not the load's. Dev runs without it had a first
+# window with a p99 of 4-5 s at 1000 transfers/s.
+QUIET_BEFORE_LOAD_S = 10.0
+NO_PROJECTOR = ProjectorChoice.NONE
+
+
+@dataclass(frozen=True, kw_only=True)
+class SoakOptions:
+    duration: str  # e.g. 30m, 90s
+    rate: float | None
+    horizon: str = DEFAULT_HORIZON  # or "forever": no archiver
+    sample_every: str = DEFAULT_SAMPLE_EVERY
+    bench: BenchOptions = field(default_factory=BenchOptions)
+
+    @property
+    def duration_s(self) -> float:
+        return seconds(self.duration)
+
+    @property
+    def sample_every_s(self) -> float:
+        return seconds(self.sample_every)
+
+
+def history_for(horizon: str) -> HistoryConfig:
+    """streams.yaml's `history` for a soak: the period is half the horizon, the clock skew
+    10 s (a quarter of the horizon if that is less), so HistoryConfig's rules hold."""
+    if horizon == "forever":
+        return HistoryConfig()
+    try:
+        horizon_ms = round(seconds(horizon) * 1000)
+        return HistoryConfig(
+            horizon=horizon,
+            period=f"{max(1, horizon_ms // 2)}ms",
+            max_clock_skew=f"{min(SKEW_MS_MAX, horizon_ms // 4)}ms",
+        )
+    except ValueError as exc:
+        raise ConfigError(f"--horizon: {exc}") from None
+
+
+def check_soak(options: SoakOptions) -> None:
+    """Refuse a soak that cannot run before anything starts."""
+    bench = options.bench
+    check_options(bench)
+    for flag, text in (("--soak", options.duration), ("--sample-every", options.sample_every)):
+        try:
+            if seconds(text) <= 0:
+                raise ValueError(f"{flag} must be above 0")
+        except ValueError as exc:
+            raise ConfigError(f"{flag}: {exc}") from None
+    if options.sample_every_s > options.duration_s:
+        raise ConfigError("--sample-every must not be longer than --soak")
+    if options.rate is None:
+        raise ConfigError("--soak needs --rate (transfers/s): a soak offers a steady rate")
+    others = bench.scales or bench.process_faults.active or bench.projector is not NO_PROJECTOR
+    if bench.stores != (Store.INDEPENDENT,) or others:
+        raise ConfigError(
+            "--soak runs the independent store only, without --scale, --projector or process faults"
+        )
+    history_for(options.horizon)
+
+
+def soak_topology(options: SoakOptions) -> Topology:
+    bench = options.bench
+    base = quick_redelivery(bench.resend_after, replicas=bench.nodes)
+    return msgspec.structs.replace(base, history=history_for(options.horizon))
+
+
+def run_soak(options: SoakOptions, workdir: Path, hooks: Hooks | None = None) -> dict:
+    """The whole soak as a stable dict; `workdir` holds the servers' data and the logs."""
+    hooks = hooks or Hooks()
+    check_soak(options)
+    bench, topology = options.bench, soak_topology(options)
+    point = Point(Store.INDEPENDENT, bench.modes[0], 0.0)
+    banks = default_banks(bench.participants, bench.accounts)
+    logs = workdir / "logs"
+    with (
+        sigterm_as_interrupt(),
+        LocalCluster(
+            workdir / "nats", nodes=bench.nodes, sync_interval=bench.sync_interval, remove_data=True
+        ) as cluster,
+    ):
+        hooks.phase(f"soak: {bench.nodes} node(s), horizon {options.horizon}, provisioning")
+        partitions = run_sync(
+            bootstrap(cluster.url, banks, funding=GENEROUS_FUNDING, topology=topology)
+        )
+        archiver = None  # first: without the command, nothing else starts
+        if topology.history.horizon != "forever":
+            archiver = _start_archiver(cluster.url, topology, workdir, logs)
+        args = tuple(serve_args(bench, point, workdir / "stats"))
+        (workdir / "stats").mkdir(parents=True, exist_ok=True)
+        procs: list[subprocess.Popen] = []
+        try:
+            procs = start_layout(
+                cluster.url, [b.participant for b in banks], bench.processes, bench.instances,
+                logs, serve_args=args,
+            )  # fmt: skip
+            commands = _commands(cluster, procs, archiver)
+            measured = run_sync(
+                _measure(options, cluster, procs, archiver, partitions, banks, logs, hooks)
+            )
+        finally:
+            stop_services([*procs, *([archiver] if archiver else [])])
+    return soak_report(_settings(options, topology, point), measured, commands)
+
+
+def _start_archiver(url: str, topology: Topology, workdir: Path, logs: Path) -> subprocess.Popen:
+    """The archiver runs once per period; it gets the soak's streams.yaml too."""
+    streams_file = workdir / "streams.yaml"
+    streams_file.write_bytes(msgspec.yaml.encode(topology))
+    every_s = seconds(topology.history.period)
+    return start_archiver(url, every_s, logs, env={"NATSBANK_STREAMS_FILE": str(streams_file)})
+
+
+async def _measure(
+    options: SoakOptions,
+    cluster: ClusterInfo,
+    procs: list[subprocess.Popen],
+    archiver: subprocess.Popen | None,
+    partitions: int,
+    banks: list,
+    logs: Path,
+    hooks: Hooks,
+) -> SoakMeasured:
+    """The restarts before, the load with its samples and its drain, the restarts after."""
+    bench, url = options.bench, cluster.url
+    nc = await connect(url, name="natsbank-soak-sampler", error_cb=_expected_while_restarting)
+    try:
+        hooks.phase("before the soak: restart of a service instance, of a node; the audit")
+        before = await time_restarts(nc, cluster, procs, url, logs / "before")
+        await asyncio.sleep(QUIET_BEFORE_LOAD_S)
+        rate = options.rate or 0.0  # check_soak refuses a soak without one
+        load = LoadProcess(
+            LoadPlan(url, banks, rate, options.duration_s, bench.seed, bench.reject_share)
+        )
+        load.start()
+        try:
+            await load.started()
+            hooks.phase(f"soak: {options.rate:g} transfers/s for {options.duration}")
+            windows = SoakWindows(time.time_ns(), options.sample_every_s)
+            samples = await sample_soak(
+                Watched(nc, cluster, procs, archiver), WindowScan(partitions, windows),
+                duration_s=options.duration_s,
+                drain_s=bench.settle_timeout or DRAIN_S_DEFAULT,
+                load_done=lambda: load.done,
+                report=lambda s: hooks.phase(_progress_line(s)),
+            )  # fmt: skip
+            totals = await load.finished()
+        finally:
+            load.stop()
+        hooks.phase("after the soak: restart of a service instance, of a node; the audit")
+        after = await time_restarts(nc, cluster, procs, url, logs / "after")
+        version = nc.connected_server_version
+    finally:
+        await nc.close()
+    server = f"{version.major}.{version.minor}.{version.patch}"
+    return SoakMeasured(samples, windows, totals, before, after, machine(None, server))
+
+
+async def _expected_while_restarting(exc: Exception) -> None:
+    """The node restarts drop the sampler's connection; it reconnects by itself."""
+
+
+def _settings(options: SoakOptions, topology: Topology, point: Point) -> dict:
+    bench, history = options.bench, topology.history
+    bounded = history.horizon != "forever"
+    return {
+        "duration_s": options.duration_s,
+        "rate": options.rate,
+        "sample_every_s": options.sample_every_s,
+        "horizon": history.horizon,
+        "period_s": seconds(history.period) if bounded else None,
+        "max_clock_skew_s": seconds(history.max_clock_skew) if bounded else None,
+        "archiver": bounded,
+        "mode": str(point.transport),
+        "nodes": bench.nodes,
+        "processes": bench.processes,
+        "instances": bench.instances,
+        "participants": bench.participants,
+        "sync_interval": bench.sync_interval or "default (2m)",
+        "seed": bench.seed,
+        "live_figures_from": "each ledger stream's leader (/jsz; the largest during an election)",
+    }
+
+
+def _progress_line(sample: Sample) -> str:
+    p99 = f"{sample.p99_ms:,.0f} ms" if sample.p99_ms is not None else "-"
+    return (
+        f"  {sample.t_s:7.0f} s: {sample.completed_per_s:8,.1f}/s final, p99 {p99}, "
+        f"live {sample.live_subjects:,} subjects, servers "
+        f"{sum(sample.server_rss_mb.values()):,.0f} MB, services {sample.service_rss_mb:,.0f} MB"
+    )
+
+
+def _commands(
+    cluster: ClusterInfo, procs: list[subprocess.Popen], archiver: subprocess.Popen | None
+) -> list[str]:
+    env = f"NATS_URL={shlex.quote(cluster.url)}"
+    started = [*procs, *([archiver] if archiver else [])]
+    return [*cluster_commands(cluster), *(f"{env} {shlex.join(map(str, p.args))}" for p in started)]
