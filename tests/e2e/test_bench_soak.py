@@ -12,9 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmark import archiver
 from benchmark.soak_series import JUDGED, REPORTED
-from eventsource.core.errors import ConfigError
 
 SAMPLE_FIELDS = {
     "t_s", "acked_per_s", "completed_per_s", "p50_ms", "p99_ms", "server_rss_mb",
@@ -87,13 +85,3 @@ def test_a_soak_needs_a_rate(tmp_path: Path) -> None:
     assert done.stderr.strip() == (
         "error: --soak needs --rate (transfers/s): a soak offers a steady rate"
     )
-
-
-def test_a_finite_horizon_without_the_archiver_is_refused_in_one_line(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(archiver, "ARCHIVE_COMMAND", ("no-such-command", "run"))
-    with pytest.raises(ConfigError, match="needs the archiver") as refused:
-        archiver.start_archiver("nats://127.0.0.1:1", 60.0, tmp_path / "logs")
-    assert "\n" not in str(refused.value)
-    assert not (tmp_path / "logs").exists()  # nothing started
