@@ -193,7 +193,7 @@ async def run_archiver(
     on_run: Callable[[RunReport], None] = lambda report: None,
 ) -> None:
     """Archive every stream whose lease this process gets, every `every` seconds, until
-    `stop`. A run that fails is logged and tried again next time. With `once`: one round, each
+    `stop`. The lease is held for one stream's drain only and released after it. A run that fails is logged and tried again next time. With `once`: one round, each
     stream's lease waited for (a dead archiver's lapses), and a failure raised."""
     kv = await meta_bucket(nc)
     leases = [StreamLease(kv, ledger_stream(k), ttl_s=lease_s) for k in range(partitions)]
@@ -211,6 +211,8 @@ async def run_archiver(
                     if once:
                         raise
                     log.error("archiving %s failed, next try in %g s: %s", lease.stream, every, exc)
+                finally:
+                    await lease.release()  # between runs an audit (or another replica) may take it
             if once:
                 return
             with contextlib.suppress(TimeoutError):

@@ -28,6 +28,7 @@ from eventsource.core.subjects import ledger_stream, partition_of
 from eventsource.services.archiver import read_snapshot
 
 AUDIT_LEASE_WAIT_S = 5 * ARCHIVE_LEASE_S  # an archive run in progress finishes well within it
+AUDIT_LEASE_POLL_S = 0.2  # short: archivers release between runs and the gap must be seen
 
 
 @dataclass
@@ -94,7 +95,7 @@ async def archive_held(nc: Client, partitions: int) -> AsyncIterator[None]:
                     f"an archive run on {lease.stream} did not end within {AUDIT_LEASE_WAIT_S:g}"
                     " s: audit again later"
                 )
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(AUDIT_LEASE_POLL_S)
 
     async def renew() -> None:
         while True:

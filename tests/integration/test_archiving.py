@@ -113,7 +113,10 @@ async def test_a_transfer_in_flight_past_the_horizon_stays_live_and_finishes(ban
     await bank.submit(transfer(waiting, "alpha/a1", "beta/b1", "2.00"))
     await asyncio.sleep(AGE_S)
     reports = await archive_all(bank)
-    assert any(r.held_back for r in reports), "beta's unread inbox was not held back"
+    if bank.mode == "jetstream":  # core mode sends over core NATS: no inbox in the ledger
+        assert any(r.held_back for r in reports), "beta's unread inbox was not held back"
+    else:
+        assert any(r.carried for r in reports), "the record in flight was not carried forward"
     assert await is_live(bank, "alpha", waiting), "a record in flight left the live ledger"
     bank.start("beta")
     assert (await bank.wait("alpha", [waiting]))[waiting].outcome is Outcome.OK
