@@ -193,8 +193,10 @@ async def run_archiver(
     on_run: Callable[[RunReport], None] = lambda report: None,
 ) -> None:
     """Archive every stream whose lease this process gets, every `every` seconds, until
-    `stop`. The lease is held for one stream's drain only and released after it. A run that fails is logged and tried again next time. With `once`: one round, each
-    stream's lease waited for (a dead archiver's lapses), and a failure raised."""
+    `stop`. A lease is held for one stream's drain and released after it, so that an audit
+    (or another replica) gets in between runs. A run that fails is logged and tried again
+    next time. With `once`: one round, each stream's lease waited for (a dead archiver's
+    lapses), and a failure raised."""
     kv = await meta_bucket(nc)
     leases = [StreamLease(kv, ledger_stream(k), ttl_s=lease_s) for k in range(partitions)]
     try:
