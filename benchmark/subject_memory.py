@@ -4,8 +4,8 @@ Starts its own one-node nats-server (file store, R1, loopback, a temp dir) per s
 reports the server's resident memory above its empty-stream baseline, per message: N messages
 on distinct subjects (a subject per transfer id, as natsbank's ledger), on one subject, the
 distinct ones after one purge below a sequence, and interior deletes left by filtered purges
-that keep the first sequence; with the time of each purge call and of a SIGTERM restart.
-`--shared-store` instead counts the subjects per transfer of natsbank's real shared store.
+that keep the first sequence; with the time of each purge call and of restarts (SIGTERM, and
+SIGKILL as a crash). `python -m benchmark.shared_subjects` counts the shared store's subjects.
 A command that reports, not a test that asserts.
 """
 
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import collections
 import contextlib
 import itertools
 import json
@@ -103,11 +102,14 @@ class Server:
             await asyncio.sleep(0.01)
         raise RuntimeError(f"no stream after {READY_TIMEOUT_S:g} s")
 
-    async def stop(self) -> float:
+    async def stop(self, crash: bool = False) -> float:
+        """SIGTERM (the server writes its stream state), or SIGKILL as a crash would."""
         if self.nc is not None:
             await self.nc.close()
             self.nc = None
         started = time.perf_counter()
+        if crash:
+            nats_binary.kill(self.pid)
         if nats_binary.terminate([self.pid], grace=60.0):
             raise RuntimeError(f"nats-server {self.pid} survived SIGKILL")
         return time.perf_counter() - started
@@ -197,15 +199,20 @@ async def running(home: Path) -> AsyncIterator[tuple[Server, tuple[int, int]]]:
     try:
         await server.start()
         await create_stream(server.nc)
-        yield server, (await server.rss_kib(), server.live_heap_kib())
+        rss, heap = await server.rss_kib(), server.live_heap_kib()
+        print(
+            f"{home.name}: empty stream RSS {rss / 1024:.1f} MiB, live heap {heap / 1024:.1f} MiB"
+        )
+        yield server, (rss, heap)
     finally:
         await server.stop()
 
 
-async def restart(server: Server, messages: int) -> None:
-    stop_s = await server.stop()
+async def restart(server: Server, messages: int, crash: bool = False) -> None:
+    stop_s = await server.stop(crash)
     start_s = await server.start(messages)
-    print(f"  restart: SIGTERM to exit {stop_s:.2f} s, spawn to stream recovered {start_s:.2f} s")
+    how = "SIGKILL" if crash else "SIGTERM"
+    print(f"  restart: {how} to exit {stop_s:.2f} s, spawn to stream recovered {start_s:.2f} s")
 
 
 async def purge(server: Server, request: dict) -> None:
@@ -222,11 +229,13 @@ async def distinct_then_purged(home: Path, n: int, size: int) -> None:
         await measured(server, "1. distinct subjects", base, n)
         await restart(server, n)
         await measured(server, "1. distinct subjects, restarted", base, n)
+        await restart(server, n, crash=True)
         left = n // 10
         await purge(server, {"seq": n + 1 - left})
         await measured(server, "3. purged below seq (per kept msg)", base, left)
         await restart(server, left)
         await measured(server, "3. purged below seq, restarted", base, left)
+        await restart(server, left, crash=True)
 
 
 async def single(home: Path, n: int, size: int) -> None:
@@ -235,6 +244,7 @@ async def single(home: Path, n: int, size: int) -> None:
         await measured(server, "2. one subject", base, n)
         await restart(server, n)
         await measured(server, "2. one subject, restarted", base, n)
+        await restart(server, n, crash=True)
 
 
 async def interior(home: Path, n: int, size: int, every_tenth: bool) -> None:
@@ -258,50 +268,6 @@ async def interior(home: Path, n: int, size: int, every_tenth: bool) -> None:
         await measured(server, f"{label}, restarted", base, deleted)
 
 
-async def shared_store_subjects(home: Path, transfers: int) -> None:
-    """Subjects of KV_shared per transfer, through natsbank's real services."""
-    from benchmark.scenario import bootstrap, drive, start_services, stop_services
-    from benchmark.workload import standard_banks
-    from eventsource.adapters.cluster import LocalCluster
-    from eventsource.core.shared.layout import SHARED_STREAM
-    from eventsource.settings import Store
-
-    banks = standard_banks(4, 5)
-    with LocalCluster(home / "nats", nodes=1) as cluster:
-        await bootstrap(cluster.url, banks, store=Store.SHARED)
-        before = await _subjects(cluster.url, SHARED_STREAM)
-        names = [b.participant for b in banks]
-        args = ("--store", "shared")
-        services = start_services(cluster.url, names, 1, home / "logs", serve_args=args)
-        try:
-            result = await drive(cluster.url, banks, transfers, store=Store.SHARED)
-        finally:
-            stop_services(services)
-        after = await _subjects(cluster.url, SHARED_STREAM)
-    done, ok = result.measurement.completed, result.audit.ok
-    print(f"shared store: {transfers:,} transfers, {done:,} final, audit ok: {ok}")
-    for when, kinds in (("provisioned", before), ("after", after)):
-        parts = ", ".join(f"{count:,} {kind}" for kind, count in kinds.items())
-        print(f"  {when}: num_subjects {kinds.total():,} ({parts})")
-    print(f"  subjects per transfer: {(after.total() - before.total()) / transfers:.3f}")
-
-
-async def _subjects(url: str, stream: str) -> collections.Counter[str]:
-    """Subjects by kind: the transfer records, the submission inbox, the rest (accounts)."""
-    nc = await nats.connect(url)
-    try:
-        state = (await stream_info(nc, stream, {"subjects_filter": ">"}))["state"]
-    finally:
-        await nc.close()
-    kinds = collections.Counter(
-        next((kind for kind in ("xfer", "submit") if f".{kind}." in subject), "other")
-        for subject in state.get("subjects") or {}
-    )
-    if kinds.total() != state["num_subjects"]:
-        raise RuntimeError("more subjects than one STREAM.INFO page lists")
-    return kinds
-
-
 async def run(home: Path, n: int, size: int) -> None:
     print(f"N={n:,} messages of {size} B; RSS: median of {SAMPLES} samples after {SETTLE_S:g} s")
     await distinct_then_purged(home / "distinct", n, size)
@@ -314,15 +280,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--messages", type=int, default=1_000_000)
     parser.add_argument("--size", type=int, default=300, help="payload bytes")
-    parser.add_argument("--shared-store", type=int, metavar="TRANSFERS", default=0)
     options = parser.parse_args()
     print(f"load before: {' '.join(f'{x:.2f}' for x in os.getloadavg())} (1, 5, 15 min)")
     with tempfile.TemporaryDirectory(prefix="natsbank-subject-memory-") as state:
-        home = Path(state)
-        if options.shared_store:
-            asyncio.run(shared_store_subjects(home, options.shared_store))
-        else:
-            asyncio.run(run(home, options.messages, options.size))
+        asyncio.run(run(Path(state), options.messages, options.size))
     print(f"load after: {' '.join(f'{x:.2f}' for x in os.getloadavg())} (1, 5, 15 min)")
 
 
