@@ -52,6 +52,13 @@ def test_the_dev_archiver_moves_old_transfers_and_the_cli_still_answers(
         assert refused.returncode == 1, refused.stderr
         assert "ID_EXPIRED" in refused.stdout
 
+        def both_sides_final() -> dict | None:  # the receiver hears of refusals too (I7)
+            status = natsbank.json("status", stale, "--json")
+            theirs = status["receiver"]
+            return status if theirs and theirs["phase"] == "CONFIRMED" else None
+
+        eventually(both_sides_final, within=60, what="bank-b confirms the refused transfer")
+
         balances = natsbank.json("accounts", "list", "--json")
         assert {(a["participant"], a["balance"]) for a in balances} == {
             ("bank-a", "99.00"),
