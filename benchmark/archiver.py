@@ -8,7 +8,39 @@ import subprocess
 import sys
 from pathlib import Path
 
+import msgspec
+
+from eventsource.adapters.topology import HistoryConfig, Topology, seconds
+from eventsource.core.errors import ConfigError
+
 ARCHIVE_COMMAND = ("archive", "run")
+SKEW_MS_MAX = 10_000  # a bench's max_clock_skew: 10 s, or a quarter of a short horizon
+
+
+def history_for(horizon: str) -> HistoryConfig:
+    """streams.yaml's `history` for a bench run: the period is half the horizon, the clock
+    skew 10 s (a quarter of the horizon if that is less), so HistoryConfig's rules hold."""
+    if horizon == "forever":
+        return HistoryConfig()
+    try:
+        horizon_ms = round(seconds(horizon) * 1000)
+        return HistoryConfig(
+            horizon=horizon,
+            period=f"{max(1, horizon_ms // 2)}ms",
+            max_clock_skew=f"{min(SKEW_MS_MAX, horizon_ms // 4)}ms",
+        )
+    except ValueError as exc:
+        raise ConfigError(f"--horizon: {exc}") from None
+
+
+def archiver_for(url: str, topology: Topology, workdir: Path, logs: Path) -> subprocess.Popen:
+    """The archiver of a run with a finite horizon: once per period, with the run's
+    streams.yaml."""
+    streams_file = workdir / "streams.yaml"
+    workdir.mkdir(parents=True, exist_ok=True)
+    streams_file.write_bytes(msgspec.yaml.encode(topology))
+    every_s = seconds(topology.history.period)
+    return start_archiver(url, every_s, logs, env={"NATSBANK_STREAMS_FILE": str(streams_file)})
 
 
 def start_archiver(

@@ -17,6 +17,7 @@ import signal
 from collections.abc import Iterator
 from pathlib import Path
 
+from benchmark.archiver import history_for
 from benchmark.lines import protocol_lines
 from benchmark.options import (
     DEFAULT_LOSSES,
@@ -65,6 +66,7 @@ def check_options(options: BenchOptions) -> None:
     if options.rate is not None and options.rate <= 0:
         raise ConfigError("--rate must be positive")
     nats_binary.check_sync_interval(options.sync_interval)
+    history_for(options.horizon)
 
 
 def run_bench(options: BenchOptions, workdir: Path, hooks: Hooks | None = None) -> dict:
@@ -99,6 +101,7 @@ def run_bench(options: BenchOptions, workdir: Path, hooks: Hooks | None = None) 
         "baseline": pg,
         "runs": runs,
         "scales": scale_summary(runs, options.rate) if options.scales else None,
+        "horizon": options.horizon,
         "ratio": runs[0]["vs_postgres"],
         "valid": all(run["valid"] for run in runs),
         "commands": commands,

@@ -46,6 +46,7 @@ class BenchOptions:
     skip_postgres: bool = False
     projector: ProjectorChoice = ProjectorChoice.NONE  # measured after the headline run
     stores: tuple[Store, ...] = (Store.INDEPENDENT,)  # and/or shared: once per scale, 0% loss
+    horizon: str = "forever"  # streams.yaml's live horizon; finite: an archiver runs beside
 
 
 @dataclass(frozen=True)
@@ -76,4 +77,5 @@ class LedgerFootprint:
     replicas: int
     messages: int
     bytes: int
+    subjects: int  # live distinct subjects (the servers' in-memory index)
     server_version: str

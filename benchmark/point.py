@@ -14,6 +14,9 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
+import msgspec
+
+from benchmark.archiver import archiver_for, history_for
 from benchmark.faults import (
     drive_disturbed,
     server_traffic,
@@ -41,7 +44,7 @@ from benchmark.scenario import (
 )
 from eventsource.adapters import nats_binary
 from eventsource.adapters.cluster import ClusterInfo, LocalCluster
-from eventsource.adapters.jetstream import connect
+from eventsource.adapters.jetstream import connect, stream_state
 from eventsource.adapters.topology import quick_redelivery
 from eventsource.core.faults import FaultPlan
 from eventsource.core.shared.layout import SHARED_STREAM
@@ -144,7 +147,10 @@ def _measure_on(
     names = [b.participant for b in banks]
     late = names[-1:] if options.process_faults.receiver_down else []
     # The node count is known here: "auto" could see a fresh cluster's gossip half done.
-    topology = quick_redelivery(options.resend_after, replicas=options.nodes)
+    topology = msgspec.structs.replace(
+        quick_redelivery(options.resend_after, replicas=options.nodes),
+        history=history_for(options.horizon),
+    )
     partitions = run_sync(
         bootstrap(
             cluster.url, banks, funding=GENEROUS_FUNDING, topology=topology, store=point.store
@@ -156,8 +162,14 @@ def _measure_on(
     procs = start_layout(
         cluster.url, on_time, options.processes, options.instances, logs, serve_args=args
     )
+    archiver = (  # not among `procs`: the process faults kill services only
+        [archiver_for(cluster.url, topology, logs / "archiver", logs)]
+        if options.horizon != "forever" and point.store is Store.INDEPENDENT
+        else []
+    )
     env = f"NATS_URL={shlex.quote(cluster.url)}"
-    commands = [*cluster_commands(cluster), *(f"{env} {shlex.join(p.args)}" for p in procs)]
+    started = [*procs, *archiver]
+    commands = [*cluster_commands(cluster), *(f"{env} {shlex.join(p.args)}" for p in started)]
     try:
         hooks.phase(f"natsbank: pushing {options.transfers} transfers")
         idle = run_sync(_idle_traffic(cluster))
@@ -189,7 +201,7 @@ def _measure_on(
             else []
         )  # fmt: skip
     finally:
-        stop_services(procs)
+        stop_services([*procs, *archiver])
     return Measured(banks, result, before, after, traffic, disturbed, idle, commands, projectors)
 
 
@@ -213,11 +225,13 @@ async def ledger_footprint(url: str, store: Store, partitions: int) -> LedgerFoo
             else [ledger_stream(k) for k in range(partitions)]
         )
         infos = [await js.stream_info(stream) for stream in streams]
+        states = [await stream_state(nc, stream) for stream in streams]
         version = nc.connected_server_version
         return LedgerFootprint(
             replicas=infos[0].config.num_replicas or 1,
             messages=sum(i.state.messages for i in infos),
             bytes=sum(i.state.bytes for i in infos),
+            subjects=sum(state.get("num_subjects", 0) for state in states),
             server_version=f"{version.major}.{version.minor}.{version.patch}",
         )
     finally:
@@ -261,6 +275,8 @@ def _run_dict(
         "audit_ok": audit.ok,
         "violations": {k: v[:5] for k, v in audit.violations.items() if v},
         "ledger_messages": messages,
+        "live_subjects": after.subjects,
+        "horizon": options.horizon,
         "ledger_messages_per_transfer": round(messages / per_transfer, 2),
         "ledger_bytes_per_transfer": round((after.bytes - before.bytes) / per_transfer, 1),
         "quiescent": result.quiescent,

@@ -4,7 +4,14 @@ what more history costs; without it every run is pushed at once, and they show q
 
 from __future__ import annotations
 
-FIGURES = ("throughput_per_s", "p50_ms", "p99_ms", "peak_server_rss_mb", "peak_service_rss_mb")
+FIGURES = (
+    "throughput_per_s",
+    "p50_ms",
+    "p99_ms",
+    "peak_server_rss_mb",
+    "peak_service_rss_mb",
+    "live_subjects",
+)
 
 
 def _ratio(value: float, base: float) -> float | None:
@@ -33,6 +40,7 @@ def scale_summary(runs: list[dict], rate: float | None) -> list[dict]:
                 "scale": run.get("scale", 1),
                 "transfers": run["transfers"],
                 "offered_per_s": rate,  # None: all pushed at once
+                "horizon": run.get("horizon", "forever"),
                 "seconds": run["seconds"],
             }
             for figure in FIGURES:

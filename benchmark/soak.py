@@ -18,7 +18,7 @@ from pathlib import Path
 
 import msgspec
 
-from benchmark.archiver import start_archiver
+from benchmark.archiver import archiver_for, history_for
 from benchmark.bench import check_options, machine, sigterm_as_interrupt
 from benchmark.options import GENEROUS_FUNDING, BenchOptions, Hooks, Point
 from benchmark.point import cluster_commands, serve_args
@@ -33,13 +33,12 @@ from benchmark.soak_series import Sample
 from benchmark.soak_windows import SoakWindows
 from eventsource.adapters.cluster import ClusterInfo, LocalCluster
 from eventsource.adapters.jetstream import connect
-from eventsource.adapters.topology import HistoryConfig, Topology, quick_redelivery, seconds
+from eventsource.adapters.topology import Topology, quick_redelivery, seconds
 from eventsource.core.errors import ConfigError
 from eventsource.settings import Store
 
 DEFAULT_HORIZON = "2m"
 DEFAULT_SAMPLE_EVERY = "5s"
-SKEW_MS_MAX = 10_000  # the soak's max_clock_skew: 10 s, or a quarter of a short horizon
 DRAIN_S_DEFAULT = 300.0  # after the load, how long what is in flight may take to end
 # Between the restarts timed before the load and the load: their after-effects (pulls lost with
 # the node, consumers changing leader) are not the load's. Dev runs without it had a first
@@ -63,22 +62,6 @@ class SoakOptions:
     @property
     def sample_every_s(self) -> float:
         return seconds(self.sample_every)
-
-
-def history_for(horizon: str) -> HistoryConfig:
-    """streams.yaml's `history` for a soak: the period is half the horizon, the clock skew
-    10 s (a quarter of the horizon if that is less), so HistoryConfig's rules hold."""
-    if horizon == "forever":
-        return HistoryConfig()
-    try:
-        horizon_ms = round(seconds(horizon) * 1000)
-        return HistoryConfig(
-            horizon=horizon,
-            period=f"{max(1, horizon_ms // 2)}ms",
-            max_clock_skew=f"{min(SKEW_MS_MAX, horizon_ms // 4)}ms",
-        )
-    except ValueError as exc:
-        raise ConfigError(f"--horizon: {exc}") from None
 
 
 def check_soak(options: SoakOptions) -> None:
@@ -129,7 +112,7 @@ def run_soak(options: SoakOptions, workdir: Path, hooks: Hooks | None = None) ->
         )
         archiver = None  # first: without the command, nothing else starts
         if topology.history.horizon != "forever":
-            archiver = _start_archiver(cluster.url, topology, workdir, logs)
+            archiver = archiver_for(cluster.url, topology, workdir, logs)
         args = tuple(serve_args(bench, point, workdir / "stats"))
         (workdir / "stats").mkdir(parents=True, exist_ok=True)
         procs: list[subprocess.Popen] = []
@@ -145,14 +128,6 @@ def run_soak(options: SoakOptions, workdir: Path, hooks: Hooks | None = None) ->
         finally:
             stop_services([*procs, *([archiver] if archiver else [])])
     return soak_report(_settings(options, topology, point), measured, commands)
-
-
-def _start_archiver(url: str, topology: Topology, workdir: Path, logs: Path) -> subprocess.Popen:
-    """The archiver runs once per period; it gets the soak's streams.yaml too."""
-    streams_file = workdir / "streams.yaml"
-    streams_file.write_bytes(msgspec.yaml.encode(topology))
-    every_s = seconds(topology.history.period)
-    return start_archiver(url, every_s, logs, env={"NATSBANK_STREAMS_FILE": str(streams_file)})
 
 
 async def _measure(

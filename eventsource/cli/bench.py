@@ -136,11 +136,12 @@ def bench(
         help="Instead of the sweep: offer --rate transfers/s for this long (30m, 90s) on one "
         "cluster, sample every --sample-every, and judge whether each series stays flat.",
     ),
-    horizon: str = typer.Option(
-        DEFAULT_HORIZON,
+    horizon: str | None = typer.Option(
+        None,
         "--horizon",
-        help="With --soak: streams.yaml's history.horizon (period half of it); finite starts "
-        "one `natsbank archive run`; 'forever' keeps everything live.",
+        help="streams.yaml's history.horizon (period half of it); finite starts one "
+        f"`natsbank archive run` beside each run; 'forever' keeps everything live. Default: "
+        f"{DEFAULT_HORIZON} with --soak, else forever.",
     ),
     sample_every: str = typer.Option(
         DEFAULT_SAMPLE_EVERY, "--sample-every", help="With --soak: the sample interval."
@@ -180,10 +181,15 @@ def bench(
         skip_postgres=skip_postgres,
         projector=projector,
         stores=parse_stores(stores),
+        horizon=horizon or "forever",
     )
     if soak is not None:
         soaking = SoakOptions(
-            duration=soak, rate=rate, horizon=horizon, sample_every=sample_every, bench=options
+            duration=soak,
+            rate=rate,
+            horizon=horizon or DEFAULT_HORIZON,
+            sample_every=sample_every,
+            bench=options,
         )
         _soak(soaking, _SOAK_CHART if chart == _BENCH_CHART else chart, as_json)
         return

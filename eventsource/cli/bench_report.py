@@ -244,11 +244,20 @@ def _scale_table(rows: list[dict]) -> Table:
     rate = rows[0]["offered_per_s"]
     table = Table(
         title="scale: each run against the 1x run of its store and mode (0% loss)",
-        caption=f"every run offered {rate:g} transfers/s, so a run at N x lasts N times longer"
+        caption=f"every run offered {rate:g} transfers/s, so a run at N x lasts N times longer;"
+        f" live horizon {rows[0]['horizon']}; subjects: live at the end"
         if rate
         else "every run pushed at once (no --rate): latency and memory include the backlog",
     )
-    for column in ("run", "transfers", "TPS", "p50/p99 ms", "servers MB", "services MB"):
+    for column in (
+        "run",
+        "transfers",
+        "TPS",
+        "p50/p99 ms",
+        "servers MB",
+        "services MB",
+        "subjects",
+    ):
         table.add_column(column, justify="left" if column == "run" else "right")
     for row in rows:
         table.add_row(
@@ -258,6 +267,7 @@ def _scale_table(rows: list[dict]) -> Table:
             f"{row['p50_ms']:,.0f}/{row['p99_ms']:,.0f}{_times(row['p99_ms_vs_1x'])}",
             f"{row['peak_server_rss_mb']:,.0f}{_times(row['peak_server_rss_mb_vs_1x'])}",
             f"{row['peak_service_rss_mb']:,.0f}{_times(row['peak_service_rss_mb_vs_1x'])}",
+            f"{row['live_subjects']:,}{_times(row['live_subjects_vs_1x'])}",
         )
     return table
 

@@ -11,7 +11,8 @@ def run(mode: str, scale: int, tps: float, server_mb: float, *, loss: float = 0.
     return {
         "mode": mode, "scale": scale, "loss": loss, "transfers": 1000 * scale,
         "seconds": 10.0 * scale, "throughput_per_s": tps, "p50_ms": 20.0, "p99_ms": 100.0,
-        "peak_server_rss_mb": server_mb, "peak_service_rss_mb": 50.0, **more,
+        "peak_server_rss_mb": server_mb, "peak_service_rss_mb": 50.0, "live_subjects": 100 * scale,
+        **more,
     }  # fmt: skip
 
 
@@ -35,6 +36,8 @@ def test_each_scale_is_divided_by_the_1x_run_of_its_mode() -> None:
     assert core_10x["throughput_per_s_vs_1x"] == 0.5 and core_10x["peak_server_rss_mb_vs_1x"] == 2
     assert rows[0]["throughput_per_s_vs_1x"] == 1.0
     assert all(r["offered_per_s"] == 100.0 for r in rows)
+    assert jetstream_10x["live_subjects_vs_1x"] == 10  # no horizon: history stays live
+    assert all(r["horizon"] == "forever" for r in rows)
 
 
 def test_stores_are_compared_apart_and_a_missing_1x_gives_no_ratio() -> None:
