@@ -193,7 +193,10 @@ async def find_entry(
     id_time_ms: int | None,
 ) -> tuple[int, IdEntry] | None:
     """(period, entry) of the archived final record `key`: the periods listed under its hour
-    and UNTIMED, newest first, and in each the one shard the key belongs to."""
+    and UNTIMED, newest first, and in each the one shard the key belongs to. It stops at the
+    first period whose `ids_below_ms` is at or before the id's time (neither it nor an earlier
+    one can hold the id: a recent id costs a manifest or two, however small the periods), and
+    skips the shard of a period whose id times do not cover the id's."""
     hours = [UNTIMED]
     if id_time_ms is not None and 0 <= id_time_ms <= TIME_MS_MAX:
         hours.append(hour_bucket(id_time_ms))
@@ -204,7 +207,19 @@ async def find_entry(
         manifest = await manifest_of(js, store, partition, period)
         if manifest is None:
             continue  # listed by a write that did not finish: not archived
+        if id_time_ms is not None and not _may_hold(manifest, id_time_ms):
+            if manifest.ids_below_ms is not None and id_time_ms >= manifest.ids_below_ms:
+                return None
+            continue
         entry = await cache.entry(js, store, manifest, key)
         if entry is not None:
             return period, entry
     return None
+
+
+def _may_hold(manifest: Manifest, id_time_ms: int) -> bool:
+    """Whether the period may hold an id of that time (its ids' time range, its bound)."""
+    if manifest.ids_below_ms is not None and id_time_ms >= manifest.ids_below_ms:
+        return False
+    low, high = manifest.id_time_min_ms, manifest.id_time_max_ms
+    return low is not None and high is not None and low <= id_time_ms <= high

@@ -105,6 +105,7 @@ async def write_period(
     first_seq: int,
     end_seq: int,
     extras: Callable[[], PeriodExtras],
+    ids_below_ms: int | None = None,
 ) -> Manifest:
     """Archive the messages `first_seq <= seq < end_seq` of partition k as `period`; return its
     manifest once everything is stored, read back and indexed. Writing a period again replaces
@@ -115,6 +116,7 @@ async def write_period(
     period 0 with ZERO_CHAIN. `funded` is counted from the FUNDED entries (carried copies
     excepted); a value given must equal it. `extras` is called once, after the last message
     went through `messages`: the caller folds them as they stream, and knows its snapshot then.
+    `ids_below_ms`: see Manifest (the archiver's cut plus twice the clock skew).
     """
     builder = PeriodBuilder(partition, period, first_seq, end_seq)
     if not _CHAIN_TEXT.fullmatch(prev_chain):
@@ -138,6 +140,7 @@ async def write_period(
         figures=FoldFigures.of(given),
         prev_chain=prev_chain,
         archived_at_ms=time.time_ns() // 1_000_000,
+        ids_below_ms=ids_below_ms,
     )
     await read_back(js, store, manifest)
     await add_to_directory(nc, partition, period, builder.hours())

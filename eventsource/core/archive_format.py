@@ -206,6 +206,11 @@ class Manifest(msgspec.Struct, frozen=True, kw_only=True):
     problem_count: int  # every problem PeriodExtras listed
     problems: list[str]  # kept_problems of them
     verified: bool = True
+    # No record of this period, or of any earlier one, has an id whose time is at or after
+    # this: its messages are older than the cut, and an id's time is at most max_clock_skew
+    # after its first message (core/history.py). A lookup stops here (archive_reader).
+    # None in a manifest written before it existed: no early stop.
+    ids_below_ms: int | None = None
 
     def figures_sha256(self) -> str:
         """The figures the chain covers besides the objects' digests: with them in the chain,
@@ -220,6 +225,8 @@ class Manifest(msgspec.Struct, frozen=True, kw_only=True):
             "problem_count": self.problem_count,
             "problems": self.problems,
         }
+        if self.ids_below_ms is not None:  # it decides where lookups stop: the chain covers it
+            figures["ids_below_ms"] = self.ids_below_ms
         return sha256_hex(_sorted_encoder.encode(figures))
 
     def expected_chain(self) -> str:

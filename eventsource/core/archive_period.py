@@ -188,6 +188,7 @@ class PeriodBuilder:
         figures: FoldFigures,
         prev_chain: str,
         archived_at_ms: int,
+        ids_below_ms: int | None = None,
     ) -> Manifest:
         entries = self.ids().values()
         times = [entry.time_ms for entry in entries if entry.time_ms is not None]
@@ -207,6 +208,7 @@ class PeriodBuilder:
             id_time_min_ms=min(times, default=None),
             id_time_max_ms=max(times, default=None),
             archived_at_ms=archived_at_ms,
+            ids_below_ms=ids_below_ms,
             funded=dict(sorted(self.funded.items())),
             **msgspec.structs.asdict(figures),
         )

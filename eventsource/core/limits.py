@@ -93,6 +93,7 @@ ARCHIVE_EVERY_S = 60.0  # `archive run`: between two looks at every stream
 # size of one period's objects, stay bounded whatever the rate.
 ARCHIVE_RUN_MESSAGES_MAX = 100_000
 ARCHIVE_CARRIES_IN_FLIGHT = 64  # carried-forward writes and leader reads in flight at a time
+ARCHIVE_LOOKUPS_IN_FLIGHT = 16  # a decider's archive lookups of one group, at once
 
 # --- Projections ---------------------------------------------------------------------------
 PROJECTION_POLL_S = 0.5  # between looks at a projection that is catching up

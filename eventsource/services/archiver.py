@@ -118,6 +118,7 @@ async def archive_once(
         first_seq=head.end_seq,
         end_seq=end,
         extras=lambda: PeriodExtras.of(cut),
+        ids_below_ms=cutoff + 2 * history.skew_ms,  # twice: servers' clocks differ a little too
     )
     _crash_here("stored", crash_at)
     await lease.renew()

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 from nats.aio.client import Client
+from ulid import ULID
 
 from eventsource.adapters import archive_store
 from eventsource.adapters.archive_store import (
@@ -21,8 +22,9 @@ from eventsource.adapters.archive_store import (
 from eventsource.adapters.cluster import ClusterInfo
 from eventsource.adapters.jetstream import connect
 from eventsource.core.archive_fold import CARRIED_HEADER
-from eventsource.core.archive_format import ArchivedMessage, id_time_ms
+from eventsource.core.archive_format import ArchivedMessage, id_time_ms, ids_object
 from eventsource.core.archive_ids import UNTIMED, ids_shard_of
+from eventsource.core.errors import ArchiveCorrupt
 from eventsource.core.limits import ARCHIVE_BUCKET
 from eventsource.core.subjects import state_subject
 from tests.integration.archive_ledger import (
@@ -142,3 +144,54 @@ async def test_a_carried_copy_is_archived_as_such_and_funds_nothing(nc: Client):
     assert copy.headers == {CARRIED_HEADER: str(first)}
     assert await archived(nc, 0) == await stream_messages(nc, 1, last + 1)
     assert await verify_period(nc, 0, 0, ZERO_CHAIN) == manifest
+
+
+def records_at(first_seq: int, time_ms: int, count: int) -> tuple[list[ArchivedMessage], list]:
+    """`count` settled records whose ids' time is `time_ms`, from sequence `first_seq`."""
+    ids = [str(ULID.from_timestamp(time_ms / 1000)) for _ in range(count)]
+    messages = [
+        ArchivedMessage(
+            seq=first_seq + i,
+            time_ms=time_ms,
+            subject=state_subject(0, f"bank-a.out.{transfer_id}"),
+            payload=event(transfer_id, True),
+        )
+        for i, transfer_id in enumerate(ids)
+    ]
+    return messages, ids
+
+
+async def test_a_lookup_stops_at_the_first_period_below_the_ids_time(nc: Client):
+    """Small periods must not make a miss read them all: a period's `ids_below_ms` says that
+    no id at or after it is in that period or an earlier one, and its id time range which
+    shards are worth reading."""
+    t0 = 1_700_000_000_000
+    older, older_ids = records_at(1, t0, 3)
+    first = await write_period(
+        nc, 0, 0, older, ZERO_CHAIN, first_seq=1, end_seq=4, extras=no_extras,
+        ids_below_ms=t0 + 1_000,
+    )  # fmt: skip
+    newer, newer_ids = records_at(4, t0 + 5_000, 3)
+    await write_period(
+        nc, 0, 1, newer, first.chain, first_seq=4, end_seq=7, extras=no_extras,
+        ids_below_ms=t0 + 6_000,
+    )  # fmt: skip
+    key = f"bank-a.out.{older_ids[0]}"
+    assert await find_record(nc, 0, key, t0) == event(older_ids[0], True)
+
+    # Period 0's ids shard removed: a lookup that read it would raise ArchiveCorrupt.
+    store = await nc.jetstream().object_store(ARCHIVE_BUCKET)
+    await store.delete(ids_object(0, 0, 0))
+    cache = archive_store.ids_cache
+    cache.clear()
+    reads = cache.reads
+    recent = str(ULID.from_timestamp((t0 + 9_000) / 1000))
+    assert await find_record(nc, 0, f"bank-a.out.{recent}", t0 + 9_000) is None
+    assert cache.reads == reads  # above every period's bound: no shard read at all
+    key = f"bank-a.out.{newer_ids[1]}"
+    assert await find_record(nc, 0, key, t0 + 5_000) == event(newer_ids[1], True)
+    missing = str(ULID.from_timestamp((t0 + 5_000) / 1000))
+    assert await find_record(nc, 0, f"bank-a.out.{missing}", t0 + 5_000) is None
+    assert cache.reads == reads + 1  # period 1's shard; period 0's manifest says it cannot
+    with pytest.raises(ArchiveCorrupt):  # the shard is indeed gone: an id period 0 may hold
+        await find_record(nc, 0, key.replace(newer_ids[1], older_ids[1]), t0)

@@ -215,7 +215,7 @@ def test_the_manifest_has_the_fields_of_the_spec_in_order_and_round_trips():
         "partition", "period", "first_seq", "end_seq", "messages", "events_sha256",
         "ids_sha256", "ids_shards", "ids_shard_sha256", "snapshot_sha256", "prev_chain",
         "chain", "id_time_min_ms", "id_time_max_ms", "archived_at_ms", "funded", "settled",
-        "confirmed", "problem_count", "problems", "verified",
+        "confirmed", "problem_count", "problems", "verified", "ids_below_ms",
     ]  # fmt: skip
     assert decode_manifest(data, "m") == made
     assert made.inconsistencies() == []
@@ -257,6 +257,7 @@ def test_the_chain_is_the_sha256_of_its_parts_as_the_spec_writes_it():
         {"confirmed": {"EUR": 30, "JPY": 1}},
         {"problem_count": 1, "problems": ["a.out.t1: content changed (I3)"]},
         {"problem_count": 2},
+        {"ids_below_ms": 1_700_000_000_000},
     ],
 )
 def test_the_chain_changes_with_each_of_its_parts(change):

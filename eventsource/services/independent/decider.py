@@ -3,6 +3,7 @@ group (or the give-up clock's commands) over the states it needs, as one WorkSet
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import Sequence
@@ -15,6 +16,7 @@ from eventsource.core import trace
 from eventsource.core.dispatch import account_keys_of, apply_message, check_message, keys_to_load
 from eventsource.core.errors import ProtocolError
 from eventsource.core.history import KEEP_EVERYTHING, History, IdPlace, place_id
+from eventsource.core.limits import ARCHIVE_LOOKUPS_IN_FLIGHT
 from eventsource.core.messages import (
     KIND_OF,
     InboxMessage,
@@ -138,12 +140,16 @@ class IndependentDecider:
     async def _archived(self, keys: set[str]) -> dict[str, tuple]:
         """The archive's final state of records the live ledger no longer holds. They are
         loaded like live ones at sequence 0: no step writes a final record again."""
-        found = {}
-        for key in keys:
-            data = await self.archive.latest(key)
-            if data is not None:
-                found[key] = (self.reader.decoded(key, data, 0), 0)
-        return found
+        gate = asyncio.Semaphore(ARCHIVE_LOOKUPS_IN_FLIGHT)
+
+        async def look_up(key: str) -> tuple[str, bytes | None]:
+            async with gate:
+                return key, await self.archive.latest(key)
+
+        found = await asyncio.gather(*(look_up(key) for key in keys))
+        return {
+            key: (self.reader.decoded(key, data, 0), 0) for key, data in found if data is not None
+        }
 
 
 def acked_ms(piece: Piece, now_ms: int) -> int:
