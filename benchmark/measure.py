@@ -15,6 +15,7 @@ from hdrh.histogram import HdrHistogram
 from nats.aio.client import Client
 from nats.js.errors import APIError
 
+from benchmark.measure_archive import ArchivedRange, archive_paused, archived_below
 from eventsource.adapters.jetstream import leader_last_sequence
 from eventsource.adapters.stream_reader import read_messages
 from eventsource.core.events import transfer_event_decoder
@@ -145,6 +146,7 @@ class LedgerScan(Scan):
         super().__init__()
         self.partitions = partitions
         self.next_seq: dict[int, int] = dict(start_seq or {})
+        self.archived = [ArchivedRange(k) for k in range(partitions)]
 
     def filters(self, partition: int) -> list[str]:
         """Submissions, and both sides' transfer records (not the accounts)."""
@@ -154,8 +156,15 @@ class LedgerScan(Scan):
     async def advance(self, nc: Client) -> None:
         """Read what each partition held when this call reached it, and no further: under a
         steady load a read that followed the writes could go on for as long as they do."""
+        below = await archived_below(nc, self.partitions)
         for k in range(self.partitions):
-            start, until = self.next_seq.get(k, 1), await leader_last_sequence(nc, ledger_stream(k))
+            start = self.next_seq.get(k, 1)
+            if start < below.get(k, 1):  # the archiver moved it out: read it from the archive
+                filters = self.filters(k)
+                async for message in self.archived[k].read(nc, start, below[k], filters):
+                    self._take(message.subject, message.payload, message.time_ms * 1_000_000)
+                start = self.next_seq[k] = below[k]
+            until = await leader_last_sequence(nc, ledger_stream(k))
             if until < start:
                 continue
             async with contextlib.aclosing(_read(nc, k, self.filters(k), start)) as messages:
@@ -226,7 +235,8 @@ async def settle(
     while True:
         left = max(1.0, deadline - time.monotonic())
         await wait_quiescent(ledger.nc, consumers, timeout=left, settle=0.25)
-        await reading.advance(ledger.nc)
+        async with archive_paused(ledger.nc, ledger.partitions):
+            await reading.advance(ledger.nc)
         measurement = reading.measurement(ids)
         if not measurement.unfinished or time.monotonic() > deadline:
             return measurement

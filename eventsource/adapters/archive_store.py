@@ -124,7 +124,7 @@ async def write_period(
     js = nc.jetstream()
     store = await _bucket(js, partition, create=True)
     assert store is not None
-    await check_follows(js, store, builder, prev_chain)
+    before = await check_follows(js, store, builder, prev_chain)
     await delete_object(store, manifest_object(partition, period))
     with tempfile.SpooledTemporaryFile(max_size=ARCHIVE_SPOOL_MEMORY_BYTES) as spool:
         events_sha256 = await spool_events(messages, builder, spool)
@@ -140,7 +140,7 @@ async def write_period(
         figures=FoldFigures.of(given),
         prev_chain=prev_chain,
         archived_at_ms=time.time_ns() // 1_000_000,
-        ids_below_ms=ids_below_ms,
+        ids_below_ms=builder.ids_below(ids_below_ms, before),
     )
     await read_back(js, store, manifest)
     await add_to_directory(nc, partition, period, builder.hours())

@@ -42,6 +42,7 @@ async def verify_objects(
         figures=manifest.fold_figures(),
         prev_chain=prev_chain,
         archived_at_ms=manifest.archived_at_ms,
+        ids_below_ms=manifest.ids_below_ms,  # the chain covers it; inconsistencies() bounds it
     )
     differing = [
         f for f in Manifest.__struct_fields__ if getattr(rebuilt, f) != getattr(manifest, f)

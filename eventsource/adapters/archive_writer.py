@@ -126,15 +126,16 @@ async def check_follows(
     store: ObjectStore,
     builder: PeriodBuilder,
     prev_chain: str,
-) -> None:
+) -> Manifest | None:
     """A period continues the one before: its chain and where it ended. Checked before
-    anything is written, so an archiver's slip cannot store a broken chain."""
+    anything is written, so an archiver's slip cannot store a broken chain. Returns the
+    manifest of the period before (None for period 0)."""
     partition, period = builder.partition, builder.period
     where = f"partition {partition} period {period}"
     if period == 0:
         if prev_chain != ZERO_CHAIN:
             raise ArchiveError(f"{where} follows nothing: its prev_chain must be {ZERO_CHAIN}")
-        return
+        return None
     before = await manifest_of(js, store, partition, period - 1)
     if before is None:
         raise ArchiveError(f"{where} cannot follow period {period - 1}: it is not archived")
@@ -143,6 +144,7 @@ async def check_follows(
             f"{where} must start at {before.end_seq} with prev_chain {before.chain} (the end of "
             f"period {period - 1}), not at {builder.first_seq} with {prev_chain}"
         )
+    return before
 
 
 def checked_extras(builder: PeriodBuilder, extras: PeriodExtras) -> PeriodExtras:

@@ -257,6 +257,9 @@ class Manifest(msgspec.Struct, frozen=True, kw_only=True):
             found.append("ids_sha256 is not the digest of its shards' digests")
         if self.problems != kept_problems(self.problems) or self.problem_count < len(self.problems):
             found.append(f"{len(self.problems)} problems listed of {self.problem_count}")
+        below, latest = self.ids_below_ms, self.id_time_max_ms
+        if below is not None and latest is not None and latest >= below:
+            found.append(f"an id of time {latest} is not below ids_below_ms {below}")
         return found
 
 

@@ -179,6 +179,16 @@ class PeriodBuilder:
     def ids_shards(self) -> list[dict[str, IdEntry]]:
         return split_ids(self.ids())
 
+    def ids_below(self, bound_ms: int | None, before: Manifest | None) -> int | None:
+        """The period's `ids_below_ms` (see Manifest): `bound_ms` raised, if need be, above
+        its own ids' times and to the bound of the period before, so that it holds for every
+        earlier period too. None if not given, or if the period before has none."""
+        if bound_ms is None or (before is not None and before.ids_below_ms is None):
+            return None
+        times = [e.time_ms for e in self.ids().values() if e.time_ms is not None]
+        earlier = before.ids_below_ms if before is not None else None
+        return max(bound_ms, max(times, default=bound_ms - 1) + 1, earlier or bound_ms)
+
     def manifest(
         self,
         *,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import zlib
 
+import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -280,3 +281,24 @@ def test_a_gzip_bomb_stops_at_its_bound():
     with pytest.raises(ArchiveCorrupt, match="more than 1000000 bytes"):
         for _ in inflater.feed(data):
             pass
+
+
+def test_ids_below_holds_for_the_period_and_every_one_before():
+    """`ids_below_ms` lets a lookup stop: it is raised above the period's own ids and to the
+    bound of the period before, and given up once a period before has none."""
+    settled = transfer_event(TransferSettled, ULID, Side.SUBMITTER, Phase.SETTLED, Outcome.OK)
+    builder = period_of((f"{PREFIX}bank-a.out.{ULID}", settled))
+    own = builder.ids()[f"bank-a.out.{ULID}"].time_ms
+    assert builder.ids_below(own + 500, None) == own + 500
+    assert builder.ids_below(own - 500, None) == own + 1  # a far-ahead id admitted earlier
+    earlier = builder.manifest(
+        events_sha256="e" * 64, ids_shard_sha256=["i" * 64], snapshot_sha256="s" * 64,
+        figures=FoldFigures(settled={}, confirmed={}, problem_count=0, problems=[]),
+        prev_chain=ZERO_CHAIN, archived_at_ms=7, ids_below_ms=own + 9_000,
+    )  # fmt: skip
+    assert builder.ids_below(own + 500, earlier) == own + 9_000
+    unknown = msgspec.structs.replace(earlier, ids_below_ms=None)
+    assert builder.ids_below(own + 500, unknown) is None
+    assert builder.ids_below(None, earlier) is None
+    bad = msgspec.structs.replace(earlier, ids_below_ms=own)
+    assert any("not below ids_below_ms" in found for found in bad.inconsistencies())
