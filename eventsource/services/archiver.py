@@ -70,6 +70,7 @@ class RunReport:
     messages: int = 0
     carried: int = 0
     held_back: dict[str, str] | None = None  # purge group -> the consumer that holds it
+    more: bool = False  # the run stopped at ARCHIVE_RUN_MESSAGES_MAX: older messages remain
 
     def describe(self) -> str:
         if self.period is None:
@@ -89,6 +90,7 @@ async def archive_once(
     *,
     now_ms: int | None = None,
     crash_at: str | None = None,
+    max_messages: int = ARCHIVE_RUN_MESSAGES_MAX,
 ) -> RunReport:
     """One run on partition k's stream (see the module's docstring); the caller holds `lease`."""
     space = partition_space(partition)
@@ -105,7 +107,7 @@ async def archive_once(
     if cutoff is None:
         return RunReport(stream, None)
     by_time = await first_sequence_at(nc, stream, cutoff, last_seq)
-    end = cut_sequence(head.end_seq, by_time, last_seq, ARCHIVE_RUN_MESSAGES_MAX)
+    end = cut_sequence(head.end_seq, by_time, last_seq, max_messages)
     if end <= head.end_seq:
         return RunReport(stream, None)
     cut = CutFold.seeded_with(await read_snapshot(nc, partition, head))
@@ -138,7 +140,8 @@ async def archive_once(
     _crash_here("advanced", crash_at)
     held = await _purge(nc, stream, end)
     _crash_here("purged", crash_at)
-    return RunReport(stream, head.period, head.end_seq, end, cut.events, carried, held)
+    more = end < min(by_time, last_seq + 1)  # capped: a backlog the next run goes on with
+    return RunReport(stream, head.period, head.end_seq, end, cut.events, carried, held, more)
 
 
 async def read_snapshot(nc: Client, partition: int, head: Head) -> list[SnapshotEntry]:
@@ -226,9 +229,11 @@ async def run_archiver(
 
 
 async def _drain(nc, partition, history, lease, stop, crash_at, on_run) -> None:
-    """Runs on one stream until nothing is old enough (a backlog takes several)."""
+    """Runs on one stream while a run stops at its message bound (a backlog takes several).
+    Not until nothing is old enough: under load a few more messages age during every run, and
+    the archiver would write period after tiny period instead of one per `every`."""
     while not stop.is_set():
         report = await archive_once(nc, partition, history, lease, crash_at=crash_at)
         on_run(report)
-        if report.period is None:
+        if report.period is None or not report.more:
             return

@@ -125,3 +125,28 @@ async def test_a_transfer_in_flight_past_the_horizon_stays_live_and_finishes(ban
     report = await bank.audit()
     assert report.ok, report.violations
     assert not await is_live(bank, "alpha", waiting)
+
+
+async def test_a_backlog_takes_several_runs_and_a_run_says_whether_more_is_left(bank):
+    """A run stops at its message bound and says so (`more`): the archiver goes on at once
+    with a backlog, and otherwise waits for its next period instead of writing tiny ones."""
+    bank.start_all()
+    ids = [new_id() for _ in range(6)]
+    await bank.submit(*(transfer(i, "alpha/a1", "beta/b1", "1.00") for i in ids))
+    assert len(await bank.wait("alpha", ids)) == len(ids)
+    await asyncio.sleep(AGE_S)
+    k = partition_of("alpha", bank.partitions)
+    lease = StreamLease(await meta_bucket(bank.nc), ledger_stream(k))
+    assert await lease.take()
+    try:
+        runs = []
+        while (report := await archive_once(bank.nc, k, bank.history, lease, max_messages=5)).more:
+            runs.append(report)
+        assert len(runs) >= 2 and all(r.end_seq - r.first_seq == 5 for r in runs)
+        assert report.period is not None and report.end_seq - report.first_seq <= 5
+        again = await archive_once(bank.nc, k, bank.history, lease)
+        assert not again.more
+    finally:
+        await lease.release()
+    report = await bank.audit()
+    assert report.ok, report.violations
