@@ -22,6 +22,7 @@ from nats.js.errors import APIError, NotFoundError
 from eventsource.core.dead_letter_records import (
     REPUBLISHED,
     REPUBLISHED_SUBJECT,
+    RETRY_OF_HEADER,
     DeadLetter,
     LetterFilter,
     Retried,
@@ -147,7 +148,7 @@ async def republish(
     nc: Client, stream: str, subject: str, payload: bytes, msg_id: str, letter_seq: int
 ) -> tuple[int, bool]:
     """Publish onto `stream`; (its sequence, whether the server had it already)."""
-    headers = {"Nats-Msg-Id": msg_id, "Natsbank-Retry-Of": f"{DEAD_LETTER_STREAM}:{letter_seq}"}
+    headers = {"Nats-Msg-Id": msg_id, RETRY_OF_HEADER: f"{DEAD_LETTER_STREAM}:{letter_seq}"}
     try:
         ack = await nc.jetstream().publish(
             subject, payload, headers=headers, stream=stream, timeout=PUBLISH_TIMEOUT_S

@@ -58,6 +58,9 @@ class RetryRecord(msgspec.Struct, frozen=True, kw_only=True):
     subject: str
 
 
+RETRY_OF_HEADER = "Natsbank-Retry-Of"  # on a message `dead-letters retry` republished
+
+
 def letter_from(
     seq: int, at_ms: int, subject: str, headers: dict[str, str] | None, size: int
 ) -> DeadLetter | None:

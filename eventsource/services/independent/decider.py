@@ -13,6 +13,7 @@ from nats.aio.msg import Msg
 
 from eventsource.adapters.state_reader import StateReader
 from eventsource.core import trace
+from eventsource.core.dead_letter_records import RETRY_OF_HEADER
 from eventsource.core.dispatch import account_keys_of, apply_message, check_message, keys_to_load
 from eventsource.core.errors import ProtocolError
 from eventsource.core.history import KEEP_EVERYTHING, History, IdPlace, place_id
@@ -20,6 +21,7 @@ from eventsource.core.limits import ARCHIVE_LOOKUPS_IN_FLIGHT
 from eventsource.core.messages import (
     KIND_OF,
     InboxMessage,
+    Postings,
     SubmitTransfers,
     inbox_decoder,
     items_of,
@@ -128,6 +130,8 @@ class IndependentDecider:
             return set()
         old = set()
         for piece in group:
+            if first_posting_delivery(piece):
+                continue  # its receiver records exist nowhere yet, archive included (below)
             at = acked_ms(piece, now_ms)
             new, named = keys_to_load(self.participant, piece.message)
             for key in new | named:
@@ -150,6 +154,25 @@ class IndependentDecider:
         return {
             key: (self.reader.decoded(key, data, 0), 0) for key, data in found if data is not None
         }
+
+
+def first_posting_delivery(piece: Piece) -> bool:
+    """A posting message from the ledger, delivered for the first time and not republished
+    by `dead-letters retry`. In JetStream mode a submitter writes the posting of a transfer
+    once, in the atomic batch of the transfer's first record (the in-stream outbox); a receiver
+    record exists only once some delivery of it was decided, and is archived only once final.
+    So the receiver records it names are not in the archive, however old their ids: no lookup
+    (a lagging receiver would otherwise look up every posting). A redelivery (another instance
+    may have decided it) and core mode (resends are new messages) are looked up."""
+    msg = piece.msg
+    if msg is None or not isinstance(piece.message, Postings):
+        return False
+    if RETRY_OF_HEADER in (msg.headers or {}):
+        return False
+    try:
+        return msg.metadata.num_delivered == 1
+    except Exception:  # a core NATS message: no JetStream delivery count
+        return False
 
 
 def acked_ms(piece: Piece, now_ms: int) -> int:
