@@ -37,7 +37,6 @@ from eventsource.core.limits import (
     ARCHIVE_BUCKET,
     ARCHIVE_IDS_BYTES_MAX,
     ARCHIVE_IDS_CACHE_SHARDS,
-    ARCHIVE_MANIFEST_CACHE,
     ARCHIVE_SMALL_OBJECT_BYTES_MAX,
     ARCHIVE_SNAPSHOT_BYTES_MAX,
 )
@@ -150,42 +149,14 @@ async def directory_periods(
 
 
 class IdsCache:
-    """Decoded ids shards and manifests, the most recently used few. Shards are keyed by
-    their digest in the manifest, so a period written again is never answered from its old
-    ids. `reads` counts the shards read from the bucket, `manifest_reads` the manifests."""
+    """Decoded ids shards, the most recently used few. Keyed by the shard's digest in the
+    manifest, so a period written again is never answered from its old ids. `reads` counts
+    the shards read from the bucket."""
 
-    def __init__(
-        self,
-        shards_max: int = ARCHIVE_IDS_CACHE_SHARDS,
-        manifests_max: int = ARCHIVE_MANIFEST_CACHE,
-    ) -> None:
+    def __init__(self, shards_max: int = ARCHIVE_IDS_CACHE_SHARDS) -> None:
         self._shards_max = shards_max
         self._shards: OrderedDict[tuple[int, int, int, str], dict[str, IdEntry]] = OrderedDict()
-        self._manifests_max = manifests_max
-        self._manifests: OrderedDict[tuple[int, int], Manifest] = OrderedDict()
         self.reads = 0
-        self.manifest_reads = 0
-
-    async def manifest(
-        self, js: JetStreamContext, store: ObjectStore, partition: int, period: int
-    ) -> Manifest | None:
-        """The period's manifest, read once and then kept (the most recently used few). A
-        manifest changes only if a crashed run's period is written again; an entry read
-        through a stale one fails its digest check (ArchiveCorrupt), and the caller forgets it."""
-        cached = self._manifests.get((partition, period))
-        if cached is not None:
-            self._manifests.move_to_end((partition, period))
-            return cached
-        self.manifest_reads += 1
-        manifest = await manifest_of(js, store, partition, period)
-        if manifest is not None:  # "not there (yet)" is never kept
-            self._manifests[(partition, period)] = manifest
-            while len(self._manifests) > self._manifests_max:
-                self._manifests.popitem(last=False)
-        return manifest
-
-    def forget(self, partition: int, period: int) -> None:
-        self._manifests.pop((partition, period), None)
 
     async def entry(
         self, js: JetStreamContext, store: ObjectStore, manifest: Manifest, key: str
@@ -211,7 +182,6 @@ class IdsCache:
 
     def clear(self) -> None:
         self._shards.clear()
-        self._manifests.clear()
 
 
 async def find_entry(
@@ -234,19 +204,14 @@ async def find_entry(
     for hour in hours:
         periods.update(await directory_periods(js, store, partition, hour))
     for period in sorted(periods, reverse=True):
-        manifest = await cache.manifest(js, store, partition, period)
+        manifest = await manifest_of(js, store, partition, period)
         if manifest is None:
             continue  # listed by a write that did not finish: not archived
         if id_time_ms is not None and not _may_hold(manifest, id_time_ms):
             if manifest.ids_below_ms is not None and id_time_ms >= manifest.ids_below_ms:
                 return None
             continue
-        try:
-            entry = await cache.entry(js, store, manifest, key)
-        except ArchiveCorrupt:  # rewritten since it was cached (a crashed run's period)?
-            cache.forget(partition, period)
-            fresh = await cache.manifest(js, store, partition, period)
-            entry = None if fresh is None else await cache.entry(js, store, fresh, key)
+        entry = await cache.entry(js, store, manifest, key)
         if entry is not None:
             return period, entry
     return None

@@ -123,5 +123,4 @@ ARCHIVE_SMALL_OBJECT_BYTES_MAX = 16 * 1024 * 1024  # a manifest or an hour of th
 # wider (a client's clock, or chosen ids) are listed under "untimed" beyond the busiest hours.
 ARCHIVE_DIRECTORY_HOURS_MAX = 720
 ARCHIVE_IDS_CACHE_SHARDS = 32  # ids shards that lookups keep decoded (LRU)
-ARCHIVE_MANIFEST_CACHE = 1024  # manifests that lookups keep (LRU; a few kB each)
 ARCHIVE_REREADS_MAX = 3  # reads of a small object that another writer replaces meanwhile
