@@ -157,6 +157,7 @@ class IdsCache:
         self._shards_max = shards_max
         self._shards: OrderedDict[tuple[int, int, int, str], dict[str, IdEntry]] = OrderedDict()
         self.reads = 0
+        self.manifest_reads = 0  # manifests read by lookups (find_entry)
 
     async def entry(
         self, js: JetStreamContext, store: ObjectStore, manifest: Manifest, key: str
@@ -204,6 +205,7 @@ async def find_entry(
     for hour in hours:
         periods.update(await directory_periods(js, store, partition, hour))
     for period in sorted(periods, reverse=True):
+        cache.manifest_reads += 1  # never kept: a crashed run's period may be written again
         manifest = await manifest_of(js, store, partition, period)
         if manifest is None:
             continue  # listed by a write that did not finish: not archived
