@@ -191,15 +191,22 @@ async def leader_last_sequence(
     )
 
 
-async def _leader_info_last(nc: Client, stream: str, timeout: float) -> int:
+async def _stream_info(nc: Client, stream: str, timeout: float) -> dict:
+    """One STREAM.INFO as a dict; a missing stream raises NotFoundError as nats-py does, an
+    error JetStream calls transient TemporarilyUnavailable."""
     reply = await nc.request(f"$JS.API.STREAM.INFO.{stream}", b"", timeout=timeout)
     body = json.loads(reply.data)
     error = body.get("error")
-    if error and error.get("code") == NOT_FOUND:  # no such stream: as nats-py says it
+    if error and error.get("code") == NOT_FOUND:
         raise NotFoundError(NOT_FOUND, error.get("description"), error.get("err_code"), stream)
     if error:
         refused = TemporarilyUnavailable if _transient(error) else InfrastructureError
         raise refused(f"stream info of {stream} failed: {error}")
+    return body
+
+
+async def _leader_info_last(nc: Client, stream: str, timeout: float) -> int:
+    body = await _stream_info(nc, stream, timeout)
     if not (body.get("cluster") or {}).get("leader"):
         raise TemporarilyUnavailable(f"stream info of {stream} came from a member without a leader")
     return int(body["state"]["last_seq"])
@@ -253,14 +260,6 @@ async def stream_state(nc: Client, stream: str) -> dict:
     `num_subjects`): first_seq, last_seq, messages, bytes, num_subjects, num_deleted."""
 
     async def read() -> dict:
-        reply = await nc.request(f"$JS.API.STREAM.INFO.{stream}", b"", timeout=READ_TIMEOUT_S)
-        body = json.loads(reply.data)
-        error = body.get("error")
-        if error and error.get("code") == NOT_FOUND:  # no such stream: as nats-py says it
-            raise NotFoundError(NOT_FOUND, error.get("description"), error.get("err_code"), stream)
-        if error:
-            refused = TemporarilyUnavailable if _transient(error) else InfrastructureError
-            raise refused(f"info of {stream} failed: {error}")
-        return body["state"]
+        return (await _stream_info(nc, stream, READ_TIMEOUT_S))["state"]
 
     return await transient_retry(read, what=f"info of {stream}")

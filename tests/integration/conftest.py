@@ -7,9 +7,12 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from nats.aio.client import Client
 
 from eventsource.adapters.cluster import ClusterInfo
+from eventsource.adapters.jetstream import connect
 from eventsource.adapters.postgres import EmbeddedPostgres, PgServer
+from tests.integration.archive_ledger import provision
 from tests.integration.live_bank import MODES, LiveBank, live_bank
 
 
@@ -20,6 +23,16 @@ async def bank(nats1: ClusterInfo, request: pytest.FixtureRequest) -> AsyncItera
     transport mode."""
     async with live_bank(nats1, mode=request.param) as live:
         yield live
+
+
+@pytest.fixture
+async def nc(nats1: ClusterInfo) -> AsyncIterator[Client]:
+    """A connection to a node with natsbank's ledger partition 0 provisioned, still empty (the
+    archive tests fill it themselves)."""
+    client = await connect(nats1.url)
+    await provision(client)
+    yield client
+    await client.close()
 
 
 @pytest.fixture

@@ -4,8 +4,6 @@ are not there, and carried copies create no money."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 from nats.aio.client import Client
 from ulid import ULID
@@ -19,8 +17,6 @@ from eventsource.adapters.archive_store import (
     verify_period,
     write_period,
 )
-from eventsource.adapters.cluster import ClusterInfo
-from eventsource.adapters.jetstream import connect
 from eventsource.core.archive_fold import CARRIED_HEADER
 from eventsource.core.archive_format import ArchivedMessage, id_time_ms, ids_object
 from eventsource.core.archive_ids import UNTIMED, ids_shard_of
@@ -33,7 +29,6 @@ from tests.integration.archive_ledger import (
     event,
     funding,
     no_extras,
-    provision,
     publish_funding,
     publish_transfers,
     stream_messages,
@@ -42,15 +37,6 @@ from tests.integration.archive_ledger import (
 
 ULIDS = ["01JD3F6N7ZK8R2W4Y5X9B0C1QH", "01JD3F6N7ZK8R2W4Y5X9B0C1QJ", "01JD3G0000000000000000000A"]
 RECORDS = 5000  # five shards of ARCHIVE_IDS_PER_SHARD
-
-
-@pytest.fixture
-async def nc(nats1: ClusterInfo) -> AsyncIterator[Client]:
-    """A connection to a node with natsbank's ledger partition 0 provisioned, still empty."""
-    client = await connect(nats1.url)
-    await provision(client)
-    yield client
-    await client.close()
 
 
 async def test_find_transfer_finds_archived_ids_through_the_hour_directory(nc: Client):

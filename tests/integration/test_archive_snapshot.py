@@ -20,8 +20,6 @@ from eventsource.adapters.archive_store import (
     verify_period,
     write_period,
 )
-from eventsource.adapters.cluster import ClusterInfo
-from eventsource.adapters.jetstream import connect
 from eventsource.core.archive_head import SnapshotEntry, decode_snapshot, encode_snapshot
 from eventsource.core.errors import ArchiveCorrupt, ArchiveNotFound
 from eventsource.core.limits import ARCHIVE_PROBLEMS_KEPT
@@ -32,7 +30,6 @@ from tests.integration.archive_ledger import (
     in_gzip,
     ledger_range,
     no_extras,
-    provision,
     publish_transfers,
     rewrite_object,
     stream_messages,
@@ -46,15 +43,6 @@ SNAPSHOT = encode_snapshot(
         SnapshotEntry("bank-a.out.t9", 3, event("t9", False)),
     ]
 )
-
-
-@pytest.fixture
-async def nc(nats1: ClusterInfo) -> AsyncIterator[Client]:
-    """A connection to a node with natsbank's ledger partition 0 provisioned, still empty."""
-    client = await connect(nats1.url)
-    await provision(client)
-    yield client
-    await client.close()
 
 
 def extras_of(snapshot: bytes = SNAPSHOT, problems: int = 0) -> PeriodExtras:

@@ -36,7 +36,6 @@ from tests.integration.archive_ledger import (
     in_gzip,
     ledger_range,
     no_extras,
-    provision,
     publish_funding,
     publish_noise,
     publish_transfers,
@@ -47,15 +46,6 @@ from tests.integration.archive_ledger import (
 
 ULIDS = ["01JD3F6N7ZK8R2W4Y5X9B0C1QH", "01JD3F6N7ZK8R2W4Y5X9B0C1QJ", "01JD3G0000000000000000000A"]
 EVENTS_0 = "k0/p00000000.events"
-
-
-@pytest.fixture
-async def nc(nats1: ClusterInfo) -> AsyncIterator[Client]:
-    """A connection to a node with natsbank's ledger partition 0 provisioned, still empty."""
-    client = await connect(nats1.url)
-    await provision(client)
-    yield client
-    await client.close()
 
 
 async def test_a_period_of_the_ledger_reads_back_identical_and_verifies(nc: Client):
