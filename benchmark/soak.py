@@ -3,8 +3,11 @@ sampled every few seconds, to see whether the live state, memory and latency sta
 
 One cluster, the bench's services, and with a finite `--horizon` one archiver process; before
 and after the load, the restart of a service instance and of a node and the audit are timed
-(benchmark/soak_restarts.py). The load runs in a process of its own (benchmark/soak_load.py);
-the bench's process samples (benchmark/soak_sampler.py).
+(benchmark/soak_restarts.py). With a finite horizon, "before" is timed once a first load has
+filled the horizon (and drained): on an empty ledger everything is quick, and the question is
+whether history beyond the horizon costs anything. The empty ledger's times are reported too.
+The load runs in a process of its own (benchmark/soak_load.py); the bench's process samples
+(benchmark/soak_sampler.py).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import msgspec
+from nats.aio.client import Client
 
 from benchmark.archiver import archiver_for, history_for
 from benchmark.bench import check_options, machine, sigterm_as_interrupt
@@ -25,15 +29,16 @@ from benchmark.point import cluster_commands, serve_args
 from benchmark.projection import ProjectorChoice
 from benchmark.scenario import bootstrap, default_banks, run_sync, start_layout, stop_services
 from benchmark.soak_figures import Watched
-from benchmark.soak_load import LoadPlan, LoadProcess
+from benchmark.soak_load import LoadPlan, LoadProcess, LoadTotals
 from benchmark.soak_restarts import time_restarts
-from benchmark.soak_result import SoakMeasured, soak_report
+from benchmark.soak_result import FillFigures, SoakMeasured, Timings, soak_report
 from benchmark.soak_sampler import WindowScan, sample_soak
 from benchmark.soak_series import Sample
 from benchmark.soak_windows import SoakWindows
+from benchmark.workload import Bank
 from eventsource.adapters.cluster import ClusterInfo, LocalCluster
 from eventsource.adapters.jetstream import connect
-from eventsource.adapters.topology import Topology, quick_redelivery, seconds
+from eventsource.adapters.topology import HistoryConfig, Topology, quick_redelivery, seconds
 from eventsource.core.errors import ConfigError
 from eventsource.settings import Store
 
@@ -45,6 +50,7 @@ DRAIN_S_DEFAULT = 300.0  # after the load, how long what is in flight may take t
 # window with a p99 of 4-5 s at 1000 transfers/s.
 QUIET_BEFORE_LOAD_S = 10.0
 NO_PROJECTOR = ProjectorChoice.NONE
+READ_AGAIN_S = 0.5  # between reads of the ledger while a load's last transfers end
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -122,57 +128,114 @@ def run_soak(options: SoakOptions, workdir: Path, hooks: Hooks | None = None) ->
                 logs, serve_args=args,
             )  # fmt: skip
             commands = _commands(cluster, procs, archiver)
-            measured = run_sync(
-                _measure(options, cluster, procs, archiver, partitions, banks, logs, hooks)
-            )
+            run = SoakRun(cluster, procs, archiver, partitions, banks, logs, topology.history)
+            measured = run_sync(_measure(options, run, hooks))
         finally:
             stop_services([*procs, *([archiver] if archiver else [])])
     return soak_report(_settings(options, topology, point), measured, commands)
 
 
-async def _measure(
+def fill_seconds(history: HistoryConfig) -> float:
+    """How long the load runs before the "before" timings so that the live ledger holds what it
+    holds in a steady state: the horizon, the clock skew, and two periods (one the archiver has
+    not reached yet, one it is moving). 0 without a horizon: nothing ever leaves."""
+    if history.horizon == "forever":
+        return 0.0
+    return seconds(history.horizon) + seconds(history.max_clock_skew) + 2 * seconds(history.period)
+
+
+async def _load_and_sample(
     options: SoakOptions,
-    cluster: ClusterInfo,
-    procs: list[subprocess.Popen],
-    archiver: subprocess.Popen | None,
-    partitions: int,
-    banks: list,
-    logs: Path,
+    run: SoakRun,
+    watched: Watched,
+    scan: WindowScan,
+    length: tuple[float, int],
     hooks: Hooks,
-) -> SoakMeasured:
-    """The restarts before, the load with its samples and its drain, the restarts after."""
-    bench, url = options.bench, cluster.url
-    nc = await connect(url, name="natsbank-soak-sampler", error_cb=_expected_while_restarting)
+) -> tuple[list[Sample], LoadTotals]:
+    """The steady load for `length` = (seconds, seed), sampled into `scan.windows`, until what
+    it sent drained (or the drain's bound passed)."""
+    bench, (seconds_, seed) = options.bench, length
+    rate = options.rate or 0.0  # check_soak refuses a soak without one
+    plan = LoadPlan(run.cluster.url, run.banks, rate, seconds_, seed, bench.reject_share)
+    load = LoadProcess(plan)
+    load.start()
     try:
-        hooks.phase("before the soak: restart of a service instance, of a node; the audit")
-        before = await time_restarts(nc, cluster, procs, url, logs / "before")
+        await load.started()
+        samples = await sample_soak(
+            watched, scan,
+            duration_s=seconds_,
+            drain_s=bench.settle_timeout or DRAIN_S_DEFAULT,
+            load_done=lambda: load.done,
+            report=lambda s: hooks.phase(_progress_line(s)),
+        )  # fmt: skip
+        return samples, await load.finished()
+    finally:
+        load.stop()
+
+
+async def _read_to_the_end(scan: WindowScan, nc: Client, bound_s: float) -> None:
+    """Read the ledger once more after a load ended (the sampler may have stopped reading just
+    before its last ACK) and until none of its transfers is in flight, so that the next windows
+    count none of them."""
+    deadline = time.monotonic() + bound_s
+    await scan.advance(nc)
+    while scan.windows.pending and time.monotonic() < deadline:
+        await asyncio.sleep(READ_AGAIN_S)
+        await scan.advance(nc)
+
+
+@dataclass(frozen=True)
+class SoakRun:
+    """What a soak's measurement runs against: started before it, stopped after it."""
+
+    cluster: ClusterInfo
+    procs: list[subprocess.Popen]  # the services; a timed restart replaces one in place
+    archiver: subprocess.Popen | None
+    partitions: int
+    banks: list[Bank]
+    logs: Path
+    history: HistoryConfig
+
+
+async def _measure(options: SoakOptions, run: SoakRun, hooks: Hooks) -> SoakMeasured:
+    """The restarts on the empty ledger, the horizon filled, the restarts before, the load with
+    its samples and its drain, the restarts after."""
+    bench, cluster, procs, logs = options.bench, run.cluster, run.procs, run.logs
+    url = cluster.url
+    nc = await connect(url, name="natsbank-soak-sampler", error_cb=_expected_while_restarting)
+    watched = Watched(nc, cluster, procs, run.archiver)
+    fill_s = fill_seconds(run.history)
+    try:
+        hooks.phase("on the empty ledger: restart of a service instance, of a node; the audit")
+        empty = await time_restarts(nc, cluster, procs, url, logs / "empty")
+        scan = WindowScan(run.partitions, SoakWindows(time.time_ns(), options.sample_every_s))
+        fill = None
+        if fill_s:
+            await asyncio.sleep(QUIET_BEFORE_LOAD_S)
+            hooks.phase(f"filling the horizon: {options.rate:g} transfers/s for {fill_s:g} s")
+            fill = await _load_and_sample(
+                options, run, watched, scan, (fill_s, bench.seed + 1), hooks
+            )
+            await _read_to_the_end(scan, nc, bench.settle_timeout or DRAIN_S_DEFAULT)
+            hooks.phase("before the soak: restart of a service instance, of a node; the audit")
+            before = await time_restarts(nc, cluster, procs, url, logs / "before")
+        else:
+            before = empty
         await asyncio.sleep(QUIET_BEFORE_LOAD_S)
-        rate = options.rate or 0.0  # check_soak refuses a soak without one
-        load = LoadProcess(
-            LoadPlan(url, banks, rate, options.duration_s, bench.seed, bench.reject_share)
+        hooks.phase(f"soak: {options.rate:g} transfers/s for {options.duration}")
+        scan.windows = windows = SoakWindows(time.time_ns(), options.sample_every_s)
+        samples, totals = await _load_and_sample(
+            options, run, watched, scan, (options.duration_s, bench.seed), hooks
         )
-        load.start()
-        try:
-            await load.started()
-            hooks.phase(f"soak: {options.rate:g} transfers/s for {options.duration}")
-            windows = SoakWindows(time.time_ns(), options.sample_every_s)
-            samples = await sample_soak(
-                Watched(nc, cluster, procs, archiver), WindowScan(partitions, windows),
-                duration_s=options.duration_s,
-                drain_s=bench.settle_timeout or DRAIN_S_DEFAULT,
-                load_done=lambda: load.done,
-                report=lambda s: hooks.phase(_progress_line(s)),
-            )  # fmt: skip
-            totals = await load.finished()
-        finally:
-            load.stop()
         hooks.phase("after the soak: restart of a service instance, of a node; the audit")
         after = await time_restarts(nc, cluster, procs, url, logs / "after")
         version = nc.connected_server_version
     finally:
         await nc.close()
     server = f"{version.major}.{version.minor}.{version.patch}"
-    return SoakMeasured(samples, windows, totals, before, after, machine(None, server))
+    timings = Timings(empty=empty if fill else None, before=before, after=after)
+    filled = FillFigures.of(fill, fill_s)
+    return SoakMeasured(samples, windows, totals, timings, filled, machine(None, server))
 
 
 async def _expected_while_restarting(exc: Exception) -> None:

@@ -1,5 +1,6 @@
 """A soak's report as a stable dict: its settings, every sample, each series' trend and verdict,
-the totals, and the restart and audit times before and after the load."""
+the totals, and the restart and audit times on the empty ledger, with the horizon full before
+the load, and after it."""
 
 from __future__ import annotations
 
@@ -19,12 +20,39 @@ from benchmark.soak_windows import SoakWindows
 
 
 @dataclass(frozen=True)
+class Timings:
+    """The restarts and the audit, timed three times: on the empty ledger (None without a
+    horizon: then "before" is that time), once a first load filled the horizon, after the soak."""
+
+    empty: RestartTimes | None
+    before: RestartTimes
+    after: RestartTimes
+
+
+@dataclass(frozen=True)
+class FillFigures:
+    """The load that filled the horizon before the "before" timings."""
+
+    seconds: float
+    offered: int
+    acked: int
+    samples: int
+
+    @classmethod
+    def of(cls, fill: tuple[list[Sample], LoadTotals] | None, seconds: float) -> FillFigures | None:
+        if fill is None:
+            return None
+        samples, load = fill
+        return cls(seconds, load.submitted, load.acked, len(samples))
+
+
+@dataclass(frozen=True)
 class SoakMeasured:
     samples: list[Sample]
     windows: SoakWindows
     load: LoadTotals
-    before: RestartTimes
-    after: RestartTimes
+    timings: Timings
+    fill: FillFigures | None
     machine: dict
 
 
@@ -59,7 +87,9 @@ def soak_report(settings: dict, measured: SoakMeasured, commands: list[str]) -> 
         "p99_ms": float(histogram.get_value_at_percentile(99)) if done else None,
         "max_ms": float(histogram.get_max_value()) if done else None,
     }
-    before, after = measured.before, measured.after
+    timings = measured.timings
+    before, after = timings.before, timings.after
+    empty = dataclasses.asdict(timings.empty) if timings.empty else None
     return {
         "soak": settings,
         "samples": [dataclasses.asdict(s) for s in measured.samples],
@@ -68,13 +98,16 @@ def soak_report(settings: dict, measured: SoakMeasured, commands: list[str]) -> 
         "trends": {name: dataclasses.asdict(t) for name, t in found.items()},
         "flat": all_flat(found),
         "totals": totals,
+        "fill": dataclasses.asdict(measured.fill) if measured.fill else None,
         "restarts": {
+            "empty": empty,  # on the empty ledger; None when "before" is that time
             "before": dataclasses.asdict(before),
             "after": dataclasses.asdict(after),
             "after_over_before": restart_ratios(before, after),
         },
         "valid": before.audit_ok
         and after.audit_ok
+        and (timings.empty is None or timings.empty.audit_ok)
         and not windows.pending
         and load.acked == load.submitted,
         "commands": commands,

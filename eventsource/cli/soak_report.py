@@ -65,8 +65,10 @@ def _trend_table(report: dict) -> Table:
 def _restart_table(report: dict) -> Table:
     restarts = report["restarts"]
     before, after, ratio = restarts["before"], restarts["after"], restarts["after_over_before"]
-    table = Table(title="before and after the soak (seconds)")
-    for column in ("", "before", "after", "after / before"):
+    empty = restarts.get("empty")
+    table = Table(title="restarts and the audit (seconds)")
+    columns = ("", *(("empty ledger", "before (horizon full)") if empty else ("before",)), "after")
+    for column in (*columns, "after / before"):
         table.add_column(column, justify="left" if not column else "right")
     rows = (
         ("service instance restart (to /readyz)", "service_s"),
@@ -75,10 +77,9 @@ def _restart_table(report: dict) -> Table:
     )
     for label, key in rows:
         times = ratio[key]
-        table.add_row(
-            label, f"{before[key]:.2f}", f"{after[key]:.2f}", f"{times:.2f}x" if times else "-"
-        )
-    clean = before["audit_ok"] and after["audit_ok"]
+        timed = [t[key] for t in (empty, before, after) if t]
+        table.add_row(label, *(f"{t:.2f}" for t in timed), f"{times:.2f}x" if times else "-")
+    clean = all(t["audit_ok"] for t in (empty, before, after) if t)
     table.caption = "audits clean" if clean else "[red]an audit found a violation[/]"
     return table
 

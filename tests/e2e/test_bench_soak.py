@@ -85,3 +85,27 @@ def test_a_soak_needs_a_rate(tmp_path: Path) -> None:
     assert done.stderr.strip() == (
         "error: --soak needs --rate (transfers/s): a soak offers a steady rate"
     )
+
+
+def test_with_a_horizon_the_timings_before_the_soak_come_once_a_first_load_filled_it(
+    tmp_path: Path,
+) -> None:
+    done = _bench(
+        tmp_path, "--soak", "10s", "--rate", "50", "--horizon", "8s", "--sample-every", "5s",
+        "--nodes", "1", "--processes", "1", "--participants", "3", "--skip-postgres", "--json",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+
+    report = json.loads(done.stdout)
+    assert report["soak"]["archiver"] is True
+    fill = report["fill"]
+    assert fill["seconds"] == 8 + 2 + 2 * 4  # horizon, clock skew, two periods
+    assert fill["offered"] == fill["acked"] == 18 * 50 and fill["samples"] >= 3
+    restarts = report["restarts"]
+    for when in ("empty", "before", "after"):
+        assert restarts[when]["audit_ok"] is True and restarts[when]["audit_s"] > 0
+    # The soak's own windows count the soak's transfers only, not the fill's.
+    totals = report["totals"]
+    assert totals["offered"] == totals["acked_read"] == totals["completed"] == 500
+    assert report["samples"][-1]["archive_bytes"] > 0  # the fill's transfers left the live ledger
+    assert report["valid"] is True

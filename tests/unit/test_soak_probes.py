@@ -8,6 +8,7 @@ import pytest
 from nats.js.api import ClusterInfo, PeerInfo
 
 from benchmark.archiver import history_for
+from benchmark.soak import fill_seconds
 from benchmark.soak_figures import live_figures
 from benchmark.soak_restarts import RestartTimes, lagging_streams
 from benchmark.soak_result import restart_ratios
@@ -85,6 +86,12 @@ def test_a_soak_horizon_gets_half_of_it_as_period_and_a_small_clock_skew() -> No
     short = history_for("20s")
     assert (short.period, short.max_clock_skew) == ("10000ms", "5000ms")
     assert history_for("forever").horizon == "forever"
+
+
+def test_the_horizon_is_filled_for_horizon_skew_and_two_periods_before_the_first_timings() -> None:
+    assert fill_seconds(history_for("2m")) == 120 + 10 + 2 * 60
+    assert fill_seconds(history_for("8s")) == 8 + 2 + 2 * 4
+    assert fill_seconds(history_for("forever")) == 0  # nothing leaves: "before" is the empty ledger
 
 
 def test_a_horizon_that_is_not_a_duration_is_refused_in_one_line() -> None:
