@@ -1,13 +1,19 @@
 """Current state for decisions: read from the ledger itself (the last event on a key's subject),
 remembered after our own commits. Staleness is safe: every commit is guarded by the subjects'
-expected sequences, and a stale commit is refused as a whole."""
+expected sequences, and a stale commit is refused as a whole.
+
+What is remembered is bounded twice: at most STATE_CACHE_KEYS keys, and, with a bounded history,
+no key left untouched for longer than the live horizon (so that a service's memory follows the
+horizon, not the history; forgetting is always safe, the ledger is read again)."""
 
 from __future__ import annotations
 
 import asyncio
 import functools
 import logging
+import time
 from collections import OrderedDict
+from collections.abc import Callable
 
 from nats.aio.client import Client
 
@@ -19,6 +25,7 @@ from eventsource.core.events import (
     account_event_decoder,
     transfer_event_decoder,
 )
+from eventsource.core.limits import STATE_CACHE_KEYS
 from eventsource.core.model import is_token
 from eventsource.core.quarantine import Quarantined, decode_stored
 from eventsource.core.subjects import (
@@ -42,12 +49,23 @@ def decode_state(key: str, data: bytes) -> State:
 class StateReader:
     decode = staticmethod(decode_state)  # key, bytes -> state; the shared store's has its own
 
-    def __init__(self, nc: Client, partition: int, *, capacity: int = 200_000) -> None:
+    def __init__(
+        self,
+        nc: Client,
+        partition: int,
+        *,
+        capacity: int = STATE_CACHE_KEYS,
+        keep_s: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._nc = nc
         self._partition = partition
         self._stream = ledger_stream(partition)
-        self._cache: OrderedDict[str, tuple[State | None, int]] = OrderedDict()
+        # key -> ((state, sequence), when it was last put), least recently put first
+        self._cache: OrderedDict[str, tuple[tuple[State | None, int], float]] = OrderedDict()
         self._capacity = capacity
+        self._keep_s = keep_s  # None: keep until the capacity pushes it out
+        self._clock = clock
         self._known: set[str] = set()
         self.quarantined: set[str] = set()  # keys whose last event does not decode
         self._gate = asyncio.Semaphore(_READS_IN_FLIGHT)
@@ -71,7 +89,7 @@ class StateReader:
         for key in keys | likely_new:
             cached = None if fresh or key in stale else self._cache.get(key)
             if cached is not None:
-                found[key] = cached
+                found[key] = cached[0]
             elif key in likely_new and not fresh:
                 found[key] = (None, 0)
             else:
@@ -107,10 +125,21 @@ class StateReader:
         for key in keys:
             self._cache.pop(key, None)
 
+    def __len__(self) -> int:
+        return len(self._cache)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._cache
+
     def _put(self, key: str, value: tuple[State | None, int]) -> None:
-        self._cache[key] = value
+        now = self._clock()
+        self._cache[key] = (value, now)
         self._cache.move_to_end(key)
         while len(self._cache) > self._capacity:
+            self._cache.popitem(last=False)
+        if self._keep_s is None:
+            return
+        while self._cache and now - next(iter(self._cache.values()))[1] > self._keep_s:
             self._cache.popitem(last=False)
 
     async def known_participants(self, names: set[str]) -> frozenset[str]:

@@ -51,7 +51,8 @@ class IndependentDecider:
     ) -> None:
         self.participant = participant
         self.home = home
-        self.reader = StateReader(nc, home)
+        keep_s = history.horizon_ms / 1000 if history.horizon_ms is not None else None
+        self.reader = StateReader(nc, home, keep_s=keep_s)
         self.history = history
         self.archive = archive
 
