@@ -33,6 +33,15 @@ def history_for(horizon: str) -> HistoryConfig:
         raise ConfigError(f"--horizon: {exc}") from None
 
 
+def fill_seconds(history: HistoryConfig) -> float:
+    """How long the load runs before the "before" timings so that the live ledger holds what it
+    holds in a steady state: the horizon, the clock skew, and two periods (one the archiver has
+    not reached yet, one it is moving). 0 without a horizon: nothing ever leaves."""
+    if history.horizon == "forever":
+        return 0.0
+    return seconds(history.horizon) + seconds(history.max_clock_skew) + 2 * seconds(history.period)
+
+
 def archiver_for(url: str, topology: Topology, workdir: Path, logs: Path) -> subprocess.Popen:
     """The archiver of a run with a finite horizon: once per period, with the run's
     streams.yaml."""

@@ -4,6 +4,8 @@ what more history costs; without it every run is pushed at once, and they show q
 
 from __future__ import annotations
 
+from benchmark.archiver import fill_seconds, history_for
+
 FIGURES = (
     "throughput_per_s",
     "p50_ms",
@@ -42,9 +44,18 @@ def scale_summary(runs: list[dict], rate: float | None) -> list[dict]:
                 "offered_per_s": rate,  # None: all pushed at once
                 "horizon": run.get("horizon", "forever"),
                 "seconds": run["seconds"],
+                "horizon_filled": _filled(run),
             }
             for figure in FIGURES:
                 row[figure] = run[figure]
                 row[f"{figure}_vs_1x"] = _ratio(run[figure], base[figure]) if base else None
             rows.append(row)
     return rows
+
+
+def _filled(run: dict) -> bool | None:
+    """Whether the run lasted long enough for its live ledger to reach a steady state (the
+    horizon full, the archiver moving periods out); None without a horizon. A 1x run that did
+    not compares a ledger that never archived with longer ones that did."""
+    fill_s = fill_seconds(history_for(run.get("horizon", "forever")))
+    return run["seconds"] >= fill_s if fill_s else None

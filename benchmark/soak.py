@@ -22,7 +22,7 @@ from pathlib import Path
 import msgspec
 from nats.aio.client import Client
 
-from benchmark.archiver import archiver_for, history_for
+from benchmark.archiver import archiver_for, fill_seconds, history_for
 from benchmark.bench import check_options, machine, sigterm_as_interrupt
 from benchmark.options import GENEROUS_FUNDING, BenchOptions, Hooks, Point
 from benchmark.point import cluster_commands, serve_args
@@ -133,15 +133,6 @@ def run_soak(options: SoakOptions, workdir: Path, hooks: Hooks | None = None) ->
         finally:
             stop_services([*procs, *([archiver] if archiver else [])])
     return soak_report(_settings(options, topology, point), measured, commands)
-
-
-def fill_seconds(history: HistoryConfig) -> float:
-    """How long the load runs before the "before" timings so that the live ledger holds what it
-    holds in a steady state: the horizon, the clock skew, and two periods (one the archiver has
-    not reached yet, one it is moving). 0 without a horizon: nothing ever leaves."""
-    if history.horizon == "forever":
-        return 0.0
-    return seconds(history.horizon) + seconds(history.max_clock_skew) + 2 * seconds(history.period)
 
 
 async def _load_and_sample(

@@ -239,13 +239,23 @@ def _store_tables(report: dict) -> list[Table]:
     return [figures, code]
 
 
+def _unfilled_note(rows: list[dict]) -> str:
+    short = [f"{row['scale']}x" for row in rows if row.get("horizon_filled") is False]
+    if not short:
+        return ""
+    return (
+        f"\n[yellow]{', '.join(short)} ended before the horizon filled: raise --transfers, or the"
+        " ratios compare a ledger that never archived with ones that did[/]"
+    )
+
+
 def _scale_table(rows: list[dict]) -> Table:
     """Each scale against 1x: throughput, latency, and peak memory (servers, services)."""
     rate = rows[0]["offered_per_s"]
     table = Table(
         title="scale: each run against the 1x run of its store and mode (0% loss)",
         caption=f"every run offered {rate:g} transfers/s, so a run at N x lasts N times longer;"
-        f" live horizon {rows[0]['horizon']}; subjects: live at the end"
+        f" live horizon {rows[0]['horizon']}; subjects: live at the end" + _unfilled_note(rows)
         if rate
         else "every run pushed at once (no --rate): latency and memory include the backlog",
     )

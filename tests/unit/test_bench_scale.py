@@ -54,3 +54,14 @@ def test_stores_are_compared_apart_and_a_missing_1x_gives_no_ratio() -> None:
     assert independent["throughput_per_s_vs_1x"] is None
     assert shared_10x["throughput_per_s_vs_1x"] == 0.5 and shared_1x["store"] == "shared"
     assert independent["offered_per_s"] is None  # all pushed at once
+
+
+def test_a_run_that_ends_before_its_horizon_fills_is_marked() -> None:
+    # A 40 s horizon fills in 40 + 10 (clock skew) + 2 * 20 (periods) = 90 s.
+    runs = [
+        run("jetstream", 1, 100.0, 400.0, horizon="40s"),  # 10 s
+        run("jetstream", 10, 95.0, 440.0, horizon="40s"),  # 100 s
+    ]
+    rows = scale_summary(runs, rate=100.0)
+    assert [r["horizon_filled"] for r in rows] == [False, True]
+    assert all(r["horizon_filled"] is None for r in scale_summary([run("core", 1, 1.0, 1.0)], 1.0))

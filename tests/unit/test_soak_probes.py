@@ -7,8 +7,7 @@ from __future__ import annotations
 import pytest
 from nats.js.api import ClusterInfo, PeerInfo
 
-from benchmark.archiver import history_for
-from benchmark.soak import fill_seconds
+from benchmark.archiver import fill_seconds, history_for
 from benchmark.soak_figures import live_figures
 from benchmark.soak_restarts import RestartTimes, lagging_streams
 from benchmark.soak_result import restart_ratios
