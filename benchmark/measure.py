@@ -25,7 +25,7 @@ from eventsource.core.shared.layout import (
     SHARED_STREAM,
     shared_subject,
     shared_transfer_decoder,
-    submit_subject,
+    submit_filter,
     submitter_of_submit_subject,
 )
 from eventsource.core.subjects import PREFIX, key_of_subject, ledger_stream, state_prefix
@@ -151,7 +151,7 @@ class LedgerScan(Scan):
     def filters(self, partition: int) -> list[str]:
         """Submissions, and both sides' transfer records (not the accounts)."""
         state = state_prefix(partition)
-        return [f"{PREFIX}.{partition}.to.*.submit.*", f"{state}*.in.*.*", f"{state}*.out.*"]
+        return [f"{PREFIX}.{partition}.to.*.submit.>", f"{state}*.in.*.*", f"{state}*.out.*"]
 
     async def advance(self, nc: Client) -> None:
         """Read what each partition held when this call reached it, and no further: under a
@@ -195,7 +195,7 @@ class SharedScan(Scan):
         self.next_seq = 1
 
     async def advance(self, nc: Client) -> None:
-        filters = [submit_subject("*", "*"), shared_subject("*.xfer.*")]
+        filters = [submit_filter("*"), shared_subject("*.xfer.*")]
         async for msg in read_messages(nc, SHARED_STREAM, filters, start_seq=self.next_seq):
             self.next_seq = msg.metadata.sequence.stream + 1
             ts = int(msg.metadata.timestamp.timestamp() * 1e9)

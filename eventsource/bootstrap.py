@@ -38,7 +38,9 @@ async def open_ledger(nc: Client, store: Store, *, provisioned: bool = True) -> 
     if not provisioned:
         return IndependentLedger(nc, 0)
     layout = await layout_of(nc)
-    return IndependentLedger(nc, layout.partitions, layout.history)
+    return IndependentLedger(
+        nc, layout.partitions, layout.history, accepts_old_subjects=layout.accepts_old_subjects
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -86,7 +88,12 @@ def participant_service(
         assert isinstance(ledger, IndependentLedger)
         home = ledger.home_of(participant)
         decider = IndependentDecider(
-            nc, participant, home, history=ledger.history, archive=ledger.archive_of(home)
+            nc,
+            participant,
+            home,
+            history=ledger.history,
+            archive=ledger.archive_of(home),
+            accepts_old_subjects=ledger.accepts_old_subjects,
         )
         carrier = _carrier(nc, participant, home, decider, faults, options)
         give_ups = GiveUpWatch(

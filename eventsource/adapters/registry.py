@@ -40,6 +40,11 @@ class TopologyRecord(msgspec.Struct, frozen=True, omit_defaults=True):
     horizon_ms: int | None = None  # the live horizon; None: keep everything live
     skew_ms: int = KEEP_EVERYTHING.skew_ms
     period_ms: int = KEEP_EVERYTHING.period_ms
+    old_subjects: str = "accept"  # inbox.old_subjects: services refuse the old layout if "refuse"
+
+    @property
+    def accepts_old_subjects(self) -> bool:
+        return self.old_subjects != "refuse"
 
     @property
     def history(self) -> History:
@@ -48,7 +53,13 @@ class TopologyRecord(msgspec.Struct, frozen=True, omit_defaults=True):
     @classmethod
     def of(cls, topology: Topology) -> TopologyRecord:
         history = topology.history.to_history()
-        return cls(topology.partitions, history.horizon_ms, history.skew_ms, history.period_ms)
+        return cls(
+            topology.partitions,
+            history.horizon_ms,
+            history.skew_ms,
+            history.period_ms,
+            topology.inbox.old_subjects,
+        )
 
 
 def partitions_from(value: bytes | None) -> int:

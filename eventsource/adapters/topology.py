@@ -67,6 +67,10 @@ class InboxConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     backoff: list[str] = msgspec.field(default_factory=lambda: ["10s", "30s", "1m", "2m"])
     max_deliver: int = -1
     max_ack_pending: int = 20000
+    # Inbox subjects without the sender token (the layout before issue 13): "accept" them
+    # during the migration, or "refuse" them (dead-lettered SUBJECT_MISMATCH) once every sender
+    # writes the new layout and the consumers hold no old message (docs/PROTOCOL.md section 3).
+    old_subjects: Literal["accept", "refuse"] = "accept"
 
     def __post_init__(self) -> None:
         for text in (self.ack_wait, *self.backoff):

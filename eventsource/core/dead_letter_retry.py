@@ -1,7 +1,8 @@
 """What `dead-letters retry` republishes, or why it refuses (pure).
 
 A dead letter is republished as its recipient's inbox would have received it, onto the
-subject it first arrived on:
+subject it first arrived on (in the current layout: a letter from an old subject without a
+sender token goes back with the sender its message claims, docs/PROTOCOL.md section 3):
 - a whole message as it arrived, byte for byte;
 - one item as a message of one item, of the same kind and from the same sender as the message
   that carried it (the other items of that message were processed at the time, and are not
@@ -11,8 +12,10 @@ transfer id, so a republished duplicate changes nothing.
 
 Refused, with what to do instead: a letter that came over core NATS (its sender resends it
 itself) or from a ledger record (state is never republished), an ID_CONFLICT (ids are
-permanent keys: it would conflict again), and a payload that would be dead-lettered again at
-once (it does not decode, breaks the message rules, or no longer fits its subject).
+permanent keys: it would conflict again), a SUBJECT_MISMATCH (a message that claims another
+sender than its subject named is a forgery or a broken sender: republishing it under the
+sender it claims would launder it), and a payload that would be dead-lettered again at once
+(it does not decode, breaks the message rules, or no longer fits its subject).
 """
 
 from __future__ import annotations
@@ -40,11 +43,14 @@ from eventsource.core.messages import (
 from eventsource.core.model import TransferRequest
 from eventsource.core.shared.layout import (
     SHARED_STREAM,
+    parse_submit_subject,
     shared_consumer,
-    submitter_of_submit_subject,
+    submit_subject,
 )
+from eventsource.core.subject_check import check_subject, claimed_sender
 from eventsource.core.subjects import (
     inbox_consumer,
+    inbox_subject,
     ledger_stream,
     parse_inbox_subject,
     submit_consumer,
@@ -61,13 +67,17 @@ _ITEMS = {
 
 @dataclass(frozen=True)
 class Target:
-    """Where a retried letter goes, and the durable consumer that must be there to read it."""
+    """Where a retried letter goes, and the durable consumer that must be there to read it.
+    `subject` is the one it arrived on; `retry_subject` says the one it goes back on."""
 
     stream: str
     subject: str
     recipient: str
     kind: str
     consumer: str
+    partition: int | None = None  # None: the shared store's inbox
+    sender: str | None = None  # the subject's sender token; None on the old layout
+    token: str = ""
 
 
 def retry_target(letter: DeadLetter) -> Target:
@@ -84,15 +94,26 @@ def retry_target(letter: DeadLetter) -> Target:
             f"dead letter {letter.seq} is an ID_CONFLICT: transfer ids are permanent, so the "
             "same id with other content is refused again; submit it under a new id"
         )
+    if letter.reason == DeadLetterReason.SUBJECT_MISMATCH:
+        raise NotRetryable(
+            f"dead letter {letter.seq} is a SUBJECT_MISMATCH: its message claims another "
+            "sender or recipient than its subject named, so it is never republished; the "
+            "real sender must send it again"
+        )
     stream, subject = position[0], letter.source_subject
     inbox = parse_inbox_subject(subject)
-    if inbox is not None and stream == ledger_stream(inbox[0]):
-        k, recipient, kind = inbox
+    if inbox is not None and stream == ledger_stream(inbox.partition):
+        k, recipient, kind = inbox.partition, inbox.recipient, inbox.kind
         consumer = submit_consumer if kind == Kind.SUBMIT.value else inbox_consumer
-        return Target(stream, subject, recipient, kind, consumer(recipient, k))
-    submitter = submitter_of_submit_subject(subject)
-    if submitter is not None and stream == SHARED_STREAM:
-        return Target(stream, subject, submitter, "submit", shared_consumer(submitter))
+        return Target(
+            stream, subject, recipient, kind, consumer(recipient, k), k, inbox.sender, inbox.token
+        )
+    shared = parse_submit_subject(subject)
+    if shared is not None and stream == SHARED_STREAM:
+        submitter, sender = shared
+        token = subject.rsplit(".", 1)[1]
+        consumer = shared_consumer(submitter)
+        return Target(stream, subject, submitter, "submit", consumer, None, sender, token)
     raise NotRetryable(
         f"dead letter {letter.seq} came from {letter.source} ({subject}), which is not an inbox "
         "message: ledger records are never republished (`natsbank audit` checks them)"
@@ -123,6 +144,16 @@ def retry_payload(
     return one
 
 
+def retry_subject(target: Target, payload: bytes) -> str:
+    """The subject the republished `payload` (checked by retry_payload) goes on: the one it
+    arrived on, in the current layout (the sender token is the one its message claims)."""
+    sender = target.sender or claimed_sender(inbox_decoder.decode(payload), target.recipient)
+    if target.partition is None:
+        return submit_subject(target.recipient, target.token)
+    kind = Kind(target.kind)
+    return inbox_subject(target.partition, target.recipient, kind, sender, target.token)
+
+
 def retry_msg_id(letter: DeadLetter) -> str:
     """The Nats-Msg-Id of the republished message: the same for every retry of one letter, so
     two retries within the duplicate window store it once."""
@@ -137,6 +168,10 @@ def _check(letter: DeadLetter, target: Target, data: bytes) -> InboxMessage:
         if KIND_OF[type(message)].value != target.kind:
             raise ProtocolError(f"a {KIND_OF[type(message)]} message on a {target.kind} subject")
         check_message(message, target.recipient)
+        sender = target.sender or claimed_sender(message, target.recipient)
+        check_subject(
+            message, participant=target.recipient, recipient=target.recipient, sender=sender
+        )
     except (msgspec.DecodeError, ProtocolError) as exc:
         raise NotRetryable(
             f"dead letter {letter.seq} would be dead-lettered again at once: {exc}"

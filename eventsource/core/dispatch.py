@@ -80,7 +80,7 @@ def apply_message(ws: WorkSet, message: InboxMessage | GiveUps) -> None:
                 case GiveUps():
                     give_up(ws, item.id, GiveUpReason(item.reason))
         except ProtocolError as exc:
-            ws.dead_letter(DeadLetterReason.PROTOCOL_VIOLATION, str(exc), encoder.encode(item))
+            ws.dead_letter(exc.reason, str(exc), encoder.encode(item))
 
 
 def quarantined_keys(ws: WorkSet, message: InboxMessage | GiveUps, item) -> list[Quarantined]:

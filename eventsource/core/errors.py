@@ -37,8 +37,29 @@ class UsageError(ConfigError):
     """A command line that cannot be carried out as written."""
 
 
+class DeadLetterReason(enum.StrEnum):
+    """Why a message or an item went to the dead-letter stream (header Natsbank-Reason). Each
+    member is documented in PROTOCOL.md section 10; never rename one."""
+
+    UNDECODABLE = "UNDECODABLE"  # the payload is not a message of its kind (or not JSON)
+    PROTOCOL_VIOLATION = "PROTOCOL_VIOLATION"  # a valid message or item the protocol forbids
+    ID_CONFLICT = "ID_CONFLICT"  # a transfer id already used with other content
+    QUARANTINED = "QUARANTINED"  # an item whose record or account does not decode in the ledger
+    # The subject's sender or recipient token differs from what the message claims (issue 13).
+    SUBJECT_MISMATCH = "SUBJECT_MISMATCH"
+
+
 class ProtocolError(NatsbankError):
     """A message that does not follow the wire format; it goes to the dead-letter stream."""
+
+    reason = DeadLetterReason.PROTOCOL_VIOLATION
+
+
+class SubjectMismatch(ProtocolError):
+    """A message whose subject names another sender (or recipient) than the message claims: a
+    forgery, or a sender that writes the layout wrongly. Dead-lettered, never decided."""
+
+    reason = DeadLetterReason.SUBJECT_MISMATCH
 
 
 class InfrastructureError(NatsbankError):
@@ -121,16 +142,6 @@ class StaleState(NatsbankError):
 
 class CommitUnknown(InfrastructureError):
     """No answer to a commit: it may or may not have landed. Re-read, then decide again."""
-
-
-class DeadLetterReason(enum.StrEnum):
-    """Why a message or an item went to the dead-letter stream (header Natsbank-Reason). Each
-    member is documented in PROTOCOL.md section 10; never rename one."""
-
-    UNDECODABLE = "UNDECODABLE"  # the payload is not a message of its kind (or not JSON)
-    PROTOCOL_VIOLATION = "PROTOCOL_VIOLATION"  # a valid message or item the protocol forbids
-    ID_CONFLICT = "ID_CONFLICT"  # a transfer id already used with other content
-    QUARANTINED = "QUARANTINED"  # an item whose record or account does not decode in the ledger
 
 
 class UnknownDeadLetter(NatsbankError):

@@ -1,4 +1,4 @@
-"""Protocol messages on inbox subjects `nb.<k>.to.<Q>.<kind>.<token>`.
+"""Protocol messages on inbox subjects `nb.<k>.to.<Q>.<kind>.<S>.<token>` (S: the sender).
 
 One message may carry many transfers between the same two participants (group commit); each
 transfer inside stays idempotent on its own.

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Iterable
+from typing import NamedTuple
 
 from eventsource.core.messages import Kind
 from eventsource.core.model import is_token
@@ -19,8 +20,9 @@ PREFIX = "nb"
 LEDGER_BUCKET_PREFIX = "ledger_"
 PARTICIPANTS_BUCKET = "participants"
 DEAD_LETTER_STREAM = "DEADLETTER"
-# Registry keys start with "_"; the other names keep subjects and keys unambiguous to read.
-RESERVED_NAMES = frozenset({"to", "dlq", "in", "out", "acct"})
+# Registry keys start with "_"; the other names keep subjects and keys unambiguous to read
+# (`fund`: the funding records `<P>.fund.<REF>`, issue 13).
+RESERVED_NAMES = frozenset({"to", "dlq", "in", "out", "acct", "fund"})
 
 
 def partition_of(participant: str, partitions: int) -> int:
@@ -114,8 +116,26 @@ def key_of_subject(subject: str) -> str | None:
     return subject.split(".", 2)[2]
 
 
-def inbox_subject(partition: int, recipient: str, kind: Kind, token: str) -> str:
-    return f"{PREFIX}.{partition}.to.{recipient}.{kind.value}.{token}"
+class InboxSubject(NamedTuple):
+    """An inbox subject read back. `sender` is None on the 6-token form written before the
+    sender was in the subject (stored history keeps it for ever: docs/PROTOCOL.md section 3)."""
+
+    partition: int
+    recipient: str
+    kind: str
+    sender: str | None
+    token: str
+
+
+def inbox_subject(partition: int, recipient: str, kind: Kind, sender: str, token: str) -> str:
+    """`nb.<k>.to.<Q>.<kind>.<S>.<token>`: k is the partition of the sender S's ledger (the
+    outbox is committed there), so a server permission can name S (issue 13)."""
+    return f"{PREFIX}.{partition}.to.{recipient}.{kind.value}.{sender}.{token}"
+
+
+def submission_subject(partition: int, submitter: str, token: str) -> str:
+    """A client submits for its own bank: the sender token is the recipient."""
+    return inbox_subject(partition, submitter, Kind.SUBMIT, submitter, token)
 
 
 def inbox_filter(partition: int, recipient: str) -> str:
@@ -147,12 +167,16 @@ def inbox_consumers(participant: str, partition: int) -> list[str]:
     return [submit_consumer(participant, partition), inbox_consumer(participant, partition)]
 
 
-def parse_inbox_subject(subject: str) -> tuple[int, str, str] | None:
-    """(partition, recipient, kind) of an inbox subject, or None if it is not one."""
+def parse_inbox_subject(subject: str) -> InboxSubject | None:
+    """An inbox subject of either form (7 tokens, or the old 6 without the sender), or None
+    if it is not one."""
     parts = subject.split(".")
-    if len(parts) != 6 or parts[0] != PREFIX or parts[2] != "to" or not parts[1].isdigit():
+    if len(parts) not in (6, 7) or parts[0] != PREFIX or parts[2] != "to":
         return None
-    return int(parts[1]), parts[3], parts[4]
+    if not parts[1].isdigit():
+        return None
+    sender = parts[5] if len(parts) == 7 else None
+    return InboxSubject(int(parts[1]), parts[3], parts[4], sender, parts[-1])
 
 
 def dead_letter_subject(participant: str) -> str:
@@ -179,21 +203,28 @@ def parse_dead_letter_subject(subject: str) -> tuple[str, int | None] | None:
 
 # Core-NATS mode: postings, results and confirms travel as plain core messages, shared by the
 # recipient's instances through a queue group. Submissions stay on the JetStream inbox.
-def core_subject(recipient: str, kind: Kind) -> str:
-    return f"{PREFIX}.core.{recipient}.{kind.value}"
+class CoreSubject(NamedTuple):
+    recipient: str
+    kind: str
+    sender: str | None  # None: the old 4-token form
+
+
+def core_subject(recipient: str, kind: Kind, sender: str) -> str:
+    """`nb.core.<Q>.<kind>.<S>`: the sender is in the subject, as on the JetStream inbox."""
+    return f"{PREFIX}.core.{recipient}.{kind.value}.{sender}"
 
 
 def core_filter(recipient: str) -> str:
-    return f"{PREFIX}.core.{recipient}.*"
+    return f"{PREFIX}.core.{recipient}.>"
 
 
 def core_queue(recipient: str) -> str:
     return f"{PREFIX}.core.{recipient}"
 
 
-def parse_core_subject(subject: str) -> tuple[str, str] | None:
-    """(recipient, kind) of a core-mode subject, or None if it is not one."""
+def parse_core_subject(subject: str) -> CoreSubject | None:
+    """A core-mode subject of either form (5 tokens, or the old 4), or None if it is not one."""
     parts = subject.split(".")
-    if len(parts) != 4 or parts[0] != PREFIX or parts[1] != "core":
+    if len(parts) not in (4, 5) or parts[0] != PREFIX or parts[1] != "core":
         return None
-    return parts[2], parts[3]
+    return CoreSubject(parts[2], parts[3], parts[4] if len(parts) == 5 else None)

@@ -156,7 +156,9 @@ class WorkSet:
         for (recipient, kind), items in self._outbound.items():
             for message in bundle(self.participant, kind, items):
                 serial += 1
-                subject = inbox_subject(self.partition, recipient, kind, f"{self.token}-{serial}")
+                subject = inbox_subject(
+                    self.partition, recipient, kind, self.participant, f"{self.token}-{serial}"
+                )
                 headers = headers_for(items_of(message))
                 writes.append(Write(subject, encoder.encode(message), None, None, headers))
         return writes

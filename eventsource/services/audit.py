@@ -66,8 +66,8 @@ async def fold_ledger(nc: Client, partitions: int, view: ArchiveView | None = No
             if key is not None:
                 carried = CARRIED_HEADER in (msg.headers or {})
                 cut_fold.add(key, data, seq, carried=carried)
-            elif (where := parse_inbox_subject(subject)) and where[2] == "submit":
-                _note_acked(acked, where[1], data)
+            elif (where := parse_inbox_subject(subject)) and where.kind == "submit":
+                _note_acked(acked, where.recipient, data)
         folded.cuts.append(cut)
     return folded
 

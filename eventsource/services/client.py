@@ -25,16 +25,16 @@ from eventsource.core.limits import (
     WAIT_PAUSE_MAX_S,
     WAIT_READS_PER_ROUND,
 )
-from eventsource.core.messages import Kind, SubmitTransfers
+from eventsource.core.messages import SubmitTransfers
 from eventsource.core.model import TransferRequest
 from eventsource.core.quarantine import Quarantined, decode_stored
 from eventsource.core.subjects import (
-    inbox_subject,
     incoming_key,
     ledger_stream,
     outgoing_key,
     partition_of,
     state_subject,
+    submission_subject,
 )
 from eventsource.core.trace import HEADER as TRACE_HEADER
 from eventsource.services.archived import Archives, no_archives
@@ -63,7 +63,7 @@ async def submit(
 ) -> Submitted:
     """Submit into the submitter's ledger inbox (the independent store)."""
     k = partition_of(submitter, partitions)
-    subject = inbox_subject(k, submitter, Kind.SUBMIT, submission_token(requests))
+    subject = submission_subject(k, submitter, submission_token(requests))
     return await publish_submission(nc, subject, requests, traceparent=traceparent)
 
 

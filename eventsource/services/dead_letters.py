@@ -21,6 +21,7 @@ from eventsource.core.dead_letter_retry import (
     Target,
     retry_msg_id,
     retry_payload,
+    retry_subject,
     retry_target,
 )
 from eventsource.core.errors import NotRetryable, UnknownDeadLetter
@@ -75,15 +76,16 @@ async def retry_dead_letter(nc: Client, seq: int) -> RetryOutcome:
     await _require_reader(nc, target)
     carrier = await _carrier(nc, letter) if letter.payload_kind == ITEM else None
     data = retry_payload(letter, target, payload, carrier)
+    subject = retry_subject(target, data)
     new_seq, duplicate = await stream.republish(
-        nc, target.stream, target.subject, data, retry_msg_id(letter), letter.seq
+        nc, target.stream, subject, data, retry_msg_id(letter), letter.seq
     )
-    await stream.record_retry(nc, letter, target.stream, new_seq, target.subject)
+    await stream.record_retry(nc, letter, target.stream, new_seq, subject)
     return RetryOutcome(
         letter=letter,
         stream=target.stream,
         seq=new_seq,
-        subject=target.subject,
+        subject=subject,
         republished=not duplicate,
     )
 

@@ -134,7 +134,7 @@ class GroupCommit:
                     message = self.decider.decode(msg)
                 except (msgspec.DecodeError, ProtocolError) as exc:
                     reason = (
-                        DeadLetterReason.PROTOCOL_VIOLATION
+                        exc.reason
                         if isinstance(exc, ProtocolError)
                         else DeadLetterReason.UNDECODABLE
                     )

@@ -25,16 +25,16 @@ from eventsource.core.events import (
     transfer_event_decoder,
 )
 from eventsource.core.fold import Fold
-from eventsource.core.messages import KIND_OF, InboxMessage, Kind, SubmitTransfers, inbox_decoder
+from eventsource.core.messages import KIND_OF, InboxMessage, SubmitTransfers, inbox_decoder
 from eventsource.core.model import AccountRef, TransferRequest
 from eventsource.core.money import format_amount
 from eventsource.core.saga import GiveUpReason, give_up
 from eventsource.core.subjects import (
     account_key,
-    inbox_subject,
     outgoing_key,
     parse_inbox_subject,
     state_subject,
+    submission_subject,
 )
 from eventsource.core.workset import DeadLetter, State, WorkSet
 
@@ -166,9 +166,7 @@ class Network:
         """A client publishes a submit message to its bank's inbox."""
         self.clock += 1
         message = SubmitTransfers(transfers=list(requests))
-        subject = inbox_subject(
-            self.bank(bank).partition, bank, Kind.SUBMIT, f"client-{self.clock}"
-        )
+        subject = submission_subject(self.bank(bank).partition, bank, f"client-{self.clock}")
         self.in_flight.append((subject, encoder.encode(message)))
 
     def kinds(self) -> list[str]:
@@ -282,4 +280,4 @@ def fold_network(net: Network) -> Fold:
 def recipient_of(subject: str) -> str:
     where = parse_inbox_subject(subject)
     assert where is not None, subject
-    return where[1]
+    return where.recipient

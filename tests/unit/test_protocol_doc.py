@@ -287,9 +287,10 @@ def test_every_inbox_kind_is_documented() -> None:
     assert rows == {kind.value for kind in Kind}
     tags = {cls.__struct_config__.tag: kind.value for cls, kind in messages.KIND_OF.items()}
     assert all(tag == kind for tag, kind in tags.items()), "a message type differs from its kind"
-    generic = "nb.<k>.to.<Q>.<kind>.<token>"
+    generic = "nb.<k>.to.<Q>.<kind>.<S>.<token>"
     assert mentioned(generic)
-    assert subjects.parse_inbox_subject(generic.replace("<k>", "0")) == (0, "<Q>", "<kind>")
+    parsed = subjects.parse_inbox_subject(generic.replace("<k>", "0"))
+    assert parsed == (0, "<Q>", "<kind>", "<S>", "<token>")
 
 
 def test_every_step_and_enum_value_is_mentioned() -> None:
@@ -366,7 +367,7 @@ def test_the_subjects_table_is_the_codes_layout() -> None:
         generic(subjects.state_subject(k, subjects.incoming_key("<P>", "<N>", "<ID>"))): of_owner(
             ledger, "P"
         ),
-        generic(subjects.inbox_subject(k, "<Q>", Kind.SUBMIT, "<token>")).replace(
+        generic(subjects.inbox_subject(k, "<Q>", Kind.SUBMIT, "<S>", "<token>")).replace(
             f".{Kind.SUBMIT.value}.", ".<kind>."
         ): ledger,
         subjects.dead_letter_subject("<P>"): subjects.DEAD_LETTER_STREAM,
@@ -379,18 +380,15 @@ def test_the_subjects_table_is_the_codes_layout() -> None:
     for subject, stream in documented.items():
         patterns = configs[_PARTITION.sub("<k>", stream)].subjects
         assert any(matches(subject, as_written(p)) for p in patterns), subject
-    assert subjects.parse_inbox_subject(subjects.inbox_subject(0, "bank-a", Kind.SUBMIT, "t")) == (
-        0,
-        "bank-a",
-        Kind.SUBMIT.value,
-    )
+    submission = subjects.submission_subject(0, "bank-a", "t")
+    assert subjects.parse_inbox_subject(submission) == (0, "bank-a", "submit", "bank-a", "t")
     for name in (
         generic(subjects.inbox_filter(k, "<Q>")),
         generic(subjects.inbox_consumer("<Q>", k)),
         subjects.state_subject(0, subjects.outgoing_key("bank-a", EXAMPLE_ID)),
         subjects.state_subject(0, subjects.incoming_key("bank-b", "bank-a", EXAMPLE_ID)),
         subjects.outgoing_key("bank-a", EXAMPLE_ID),
-        subjects.inbox_subject(0, "bank-a", Kind.SUBMIT, EXAMPLE_ID),
+        subjects.submission_subject(0, "bank-a", EXAMPLE_ID),
     ):
         assert name in DOC, f"{name} is not in the document"
     assert subjects.partition_of("bank-a", 1) == subjects.partition_of("bank-b", 1) == 0

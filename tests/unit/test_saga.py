@@ -62,7 +62,8 @@ def pick(net: Network, kind: str) -> int:
 
 def inject(net: Network, sender: str, recipient: str, kind: Kind, message: object) -> None:
     """Put a hand-made protocol message in flight, as a faulty or hostile peer could."""
-    subject = inbox_subject(net.bank(sender).partition, recipient, kind, f"x{len(net.in_flight)}")
+    token = f"x{len(net.in_flight)}"
+    subject = inbox_subject(net.bank(sender).partition, recipient, kind, sender, token)
     net.in_flight.append((subject, encoder.encode(message)))
 
 

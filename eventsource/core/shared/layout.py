@@ -5,7 +5,8 @@ One batch debits the debtor, credits the creditor (each account guarded by its e
 sequence) and writes the transfer record `<N>.xfer.<ID>` (expected sequence 0: the id is a
 permanent idempotency key). There is no pending state, no compensation and no CANCEL; the
 record is the final outcome from the moment it exists. Submissions still land on a JetStream
-inbox in the same stream (`nb.shared.to.<N>.submit.<token>`), whose PubAck is the ACK.
+inbox in the same stream (`nb.shared.to.<N>.submit.<N>.<token>`: the sender token is the bank
+itself, as on the independent store's inbox), whose PubAck is the ACK.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ def is_transfer_key(key: str) -> bool:
 
 
 def submit_subject(submitter: str, token: str) -> str:
-    return f"{_INBOX_PREFIX}{submitter}.submit.{token}"
+    return f"{_INBOX_PREFIX}{submitter}.submit.{submitter}.{token}"
 
 
 def submit_filter(submitter: str) -> str:
@@ -64,12 +65,19 @@ def shared_consumer(participant: str) -> str:
     return f"shared_{participant}"
 
 
-def submitter_of_submit_subject(subject: str) -> str | None:
-    """N of `nb.shared.to.<N>.submit.<token>`, or None if the subject is not a submission."""
+def parse_submit_subject(subject: str) -> tuple[str, str | None] | None:
+    """(N, sender token) of `nb.shared.to.<N>.submit.<S>.<token>` (sender None on the old form
+    `nb.shared.to.<N>.submit.<token>`), or None if the subject is not a submission."""
     parts = subject.split(".")
-    if len(parts) != 6 or not subject.startswith(_INBOX_PREFIX) or parts[4] != "submit":
+    if len(parts) not in (6, 7) or not subject.startswith(_INBOX_PREFIX) or parts[4] != "submit":
         return None
-    return parts[3]
+    return parts[3], parts[5] if len(parts) == 7 else None
+
+
+def submitter_of_submit_subject(subject: str) -> str | None:
+    """N of a submission subject (either form), or None if the subject is not one."""
+    parsed = parse_submit_subject(subject)
+    return None if parsed is None else parsed[0]
 
 
 def entry_ref(submitter: str, transfer_id: str) -> str:

@@ -27,6 +27,7 @@ from eventsource.core.messages import (
     items_of,
 )
 from eventsource.core.model import is_token
+from eventsource.core.subject_check import check_subject
 from eventsource.core.subjects import (
     is_account_key,
     is_reserved,
@@ -48,8 +49,10 @@ class IndependentDecider:
         *,
         history: History = KEEP_EVERYTHING,
         archive: ArchivedRecords = NO_ARCHIVE,
+        accepts_old_subjects: bool = True,
     ) -> None:
         self.participant = participant
+        self.accepts_old_subjects = accepts_old_subjects  # the old layout (no sender token)
         self.home = home
         keep_s = history.horizon_ms / 1000 if history.horizon_ms is not None else None
         self.reader = StateReader(nc, home, keep_s=keep_s)
@@ -59,14 +62,20 @@ class IndependentDecider:
     def decode(self, msg: Msg) -> InboxMessage:
         """A message on this participant's inbox (JetStream or core subject) of the kind its
         subject names."""
-        inbox = parse_inbox_subject(msg.subject)
-        where = inbox[1:] if inbox is not None else parse_core_subject(msg.subject)
-        if where is None or where[0] != self.participant:
-            raise ProtocolError(f"subject {msg.subject} is not this participant's inbox")
+        where = parse_inbox_subject(msg.subject) or parse_core_subject(msg.subject)
+        if where is None:
+            raise ProtocolError(f"subject {msg.subject} is not an inbox subject")
         message = inbox_decoder.decode(msg.data)
-        if KIND_OF[type(message)].value != where[1]:
-            raise ProtocolError(f"a {KIND_OF[type(message)]} message on a {where[1]} subject")
+        if KIND_OF[type(message)].value != where.kind:
+            raise ProtocolError(f"a {KIND_OF[type(message)]} message on a {where.kind} subject")
         check_message(message, self.participant)
+        check_subject(
+            message,
+            participant=self.participant,
+            recipient=where.recipient,
+            sender=where.sender,
+            accepts_old=self.accepts_old_subjects,
+        )
         return message
 
     def remember(self, decision: WorkSet, seqs: dict[str, int]) -> None:

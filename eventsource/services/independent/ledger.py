@@ -36,10 +36,18 @@ class IndependentLedger(AccountBook):
     gives_up = True  # transfers may carry a deadline or a maximum of attempts
     store = Store.INDEPENDENT
 
-    def __init__(self, nc: Client, partitions: int, history: History = KEEP_EVERYTHING) -> None:
+    def __init__(
+        self,
+        nc: Client,
+        partitions: int,
+        history: History = KEEP_EVERYTHING,
+        *,
+        accepts_old_subjects: bool = True,
+    ) -> None:
         self.nc = nc
         self.partitions = partitions  # 0 until provisioned
         self.history = history  # the live horizon streams init recorded
+        self.accepts_old_subjects = accepts_old_subjects  # inbox.old_subjects
         self._registered: set[str] = set()
 
     def archive_of(self, partition: int) -> ArchivedRecords:

@@ -25,9 +25,10 @@ from eventsource.core.shared.decision import SharedGroup, decide_transfer, keys_
 from eventsource.core.shared.layout import (
     SHARED_STREAM,
     decode_shared_state,
+    parse_submit_subject,
     shared_subject,
-    submitter_of_submit_subject,
 )
+from eventsource.core.subject_check import check_subject
 from eventsource.core.subjects import is_account_key, is_reserved
 from eventsource.services.engine import Distrust, Piece
 
@@ -49,17 +50,26 @@ class SharedStateReader(StateReader):
 
 
 class SharedDecider:
-    def __init__(self, nc: Client, participant: str) -> None:
+    def __init__(self, nc: Client, participant: str, *, accepts_old_subjects: bool = True) -> None:
         self.participant = participant
+        self.accepts_old_subjects = accepts_old_subjects  # the old layout
         self.reader = SharedStateReader(nc)
 
     def decode(self, msg: Msg) -> SubmitTransfers:
-        if submitter_of_submit_subject(msg.subject) != self.participant:
-            raise ProtocolError(f"subject {msg.subject} is not this participant's submissions")
+        where = parse_submit_subject(msg.subject)
+        if where is None:
+            raise ProtocolError(f"subject {msg.subject} is not a submission subject")
         message = inbox_decoder.decode(msg.data)
         if not isinstance(message, SubmitTransfers):
             raise ProtocolError("only submissions go to the shared store's inbox")
         check_message(message, self.participant)
+        check_subject(
+            message,
+            participant=self.participant,
+            recipient=where[0],
+            sender=where[1],
+            accepts_old=self.accepts_old_subjects,
+        )
         return message
 
     def remember(self, decision: SharedGroup, seqs: dict[str, int]) -> None:

@@ -166,7 +166,7 @@ class CoreLink:
         for write in after:
             where = parse_inbox_subject(write.subject)
             assert where is not None
-            subject = core_subject(where[1], Kind(where[2]))
+            subject = core_subject(where.recipient, Kind(where.kind), self.participant)
             await self.sender.send(subject, write.payload, write.headers)
         now = time.monotonic()
         for key in ws.loaded.keys() | ws.changed_states.keys():
@@ -216,7 +216,8 @@ class CoreLink:
                     self.stats.resent_messages += 1
                     headers = headers_for(items_of(message))
                     payload = encoder.encode(message)
-                    await self.sender.send(core_subject(peer, kind), payload, headers)
+                    subject = core_subject(peer, kind, self.participant)
+                    await self.sender.send(subject, payload, headers)
 
     async def _sweep(self, stop: asyncio.Event) -> None:
         """Adopt waiting records from the ledger: all at start (refused and cancelled ones

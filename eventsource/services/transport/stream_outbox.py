@@ -32,7 +32,7 @@ class StreamOutbox:
         kept: list[Msg] = []
         for msg in msgs:
             where = parse_inbox_subject(msg.subject)
-            if where is None or where[2] == "submit":
+            if where is None or where.kind == "submit":
                 kept.append(msg)
                 continue
             fate, delay = self.faults.fate()
