@@ -15,7 +15,12 @@ from eventsource.core.dead_letter_records import (
     source_position,
     with_payload_kind,
 )
-from eventsource.core.dead_letter_retry import retry_msg_id, retry_payload, retry_target
+from eventsource.core.dead_letter_retry import (
+    retry_msg_id,
+    retry_payload,
+    retry_subject,
+    retry_target,
+)
 from eventsource.core.errors import NotRetryable
 from eventsource.core.messages import Result, Results, SubmitTransfers, inbox_decoder
 from eventsource.core.model import AccountRef, Outcome, TransferRequest
@@ -109,6 +114,40 @@ def test_a_shared_store_submission_goes_back_to_the_shared_inbox() -> None:
     shared = letter(source="KV_shared:4", source_subject="nb.shared.to.bank-a.submit.t1")
     target = retry_target(shared)
     assert (target.stream, target.consumer) == ("KV_shared", "shared_bank-a")
+
+
+def test_a_letter_from_an_old_subject_goes_back_on_the_new_layout_with_its_claimed_sender() -> None:
+    whole = letter()  # arrived on nb.0.to.bank-a.submit.t1, before the sender was in subjects
+    target = retry_target(whole)
+    sent = retry_payload(whole, target, SUBMIT, None)
+    assert retry_subject(target, sent) == "nb.0.to.bank-a.submit.bank-a.t1"
+    item = letter(payload_kind=ITEM, source_subject="nb.0.to.bank-a.result.x")
+    carrier = msgspec.json.encode(Results(sender="bank-b", results=[GHOST]))
+    target = retry_target(item)
+    sent = retry_payload(item, target, msgspec.json.encode(GHOST), carrier)
+    assert retry_subject(target, sent) == "nb.0.to.bank-a.result.bank-b.x"
+    shared = letter(source="KV_shared:4", source_subject="nb.shared.to.bank-a.submit.t1")
+    target = retry_target(shared)
+    assert retry_subject(target, SUBMIT) == "nb.shared.to.bank-a.submit.bank-a.t1"
+
+
+def test_a_letter_on_the_new_layout_goes_back_on_its_own_subject() -> None:
+    item = letter(payload_kind=ITEM, source_subject="nb.0.to.bank-a.result.bank-b.x")
+    carrier = msgspec.json.encode(Results(sender="bank-b", results=[GHOST]))
+    target = retry_target(item)
+    sent = retry_payload(item, target, msgspec.json.encode(GHOST), carrier)
+    assert retry_subject(target, sent) == "nb.0.to.bank-a.result.bank-b.x"
+
+
+def test_a_subject_mismatch_is_never_republished() -> None:
+    forged = letter(reason="SUBJECT_MISMATCH", source_subject="nb.0.to.bank-a.result.bank-c.x")
+    with pytest.raises(NotRetryable, match="never republished"):
+        retry_target(forged)
+    # Nor is a payload that would be one: its sender claim differs from the subject's token.
+    whole = letter(reason="PROTOCOL_VIOLATION", source_subject="nb.0.to.bank-a.result.bank-c.x")
+    results = msgspec.json.encode(Results(sender="bank-b", results=[GHOST]))
+    with pytest.raises(NotRetryable, match="names sender bank-c"):
+        retry_payload(whole, retry_target(whole), results, None)
 
 
 def test_every_retry_of_one_letter_carries_the_same_message_id() -> None:
