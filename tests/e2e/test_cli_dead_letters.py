@@ -40,7 +40,9 @@ def submission(transfer_id: str, amount: str, debtor: str = "bank-a/a1") -> byte
 async def refused_by_a_buggy_service(home) -> None:
     """A valid submission onto bank-a's inbox, taken by 'bank-a's service' and dead-lettered
     as a bug would have; then junk, one id with two contents (`submit` refuses the second, any
-    other client can send it) and a result for a transfer bank-a never sent."""
+    other client can send it) and a result for a transfer bank-a never sent. All on the old
+    subject layout (no sender token), which services still accept: a retry puts them back on
+    the new one."""
     nc = await connect(resolve_nats_url(Settings(home=str(home))))
     try:
         js = nc.jetstream()
@@ -87,7 +89,8 @@ def test_an_operator_lists_shows_and_retries_dead_letters(bank: Cli) -> None:
         lost = next(x for x in letters(bank, "--reason", "PROTOCOL_VIOLATION")
                     if x["payload_kind"] == "message")  # fmt: skip
         retried = bank.json("dead-letters", "retry", str(lost["seq"]), "--json")
-        assert retried["republished"] and retried["subject"] == f"nb.0.to.bank-a.submit.{LOST}"
+        assert retried["republished"]
+        assert retried["subject"] == f"nb.0.to.bank-a.submit.bank-a.{LOST}"
         final = eventually(lambda: final_status(bank, LOST), within=60, what=f"{LOST} final")
         assert final["submitter"]["outcome"] == final["receiver"]["outcome"] == "OK"
 
@@ -174,7 +177,7 @@ def check_an_item_is_retried_as_a_one_item_message(bank: Cli) -> None:
     (ghost,) = [x for x in letters(bank, "--reason", "PROTOCOL_VIOLATION")
                 if x["payload_kind"] == "item"]  # fmt: skip
     retried = bank.json("dead-letters", "retry", str(ghost["seq"]), "--json")
-    assert retried["subject"] == "nb.0.to.bank-a.result.ghost-1"
+    assert retried["subject"] == "nb.0.to.bank-a.result.bank-b.ghost-1"
     source = f"{retried['stream']}:{retried['seq']}"
 
     def again() -> dict | None:

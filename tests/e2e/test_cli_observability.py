@@ -64,7 +64,7 @@ async def publish_ghost_result(home, parent: str) -> None:
         body = {"type": "result", "sender": "bank-b",
                 "results": [{"id": "ghost-1", "digest": "0" * 24, "outcome": "OK"}]}  # fmt: skip
         await nc.jetstream().publish(
-            f"nb.{k}.to.bank-a.result.ghost-1",
+            f"nb.{k}.to.bank-a.result.bank-b.ghost-1",
             json.dumps(body).encode(),
             headers={trace.HEADER: parent},
         )

@@ -97,7 +97,9 @@ async def publish_transfers(nc: Client, ids: list[str], *, settle: bool = True) 
             b'{"type":"posting","sender":"bank-a","items":[]}',
             headers={"Nats-Msg-Id": f"m-{transfer_id}", "traceparent": "00-x"},
         )
-        ack = await js.publish("nb.0.to.bank-b.submit.junk", b"\x00\xffnot json \n at all")
+        # The posting on the old layout (no sender token), the junk on the new one: the archive
+        # keeps and reads both.
+        ack = await js.publish("nb.0.to.bank-b.submit.bank-b.junk", b"\x00\xffnot json \n at all")
     if settle:
         for transfer_id in ids:
             subject = state_subject(0, f"bank-a.out.{transfer_id}")

@@ -16,6 +16,7 @@ from benchmark.scenario import bootstrap
 from benchmark.workload import Bank
 from eventsource.adapters.cluster import ClusterInfo
 from eventsource.adapters.jetstream import connect
+from eventsource.adapters.registry import layout_of
 from eventsource.adapters.topology import Topology
 from eventsource.bootstrap import ServeOptions, participant_service
 from eventsource.core.faults import NO_FAULTS, FaultPlan
@@ -44,6 +45,7 @@ class LiveBank:
     faults: FaultPlan = NO_FAULTS
     resend_after: float = 1.0
     history: History = KEEP_EVERYTHING  # the live horizon the topology declared
+    accepts_old_subjects: bool = True  # inbox.old_subjects, as streams init recorded it
     services: list[tuple[ParticipantService, asyncio.Task]] = field(default_factory=list)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -53,7 +55,9 @@ class LiveBank:
 
     @property
     def ledger(self) -> IndependentLedger:
-        return IndependentLedger(self.nc, self.partitions, self.history)
+        return IndependentLedger(
+            self.nc, self.partitions, self.history, accepts_old_subjects=self.accepts_old_subjects
+        )
 
     def service(
         self,
@@ -147,6 +151,7 @@ async def live_bank(
     nc = await connect(cluster.url)
     history = topology.history.to_history() if topology is not None else KEEP_EVERYTHING
     bank = LiveBank(cluster, nc, partitions, mode=mode, faults=faults, history=history)
+    bank.accepts_old_subjects = (await layout_of(nc)).accepts_old_subjects
     await bank.ledger.open_account("gamma", "usd", "USD", "50.00")
     try:
         yield bank

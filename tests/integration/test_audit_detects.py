@@ -10,13 +10,12 @@ from eventsource.core.events import TransferSettled, encoder, transfer_event_dec
 from eventsource.core.messages import SubmitTransfers
 from eventsource.core.model import Outcome
 from eventsource.core.subjects import (
-    Kind,
     account_key,
-    inbox_subject,
     ledger_bucket,
     outgoing_key,
     partition_of,
     state_subject,
+    submission_subject,
 )
 from eventsource.services.audit import audit
 from tests.integration.live_bank import live_bank, transfer
@@ -57,7 +56,7 @@ async def test_the_audit_reports_forged_replayed_lost_and_deleted_records(nats1:
         # ACKed by the inbox, but the submitter's service never ran: not lost yet, not final.
         gamma = transfer("t-2", "gamma/usd", "alpha/a1", "1.00", currency="USD")
         await js.publish(
-            inbox_subject(partition_of("gamma", bank.partitions), "gamma", Kind.SUBMIT, "x"),
+            submission_subject(partition_of("gamma", bank.partitions), "gamma", "x"),
             msgspec.json.encode(SubmitTransfers(transfers=[gamma])),
         )
         assert any("gamma.t-2" in v for v in await violations("I7"))

@@ -8,7 +8,7 @@ import pytest
 
 from eventsource.core.messages import Confirm, Confirms, Result, Results, SubmitTransfers
 from eventsource.core.model import Outcome
-from eventsource.core.subjects import Kind, inbox_subject, ledger_stream
+from eventsource.core.subjects import Kind, inbox_subject, ledger_stream, submission_subject
 from eventsource.services.audit import read_stream
 from tests.integration.ledger_reads import dead_letters
 from tests.integration.live_bank import LiveBank, transfer
@@ -40,7 +40,8 @@ async def test_a_poison_message_is_dead_lettered_and_the_service_carries_on(
 ):
     bank.start_all()
     kind, payload, reason = POISON[case]
-    await bank.nc.jetstream().publish(inbox_subject(0, "alpha", kind, "evil"), payload)
+    subject = inbox_subject(0, "alpha", kind, "alpha" if kind is Kind.SUBMIT else "beta", "evil")
+    await bank.nc.jetstream().publish(subject, payload)
     await bank.submit(transfer("after-poison", "alpha/a1", "beta/b1"))
     final = await bank.wait("alpha", ["after-poison"])
     assert final["after-poison"].outcome is Outcome.OK
@@ -48,7 +49,7 @@ async def test_a_poison_message_is_dead_lettered_and_the_service_carries_on(
     assert [h["Natsbank-Reason"] for _, h, _ in letters] == [reason]
     subject, headers, data = letters[0]
     assert subject == "nb.dlq.alpha" and data == payload
-    assert headers["Natsbank-Source-Subject"] == inbox_subject(0, "alpha", kind, "evil")
+    assert headers["Natsbank-Source-Subject"] == subject
     assert (await bank.audit()).ok
 
 
@@ -56,13 +57,13 @@ async def test_results_and_confirms_for_unknown_transfers_are_dead_lettered(bank
     bank.start_all()
     js = bank.nc.jetstream()
     await js.publish(
-        inbox_subject(0, "alpha", Kind.RESULT, "forged"),
+        inbox_subject(0, "alpha", Kind.RESULT, "beta", "forged"),
         msgspec.json.encode(
             Results(sender="beta", results=[Result(id="ghost", digest="0", outcome=Outcome.OK)])
         ),
     )
     await js.publish(
-        inbox_subject(0, "beta", Kind.CONFIRM, "forged"),
+        inbox_subject(0, "beta", Kind.CONFIRM, "alpha", "forged"),
         msgspec.json.encode(
             Confirms(sender="alpha", confirms=[Confirm(id="ghost", digest="0", outcome=Outcome.OK)])
         ),
@@ -77,9 +78,7 @@ async def test_an_oversize_payload_is_refused_by_the_stream_itself(bank: LiveBan
     from nats.js.errors import BadRequestError
 
     with pytest.raises(BadRequestError):
-        await bank.nc.jetstream().publish(
-            inbox_subject(0, "alpha", Kind.SUBMIT, "big"), b"x" * 300_000
-        )
+        await bank.nc.jetstream().publish(submission_subject(0, "alpha", "big"), b"x" * 300_000)
     assert [s async for s, _ in read_stream(bank.nc, ledger_stream(0), "nb.0.to.>")] == []
 
 
@@ -91,7 +90,7 @@ async def test_a_message_bigger_than_one_batch_is_processed_in_pieces_and_nothin
     payload = msgspec.json.encode(
         SubmitTransfers(transfers=[transfer(i, "alpha/a1", "beta/b1", "0.01") for i in ids])
     )
-    await bank.nc.jetstream().publish(inbox_subject(0, "alpha", Kind.SUBMIT, "many"), payload)
+    await bank.nc.jetstream().publish(submission_subject(0, "alpha", "many"), payload)
     final = await bank.wait("alpha", ids)
     assert sorted(final) == sorted(ids)
     assert {s.outcome for s in final.values()} == {Outcome.OK}
@@ -112,7 +111,7 @@ async def test_a_creditor_name_that_is_no_token_is_rejected_without_blocking_oth
             ]
         )
     )
-    await bank.nc.jetstream().publish(inbox_subject(0, "alpha", Kind.SUBMIT, "odd"), payload)
+    await bank.nc.jetstream().publish(submission_subject(0, "alpha", "odd"), payload)
     final = await bank.wait("alpha", ["odd-name", "fine"])
     assert final["fine"].outcome is Outcome.OK
     assert final["odd-name"].outcome is Outcome.REJECTED

@@ -27,7 +27,7 @@ async def test_a_flood_is_shed_at_the_door_and_the_service_goes_on(nats1):
         # outcome does not depend on how fast the instance is.
         async with beta.engine._turn:
             for _ in range(JUNK_MESSAGES):
-                await bank.nc.publish(core_subject("beta", Kind.POSTING), junk)
+                await bank.nc.publish(core_subject("beta", Kind.POSTING, "alpha"), junk)
             await bank.nc.flush()
             loop = asyncio.get_running_loop()
             deadline = loop.time() + 30

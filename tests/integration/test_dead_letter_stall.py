@@ -8,9 +8,8 @@ import asyncio
 
 from eventsource.adapters.provision import apply_topology
 from eventsource.adapters.topology import Topology
-from eventsource.core.messages import Kind
 from eventsource.core.model import Outcome
-from eventsource.core.subjects import DEAD_LETTER_STREAM, inbox_subject
+from eventsource.core.subjects import DEAD_LETTER_STREAM, submission_subject
 from tests.integration.ledger_reads import dead_letters
 from tests.integration.live_bank import LiveBank, transfer
 
@@ -18,7 +17,7 @@ from tests.integration.live_bank import LiveBank, transfer
 async def test_a_dead_letter_that_cannot_be_stored_stalls_nothing(bank: LiveBank):
     js = bank.nc.jetstream()
     await js.delete_stream(DEAD_LETTER_STREAM)
-    await js.publish(inbox_subject(0, "alpha", Kind.SUBMIT, "poison"), b"{not json")
+    await js.publish(submission_subject(0, "alpha", "poison"), b"{not json")
     await bank.submit(transfer("fine", "alpha/a1", "beta/b1"))
     bank.start_all()
     final = await bank.wait("alpha", ["fine"])

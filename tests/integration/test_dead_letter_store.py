@@ -19,8 +19,7 @@ from eventsource.adapters.jetstream import connect
 from eventsource.adapters.provision import apply_topology
 from eventsource.adapters.topology import Topology
 from eventsource.core.errors import DeadLetterFailed
-from eventsource.core.messages import Kind
-from eventsource.core.subjects import DEAD_LETTER_STREAM, inbox_subject, ledger_stream
+from eventsource.core.subjects import DEAD_LETTER_STREAM, ledger_stream, submission_subject
 
 POISONS = 20
 MISSING_STREAM_FAILS_WITHIN_S = 5.0
@@ -42,7 +41,7 @@ async def delivered_poisons(nc: Client, count: int) -> list[Msg]:
     JetStream metadata a dead letter names as its source)."""
     js = nc.jetstream()
     for i in range(count):
-        await js.publish(inbox_subject(0, "bank-a", Kind.SUBMIT, f"t{i}"), f"junk {i}".encode())
+        await js.publish(submission_subject(0, "bank-a", f"t{i}"), f"junk {i}".encode())
     config = ConsumerConfig(ack_policy=AckPolicy.EXPLICIT)
     sub = await js.pull_subscribe("nb.0.to.bank-a.>", stream=ledger_stream(0), config=config)
     msgs = await sub.fetch(count, timeout=5)

@@ -30,6 +30,7 @@ from eventsource.core.model import Outcome
 from eventsource.core.protocol import Phase
 from eventsource.core.subjects import (
     DEAD_LETTER_STREAM,
+    core_filter,
     core_subject,
     inbox_filter,
     inbox_subject,
@@ -97,7 +98,7 @@ class Wire:
 
     async def __aenter__(self) -> Wire:
         subject = (
-            core_subject(self.recipient, self.kind)
+            core_filter(self.recipient).replace(">", f"{self.kind}.*")
             if self.bank.mode == "core"
             else inbox_filter(0, self.recipient).replace(">", f"{self.kind}.>")
         )
@@ -118,10 +119,13 @@ class Wire:
     async def send(self, message: InboxMessage) -> None:
         """A late or forged message, published as the peer's service would."""
         payload = encoder.encode(message)
+        sender = getattr(message, "sender", self.recipient)
         if self.bank.mode == "core":
-            await self.bank.nc.publish(core_subject(self.recipient, self.kind), payload)
+            subject = core_subject(self.recipient, self.kind, sender)
+            await self.bank.nc.publish(subject, payload)
         else:
-            subject = inbox_subject(0, self.recipient, self.kind, f"late-{len(self.seen)}")
+            token = f"late-{len(self.seen)}"
+            subject = inbox_subject(0, self.recipient, self.kind, sender, token)
             await self.bank.nc.jetstream().publish(subject, payload)
 
 

@@ -11,11 +11,10 @@ from eventsource.core.messages import SubmitTransfers
 from eventsource.core.model import Outcome
 from eventsource.core.protocol import Phase
 from eventsource.core.subjects import (
-    Kind,
-    inbox_subject,
     ledger_bucket,
     ledger_stream,
     outgoing_key,
+    submission_subject,
 )
 from eventsource.services.client import transfer_views
 from tests.integration.live_bank import LiveBank, transfer
@@ -110,7 +109,7 @@ async def test_a_duplicate_submission_is_applied_once_however_often_it_arrives(b
     bank.start_all()
     request = transfer("t-dup", "alpha/a1", "beta/b1", "1.00")
     payload = msgspec.json.encode(SubmitTransfers(transfers=[request, request, request]))
-    subject = inbox_subject(0, "alpha", Kind.SUBMIT, "dup")
+    subject = submission_subject(0, "alpha", "dup")
     js = bank.nc.jetstream()
     for i in range(10):  # distinct Nats-Msg-Ids: as if the 2-minute window had passed
         await js.publish(subject, payload, headers={"Nats-Msg-Id": f"dup-{i}"})

@@ -12,9 +12,9 @@ from nats.js.errors import NoStreamResponseError
 from eventsource.adapters.topology import Topology
 from eventsource.core.errors import DomainError, RejectionCause
 from eventsource.core.events import encoder
-from eventsource.core.messages import Kind, SubmitTransfers
+from eventsource.core.messages import SubmitTransfers
 from eventsource.core.model import Outcome
-from eventsource.core.subjects import inbox_filter, inbox_subject, ledger_stream
+from eventsource.core.subjects import inbox_filter, ledger_stream, submission_subject
 from tests.integration.live_bank import LiveBank, transfer
 
 
@@ -28,7 +28,7 @@ async def test_an_unregistered_submitter_is_refused_before_any_ack(bank: LiveBan
 
 async def test_the_server_takes_no_message_for_an_unregistered_inbox(bank: LiveBank):
     payload = encoder.encode(SubmitTransfers(transfers=[transfer("t1", "ghost/g1", "alpha/a1")]))
-    subject = inbox_subject(0, "ghost", Kind.SUBMIT, "t1")
+    subject = submission_subject(0, "ghost", "t1")
     with pytest.raises(NoStreamResponseError):  # no stream matches: no ACK
         await bank.nc.jetstream().publish(subject, payload, timeout=2)
     await bank.ledger.register(Topology(), "ghost")

@@ -77,9 +77,9 @@ async def test_a_poison_core_message_is_dead_lettered_and_the_service_carries_on
         bank.start_all()
         for service, _ in bank.services:
             await asyncio.wait_for(service.carrier.listening.wait(), 10)
-        await bank.nc.publish(core_subject("alpha", Kind.RESULT), b"{not json")
+        await bank.nc.publish(core_subject("alpha", Kind.RESULT, "beta"), b"{not json")
         wrong = msgspec.json.encode({"type": "confirm", "sender": "beta", "confirms": []})
-        await bank.nc.publish(core_subject("alpha", Kind.POSTING), wrong)
+        await bank.nc.publish(core_subject("alpha", Kind.POSTING, "beta"), wrong)
         await bank.submit(transfer("after-core-poison", "alpha/a1", "beta/b1"))
         final = await bank.wait("alpha", ["after-core-poison"])
         assert final["after-core-poison"].outcome is Outcome.OK
