@@ -40,8 +40,8 @@ async def test_a_poison_message_is_dead_lettered_and_the_service_carries_on(
 ):
     bank.start_all()
     kind, payload, reason = POISON[case]
-    subject = inbox_subject(0, "alpha", kind, "alpha" if kind is Kind.SUBMIT else "beta", "evil")
-    await bank.nc.jetstream().publish(subject, payload)
+    source = inbox_subject(0, "alpha", kind, "alpha" if kind is Kind.SUBMIT else "beta", "evil")
+    await bank.nc.jetstream().publish(source, payload)
     await bank.submit(transfer("after-poison", "alpha/a1", "beta/b1"))
     final = await bank.wait("alpha", ["after-poison"])
     assert final["after-poison"].outcome is Outcome.OK
@@ -49,7 +49,7 @@ async def test_a_poison_message_is_dead_lettered_and_the_service_carries_on(
     assert [h["Natsbank-Reason"] for _, h, _ in letters] == [reason]
     subject, headers, data = letters[0]
     assert subject == "nb.dlq.alpha" and data == payload
-    assert headers["Natsbank-Source-Subject"] == subject
+    assert headers["Natsbank-Source-Subject"] == source
     assert (await bank.audit()).ok
 
 
