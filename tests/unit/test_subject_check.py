@@ -191,3 +191,13 @@ def test_the_old_layout_is_refused_once_the_setting_says_so() -> None:
 def test_fund_is_a_reserved_name() -> None:
     assert "fund" in RESERVED_NAMES
     assert participant_problem("fund") is not None
+
+
+def test_the_old_layout_setting_travels_in_the_topology_record() -> None:
+    from eventsource.adapters.registry import TopologyRecord, record_from
+    from eventsource.adapters.topology import InboxConfig, Topology
+
+    assert record_from(b'{"partitions":1}').accepts_old_subjects  # recorded before the setting
+    refusing = TopologyRecord.of(Topology(inbox=InboxConfig(old_subjects="refuse")))
+    assert not record_from(msgspec.json.encode(refusing)).accepts_old_subjects
+    assert b"old_subjects" not in msgspec.json.encode(TopologyRecord.of(Topology()))
