@@ -19,7 +19,7 @@ from nats.aio.client import Client
 
 from eventsource.adapters.jetstream import read_last
 from eventsource.adapters.registry import REGISTRY_STREAM
-from eventsource.core.account import Account
+from eventsource.core.account import Account, snapshot_problem
 from eventsource.core.events import (
     TransferState,
     account_event_decoder,
@@ -41,9 +41,18 @@ _READS_IN_FLIGHT = 64
 
 
 def decode_state(key: str, data: bytes) -> State:
+    """The state an event's snapshot says; ValueError for an account snapshot that no fold
+    can produce (`decode_stored` quarantines it)."""
     if key.split(".", 2)[1] == "acct":
-        return account_event_decoder.decode(data).state.to_account()
+        return checked_account(key, account_event_decoder.decode(data).state.to_account())
     return transfer_event_decoder.decode(data).state
+
+
+def checked_account(key: str, account: Account) -> Account:
+    problem = snapshot_problem(account, key)
+    if problem is not None:
+        raise ValueError(f"its account snapshot {problem}")
+    return account
 
 
 class StateReader:

@@ -90,6 +90,22 @@ class Account:
             raise InvalidAmount("the account balance would exceed 2^63-1 minor units")
 
 
+def snapshot_problem(account: Account, key: str) -> str | None:
+    """Why no fold of entries can have produced `account` as the state of the account key
+    `<P>.acct.<A>` (a forged or corrupt snapshot: issue 13), or None. A service never decides
+    on such a state: its reader quarantines the account."""
+    participant, _, name = key.split(".", 2)
+    if (account.participant, account.account) != (participant, name):
+        return f"names account {account.participant}/{account.account}, not {participant}/{name}"
+    if min(account.balance, account.pending_debits, account.pending_credits) < 0:
+        return "holds a negative amount"
+    if account.available < 0:
+        return "has less than zero available (an overdraft, I2)"
+    if account.balance + account.pending_credits > MAX_MINOR:
+        return "exceeds 2^63-1 minor units"
+    return None
+
+
 def require_open(account: object, currency: str, name: str) -> Account:
     """The account a transfer names, if it exists, is open and holds the transfer's currency."""
     if not isinstance(account, Account):

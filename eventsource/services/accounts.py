@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 import uuid
 
@@ -10,7 +11,13 @@ from nats.aio.client import Client
 from eventsource.adapters.jetstream import commit_checked, read_last
 from eventsource.adapters.state_reader import decode_state
 from eventsource.core.account import Account, EntryKind
-from eventsource.core.errors import DomainError, RejectionCause, StaleState, UnknownAccount
+from eventsource.core.errors import (
+    DomainError,
+    RecordQuarantined,
+    RejectionCause,
+    StaleState,
+    UnknownAccount,
+)
 from eventsource.core.events import (
     AccountChanged,
     AccountClosed,
@@ -21,6 +28,7 @@ from eventsource.core.events import (
 )
 from eventsource.core.model import require_token
 from eventsource.core.money import exponent_of, format_amount, parse_amount
+from eventsource.core.quarantine import Quarantined, decode_stored
 from eventsource.core.subjects import KeySpace, account_key
 from eventsource.core.workset import Write
 
@@ -84,7 +92,9 @@ async def read_account(
     last = await read_last(nc, space.stream, space.subject(key), leader=True)
     if last is None:
         raise UnknownAccount(f"unknown account {participant}/{account}")
-    state = decode_state(key, last[0])
+    state = decode_stored(key, last[0], last[1], functools.partial(decode_state, key))
+    if isinstance(state, Quarantined):
+        raise RecordQuarantined(state.describe())
     assert isinstance(state, Account)
     return state, last[1]
 

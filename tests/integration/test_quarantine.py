@@ -7,11 +7,13 @@ from __future__ import annotations
 import pytest
 
 from eventsource.core.errors import RecordQuarantined
+from eventsource.core.events import AccountChanged, AccountSnapshot, encoder
 from eventsource.core.model import Outcome
 from eventsource.core.subjects import account_key, outgoing_key, state_subject
 from eventsource.services.client import read_transfer
 from tests.integration.ledger_reads import dead_letters
 from tests.integration.live_bank import LiveBank, transfer
+from tests.integration.polling import until
 
 JUNK = b"\x00 not an event"
 
@@ -58,3 +60,30 @@ async def test_a_corrupt_transfer_record_does_not_stop_the_give_up_clock(bank: L
     assert outgoing_key("alpha", "junk-record") in alpha.quarantined()
     with pytest.raises(RecordQuarantined, match=r"alpha\.out\.junk-record"):
         await read_transfer(bank.nc, bank.partitions, "alpha", outgoing_key("alpha", "junk-record"))
+
+
+async def test_a_forged_account_snapshot_is_quarantined_not_trusted(bank: LiveBank):
+    """An AccountChanged whose snapshot no fold can produce (here: an overdraft, a balance
+    below what is reserved) is never decided on: the account is quarantined."""
+    key = account_key("alpha", "a1")
+    forged = AccountSnapshot(
+        participant="alpha",
+        account="a1",
+        currency="EUR",
+        balance="10.00",
+        pending_debits="900.00",
+        pending_credits="0.00",
+    )
+    event = AccountChanged(state=forged, entries=[], at=0)
+    await bank.nc.jetstream().publish(state_subject(0, key), encoder.encode(event))
+    bank.start_all()
+    await bank.submit(transfer("on-forged", "alpha/a1", "beta/b1"))
+    letters = await until(lambda: dead_letters(bank), "the item dead-lettered")
+    assert [(h["Natsbank-Reason"]) for _, h, _ in letters] == ["QUARANTINED"]
+    assert "overdraft" in letters[0][1]["Natsbank-Detail"]
+    alpha = next(s for s, _ in bank.services if s.participant == "alpha")
+    assert key in alpha.quarantined()
+    assert (
+        await read_transfer(bank.nc, bank.partitions, "alpha", outgoing_key("alpha", "on-forged"))
+        is None
+    )

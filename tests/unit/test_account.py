@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from eventsource.core.account import Account, EntryKind
+from eventsource.core.account import Account, EntryKind, snapshot_problem
 from eventsource.core.errors import (
     AccountIsClosed,
     DomainError,
@@ -154,6 +154,7 @@ def test_no_sequence_of_entries_makes_available_negative_or_the_balance_overflow
         assert account.available >= 0
         assert account.pending_debits == sum(reservations)
         assert account.pending_credits == sum(credits)
+        assert snapshot_problem(account, "n.acct.alice") is None  # a fold never looks forged
         assert 0 <= account.balance + account.pending_credits <= MAX_MINOR
 
 
@@ -168,3 +169,32 @@ def test_no_sequence_of_entries_makes_available_negative_or_the_balance_overflow
 def test_an_account_snapshot_holds_the_exact_account(balance, debits, credits, closed, currency):
     account = Account("n", "alice", currency, balance, debits, credits, closed)
     assert AccountSnapshot.of(account).to_account() == account
+
+
+@pytest.mark.parametrize(
+    ("changes", "says"),
+    [
+        ({"account": "a2"}, "names account bank-a/a2"),
+        ({"participant": "bank-b"}, "names account bank-b/a1"),
+        ({"pending_credits": -1}, "negative"),
+        ({"balance": 100, "pending_debits": 101}, "overdraft"),
+        ({"balance": 2**63 - 1, "pending_credits": 1}, "2^63-1"),
+    ],
+)
+def test_a_snapshot_no_fold_can_produce_is_named(changes, says) -> None:
+    forged = replace(Account("bank-a", "a1", "EUR", balance=500), **changes)
+    assert says in (snapshot_problem(forged, "bank-a.acct.a1") or "")
+
+
+def test_every_state_a_fold_produces_passes_the_snapshot_check() -> None:
+    account = Account("bank-a", "a1", "EUR")
+    for kind, amount in [
+        (EntryKind.FUNDED, 1000),
+        (EntryKind.RESERVED, 1000),
+        (EntryKind.CREDIT_PENDING, 5),
+        (EntryKind.DEBITED, 400),
+        (EntryKind.VOIDED, 600),
+        (EntryKind.CREDITED, 5),
+    ]:
+        account = account.apply(kind, amount)
+        assert snapshot_problem(account, "bank-a.acct.a1") is None

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 
 import msgspec
 
-from eventsource.core.account import Account, EntryKind
+from eventsource.core.account import Account, EntryKind, snapshot_problem
 from eventsource.core.errors import RejectionCause
 from eventsource.core.events import account_event_decoder
 from eventsource.core.model import Outcome, Transfer
@@ -114,7 +114,11 @@ shared_transfer_decoder = msgspec.json.Decoder(TransferApplied | TransferRejecte
 def decode_shared_state(key: str, data: bytes) -> Account | TransferDecision:
     if is_transfer_key(key):
         return shared_transfer_decoder.decode(data).state
-    return account_event_decoder.decode(data).state.to_account()
+    account = account_event_decoder.decode(data).state.to_account()
+    problem = snapshot_problem(account, key)
+    if problem is not None:  # quarantined by the reader (decode_stored)
+        raise ValueError(f"its account snapshot {problem}")
+    return account
 
 
 def debit(account: Account, amount: int) -> Account:
