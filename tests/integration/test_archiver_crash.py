@@ -18,8 +18,8 @@ from eventsource.adapters.topology import Topology
 from eventsource.core.model import Outcome
 from eventsource.core.subjects import ledger_stream
 from eventsource.services.archiver import CRASH_POINTS
+from tests.integration.archiving import AGE_S, HISTORY, is_live, new_id
 from tests.integration.live_bank import LiveBank, live_bank, transfer
-from tests.integration.test_archiving import AGE_S, HISTORY, is_live, new_id
 
 pytestmark = pytest.mark.timeout(240)
 

@@ -7,32 +7,24 @@ audit holds across live and archive (I1-I5, I7)."""
 from __future__ import annotations
 
 import asyncio
-import time
 
 import pytest
-from ulid import ULID
 
 from eventsource.adapters import archive_store
 from eventsource.adapters.archive_meta import StreamLease, meta_bucket
 from eventsource.adapters.archive_stream import stream_state
-from eventsource.adapters.jetstream import read_last
-from eventsource.adapters.topology import HistoryConfig, Topology
+from eventsource.adapters.topology import Topology
 from eventsource.core.errors import RejectionCause
 from eventsource.core.model import Outcome
 from eventsource.core.subjects import (
     ledger_stream,
-    outgoing_key,
     partition_of,
-    state_subject,
 )
 from eventsource.services.archiver import RunReport, archive_once
+from tests.integration.archiving import AGE_S, HISTORY, is_live, new_id
 from tests.integration.live_bank import MODES, LiveBank, live_bank, transfer
 
 pytestmark = pytest.mark.timeout(240)
-
-# Short enough for a test: what is final for 6 + 2 seconds leaves the live ledger.
-HISTORY = HistoryConfig(horizon="6s", period="3s", max_clock_skew="2s")
-AGE_S = 6 + 2 + 1  # horizon + skew, and a second more
 
 
 @pytest.fixture(params=MODES)
@@ -40,10 +32,6 @@ async def bank(nats1, request) -> LiveBank:
     """Both transports: core mode's protocol messages are not in the ledger, its records are."""
     async with live_bank(nats1, mode=request.param, topology=Topology(history=HISTORY)) as bank:
         yield bank
-
-
-def new_id(age_s: float = 0.0) -> str:
-    return str(ULID.from_timestamp(time.time() - age_s))
 
 
 async def archive_all(bank: LiveBank) -> list[RunReport]:
@@ -66,12 +54,6 @@ async def archive_all(bank: LiveBank) -> list[RunReport]:
 async def live_subjects(bank: LiveBank) -> int:
     states = [await stream_state(bank.nc, ledger_stream(k)) for k in range(bank.partitions)]
     return sum(s.get("num_subjects", 0) for s in states)
-
-
-async def is_live(bank: LiveBank, submitter: str, transfer_id: str) -> bool:
-    k = partition_of(submitter, bank.partitions)
-    subject = state_subject(k, outgoing_key(submitter, transfer_id))
-    return await read_last(bank.nc, ledger_stream(k), subject, leader=True) is not None
 
 
 async def test_old_final_transfers_leave_the_live_ledger_and_the_archive_answers(bank):

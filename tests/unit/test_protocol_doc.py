@@ -33,6 +33,7 @@ from eventsource.core.model import AccountRef, Outcome, Side, Transfer, Transfer
 from eventsource.core.money import MAX_MINOR
 from eventsource.core.protocol import TRANSITIONS, Effect, Phase, Step
 from eventsource.services import client
+from tests.subject_match import matches
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC_PATH = ROOT / "docs" / "PROTOCOL.md"
@@ -144,19 +145,6 @@ def generic_configs() -> dict[str, object]:
         for c in code_configs(_K + 1)
         if c.name not in others
     }
-
-
-def matches(subject: str, pattern: str) -> bool:
-    """NATS subject matching, token by token (`*` one token, `>` the rest); a placeholder such
-    as `<P>` in the pattern stands for any participant the subject names (`<Q>`, `<N>`)."""
-    tokens, wanted = subject.split("."), pattern.split(".")
-    for i, token in enumerate(wanted):
-        if token == ">":
-            return len(tokens) > i
-        placeholder = token.startswith("<") and i < len(tokens) and tokens[i].startswith("<")
-        if i >= len(tokens) or not (placeholder or token in ("*", tokens[i])):
-            return False
-    return len(tokens) == len(wanted)
 
 
 # --- the examples ------------------------------------------------------------------------------

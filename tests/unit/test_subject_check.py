@@ -46,7 +46,7 @@ from eventsource.core.subjects import (
 from eventsource.core.subjects import (
     submit_filter as ledger_submit_filter,
 )
-from tests.unit.test_protocol_doc import matches  # NATS subject matching, token by token
+from tests.subject_match import matches  # NATS subject matching, token by token
 
 REQUEST = TransferRequest(
     id="t1",
