@@ -37,6 +37,12 @@ def default_home() -> Path:
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Comma-separated server URLs; empty means "find the dev cluster under home".
     nats_url: str = ""
+    # Credentials (adapters/credentials.py): a creds file, an nkey seed file, or user and
+    # password; none given: the dev cluster's own, if it has them.
+    creds: str = ""
+    nkey: str = ""
+    user: str = ""
+    password: str = ""
     home: str = ""
     streams_file: str = ""
     pg_dsn: str = ""
@@ -58,6 +64,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 _ENV = {
     "nats_url": "NATS_URL",
     "home": "NATSBANK_HOME",
+    "creds": "NATSBANK_CREDS",
+    "nkey": "NATSBANK_NKEY",
+    "user": "NATSBANK_USER",
+    "password": "NATSBANK_PASSWORD",
     "streams_file": "NATSBANK_STREAMS_FILE",
     "pg_dsn": "NATSBANK_PG_DSN",
     "fetch_batch": "NATSBANK_FETCH_BATCH",

@@ -13,7 +13,12 @@ from nats.aio.client import Client
 from nats.js.api import AckPolicy
 from nats.js.errors import APIError
 
-from eventsource.adapters.jetstream import first_sequence_from, read_last, stream_state
+from eventsource.adapters.jetstream import (
+    api_subject,
+    first_sequence_from,
+    read_last,
+    stream_state,
+)
 from eventsource.adapters.retry import transient_retry
 from eventsource.core.archive_cut import ConsumerFloor
 from eventsource.core.archive_fold import CARRIED_HEADER
@@ -39,7 +44,7 @@ async def first_sequence_at(nc: Client, stream: str, time_ms: int, last_seq: int
 
     async def get() -> int:
         reply = await nc.request(
-            f"$JS.API.STREAM.MSG.GET.{stream}", request, timeout=READ_TIMEOUT_S
+            api_subject(nc, f"STREAM.MSG.GET.{stream}"), request, timeout=READ_TIMEOUT_S
         )
         body = json.loads(reply.data)
         error = body.get("error")

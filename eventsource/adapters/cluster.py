@@ -15,6 +15,7 @@ from pathlib import Path
 import msgspec
 
 from eventsource.adapters import nats_binary
+from eventsource.adapters.cluster_auth import ClusterAuth, authorization_block
 from eventsource.adapters.cluster_info import ClusterInfo, NodeInfo, NodeStatus
 from eventsource.adapters.nats_binary import is_nats_server
 from eventsource.adapters.nats_url import server_list
@@ -52,10 +53,13 @@ def start_cluster(
     sync_interval: str | None = None,
     name: str = "natsbank",
     timeout: float = START_TIMEOUT,
+    auth: ClusterAuth | None = None,
 ) -> ClusterInfo:
     """Start `nodes` (1 or 3) servers and return once JetStream accepts requests on all of them.
 
     Store dirs under `state_dir` are reused, so data survives a stop without `remove_data`.
+    With `auth`, the servers run with authorization on and the credentials are generated under
+    `state_dir` (adapters/credentials.py); without it, anyone may connect and do anything.
     """
     if nodes not in (1, 3):
         raise ConfigError(f"a dev cluster has 1 or 3 nodes, not {nodes}")
@@ -65,12 +69,14 @@ def start_cluster(
     if previous is not None and cluster_running(previous):
         raise ConfigError(f"a cluster is already running in {state_dir}")
     nats_binary.find_nats_server()
+    state_dir.mkdir(parents=True, exist_ok=True)
+    accounts = authorization_block(state_dir, auth) if auth is not None else ""
     try:
-        return _start_once(state_dir, nodes, sync_interval, name, timeout)
+        return _start_once(state_dir, nodes, sync_interval, name, timeout, accounts)
     except _PortTaken:
         pass  # someone bound a port between free_ports() and nats-server: pick new ones
     try:
-        return _start_once(state_dir, nodes, sync_interval, name, timeout)
+        return _start_once(state_dir, nodes, sync_interval, name, timeout, accounts)
     except _PortTaken as exc:
         raise InfrastructureError(str(exc)) from None
 
@@ -137,11 +143,16 @@ class LocalCluster:
     name: str = "natsbank"
     remove_data: bool = False
     keep_running: bool = False  # `demo --keep`: leave it up unless the block failed
+    auth: ClusterAuth | None = None  # authorization on, credentials under state_dir
     info: ClusterInfo | None = dataclasses.field(default=None, init=False)
 
     def __enter__(self) -> ClusterInfo:
         self.info = start_cluster(
-            self.state_dir, self.nodes, sync_interval=self.sync_interval, name=self.name
+            self.state_dir,
+            self.nodes,
+            sync_interval=self.sync_interval,
+            name=self.name,
+            auth=self.auth,
         )
         return self.info
 
@@ -155,7 +166,7 @@ class LocalCluster:
 
 
 def _write_configs(
-    state_dir: Path, nodes: int, sync_interval: str | None, name: str
+    state_dir: Path, nodes: int, sync_interval: str | None, name: str, accounts: str
 ) -> ClusterInfo:
     ports = nats_binary.free_ports(3 * nodes)
     client, route, monitor = ports[:nodes], ports[nodes : 2 * nodes], ports[2 * nodes :]
@@ -183,6 +194,7 @@ def _write_configs(
             cluster_port=node.cluster_port,
             routes=routes if nodes > 1 else (),
             sync_interval=sync_interval,
+            authorization=accounts,
         )
         Path(node.config_path).write_text(config)
         infos.append(node)
@@ -192,9 +204,14 @@ def _write_configs(
 
 
 def _start_once(
-    state_dir: Path, nodes: int, sync_interval: str | None, name: str, timeout: float
+    state_dir: Path,
+    nodes: int,
+    sync_interval: str | None,
+    name: str,
+    timeout: float,
+    accounts: str,
 ) -> ClusterInfo:
-    info = _write_configs(state_dir, nodes, sync_interval, name)
+    info = _write_configs(state_dir, nodes, sync_interval, name, accounts)
     try:
         for index, node in enumerate(info.nodes):
             info = _replace_node(info, index, _spawn(node, append=False))

@@ -17,6 +17,7 @@ from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js.errors import NotFoundError
 
+from eventsource.adapters.credentials import NO_CREDENTIAL, Credential
 from eventsource.adapters.retry import TRANSIENT_RETRY_SECONDS, is_transient_reply, transient_retry
 from eventsource.core.errors import (
     CommitUnknown,
@@ -25,6 +26,7 @@ from eventsource.core.errors import (
     TemporarilyUnavailable,
 )
 from eventsource.core.limits import COMMIT_TIMEOUT_S, MAX_BATCH_MESSAGES, READ_TIMEOUT_S
+from eventsource.core.permissions import JS_API
 from eventsource.core.workset import Write
 
 # JetStream error codes natsbank reacts to (server errors.json).
@@ -34,20 +36,44 @@ STREAM_NOT_FOUND = 10059
 NOT_FOUND = 404
 
 
-async def connect(url: str, *, name: str = "natsbank", **options) -> Client:
+class LedgerClient(Client):
+    """A connection that knows the JetStream API prefix its credential must use: the ledger's
+    own `$JS.API` for the operator's tools, the imported `$JS.ledger.API` for a bank
+    (core/permissions.py). Every `jetstream()` context and raw API request goes through it."""
+
+    js_api: str = JS_API
+
+    def jetstream(self, **options):  # type: ignore[override]
+        options.setdefault("prefix", self.js_api)
+        return super().jetstream(**options)
+
+
+def api_subject(nc: Client, tail: str) -> str:
+    """A raw JetStream API request subject (`STREAM.INFO.<stream>`) for this connection."""
+    return f"{getattr(nc, 'js_api', JS_API)}.{tail}"
+
+
+async def connect(
+    url: str, *, name: str = "natsbank", credential: Credential = NO_CREDENTIAL, **options
+) -> Client:
+    """The one place natsbank connects: with `credential`'s authentication, reply inbox and
+    JetStream API prefix."""
     servers = [u.strip() for u in url.split(",") if u.strip()]
+    nc = LedgerClient()
+    nc.js_api = credential.js_api
+    defaults = {
+        "max_reconnect_attempts": -1,
+        "reconnect_time_wait": 0.5,
+        "connect_timeout": 3,
+        "allow_reconnect": True,
+    }
     try:
-        return await nats.connect(
-            servers=servers,
-            name=name,
-            max_reconnect_attempts=-1,
-            reconnect_time_wait=0.5,
-            connect_timeout=3,
-            allow_reconnect=True,
-            **options,
+        await nc.connect(
+            servers=servers, name=name, **{**defaults, **credential.options, **options}
         )
     except (OSError, NoRespondersError, NatsTimeout, nats.errors.Error) as exc:
         raise InfrastructureError(f"cannot connect to NATS at {url}: {exc}") from None
+    return nc
 
 
 async def commit(nc: Client, writes: Sequence[Write], *, timeout: float = COMMIT_TIMEOUT_S) -> int:
@@ -194,7 +220,7 @@ async def leader_last_sequence(
 async def _stream_info(nc: Client, stream: str, timeout: float) -> dict:
     """One STREAM.INFO as a dict; a missing stream raises NotFoundError as nats-py does, an
     error JetStream calls transient TemporarilyUnavailable."""
-    reply = await nc.request(f"$JS.API.STREAM.INFO.{stream}", b"", timeout=timeout)
+    reply = await nc.request(api_subject(nc, f"STREAM.INFO.{stream}"), b"", timeout=timeout)
     body = json.loads(reply.data)
     error = body.get("error")
     if error and error.get("code") == NOT_FOUND:
@@ -225,7 +251,7 @@ async def _leader_get(
 ) -> tuple[bytes, int] | None:
     """One STREAM.MSG.GET, answered by the stream leader; None when no message matches."""
     reply = await nc.request(
-        f"$JS.API.STREAM.MSG.GET.{stream}", json.dumps(request).encode(), timeout=timeout
+        api_subject(nc, f"STREAM.MSG.GET.{stream}"), json.dumps(request).encode(), timeout=timeout
     )
     body = json.loads(reply.data)
     error = body.get("error")
@@ -242,7 +268,9 @@ async def _direct_get(
     nc: Client, stream: str, subject: str, timeout: float = READ_TIMEOUT_S
 ) -> tuple[bytes, int] | None:
     """One DIRECT.GET of the last message on `subject`, answered by any replica."""
-    reply = await nc.request(f"$JS.API.DIRECT.GET.{stream}.{subject}", b"", timeout=timeout)
+    reply = await nc.request(
+        api_subject(nc, f"DIRECT.GET.{stream}.{subject}"), b"", timeout=timeout
+    )
     headers = reply.headers or {}
     status = headers.get("Status")
     if status == str(NOT_FOUND):

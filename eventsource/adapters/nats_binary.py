@@ -67,6 +67,7 @@ def render_node_config(
     cluster_port: int | None = None,
     routes: Sequence[str] = (),
     sync_interval: str | None = None,
+    authorization: str = "",
 ) -> str:
     """The nats-server config of one node, the single source of the cluster's settings.
 
@@ -75,7 +76,8 @@ def render_node_config(
     compares them. Without `cluster_name` the node runs standalone. `routes` are
     `nats-route://host:port` URLs of every node, itself included (nats-server ignores a route
     to itself). `sync_interval` ("1s", "always") bounds what a power loss can take from
-    acknowledged writes; the server default is 2 minutes.
+    acknowledged writes; the server default is 2 minutes. `authorization` is an `accounts`
+    block (adapters/auth_config.py); without it anyone may connect and do anything.
     """
     check_sync_interval(sync_interval)
     jetstream = [f"  store_dir: {json.dumps(store_dir)}"]
@@ -101,6 +103,8 @@ def render_node_config(
             "  ]",
             "}",
         ]
+    if authorization:
+        lines.append(authorization.rstrip("\n"))
     return "\n".join(lines) + "\n"
 
 

@@ -5,15 +5,21 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 
+from eventsource.adapters.registry import is_registered
 from eventsource.adapters.topology import load_topology
 from eventsource.cli.common import console, on_ledger, print_json, settings
 from eventsource.cli.options import AccountArg, ParticipantArg, participant_option, store_option
 from eventsource.cli.render import account_line
 from eventsource.core.events import AccountSnapshot
 from eventsource.core.money import format_amount
+from eventsource.core.permissions import Identity, Role
 from eventsource.services.ledger import Ledger
 
 app = typer.Typer(help="Open, fund, close and list accounts.", no_args_is_help=True)
+
+
+AUDIT = Identity(Role.AUDIT)
+FUNDING = Identity(Role.FUNDING)
 
 
 @app.command("open")
@@ -31,10 +37,13 @@ def open_(
     topology = load_topology(config.streams_file or None)
 
     async def open_account(ledger: Ledger):
-        await ledger.register(topology, participant)
+        # Registering is the admin's (streams init, dev up): the funding credential may not,
+        # so a registered participant is not registered again.
+        if not await is_registered(ledger.nc, participant):
+            await ledger.register(topology, participant)
         return await ledger.open_account(participant, account, currency, fund)
 
-    snapshot = AccountSnapshot.of(on_ledger(config, open_account))
+    snapshot = AccountSnapshot.of(on_ledger(config, FUNDING, open_account))
     print_json(snapshot) if as_json else console.print(f"opened {account_line(snapshot)}")
 
 
@@ -51,7 +60,7 @@ def fund(
     config = settings(store=store)
 
     funded = on_ledger(
-        config, lambda ledger: ledger.fund_account(participant, account, amount, reference)
+        config, FUNDING, lambda ledger: ledger.fund_account(participant, account, amount, reference)
     )
     snapshot = AccountSnapshot.of(funded)
     print_json(snapshot) if as_json else console.print(f"funded {account_line(snapshot)}")
@@ -67,7 +76,7 @@ def close(
     """Close an account: no new transfers; those in flight still settle."""
     config = settings(store=store)
 
-    closed = on_ledger(config, lambda ledger: ledger.close_account(participant, account))
+    closed = on_ledger(config, FUNDING, lambda ledger: ledger.close_account(participant, account))
     snapshot = AccountSnapshot.of(closed)
     print_json(snapshot) if as_json else console.print(f"closed {account_line(snapshot)}")
 
@@ -81,7 +90,7 @@ def list_(
     """Accounts with balances, from the accounts KV bucket."""
     config = settings(store=store)
 
-    snapshots = on_ledger(config, lambda ledger: ledger.accounts(participant))
+    snapshots = on_ledger(config, AUDIT, lambda ledger: ledger.accounts(participant))
     if as_json:
         print_json(snapshots)
         return

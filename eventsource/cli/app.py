@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import typer
@@ -16,6 +17,25 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+
+
+@app.callback()
+def credentials(
+    creds: str | None = typer.Option(
+        None, "--creds", help="A NATS creds file (env NATSBANK_CREDS).", show_default=False
+    ),
+    nkey: str | None = typer.Option(
+        None, "--nkey", help="An nkey seed file (env NATSBANK_NKEY).", show_default=False
+    ),
+    user: str | None = typer.Option(None, "--user", help="env NATSBANK_USER."),
+    password: str | None = typer.Option(None, "--password", help="env NATSBANK_PASSWORD."),
+) -> None:
+    """Credentials for every command: given here or in the environment, else the dev
+    cluster's own for the role the command needs (adapters/credentials.py)."""
+    given = {"CREDS": creds, "NKEY": nkey, "USER": user, "PASSWORD": password}
+    for name, value in given.items():
+        if value is not None:  # the settings read them from there, flags over environment
+            os.environ[f"NATSBANK_{name}"] = value
 
 
 def _register() -> None:

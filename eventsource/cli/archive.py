@@ -27,6 +27,7 @@ from eventsource.core.limits import (
     ARCHIVE_LEASE_MIN_S,
     ARCHIVE_LEASE_S,
 )
+from eventsource.core.permissions import Identity, Role
 from eventsource.services.archive_status import archive_status
 from eventsource.services.archiver import CRASH_POINTS, RunReport, run_archiver
 
@@ -35,6 +36,10 @@ app = typer.Typer(
     help="The archive: older final transfers leave the live ledger (streams.yaml history).",
     no_args_is_help=True,
 )
+
+
+ARCHIVER = Identity(Role.ARCHIVER)
+AUDIT = Identity(Role.AUDIT)
 
 
 @app.command("run")
@@ -65,7 +70,7 @@ def run_(
     config = settings()
 
     async def main() -> None:
-        async with nats_connection(config) as nc:
+        async with nats_connection(config, ARCHIVER) as nc:
             stop = stop_on_signals()
             layout = await _wait_for_horizon(nc, stop, every, once=once)
             if layout is None:
@@ -112,7 +117,7 @@ def _say(report: RunReport) -> None:
 @app.command("status")
 def status(as_json: bool = typer.Option(False, "--json")) -> None:
     """Per ledger stream: the archive's head, the live part, and who holds purging back."""
-    rows = on_nats(settings(), archive_status)
+    rows = on_nats(settings(), AUDIT, archive_status)
     if as_json:
         print_json(rows)
         return

@@ -11,8 +11,11 @@ from eventsource.cli.options import participant_option, seconds_option, store_op
 from eventsource.cli.projection_db import open_projection_db
 from eventsource.cli.render import print_audit
 from eventsource.core.errors import UsageError
+from eventsource.core.permissions import Identity, Role
 from eventsource.services.ledger import Ledger
 from projections.compare import differences_once_caught_up
+
+AUDIT = Identity(Role.AUDIT)
 
 
 def register(app: typer.Typer) -> None:
@@ -52,7 +55,7 @@ def audit(
             await _check_projection(ledger, report, dsn, sqlite, participant, patience)
         return report
 
-    report = on_ledger(config, check)
+    report = on_ledger(config, AUDIT, check)
     print_json(report.as_dict()) if as_json else print_audit(report)
     if not report.ok:
         raise typer.Exit(1)
@@ -78,7 +81,7 @@ def replay(
     """Rebuild accounts and transfers from the events and compare them with the KV state."""
     config = settings(store=store)
 
-    report = on_ledger(config, lambda ledger: ledger.audit(expect_final=False))
+    report = on_ledger(config, AUDIT, lambda ledger: ledger.audit(expect_final=False))
     found = report.violations.get("I5", [])
     if as_json:
         print_json({"events": report.events, "accounts": report.accounts, "differences": found})

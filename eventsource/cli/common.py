@@ -15,10 +15,11 @@ from nats.aio.client import Client
 from nats.js.errors import BadRequestError, NotFoundError
 from rich.console import Console
 
-from eventsource.adapters.cluster import resolve_nats_url
+from eventsource.adapters.access import resolve_access
 from eventsource.adapters.jetstream import connect
 from eventsource.bootstrap import open_ledger
 from eventsource.core.errors import ConfigError
+from eventsource.core.permissions import Identity
 from eventsource.services.ledger import Ledger
 from eventsource.settings import Settings, load_settings
 
@@ -46,19 +47,31 @@ def settings(**flags: object) -> Settings:
 
 
 @contextlib.asynccontextmanager
-async def nats_connection(config: Settings) -> AsyncIterator[Client]:
-    url = resolve_nats_url(config)
+async def nats_connection(config: Settings, identity: Identity) -> AsyncIterator[Client]:
+    """A connection as `identity` (the role the command needs: adapters/access.py)."""
+    url, credential = resolve_access(config, identity)
     connecting = True
+    failures: list[Exception] = []
 
     async def report(exc: Exception) -> None:
         # nats-py retries a first connect forever, logging a traceback each time: stay quiet
         # until connected, and let the timeout below say it once.
-        if not connecting:
+        if connecting:
+            failures.append(exc)
+        else:
             logging.getLogger("nats.aio.client").error("nats: encountered error", exc_info=exc)
 
     try:
-        nc = await asyncio.wait_for(connect(url, error_cb=report), CONNECT_TIMEOUT)
+        nc = await asyncio.wait_for(
+            connect(url, credential=credential, error_cb=report), CONNECT_TIMEOUT
+        )
     except TimeoutError:
+        refused = [e for e in failures if "authorization" in str(e).lower()]
+        if refused:
+            raise ConfigError(
+                f"NATS at {url} refused the credential of {identity.name} "
+                f"({credential.describe()}): {refused[-1]}"
+            ) from None
         raise ConfigError(
             f"no NATS server answered at {url} within {CONNECT_TIMEOUT:g} s: "
             "fix NATS_URL, or unset it and run `natsbank dev up`"
@@ -78,23 +91,27 @@ async def nats_connection(config: Settings) -> AsyncIterator[Client]:
             await nc.drain()
 
 
-def on_nats(config: Settings, action: Callable[[Client], Awaitable[T]]) -> T:
-    """Connect and run `action` with the connection."""
+def on_nats(config: Settings, identity: Identity, action: Callable[[Client], Awaitable[T]]) -> T:
+    """Connect as `identity` and run `action` with the connection."""
 
     async def main() -> T:
-        async with nats_connection(config) as nc:
+        async with nats_connection(config, identity) as nc:
             return await action(nc)
 
     return run(main)
 
 
 def on_ledger(
-    config: Settings, action: Callable[[Ledger], Awaitable[T]], *, provisioned: bool = True
+    config: Settings,
+    identity: Identity,
+    action: Callable[[Ledger], Awaitable[T]],
+    *,
+    provisioned: bool = True,
 ) -> T:
-    """Connect, open the configured store's ledger, and run `action` on it."""
+    """Connect as `identity`, open the configured store's ledger, and run `action` on it."""
 
     async def main() -> T:
-        async with nats_connection(config) as nc:
+        async with nats_connection(config, identity) as nc:
             return await action(await open_ledger(nc, config.store, provisioned=provisioned))
 
     return run(main)

@@ -14,6 +14,7 @@ from eventsource.cli.common import console, nats_connection, on_nats, print_json
 from eventsource.cli.options import participant_option
 from eventsource.core.dead_letter_records import ITEM, DeadLetter, LetterFilter
 from eventsource.core.errors import UsageError
+from eventsource.core.permissions import Identity, Role
 from eventsource.services import dead_letters as service
 
 app = typer.Typer(
@@ -29,6 +30,9 @@ SEQUENCE_DIGITS_MAX = 19  # a stream sequence is a uint64
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 _REASON = re.compile(r"[A-Za-z0-9_]{1,64}")
+
+
+DEAD_LETTERS = Identity(Role.DEAD_LETTERS)
 
 
 @app.command("list")
@@ -53,7 +57,7 @@ def list_(
     config = settings()
 
     async def main():
-        async with nats_connection(config) as nc:
+        async with nats_connection(config, DEAD_LETTERS) as nc:
             return await service.list_dead_letters(nc, wanted, limit)
 
     listing = run(main)
@@ -78,7 +82,7 @@ def show(
     number = _sequence(seq)
     config = settings()
 
-    shown = on_nats(config, lambda nc: service.show_dead_letter(nc, number))
+    shown = on_nats(config, DEAD_LETTERS, lambda nc: service.show_dead_letter(nc, number))
     letter, payload = shown.letter, shown.payload
     if as_json:
         text = payload.decode(errors="replace")
@@ -107,7 +111,7 @@ def retry(
     number = _sequence(seq)
     config = settings()
 
-    done = on_nats(config, lambda nc: service.retry_dead_letter(nc, number))
+    done = on_nats(config, DEAD_LETTERS, lambda nc: service.retry_dead_letter(nc, number))
     if as_json:
         print_json(
             {

@@ -20,7 +20,9 @@ from eventsource.adapters.cluster import (
     start_cluster,
     stop_cluster,
 )
+from eventsource.adapters.credentials import credentials_dir
 from eventsource.adapters.dev_archiver import start_archiver, stop_archiver
+from eventsource.cli.dev_auth import DEV_PARTICIPANTS, dev_auth, provision_dev
 from eventsource.cli.projection_db import dev_postgres_dir
 from eventsource.core.errors import ConfigError
 from eventsource.settings import load_settings
@@ -45,8 +47,25 @@ def up(
     postgres: Annotated[
         bool, typer.Option("--postgres", help="Also start a local PostgreSQL for projections.")
     ] = False,
+    participants: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--participant",
+            "-p",
+            help="A participant to create credentials for and register (repeat it; default "
+            "bank-a and bank-b, with those of streams.yaml).",
+        ),
+    ] = None,
+    no_auth: Annotated[
+        bool,
+        typer.Option("--no-auth", help="No authorization: anyone may connect and do anything."),
+    ] = False,
 ) -> None:
-    """Start the dev cluster in the background; does nothing if it already runs."""
+    """Start the dev cluster in the background; does nothing if it already runs.
+
+    With authorization (the default) it generates an nkey per identity under the dev state,
+    creates the streams and registers the participants; every command then finds its
+    credential there."""
     if nodes not in (1, 3):  # checked first, or a running cluster would hide the mistake
         raise ConfigError(f"a dev cluster has 1 or 3 nodes, not {nodes}")
     settings = load_settings()
@@ -60,9 +79,19 @@ def up(
             )
         console.print(f"dev cluster already running ({len(info.nodes)} nodes)")
     else:
+        auth = None if no_auth else dev_auth(settings, participants or list(DEV_PARTICIPANTS))
         with console.status(f"starting {nodes} nats-server node(s)"):
-            info = start_cluster(state_dir, nodes, sync_interval=sync_interval)
+            info = start_cluster(state_dir, nodes, sync_interval=sync_interval, auth=auth)
         console.print(f"[green]dev cluster up[/green] ({nodes} nodes, state in {state_dir})")
+        if auth is not None:
+            with console.status("creating the streams, registering the participants"):
+                provision_dev(settings, auth)
+            console.print(
+                f"authorization on: credentials in {credentials_dir(state_dir)}, "
+                f"participants {', '.join(auth.participants)}",
+                highlight=False,
+                soft_wrap=True,
+            )
     _print_urls(info)
     start_archiver(state_dir, info.url)  # idle until streams init declares a live horizon
     if postgres:

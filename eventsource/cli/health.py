@@ -12,16 +12,19 @@ import asyncio
 import contextlib
 import dataclasses
 
-import nats
 import typer
 from nats.aio.client import Client
 from nats.js.errors import NotFoundError
 
-from eventsource.adapters.cluster import resolve_nats_url, server_list
+from eventsource.adapters.access import resolve_access
+from eventsource.adapters.cluster import server_list
+from eventsource.adapters.credentials import Credential
+from eventsource.adapters.jetstream import connect
 from eventsource.adapters.registry import TOPOLOGY_KEY, partitions_from
 from eventsource.cli.common import console, print_json, run, settings
 from eventsource.cli.options import participant_option, seconds_option
 from eventsource.core.errors import NatsbankError
+from eventsource.core.permissions import Identity, Role
 from eventsource.core.subjects import (
     DEAD_LETTER_STREAM,
     PARTICIPANTS_BUCKET,
@@ -58,10 +61,11 @@ def health(
 ) -> None:
     """Check NATS, JetStream, the ledger streams' leaders and the participants' inboxes."""
     config = settings()
-    url = resolve_nats_url(config)  # no NATS_URL and no dev cluster: a config error, exit 2
+    # no NATS_URL and no dev cluster: a config error, exit 2
+    url, credential = resolve_access(config, Identity(Role.AUDIT))
     report = Report()
     try:
-        run(lambda: asyncio.wait_for(_check(url, participants, report), timeout))
+        run(lambda: asyncio.wait_for(_check(url, credential, participants, report), timeout))
     except TimeoutError:
         _unhealthy(f"no complete answer within {timeout:g} s", report, as_json)
     except Unhealthy as exc:
@@ -82,8 +86,8 @@ def _unhealthy(reason: str, report: Report, as_json: bool) -> None:
     raise Unhealthy(f"unhealthy: {reason}")
 
 
-async def _check(url: str, participants: list[str], report: Report) -> None:
-    async with _connect(url) as nc:
+async def _check(url: str, credential: Credential, participants: list[str], report: Report) -> None:
+    async with _connect(url, credential) as nc:
         report.server = f"connected to {nc.connected_url.netloc if nc.connected_url else url}"
         js = nc.jetstream()
         try:
@@ -101,13 +105,14 @@ async def _check(url: str, participants: list[str], report: Report) -> None:
 
 
 @contextlib.asynccontextmanager
-async def _connect(url: str):
+async def _connect(url: str, credential: Credential):
     async def quiet(exc: Exception) -> None:
         """nats-py logs every failed attempt with a traceback; the probe says it once."""
 
     try:
-        nc: Client = await nats.connect(
-            servers=server_list(url),
+        nc: Client = await connect(
+            ",".join(server_list(url)),
+            credential=credential,
             name="natsbank-health",
             connect_timeout=2,
             allow_reconnect=False,

@@ -26,6 +26,7 @@ from eventsource.cli.common import settings as load_config
 from eventsource.cli.options import participant_option, seconds_option
 from eventsource.cli.projection_db import open_projection, open_projection_db
 from eventsource.core.errors import NatsbankError
+from eventsource.core.permissions import Identity, Role
 from eventsource.core.subjects import ledger_stream
 from projections.projector import (
     Projector,
@@ -45,6 +46,9 @@ PARTICIPANT = participant_option("Project only this participant.")
 NAME = typer.Option(None, "--name", help="Projection name (default: postgres|sqlite[_P]).")
 
 
+PROJECTOR = Identity(Role.PROJECTOR)
+
+
 class ProjectorBusy(NatsbankError):
     exit_code = 1
 
@@ -52,7 +56,7 @@ class ProjectorBusy(NatsbankError):
 @contextlib.asynccontextmanager
 async def _session(store: ProjectionDb) -> AsyncIterator[tuple[Client, int]]:
     """A connection, the partition count, and the projection database open until the end."""
-    async with nats_connection(load_config()) as nc:
+    async with nats_connection(load_config(), PROJECTOR) as nc:
         partitions = await partitions_of(nc)
         await open_projection(store)
         try:

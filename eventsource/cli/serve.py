@@ -33,6 +33,7 @@ from eventsource.cli.options import store_option
 from eventsource.core.errors import ConfigError
 from eventsource.core.faults import FaultPlan
 from eventsource.core.limits import CORE_WINDOW, SWEEP_INTERVAL_S
+from eventsource.core.permissions import Identity, Role
 from eventsource.core.resend import ResendPolicy
 from eventsource.services.metrics import NO_OBSERVER, ServiceMetrics
 from eventsource.services.participant import ParticipantService
@@ -118,10 +119,15 @@ def serve(
 
     async def main() -> None:
         stop = stop_on_signals()
-        async with nats_connection(config) as nc:
-            ledger = await open_ledger(nc, config.store)
-            await ledger.require(participants)
-            services = [participant_service(ledger, p, options) for p in participants]
+        async with contextlib.AsyncExitStack() as connections:
+            # One connection per participant, as that bank's service (its own credential).
+            services = []
+            for p in participants:
+                identity = Identity(Role.SERVICE, p)
+                nc = await connections.enter_async_context(nats_connection(config, identity))
+                ledger = await open_ledger(nc, config.store)
+                await ledger.require([p])
+                services.append(participant_service(ledger, p, options))
             extras, server = [], None
             if metrics is not None:
                 metrics.watch(services)

@@ -18,8 +18,11 @@ from eventsource.cli.options import (
 from eventsource.cli.projection_db import open_projection, open_projection_db
 from eventsource.cli.render import describe, state_json
 from eventsource.core.errors import NatsbankError, UsageError
+from eventsource.core.permissions import Identity, Role
 from eventsource.services.ledger import Record, TransferViews
 from projections.read_your_writes import behind, wait_applied
+
+AUDIT = Identity(Role.AUDIT)
 
 
 def register(app: typer.Typer) -> None:
@@ -59,7 +62,7 @@ def status(
         raise UsageError("--dsn and --sqlite go with --wait-projection")
 
     async def main():
-        async with nats_connection(config) as nc:
+        async with nats_connection(config, AUDIT) as nc:
             ledger = await open_ledger(nc, config.store)
             if wait_projection and not ledger.projected:
                 raise UsageError(f"--wait-projection: the {ledger.store} store has no projection")

@@ -11,6 +11,7 @@ from eventsource.adapters.provision import Action
 from eventsource.adapters.topology import load_topology
 from eventsource.cli.common import console, on_ledger, print_json, settings
 from eventsource.cli.options import store_option
+from eventsource.core.permissions import Identity, Role
 
 app = typer.Typer(help="Create or update streams, KV buckets and consumers.", no_args_is_help=True)
 
@@ -37,6 +38,7 @@ def init(
     topology = load_topology(file or (config.streams_file or None))
     changes = on_ledger(
         config,
+        Identity(Role.ADMIN),
         lambda ledger: ledger.provision(topology, dry_run=dry_run, force=force),
         provisioned=False,
     )

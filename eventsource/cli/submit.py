@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import msgspec
@@ -24,6 +25,7 @@ from eventsource.cli.options import (
 from eventsource.cli.render import describe, state_json
 from eventsource.core.errors import UsageError
 from eventsource.core.model import AccountRef, TransferRequest
+from eventsource.core.permissions import Identity, Role
 from eventsource.services.ledger import Ledger
 from eventsource.services.submission import (
     LineResult,
@@ -91,7 +93,12 @@ def submit_command(
     if timeout is None:
         timeout = max(60.0, parse_duration(deadline) / 1000 + 30) if deadline else 60.0
     if random_count is not None:
-        on_ledger(config, lambda ledger: _random(ledger, random_count, rate, seed, as_json))
+        # Random transfers between every bank's accounts: a dev tool for a cluster without
+        # authorization (a client credential submits for its own bank only).
+        random = functools.partial(
+            _random, count=random_count, rate=rate, seed=seed, as_json=as_json
+        )
+        on_ledger(config, Identity(Role.AUDIT), random)
         return
     lines = (
         _read_file(file)
@@ -109,7 +116,9 @@ def submit_command(
             )
         return await submit_transfers(ledger, distinct, wait=wait, timeout=timeout)
 
-    results = line_results(requests, repeats, on_ledger(config, submit), wait)
+    # The debtor's bank submits: its client credential (one bank per command under auth).
+    client = Identity(Role.CLIENT, requests[0].debtor.participant)
+    results = line_results(requests, repeats, on_ledger(config, client, submit), wait)
     _report(results, [number for number, _ in lines], wait, as_json)
 
 
@@ -221,7 +230,7 @@ def _text(result: LineResult, numbers: list[int]) -> str:
     return line
 
 
-async def _random(ledger: Ledger, count: int, rate: float | None, seed: int, as_json: bool):
+async def _random(ledger: Ledger, *, count: int, rate: float | None, seed: int, as_json: bool):
     banks: dict[str, list[str]] = {}
     for snapshot in await ledger.accounts():
         if not snapshot.closed:

@@ -19,12 +19,12 @@ async def not_ready(nc: Client, services: list, *, timeout: float = PROBE_TIMEOU
     """Why this process is not ready to serve; empty when it is: connected, every served
     participant's inbox consumers exist and are bound, and (core mode) its core subscription
     listens."""
-    if not nc.is_connected:
+    if not nc.is_connected or not all(s.nc.is_connected for s in services):
         return ["not connected to NATS"]
     reasons = []
-    js = nc.jetstream()
     for service in services:
         p = service.participant
+        js = service.nc.jetstream()  # a bank's own connection: its credential reads its consumers
         unbound = sorted(d for _, d in service.consumers if d not in service.bound)
         if unbound:
             reasons.append(f"{p}: inbox consumer(s) {unbound} not bound")
@@ -42,10 +42,10 @@ async def not_ready(nc: Client, services: list, *, timeout: float = PROBE_TIMEOU
 async def sample_lag(
     nc: Client, services: list, metrics: ServiceMetrics, stop: asyncio.Event
 ) -> None:
-    js = nc.jetstream()
     while not stop.is_set():
         for service in services:
             p = service.participant
+            js = service.nc.jetstream()
             for stream, durable in service.consumers:
                 try:
                     info = await js.consumer_info(stream, durable, timeout=PROBE_TIMEOUT_S)

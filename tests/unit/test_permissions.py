@@ -1,0 +1,195 @@
+"""The rendered authorization as data: what each identity may publish, checked with NATS's own
+matching rules (a wildcard is a whole token; deny wins over allow) and, for a bank, through the
+account boundary (only what its account imports reaches the ledger)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from eventsource.adapters.auth_config import SYSTEM_USER, render_accounts
+from eventsource.core.permissions import (
+    LEDGER_ACCOUNT,
+    OPERATOR_ROLES,
+    Identity,
+    Role,
+    bank_account,
+)
+from eventsource.core.subjects import partition_of
+
+BANKS = ["bank-a", "bank-b", "bank-c", "bank-d"]
+K = 2  # bank-a, bank-b, bank-c live in partition 1, bank-d in 0 (PROTOCOL.md test vectors)
+
+
+def matches(pattern: str, subject: str) -> bool:
+    want, have = pattern.split("."), subject.split(".")
+    for i, token in enumerate(want):
+        if token == ">":
+            return len(have) > i
+        if i >= len(have) or (token != "*" and token != have[i]):
+            return False
+    return len(want) == len(have)
+
+
+@pytest.fixture(scope="module")
+def config() -> dict:
+    keys = {i.name: f"U{i.name}" for i in _identities()} | {SYSTEM_USER: "Usys"}
+    text = render_accounts(keys, BANKS, K)
+    body = text.split("accounts: ", 1)[1].rsplit("system_account", 1)[0]
+    return json.loads(body)
+
+
+def _identities() -> list[Identity]:
+    banks = [Identity(r, p) for p in BANKS for r in (Role.SERVICE, Role.CLIENT)]
+    return [*(Identity(r) for r in OPERATOR_ROLES), *banks]
+
+
+def may_publish(config: dict, identity: Identity, subject: str) -> bool:
+    account = config[identity.account]
+    user = next(u for u in account["users"] if u["nkey"] == f"U{identity.name}")
+    publish = user["permissions"]["publish"]
+    if not any(matches(p, subject) for p in publish["allow"]):
+        return False
+    if any(matches(p, subject) for p in publish.get("deny", [])):
+        return False
+    if identity.account == LEDGER_ACCOUNT:
+        return True
+    return any(matches(i["to"], subject) for i in account["imports"])  # the account boundary
+
+
+def h(p: str) -> int:
+    return partition_of(p, K)
+
+
+SVC_A, CLI_A, SVC_C = (
+    Identity(Role.SERVICE, "bank-a"),
+    Identity(Role.CLIENT, "bank-a"),
+    Identity(Role.SERVICE, "bank-c"),
+)
+
+ALLOWED = [
+    (SVC_A, "$KV.ledger_1.bank-a.acct.alice"),
+    (SVC_A, "$KV.ledger_1.bank-a.out.T1"),
+    (SVC_A, "$KV.ledger_1.bank-a.in.bank-b.T1"),
+    (SVC_A, "nb.1.to.bank-b.posting.bank-a.tok"),
+    (SVC_A, "nb.1.to.bank-d.result.bank-a.tok"),
+    (SVC_A, "nb.1.to.bank-d.confirm.bank-a.tok"),
+    (SVC_A, "nb.dlq.bank-a"),
+    (SVC_A, "$JS.ledger.API.CONSUMER.MSG.NEXT.KV_ledger_0.inbox_bank-a_0"),
+    (SVC_A, "$JS.ledger.API.CONSUMER.MSG.NEXT.KV_ledger_1.submit_bank-a_1"),
+    (SVC_A, "$JS.ACK.KV_ledger_1.inbox_bank-a_1.1.5.5.1700000000.0"),
+    (SVC_A, "$JS.ledger.API.CONSUMER.INFO.KV_ledger_0.submit_bank-a_0"),
+    (SVC_A, "$JS.ledger.API.DIRECT.GET.KV_ledger_1.$KV.ledger_1.bank-a.acct.alice"),
+    (SVC_A, "$JS.ledger.API.STREAM.MSG.GET.KV_ledger_1"),
+    (SVC_A, "$JS.ledger.API.DIRECT.GET.KV_participants.$KV.participants.bank-b"),
+    (CLI_A, "nb.1.to.bank-a.submit.bank-a.tok"),
+    (CLI_A, "$JS.ledger.API.DIRECT.GET.KV_ledger_1.$KV.ledger_1.bank-a.out.T1"),
+    (Identity(Role.FUNDING), "$KV.ledger_1.bank-a.fund.REF1"),
+    (Identity(Role.FUNDING), "$KV.ledger_0.bank-d.acct.dora"),
+    (Identity(Role.ADMIN), "$KV.participants.bank-a"),
+    (Identity(Role.ADMIN), "$JS.API.STREAM.CREATE.KV_ledger_0"),
+    (Identity(Role.ADMIN), "$JS.API.CONSUMER.DURABLE.CREATE.KV_ledger_0.inbox_bank-a_0"),
+    (Identity(Role.AUDIT), "$JS.API.STREAM.MSG.GET.KV_ledger_1"),
+    (Identity(Role.PROJECTOR), "$JS.API.CONSUMER.MSG.NEXT.KV_ledger_0.projector_pg_0"),
+    (Identity(Role.DEAD_LETTERS), "nb.dlq.bank-a.retried.7"),
+    (Identity(Role.ARCHIVER), "$JS.API.STREAM.PURGE.KV_ledger_0"),
+]
+
+REFUSED = [
+    (SVC_A, "$KV.ledger_1.bank-b.acct.bob"),  # another bank's state
+    (SVC_A, "$KV.ledger_1.bank-a.fund.REF1"),  # money entering the ledger
+    (SVC_A, "nb.1.to.bank-b.posting.bank-c.tok"),  # claiming another sender
+    (SVC_A, "nb.0.to.bank-b.posting.bank-a.tok"),  # another partition
+    (SVC_A, "nb.1.to.bank-a.submit.bank-a.tok"),  # submitting is the client's
+    (SVC_A, "nb.1.to.bank-b.posting.tok"),  # the legacy 6-token subject
+    (SVC_A, "nb.1.to.bank-b.posting.bank-a.tok.more"),
+    (SVC_A, "nb.dlq.bank-b"),
+    (SVC_A, "$KV.participants.bank-a"),  # the registry
+    (SVC_A, "$JS.ledger.API.CONSUMER.MSG.NEXT.KV_ledger_1.inbox_bank-b_1"),
+    (SVC_A, "$JS.ACK.KV_ledger_1.inbox_bank-b_1.1.5.5.1700000000.0"),
+    (SVC_A, "$JS.ledger.API.DIRECT.GET.KV_ledger_1.$KV.ledger_1.bank-b.acct.bob"),
+    (SVC_A, "$JS.ledger.API.STREAM.DELETE.KV_ledger_1"),
+    (SVC_A, "$JS.ledger.API.CONSUMER.DELETE.KV_ledger_1.inbox_bank-a_1"),
+    (SVC_A, "$JS.ledger.API.CONSUMER.CREATE.KV_ledger_1.x.$KV.ledger_1.bank-a.out.>"),
+    (SVC_A, "$JS.API.STREAM.INFO.KV_ledger_1"),  # lists every key
+    (SVC_C, "$KV.ledger_1.bank-a.acct.alice"),
+    (SVC_C, "nb.1.to.bank-b.posting.bank-a.tok"),
+    (SVC_C, "$JS.ledger.API.CONSUMER.MSG.NEXT.KV_ledger_1.inbox_bank-a_1"),
+    (CLI_A, "nb.1.to.bank-b.submit.bank-b.tok"),  # submitting for another bank
+    (CLI_A, "nb.1.to.bank-b.posting.bank-a.tok"),
+    (CLI_A, "$KV.ledger_1.bank-a.acct.alice"),
+    (Identity(Role.FUNDING), "$KV.ledger_1.bank-a.out.T1"),
+    (Identity(Role.FUNDING), "nb.1.to.bank-b.posting.bank-a.tok"),
+    (Identity(Role.ADMIN), "$KV.ledger_1.bank-a.acct.alice"),
+    (Identity(Role.ADMIN), "$JS.API.STREAM.DELETE.KV_ledger_1"),
+    (Identity(Role.ADMIN), "$JS.API.STREAM.PURGE.KV_ledger_1"),
+    (Identity(Role.AUDIT), "$KV.ledger_1.bank-a.acct.alice"),
+    (Identity(Role.AUDIT), "$JS.API.CONSUMER.DURABLE.CREATE.KV_ledger_1.x"),
+    (Identity(Role.AUDIT), "$JS.API.CONSUMER.DELETE.KV_ledger_1.inbox_bank-a_1"),
+    (Identity(Role.PROJECTOR), "$JS.API.CONSUMER.DELETE.KV_ledger_1.inbox_bank-a_1"),
+    (Identity(Role.PROJECTOR), "$JS.API.CONSUMER.MSG.NEXT.KV_ledger_1.submit_bank-a_1"),
+    (Identity(Role.PROJECTOR), "$JS.ACK.KV_ledger_1.inbox_bank-a_1.1.5.5.1700000000.0"),
+    (Identity(Role.DEAD_LETTERS), "$JS.API.STREAM.PURGE.DEADLETTER"),
+    (Identity(Role.ARCHIVER), "$JS.API.STREAM.DELETE.KV_ledger_0"),
+    (Identity(Role.ARCHIVER), "$KV.participants._topology"),
+]
+
+
+@pytest.mark.parametrize(("identity", "subject"), ALLOWED, ids=lambda v: str(v))
+def test_an_identity_may_publish_what_its_job_needs(config, identity, subject) -> None:
+    assert may_publish(config, identity, subject)
+
+
+@pytest.mark.parametrize(("identity", "subject"), REFUSED, ids=lambda v: str(v))
+def test_an_identity_may_not_publish_anything_else(config, identity, subject) -> None:
+    assert not may_publish(config, identity, subject)
+
+
+def test_only_admin_lives_with_the_streams_and_every_bank_has_its_own_account(config) -> None:
+    assert config[LEDGER_ACCOUNT]["jetstream"] == "enabled"
+    for bank in BANKS:
+        assert "jetstream" not in config[bank_account(bank)]
+    assert config["SYS"]["users"] == [{"nkey": "Usys"}]
+
+
+def test_every_bank_export_is_restricted_to_that_banks_account(config) -> None:
+    for export in config[LEDGER_ACCOUNT]["exports"]:
+        if "participants" in export["service"]:
+            assert "accounts" not in export  # the registry is public
+            continue
+        owners = export["accounts"]
+        if ".STREAM.MSG.GET." in export["service"]:  # the leader get: per stream (its banks)
+            stream = export["service"].rsplit(".", 1)[1]
+            home = [b for b in BANKS if f"KV_ledger_{h(b)}" == stream]
+            assert owners == [bank_account(b) for b in home]
+            continue
+        assert len(owners) == 1
+        assert owners[0].removeprefix("BANK_") in export["service"]
+
+
+def test_a_fetch_export_answers_with_a_stream_of_messages(config) -> None:
+    nexts = [e for e in config[LEDGER_ACCOUNT]["exports"] if ".MSG.NEXT." in e["service"]]
+    assert len(nexts) == len(BANKS) * K * 2
+    assert {e.get("response_type") for e in nexts} == {"stream"}
+
+
+def test_no_tool_but_the_archiver_may_delete_or_purge(config) -> None:
+    for identity in _identities():
+        for verb in ("STREAM.DELETE", "STREAM.PURGE", "STREAM.MSG.DELETE"):
+            prefix = identity.js_api
+            subject = f"{prefix}.{verb}.KV_ledger_0"
+            allowed = may_publish(config, identity, subject)
+            assert allowed == (identity.role is Role.ARCHIVER and verb == "STREAM.PURGE")
+
+
+def test_each_identity_subscribes_only_under_its_own_inbox(config) -> None:
+    for identity in _identities():
+        users = config[identity.account]["users"]
+        user = next(u for u in users if u["nkey"] == f"U{identity.name}")
+        assert user["permissions"]["subscribe"] == {"allow": [f"_INBOX.{identity.name}.>"]}
+
+
+def test_partitions_are_listed_because_a_wildcard_is_a_whole_token() -> None:
+    assert h("bank-a") == h("bank-c") == 1 and h("bank-d") == 0
+    assert not matches("$KV.ledger_*.bank-a.acct.*", "$KV.ledger_1.bank-a.acct.x")
