@@ -22,11 +22,12 @@ def cli(natsbank_home: Path) -> Cli:
 
 @pytest.fixture(scope="module")
 def dev_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cli]:
-    """`natsbank dev up --nodes 1` on a home shared by the module; `dev down` afterwards, and
-    no nats-server of that home may survive it."""
+    """`natsbank dev up --nodes 1 --no-auth` on a home shared by the module; `dev down`
+    afterwards, and no nats-server of that home may survive it. (test_cli_auth.py runs the
+    default, with authorization.)"""
     home = tmp_path_factory.mktemp("natsbank-home")
     natsbank = cli_for(home)
-    up = natsbank("dev", "up", "--nodes", "1")
+    up = natsbank("dev", "up", "--nodes", "1", "--no-auth")
     try:
         assert up.returncode == 0, up.stderr
         assert "NATS_URL=nats://127.0.0.1:" in up.stdout
