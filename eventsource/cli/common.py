@@ -58,6 +58,8 @@ async def nats_connection(config: Settings, identity: Identity) -> AsyncIterator
         # until connected, and let the timeout below say it once.
         if connecting:
             failures.append(exc)
+        elif "permissions violation" in str(exc):  # the credential's role: one line, no trace
+            logging.getLogger("natsbank").error("NATS refused %s: %s", identity.name, exc)
         else:
             logging.getLogger("nats.aio.client").error("nats: encountered error", exc_info=exc)
 

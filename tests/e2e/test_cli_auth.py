@@ -1,0 +1,72 @@
+"""`natsbank dev up` turns authorization on by default (issue 13): every command finds the
+credential of the role it needs in the dev state, two banks each serve with their own, and a
+transfer between them completes; a command with a wrong credential gets a one-line refusal."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.cli import Cli, cli_for
+from tests.e2e.processes import live_nats_servers
+
+
+@pytest.fixture(scope="module")
+def authorized_dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cli]:
+    """`natsbank dev up` (authorization on, bank-a and bank-b registered); `dev down` after."""
+    home = tmp_path_factory.mktemp("natsbank-auth-home")
+    natsbank = cli_for(home)
+    up = natsbank("dev", "up", "--nodes", "1")
+    try:
+        assert up.returncode == 0, up.stderr
+        assert "authorization on" in up.stdout
+        yield natsbank
+    finally:
+        down = natsbank("dev", "down")
+        survivors = live_nats_servers(home)
+        for pid in survivors:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        assert down.returncode == 0, down.stderr
+        assert survivors == []
+
+
+def test_two_banks_with_their_own_credentials_move_money(
+    authorized_dev: Cli, tmp_path: Path
+) -> None:
+    natsbank = authorized_dev
+    seeds = natsbank.home / "dev" / "credentials"
+    assert {"service.bank-a.nk", "client.bank-b.nk", "admin.nk"} <= {
+        p.name for p in seeds.iterdir()
+    }
+    assert natsbank("accounts", "open", "bank-a", "a1", "--fund", "100.00").returncode == 0
+    assert natsbank("accounts", "open", "bank-b", "b1").returncode == 0
+    with natsbank.background("serve", "bank-a", "bank-b", log=tmp_path / "serve.log"):
+        submitted = natsbank.json(
+            *("submit", "--from", "bank-a/a1", "--to", "bank-b/b1", "--amount", "10.50"),
+            *("--wait", "--json"),
+        )
+        assert (submitted["outcome"], submitted["phase"]) == ("OK", "SETTLED")
+    balances = {
+        f"{a['participant']}/{a['account']}": a["balance"]
+        for a in natsbank.json("accounts", "list", "--json")
+    }
+    assert balances == {"bank-a/a1": "89.50", "bank-b/b1": "10.50"}
+    audit = natsbank.json("audit", "--json")
+    assert audit["ok"] is True and audit["funded"] == {"EUR": "100.00"}
+
+
+def test_a_bank_credential_cannot_fund_and_says_why(authorized_dev: Cli) -> None:
+    natsbank = authorized_dev
+    bank_a = natsbank.home / "dev" / "credentials" / "service.bank-a.nk"
+    done = natsbank("--nkey", str(bank_a), "accounts", "fund", "bank-a", "a9", "1.00")
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr
+    assert "error:" in done.stderr.splitlines()[-1]  # the command's one-line error comes last
+    balances = natsbank.json("accounts", "list", "--json")
+    assert all(a["account"] != "a9" for a in balances)
