@@ -5,7 +5,6 @@ transfer between them completes; a command with a wrong credential gets a one-li
 from __future__ import annotations
 
 import contextlib
-import inspect
 import os
 import signal
 from collections.abc import Iterator
@@ -13,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from eventsource.core import subjects
 from tests.e2e.cli import Cli, cli_for
 from tests.e2e.processes import live_nats_servers
 
@@ -38,12 +36,6 @@ def authorized_dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cli]:
         assert survivors == []
 
 
-# The permissions admit only inbox subjects that name their sender (branch sec-layout); until
-# that layout is merged, services and clients publish subjects the server refuses.
-SENDER_IN_SUBJECT = "sender" in inspect.signature(subjects.inbox_subject).parameters
-
-
-@pytest.mark.skipif(not SENDER_IN_SUBJECT, reason="needs the nb.<k>.to.<Q>.<kind>.<S> layout")
 def test_two_banks_with_their_own_credentials_move_money(
     authorized_dev: Cli, tmp_path: Path
 ) -> None:
