@@ -43,6 +43,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     nkey: str = ""
     user: str = ""
     password: str = ""
+    # Connect as this identity (`service.bank-a`, `audit`, core/permissions.py) whatever the
+    # command's own role: a deployed process holds one credential, and its probes use it too.
+    identity: str = ""
+    # TLS: the CA file that signs the servers' certificates (`tls://` URLs); none given: the
+    # dev cluster's own when it runs with TLS, else the system's trust store.
+    tls_ca: str = ""
+    tls_cert: str = ""
+    tls_key: str = ""
     home: str = ""
     streams_file: str = ""
     pg_dsn: str = ""
@@ -68,6 +76,10 @@ _ENV = {
     "nkey": "NATSBANK_NKEY",
     "user": "NATSBANK_USER",
     "password": "NATSBANK_PASSWORD",
+    "identity": "NATSBANK_IDENTITY",
+    "tls_ca": "NATSBANK_TLS_CA",
+    "tls_cert": "NATSBANK_TLS_CERT",
+    "tls_key": "NATSBANK_TLS_KEY",
     "streams_file": "NATSBANK_STREAMS_FILE",
     "pg_dsn": "NATSBANK_PG_DSN",
     "fetch_batch": "NATSBANK_FETCH_BATCH",

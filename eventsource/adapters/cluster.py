@@ -19,6 +19,7 @@ from eventsource.adapters.cluster_auth import ClusterAuth, authorization_block
 from eventsource.adapters.cluster_info import ClusterInfo, NodeInfo, NodeStatus
 from eventsource.adapters.nats_binary import is_nats_server
 from eventsource.adapters.nats_url import server_list
+from eventsource.adapters.pki import TLS_DIR, ServerTls, ensure_pki
 from eventsource.core.errors import ConfigError, InfrastructureError
 from eventsource.settings import Settings
 
@@ -54,12 +55,15 @@ def start_cluster(
     name: str = "natsbank",
     timeout: float = START_TIMEOUT,
     auth: ClusterAuth | None = None,
+    tls: bool = False,
 ) -> ClusterInfo:
     """Start `nodes` (1 or 3) servers and return once JetStream accepts requests on all of them.
 
     Store dirs under `state_dir` are reused, so data survives a stop without `remove_data`.
     With `auth`, the servers run with authorization on and the credentials are generated under
     `state_dir` (adapters/credentials.py); without it, anyone may connect and do anything.
+    With `tls`, clients and routes speak TLS only, with a CA and certificates generated under
+    `<state_dir>/tls` (adapters/pki.py); commands that find this cluster trust its CA.
     """
     if nodes not in (1, 3):
         raise ConfigError(f"a dev cluster has 1 or 3 nodes, not {nodes}")
@@ -71,12 +75,14 @@ def start_cluster(
     nats_binary.find_nats_server()
     state_dir.mkdir(parents=True, exist_ok=True)
     accounts = authorization_block(state_dir, auth) if auth is not None else ""
+    server_tls = ensure_pki(state_dir / TLS_DIR) if tls else None
+    options = (sync_interval, name, timeout, accounts, server_tls)
     try:
-        return _start_once(state_dir, nodes, sync_interval, name, timeout, accounts)
+        return _start_once(state_dir, nodes, *options)
     except _PortTaken:
         pass  # someone bound a port between free_ports() and nats-server: pick new ones
     try:
-        return _start_once(state_dir, nodes, sync_interval, name, timeout, accounts)
+        return _start_once(state_dir, nodes, *options)
     except _PortTaken as exc:
         raise InfrastructureError(str(exc)) from None
 
@@ -144,6 +150,7 @@ class LocalCluster:
     remove_data: bool = False
     keep_running: bool = False  # `demo --keep`: leave it up unless the block failed
     auth: ClusterAuth | None = None  # authorization on, credentials under state_dir
+    tls: bool = False  # TLS for clients and routes, certificates under state_dir
     info: ClusterInfo | None = dataclasses.field(default=None, init=False)
 
     def __enter__(self) -> ClusterInfo:
@@ -153,6 +160,7 @@ class LocalCluster:
             sync_interval=self.sync_interval,
             name=self.name,
             auth=self.auth,
+            tls=self.tls,
         )
         return self.info
 
@@ -166,7 +174,12 @@ class LocalCluster:
 
 
 def _write_configs(
-    state_dir: Path, nodes: int, sync_interval: str | None, name: str, accounts: str
+    state_dir: Path,
+    nodes: int,
+    sync_interval: str | None,
+    name: str,
+    accounts: str,
+    tls: ServerTls | None,
 ) -> ClusterInfo:
     ports = nats_binary.free_ports(3 * nodes)
     client, route, monitor = ports[:nodes], ports[nodes : 2 * nodes], ports[2 * nodes :]
@@ -184,6 +197,7 @@ def _write_configs(
             config_path=str(node_dir / "nats.conf"),
             log_path=str(node_dir / "nats.log"),
             store_dir=str(node_dir / "jetstream"),
+            tls=tls is not None,
         )
         config = nats_binary.render_node_config(
             server_name=node.name,
@@ -195,6 +209,7 @@ def _write_configs(
             routes=routes if nodes > 1 else (),
             sync_interval=sync_interval,
             authorization=accounts,
+            tls=tls,
         )
         Path(node.config_path).write_text(config)
         infos.append(node)
@@ -210,8 +225,9 @@ def _start_once(
     name: str,
     timeout: float,
     accounts: str,
+    tls: ServerTls | None,
 ) -> ClusterInfo:
-    info = _write_configs(state_dir, nodes, sync_interval, name, accounts)
+    info = _write_configs(state_dir, nodes, sync_interval, name, accounts, tls)
     try:
         for index, node in enumerate(info.nodes):
             info = _replace_node(info, index, _spawn(node, append=False))

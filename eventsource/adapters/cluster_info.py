@@ -15,10 +15,11 @@ class NodeInfo(msgspec.Struct, frozen=True, kw_only=True):
     config_path: str
     log_path: str
     store_dir: str
+    tls: bool = False  # the client port speaks TLS only (`dev up --tls`)
 
     @property
     def url(self) -> str:
-        return f"nats://127.0.0.1:{self.client_port}"
+        return f"{'tls' if self.tls else 'nats'}://127.0.0.1:{self.client_port}"
 
     @property
     def monitor_url(self) -> str:

@@ -36,7 +36,11 @@ class Credential:
 
     @property
     def anonymous(self) -> bool:
-        return not self.options
+        return not any(o in self.options for o in ("user_credentials", "nkeys_seed", "user"))
+
+    def with_options(self, extra: dict) -> Credential:
+        """The same credential over a connection with `extra` options (TLS)."""
+        return Credential(self.identity, {**self.options, **extra}, self.js_api)
 
     def describe(self) -> str:
         """Which credential, never its secret."""

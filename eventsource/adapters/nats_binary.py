@@ -24,9 +24,11 @@ from pathlib import Path
 
 import msgspec
 
+from eventsource.adapters.pki import ServerTls
 from eventsource.core.errors import ConfigError
 
 BINARY = "nats-server"
+TLS_HANDSHAKE_TIMEOUT_S = 2  # nats-server's default is 0.5 s: too tight on 2 busy cores
 _DURATION = re.compile(r"^(always|(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+)$")
 # Loopback probes must never be routed through an http_proxy from the environment.
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -68,6 +70,7 @@ def render_node_config(
     routes: Sequence[str] = (),
     sync_interval: str | None = None,
     authorization: str = "",
+    tls: ServerTls | None = None,
 ) -> str:
     """The nats-server config of one node, the single source of the cluster's settings.
 
@@ -77,7 +80,9 @@ def render_node_config(
     `nats-route://host:port` URLs of every node, itself included (nats-server ignores a route
     to itself). `sync_interval` ("1s", "always") bounds what a power loss can take from
     acknowledged writes; the server default is 2 minutes. `authorization` is an `accounts`
-    block (adapters/auth_config.py); without it anyone may connect and do anything.
+    block (adapters/auth_config.py); without it anyone may connect and do anything. `tls`
+    secures the client port (clients must speak TLS and trust its CA) and the routes (mutual
+    TLS: each server shows its certificate and verifies the other's).
     """
     check_sync_interval(sync_interval)
     jetstream = [f"  store_dir: {json.dumps(store_dir)}"]
@@ -91,6 +96,8 @@ def render_node_config(
         *jetstream,
         "}",
     ]
+    if tls is not None:
+        lines += ["tls {", *_tls_lines(tls, "  ", verify=False), "}"]
     if cluster_name is not None:
         if cluster_port is None:
             raise ConfigError("a clustered node needs a cluster port")
@@ -98,6 +105,7 @@ def render_node_config(
             "cluster {",
             f"  name: {json.dumps(cluster_name)}",
             f"  listen: {json.dumps(f'{host}:{cluster_port}')}",
+            *(["  tls {", *_tls_lines(tls, "    ", verify=True), "  }"] if tls else []),
             "  routes: [",
             *(f"    {json.dumps(route)}" for route in routes),
             "  ]",
@@ -106,6 +114,16 @@ def render_node_config(
     if authorization:
         lines.append(authorization.rstrip("\n"))
     return "\n".join(lines) + "\n"
+
+
+def _tls_lines(tls: ServerTls, indent: str, *, verify: bool) -> list[str]:
+    lines = [
+        f"{indent}cert_file: {json.dumps(tls.cert_file)}",
+        f"{indent}key_file: {json.dumps(tls.key_file)}",
+        f"{indent}ca_file: {json.dumps(tls.ca_file)}",
+        f"{indent}timeout: {TLS_HANDSHAKE_TIMEOUT_S}",
+    ]
+    return [*lines, f"{indent}verify: true"] if verify else lines
 
 
 def free_ports(count: int) -> list[int]:

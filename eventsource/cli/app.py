@@ -29,10 +29,35 @@ def credentials(
     ),
     user: str | None = typer.Option(None, "--user", help="env NATSBANK_USER."),
     password: str | None = typer.Option(None, "--password", help="env NATSBANK_PASSWORD."),
+    identity: str | None = typer.Option(
+        None,
+        "--identity",
+        help="Connect as this identity (audit, service.bank-a, ...) rather than the one the "
+        "command needs (env NATSBANK_IDENTITY).",
+        show_default=False,
+    ),
+    tls_ca: str | None = typer.Option(
+        None, "--tls-ca", help="The CA of the servers' certificates (env NATSBANK_TLS_CA)."
+    ),
+    tls_cert: str | None = typer.Option(
+        None, "--tls-cert", help="A client certificate, for mutual TLS (env NATSBANK_TLS_CERT)."
+    ),
+    tls_key: str | None = typer.Option(
+        None, "--tls-key", help="Its private key (env NATSBANK_TLS_KEY)."
+    ),
 ) -> None:
-    """Credentials for every command: given here or in the environment, else the dev
-    cluster's own for the role the command needs (adapters/credentials.py)."""
-    given = {"CREDS": creds, "NKEY": nkey, "USER": user, "PASSWORD": password}
+    """Credentials and TLS for every command: given here or in the environment, else the dev
+    cluster's own for the role the command needs (adapters/credentials.py, adapters/tls.py)."""
+    given = {
+        "CREDS": creds,
+        "NKEY": nkey,
+        "USER": user,
+        "PASSWORD": password,
+        "IDENTITY": identity,
+        "TLS_CA": tls_ca,
+        "TLS_CERT": tls_cert,
+        "TLS_KEY": tls_key,
+    }
     for name, value in given.items():
         if value is not None:  # the settings read them from there, flags over environment
             os.environ[f"NATSBANK_{name}"] = value
@@ -46,6 +71,7 @@ def _register() -> None:
         bench,
         dead_letters,
         demo,
+        deploy,
         dev,
         health,
         projections,
@@ -56,6 +82,7 @@ def _register() -> None:
     )
 
     app.add_typer(dev.app, name="dev")
+    app.add_typer(deploy.app, name="deploy")
     app.add_typer(streams.app, name="streams")
     app.add_typer(accounts.app, name="accounts")
     app.add_typer(projections.app, name="projections")

@@ -26,6 +26,7 @@ from eventsource.core.subjects import (
     PARTICIPANTS_BUCKET,
     inbox_consumers,
     ledger_stream,
+    participant_problem,
     partition_of,
     state_prefix,
 )
@@ -81,6 +82,18 @@ class Identity:
     def __post_init__(self) -> None:
         if self.role.per_bank != (self.participant is not None):
             raise ValueError(f"{self.role} {'needs' if self.role.per_bank else 'has no'} bank")
+
+    @classmethod
+    def parse(cls, name: str) -> Identity:
+        """The identity named `admin` or `service.bank-a` (its `name`); ValueError if none."""
+        role, _, participant = name.partition(".")
+        if participant and (problem := participant_problem(participant)) is not None:
+            raise ValueError(problem)
+        try:
+            return cls(Role(role), participant or None)
+        except ValueError:
+            roles = ", ".join(r if not r.per_bank else f"{r}.<participant>" for r in Role)
+            raise ValueError(f"no identity {name!r:.60}: use one of {roles}") from None
 
     @property
     def name(self) -> str:
