@@ -1,0 +1,29 @@
+#!/bin/sh
+# The load injector of compose.yaml: batches of 1.00 EUR transfers between the demo accounts.
+# A bank's client credential submits for that bank only, so each batch is submitted by its
+# debtor's bank with that bank's seed (from `natsbank deploy keys`, mounted in NKEY_DIR).
+set -eu
+NKEY_DIR=${NKEY_DIR:-/run/secrets/natsbank}
+BATCHES=${LOAD_BATCHES:-100}
+SIZE=${LOAD_BATCH_SIZE:-100}
+RUN=$(date +%s)
+
+batch() {  # NUMBER DEBTOR-BANK DEBTOR CREDITOR-BANK CREDITOR
+  file=/tmp/load-$2.ndjson
+  : >"$file"
+  i=0
+  while [ "$i" -lt "$SIZE" ]; do
+    printf '{"id":"load-%s-%s-%s","debtor":{"participant":"%s","account":"%s"},"creditor":{"participant":"%s","account":"%s"},"amount":"1.00","currency":"EUR"}\n' \
+      "$RUN" "$1" "$i" "$2" "$3" "$4" "$5" >>"$file"
+    i=$((i + 1))
+  done
+  natsbank --identity "client.$2" --nkey "$NKEY_DIR/client.$2.nk" submit --file "$file" --json >/dev/null
+}
+
+n=0
+while [ "$n" -lt "$BATCHES" ]; do
+  batch "$n" bank-a alice bank-b bob
+  batch "$n" bank-b berta bank-a anna
+  n=$((n + 1))
+  echo "submitted $((n * SIZE * 2)) transfers"
+done
