@@ -8,13 +8,14 @@ BATCHES=${LOAD_BATCHES:-100}
 SIZE=${LOAD_BATCH_SIZE:-100}
 RUN=$(date +%s)
 
+LINE='{"id":"load-%s-%s-%s","debtor":{"participant":"%s","account":"%s"},"creditor":{"participant":"%s","account":"%s"},"amount":"1.00","currency":"EUR"}\n'
+
 batch() {  # NUMBER DEBTOR-BANK DEBTOR CREDITOR-BANK CREDITOR
   file=/tmp/load-$2.ndjson
   : >"$file"
   i=0
   while [ "$i" -lt "$SIZE" ]; do
-    printf '{"id":"load-%s-%s-%s","debtor":{"participant":"%s","account":"%s"},"creditor":{"participant":"%s","account":"%s"},"amount":"1.00","currency":"EUR"}\n' \
-      "$RUN" "$1" "$i" "$2" "$3" "$4" "$5" >>"$file"
+    printf "$LINE" "$RUN" "$1" "$i" "$2" "$3" "$4" "$5" >>"$file"
     i=$((i + 1))
   done
   natsbank --identity "client.$2" --nkey "$NKEY_DIR/client.$2.nk" submit --file "$file" --json >/dev/null

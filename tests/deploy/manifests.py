@@ -16,16 +16,22 @@ from pathlib import Path
 import pytest
 import yaml
 
+from eventsource.adapters.deploy_secrets import write_deployment_secrets
+from eventsource.adapters.topology import load_topology
+
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "compose.yaml"
 K8S = ROOT / "k8s"
 CONFIG = K8S / "config"
+SECRETS = Path("k8s/secrets")  # where compose.yaml and kustomization.yaml find the secrets
+SECRET_MOUNT = "/run/secrets/natsbank"  # where a natsbank container finds its nkey seed
 IMAGE = "natsbank"
 _PARAMETER = re.compile(r"\$(\d|\w+|\{\w+\})")  # "$1", "$NAME", "${NAME}"
 _PARAMETER_VALUE = "shell-parameter"
 NATSBANK_VARIABLE = re.compile(r"^(NATS_URL|NATSBANK_\w+)$")
 # Shell operators and keywords that can stand before a command in the scripts.
 _SEPARATORS = re.compile(r"\|\||&&|[;|]")
+_REDIRECTION = re.compile(r"^\d*(>>?|<)\S+$")  # ">/dev/null", "2>&1": the shell's, not argv
 _KEYWORDS = {"if", "then", "else", "elif", "while", "until", "do", "!", "exec"}
 
 
@@ -50,9 +56,20 @@ def kubectl() -> str:
     return found
 
 
-def render_k8s() -> list[dict]:
+def deployment_copy(target: Path) -> Path:
+    """compose.yaml and k8s/ copied to `target`, with throwaway secrets written by the same
+    code as `natsbank deploy keys` for the deployment's participants."""
+    shutil.copy(COMPOSE, target / COMPOSE.name)
+    shutil.copytree(K8S, target / "k8s", ignore=shutil.ignore_patterns("secrets"))
+    topology = load_topology(CONFIG / "streams.yaml")
+    write_deployment_secrets(target / SECRETS, topology.participants, topology.partitions)
+    return target
+
+
+def render_k8s(root: Path) -> list[dict]:
+    """`kubectl kustomize` of `root`/k8s (a deployment copy: the secrets must exist)."""
     done = subprocess.run(
-        [kubectl(), "kustomize", str(K8S)], capture_output=True, text=True, check=False
+        [kubectl(), "kustomize", str(root / "k8s")], capture_output=True, text=True, check=False
     )
     assert done.returncode == 0, done.stderr
     return [doc for doc in yaml.safe_load_all(done.stdout) if doc]
@@ -68,7 +85,7 @@ def script_commands(script: Path, where: str) -> list[CommandLine]:
     for line in script.read_text().splitlines():
         line = line.split("#", 1)[0] if line.lstrip().startswith("#") else line
         for segment in _SEPARATORS.split(line):
-            words = shlex.split(segment)
+            words = [w for w in shlex.split(segment) if not _REDIRECTION.match(w)]
             while words and words[0] in _KEYWORDS:
                 words = words[1:]
             if words and words[0] == "natsbank":
@@ -106,6 +123,17 @@ def compose_commands(compose: dict) -> list[CommandLine]:
     return found
 
 
+def service_environment(service: dict, root: Path) -> dict[str, str]:
+    env_files = service.get("env_file") or []
+    found: dict[str, str] = {}
+    for env_file in [env_files] if isinstance(env_files, str) else env_files:
+        for line in (root / env_file).read_text().splitlines():
+            name, _, value = line.partition("=")
+            if name.strip() and not name.startswith("#"):
+                found[name.strip()] = value
+    return found | {name: str(value) for name, value in (service.get("environment") or {}).items()}
+
+
 def pod_specs(resources: list[dict]) -> list[tuple[str, dict]]:
     specs = []
     for doc in resources:
@@ -139,13 +167,14 @@ def k8s_commands(resources: list[dict]) -> list[CommandLine]:
     return found
 
 
-def compose_environment(compose: dict) -> dict[str, list[str]]:
-    """natsbank-relevant variable -> the values the natsbank services give it."""
+def compose_environment(compose: dict, root: Path) -> dict[str, list[str]]:
+    """natsbank-relevant variable -> the values the natsbank services give it (`environment`
+    and the `env_file`s, read in the deployment copy `root`)."""
     found: dict[str, list[str]] = {}
     for service in compose["services"].values():
         if is_natsbank_image(service.get("image")):
-            for name, value in (service.get("environment") or {}).items():
-                found.setdefault(name, []).append(str(value))
+            for name, value in service_environment(service, root).items():
+                found.setdefault(name, []).append(value)
     return {k: v for k, v in found.items() if NATSBANK_VARIABLE.match(k)}
 
 

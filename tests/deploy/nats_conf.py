@@ -36,6 +36,8 @@ class Block:
                     value.render(indent + "  ").rstrip("\n"),
                     f"{indent}}}",
                 ]
+            elif key == "include":  # a directive, not a setting: no colon
+                lines.append(f"{indent}include {value}")
             elif isinstance(value, list):
                 lines += [f"{indent}{key}: [", *(f"{indent}  {v}" for v in value), f"{indent}]"]
             else:

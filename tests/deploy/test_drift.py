@@ -71,12 +71,6 @@ def problems(lines: list[CommandLine]) -> list[str]:
     return found
 
 
-@pytest.fixture(scope="module")
-def k8s() -> list[dict]:
-    """The manifests as `kubectl apply -k k8s/` would send them."""
-    return manifests.render_k8s()
-
-
 def test_every_compose_command_line_parses() -> None:
     lines = manifests.compose_commands(manifests.load_compose())
     assert problems(lines) == []
@@ -136,8 +130,10 @@ def check_environment(variables: dict[str, list[str]], monkeypatch: pytest.Monke
                 load_settings()  # a value the settings refuse raises ConfigError here
 
 
-def test_compose_sets_only_variables_the_settings_read(monkeypatch: pytest.MonkeyPatch) -> None:
-    variables = manifests.compose_environment(manifests.load_compose())
+def test_compose_sets_only_variables_the_settings_read(
+    deployment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    variables = manifests.compose_environment(manifests.load_compose(), deployment)
     assert {"NATS_URL", "NATSBANK_STREAMS_FILE", "NATSBANK_PG_DSN"} <= variables.keys()
     check_environment(variables, monkeypatch)
 

@@ -1,12 +1,17 @@
 """The NATS cluster the manifests describe is the one natsbank is tested on: compose.yaml and k8s/
-carry the same k8s/config/nats.conf, it has every setting the dev launcher writes, and three real
-nats-servers started from it (addresses moved to loopback) form a JetStream cluster on which the
-deployment's own steps work: `streams init`, the health probe, the accounts script."""
+carry the same k8s/config/nats.conf with the same rendered authorization beside it, it has every
+setting the dev launcher writes, and three real nats-servers started from it (addresses moved to
+loopback, the secrets of `natsbank deploy keys`) form a JetStream cluster that refuses anonymous
+clients and on which the deployment's own steps work, each with its own credential:
+`streams init`, the health probes, the accounts script."""
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import json
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -19,6 +24,7 @@ import nats
 import pytest
 
 from eventsource.adapters import nats_binary
+from eventsource.adapters.deploy_secrets import AUTH_CONFIG
 from eventsource.adapters.nats_binary import render_node_config
 from eventsource.core.subjects import ledger_stream
 from tests.deploy import manifests
@@ -38,17 +44,31 @@ def route_hosts(conf: Block) -> list[str]:
     return [unquote(route).removeprefix("nats-route://").rsplit(":", 1)[0] for route in routes]
 
 
-def test_compose_and_k8s_carry_the_same_nats_conf() -> None:
-    compose = manifests.load_compose()["services"]
+def included(conf: Block) -> str:
+    return unquote(conf.items["include"])  # type: ignore[arg-type]
+
+
+def test_compose_and_k8s_carry_the_same_nats_conf_and_authorization(
+    deployment: Path, k8s: list[dict]
+) -> None:
+    compose = manifests.load_compose()
+    auth_file = included(manifest_conf())
+    assert compose["secrets"]["nats-auth"] == {"file": f"./{manifests.SECRETS}/{AUTH_CONFIG}"}
     for name in NODES:
-        service = compose[name]
+        service = compose["services"][name]
         config_path = service["command"][service["command"].index("--config") + 1]
         assert f"./k8s/config/nats.conf:{config_path}:ro" in service["volumes"]
+        # the included file, beside the config: the path is relative to it
+        beside = str(Path(config_path).parent / auth_file)
+        assert {"source": "nats-auth", "target": beside} in service["secrets"]
         assert service["environment"] == {"SERVER_NAME": name}
         assert service["networks"]["default"]["aliases"] == [f"{name}.nats"]
-    resources = {(d["kind"], d["metadata"]["name"]): d for d in manifests.render_k8s()}
+    resources = {(d["kind"], d["metadata"]["name"]): d for d in k8s}
     config_map = next(d for (kind, n), d in resources.items() if n.startswith("nats-config"))
     assert config_map["data"]["nats.conf"] == NATS_CONF.read_text()
+    secret = next(d for (kind, n), d in resources.items() if n.startswith("nats-auth"))
+    rendered = (deployment / manifests.SECRETS / AUTH_CONFIG).read_text()
+    assert base64.b64decode(secret["data"][auth_file]).decode() == rendered
     statefulset = resources[("StatefulSet", "nats")]["spec"]
     assert (statefulset["replicas"], statefulset["serviceName"]) == (3, "nats")
     assert resources[("Service", "nats")]["spec"]["clusterIP"] == "None"
@@ -56,16 +76,28 @@ def test_compose_and_k8s_carry_the_same_nats_conf() -> None:
     assert container["args"] == ["--config", "/etc/nats/nats.conf"]
     server_name = next(e for e in container["env"] if e["name"] == "SERVER_NAME")
     assert server_name["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+    config_dir = container["args"][1].rsplit("/", 1)[0]
+    mount = next(m for m in container["volumeMounts"] if m["mountPath"] == config_dir)
+    volume = next(
+        v for v in statefulset["template"]["spec"]["volumes"] if v["name"] == mount["name"]
+    )
+    sources = {
+        next(iter(src)): src[next(iter(src))]["name"] for src in volume["projected"]["sources"]
+    }
+    assert sources == {
+        "configMap": config_map["metadata"]["name"],
+        "secret": secret["metadata"]["name"],
+    }
 
 
-def test_the_nats_conf_names_the_nodes_the_manifests_run() -> None:
+def test_the_nats_conf_names_the_nodes_the_manifests_run(deployment: Path, k8s: list[dict]) -> None:
     conf = manifest_conf()
     assert conf.items["server_name"] == "$SERVER_NAME"
     assert route_hosts(conf) == [f"{name}.nats" for name in NODES]
     client_port = unquote(conf.items["listen"]).rsplit(":", 1)[1]  # type: ignore[arg-type]
     wanted = ",".join(f"nats://{name}.nats:{client_port}" for name in NODES)
-    compose_urls = manifests.compose_environment(manifests.load_compose())["NATS_URL"]
-    k8s_urls = manifests.k8s_environment(manifests.render_k8s())["NATS_URL"]
+    compose_urls = manifests.compose_environment(manifests.load_compose(), deployment)["NATS_URL"]
+    k8s_urls = manifests.k8s_environment(k8s)["NATS_URL"]
     assert set(compose_urls) == set(k8s_urls) == {wanted}
 
 
@@ -85,6 +117,14 @@ def test_the_nats_conf_has_every_setting_the_dev_launcher_writes() -> None:
     assert manifest_conf().items["cluster"].items["name"] == '"natsbank"'  # type: ignore[union-attr]
 
 
+def test_the_nats_conf_includes_the_authorization_the_launcher_renders(deployment: Path) -> None:
+    """The launcher appends the `accounts` block of adapters/auth_config.py; the manifests
+    include the same renderer's output, and nothing in it is a password."""
+    rendered = (deployment / manifests.SECRETS / included(manifest_conf())).read_text()
+    assert rendered.startswith("accounts: {") and 'system_account: "SYS"' in rendered
+    assert "password" not in rendered.lower() and '"nkey": "U' in rendered
+
+
 def loopback_config(conf: Block, name: str, ports: dict[str, list[int]], store: Path) -> str:
     """The manifest's config for node `name`, with only its addresses and store dir moved."""
     index = NODES.index(name)
@@ -102,9 +142,12 @@ def loopback_config(conf: Block, name: str, ports: dict[str, list[int]], store: 
 
 
 @pytest.fixture(scope="module")
-def manifest_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Three nats-servers from k8s/config/nats.conf; yields their NATS_URL, stops them after."""
+def manifest_cluster(tmp_path_factory: pytest.TempPathFactory, deployment: Path) -> Iterator[str]:
+    """Three nats-servers from k8s/config/nats.conf and the deployment's rendered
+    authorization; yields their NATS_URL, stops them after."""
     root = tmp_path_factory.mktemp("manifest-cluster")
+    auth_file = included(manifest_conf())
+    shutil.copy(deployment / manifests.SECRETS / auth_file, root / auth_file)
     free = nats_binary.free_ports(9)
     ports = {"client": free[0:3], "route": free[3:6], "monitor": free[6:9]}
     pids: list[int] = []
@@ -133,10 +176,27 @@ def wait_ready(root: Path, monitor_ports: list[int], pids: list[int]) -> None:
             time.sleep(0.1)
 
 
-def natsbank(url: str, home: Path, *args: str, script: Path | None = None):
-    """The real CLI (or a deployment script calling it) as the containers run it."""
+def natsbank(
+    url: str,
+    home: Path,
+    *args: str,
+    identity: str | None = None,
+    secrets: Path | None = None,
+    script: Path | None = None,
+):
+    """The real CLI (or a deployment script calling it) as the containers run it: with
+    `identity`, holding that identity's seed from `secrets` (NATSBANK_IDENTITY, NATSBANK_NKEY);
+    a script finds the seeds it names in NKEY_DIR."""
+    credential = {}
+    if identity is not None and secrets is not None:
+        credential = {
+            "NATSBANK_IDENTITY": identity,
+            "NATSBANK_NKEY": str(secrets / f"{identity}.nk"),
+        }
     env = {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if not k.startswith("NATSBANK_")},
+        **credential,
+        "NKEY_DIR": str(secrets or ""),
         "NATS_URL": url,
         "NATSBANK_HOME": str(home),
         "NATSBANK_STREAMS_FILE": str(manifests.CONFIG / "streams.yaml"),
@@ -146,10 +206,40 @@ def natsbank(url: str, home: Path, *args: str, script: Path | None = None):
     return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120, check=False)
 
 
-async def test_the_manifest_cluster_runs_natsbank_r3(manifest_cluster: str, tmp_path: Path) -> None:
-    init = natsbank(manifest_cluster, tmp_path, "streams", "init", "--json")
+async def test_the_manifest_cluster_refuses_anonymous_clients(manifest_cluster: str) -> None:
+    """The NATS protocol by hand: the server asks for authentication and refuses a CONNECT
+    without credentials."""
+    host, port = manifest_cluster.split(",")[0].removeprefix("nats://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        info = await asyncio.wait_for(reader.readline(), 10)
+        writer.write(b'CONNECT {"verbose":false,"pedantic":false}\r\nPING\r\n')
+        await writer.drain()
+        answer = await asyncio.wait_for(reader.readline(), 10)
+    finally:
+        writer.close()
+        await writer.wait_closed()
+    assert b'"auth_required":true' in info
+    assert answer.startswith(b"-ERR") and b"Authorization Violation" in answer, answer
+
+
+async def test_the_manifest_cluster_runs_natsbank_r3(
+    manifest_cluster: str, deployment: Path, tmp_path: Path
+) -> None:
+    secrets = deployment / manifests.SECRETS
+    refused = natsbank(
+        manifest_cluster, tmp_path, "streams", "init", identity="audit", secrets=secrets
+    )
+    assert refused.returncode != 0  # streams init is the admin's alone
+    init = natsbank(
+        manifest_cluster, tmp_path, "streams", "init", "--json", identity="admin", secrets=secrets
+    )
     assert init.returncode == 0, init.stderr
-    nc = await nats.connect(servers=manifest_cluster.split(","))
+    nc = await nats.connect(
+        servers=manifest_cluster.split(","),
+        nkeys_seed=str(secrets / "admin.nk"),
+        inbox_prefix="_INBOX.admin",
+    )
     try:
         info = await nc.jetstream().stream_info(ledger_stream(0))
     finally:
@@ -158,23 +248,42 @@ async def test_the_manifest_cluster_runs_natsbank_r3(manifest_cluster: str, tmp_
     assert info.cluster is not None and info.cluster.leader in NODES
     assert sorted([info.cluster.leader, *(peer.name for peer in info.cluster.replicas)]) == NODES
 
-    for participant in ("bank-a", "bank-b"):
-        probe = natsbank(manifest_cluster, tmp_path, "health", "--participant", participant)
+    for participant in ("bank-a", "bank-b"):  # the probe as the bank's pod runs it
+        identity = f"service.{participant}"
+        probe = natsbank(
+            manifest_cluster,
+            tmp_path,
+            "health",
+            "--participant",
+            participant,
+            identity=identity,
+            secrets=secrets,
+        )
         assert probe.returncode == 0, probe.stderr
         assert probe.stdout.startswith("healthy:") and len(probe.stdout.splitlines()) == 1
+    for identity in ("projector", "archiver"):
+        probe = natsbank(manifest_cluster, tmp_path, "health", identity=identity, secrets=secrets)
+        assert probe.returncode == 0, probe.stderr
 
 
-def test_the_accounts_script_opens_once(manifest_cluster: str, tmp_path: Path) -> None:
-    script = manifests.CONFIG / "open-accounts.sh"
-    init = natsbank(manifest_cluster, tmp_path, "streams", "init")  # idempotent
-    assert init.returncode == 0, init.stderr
-    first = natsbank(manifest_cluster, tmp_path, script=script)
+def test_the_accounts_script_opens_once(
+    manifest_cluster: str, deployment: Path, tmp_path: Path
+) -> None:
+    script, secrets = manifests.CONFIG / "open-accounts.sh", deployment / manifests.SECRETS
+    init = natsbank(
+        manifest_cluster, tmp_path, "streams", "init", identity="admin", secrets=secrets
+    )
+    assert init.returncode == 0, init.stderr  # idempotent
+    first = natsbank(manifest_cluster, tmp_path, script=script, secrets=secrets)
     assert first.returncode == 0, first.stderr
     assert first.stdout.count("opened ") == 4, first.stdout
-    again = natsbank(manifest_cluster, tmp_path, script=script)
+    again = natsbank(manifest_cluster, tmp_path, script=script, secrets=secrets)
     assert again.returncode == 0, again.stderr
     assert again.stdout.count("already open") == 4, again.stdout
-    listed = json.loads(natsbank(manifest_cluster, tmp_path, "accounts", "list", "--json").stdout)
+    listed = natsbank(
+        manifest_cluster, tmp_path, "accounts", "list", "--json", identity="audit", secrets=secrets
+    )
+    listed = json.loads(listed.stdout)
     assert sorted((a["participant"], a["account"]) for a in listed) == [
         ("bank-a", "alice"),
         ("bank-a", "anna"),
