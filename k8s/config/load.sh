@@ -18,7 +18,12 @@ batch() {  # NUMBER DEBTOR-BANK DEBTOR CREDITOR-BANK CREDITOR
     printf "$LINE" "$RUN" "$1" "$i" "$2" "$3" "$4" "$5" >>"$file"
     i=$((i + 1))
   done
-  natsbank --identity "client.$2" --nkey "$NKEY_DIR/client.$2.nk" submit --file "$file" --json >/dev/null
+  # Spelled out per bank, so that tests/deploy can check each credential against its identity.
+  if [ "$2" = bank-a ]; then
+    natsbank --identity client.bank-a --nkey "$NKEY_DIR/client.bank-a.nk" submit --file "$file" --json >/dev/null
+  else
+    natsbank --identity client.bank-b --nkey "$NKEY_DIR/client.bank-b.nk" submit --file "$file" --json >/dev/null
+  fi
 }
 
 n=0

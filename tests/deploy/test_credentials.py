@@ -1,0 +1,188 @@
+"""The authorization model in compose.yaml and k8s/: every natsbank process connects with a
+credential of the identity its command needs and holds no other seed; each seed's public key is
+a user of the right account in the rendered nats-server authorization; nothing secret is in the
+repository, and nothing is published on all of the host's interfaces."""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+from pathlib import Path
+
+import nkeys
+import pytest
+
+from eventsource.adapters.deploy_secrets import AUTH_CONFIG
+from eventsource.core.permissions import Identity, Role
+from tests.deploy import manifests
+from tests.deploy.manifests import SECRET_MOUNT, CommandLine
+from tests.deploy.test_drift import parse
+
+# The identity each deployed command needs (the CLI's own choice: eventsource/cli/*.py).
+NEEDED = {
+    ("streams", "init"): "admin",
+    ("projections", "run"): "projector",
+    ("archive", "run"): "archiver",
+    ("accounts", "open"): "funding",
+    ("accounts", "list"): "audit",
+}
+
+
+def needed(line: CommandLine) -> str | None:
+    """The identity `line` must run as; None: any (a probe runs as its container's)."""
+    path = parse(line.argv)
+    if path == ("serve",):
+        return f"service.{line.argv[line.argv.index('serve') + 1]}"
+    if path == ("submit",):  # the debtor's bank's client: the script names it
+        return given(line.argv, "--identity")
+    return NEEDED.get(path)
+
+
+def given(argv: tuple[str, ...], option: str) -> str | None:
+    return argv[argv.index(option) + 1] if option in argv else None
+
+
+def seed_name(path: str) -> str:
+    """`/run/secrets/natsbank/service.bank-a.nk` or `$NKEY_DIR/audit.nk` -> `service.bank-a`."""
+    return Path(path).name.removesuffix(".nk")
+
+
+def check_process(where: str, env: dict[str, str], seeds: set[str], lines: list[CommandLine]):
+    """One container: its own command lines (with env's credential) or a script's (each with
+    its own `--identity` and `--nkey`), against the seeds mounted in it."""
+    used = set()
+    for line in lines:
+        identity = given(line.argv, "--identity") or env.get("NATSBANK_IDENTITY")
+        nkey = given(line.argv, "--nkey") or env.get("NATSBANK_NKEY", "")
+        assert identity is not None, f"{where}: {line.argv} names no identity"
+        Identity.parse(identity)  # a real identity
+        assert needed(line) in (None, identity), f"{where}: {line.argv} runs as {identity}"
+        assert seed_name(nkey) == identity, f"{where}: {identity} with the seed {nkey}"
+        if not given(line.argv, "--nkey"):
+            assert nkey == f"{SECRET_MOUNT}/{identity}.nk", f"{where}: NATSBANK_NKEY {nkey}"
+        used.add(identity)
+    assert seeds == used, f"{where}: holds the seeds {sorted(seeds)}, uses {sorted(used)}"
+
+
+def compose_processes(deployment: Path):
+    compose = manifests.load_compose()
+    files = {name: secret["file"] for name, secret in compose["secrets"].items()}
+    lines = manifests.compose_commands(compose)
+    for name, service in compose["services"].items():
+        if not manifests.is_natsbank_image(service.get("image")):
+            continue
+        seeds = set()
+        for secret in service.get("secrets", []):
+            assert secret["target"] == f"{SECRET_MOUNT}/{secret['source']}.nk", secret
+            assert files[secret["source"]] == f"./{manifests.SECRETS}/{secret['source']}.nk"
+            seeds.add(secret["source"])
+        where = f"compose.yaml service {name}"
+        own = [line for line in lines if line.where.startswith(where + " ") or line.where == where]
+        yield where, manifests.service_environment(service, deployment), seeds, own
+
+
+def k8s_processes(k8s: list[dict], deployment: Path):
+    secrets = {d["metadata"]["name"]: d["data"] for d in k8s if d["kind"] == "Secret"}
+    lines = manifests.k8s_commands(k8s)
+    for where, spec in manifests.pod_specs(k8s):
+        volumes = {v["name"]: v for v in spec.get("volumes", [])}
+        for container in spec.get("initContainers", []) + spec.get("containers", []):
+            if not manifests.is_natsbank_image(container.get("image")):
+                continue
+            at = f"{where} container {container['name']}"
+            seeds = set()
+            for mount in container.get("volumeMounts", []):
+                if mount["mountPath"] != SECRET_MOUNT:
+                    continue
+                volume = volumes[mount["name"]]
+                names = [volume["secret"]["secretName"]] if "secret" in volume else []
+                names += [
+                    s["secret"]["name"] for s in volume.get("projected", {}).get("sources", [])
+                ]
+                for name in names:
+                    for key, value in secrets[name].items():
+                        seed = (deployment / manifests.SECRETS / key).read_bytes()
+                        assert base64.b64decode(value) == seed, f"{at}: {key} is not its seed"
+                        seeds.add(seed_name(key))
+            env = {e["name"]: e.get("value", "") for e in container.get("env", [])}
+            own = [line for line in lines if line.where.startswith(at + " ") or line.where == at]
+            yield at, env, seeds, own
+
+
+def test_every_compose_process_holds_the_credential_of_its_identity(deployment: Path) -> None:
+    processes = list(compose_processes(deployment))
+    assert len(processes) >= 7
+    holders = set()
+    for where, env, seeds, lines in processes:
+        check_process(where, env, seeds, lines)
+        holders |= {where} if "admin" in seeds else set()
+    assert holders == {"compose.yaml service streams-init"}
+
+
+def test_every_k8s_process_holds_the_credential_of_its_identity(
+    k8s: list[dict], deployment: Path
+) -> None:
+    processes = list(k8s_processes(k8s, deployment))
+    assert len(processes) >= 8
+    holders = set()
+    for where, env, seeds, lines in processes:
+        check_process(where, env, seeds, lines)
+        holders |= {where} if "admin" in seeds else set()
+    assert holders == {"k8s Job streams-init container streams-init"}
+
+
+def test_a_process_given_another_identity_s_seed_is_reported(deployment: Path) -> None:
+    where, env, seeds, lines = next(
+        p for p in compose_processes(deployment) if p[0].endswith("service bank-a")
+    )
+    wrong = env | {"NATSBANK_NKEY": f"{SECRET_MOUNT}/service.bank-b.nk"}
+    with pytest.raises(AssertionError, match=r"service\.bank-b"):
+        check_process(where, wrong, seeds, lines)
+    with pytest.raises(AssertionError, match="holds the seeds"):
+        check_process(where, env, seeds | {"audit"}, lines)
+
+
+def rendered_accounts(deployment: Path) -> dict:
+    text = (deployment / manifests.SECRETS / AUTH_CONFIG).read_text()
+    return json.loads(text.removeprefix("accounts:").rsplit("system_account", 1)[0])
+
+
+def test_each_seed_is_a_user_of_its_identity_s_account(deployment: Path) -> None:
+    accounts = rendered_accounts(deployment)
+    account_of = {
+        user["nkey"]: account for account, a in accounts.items() for user in a.get("users", [])
+    }
+    seeds = sorted((deployment / manifests.SECRETS).glob("*.nk"))
+    identities = [Identity.parse(seed.stem) for seed in seeds if seed.stem != "sys"]
+    assert {i.role for i in identities} == set(Role)
+    for identity in identities:
+        seed = (deployment / manifests.SECRETS / f"{identity.name}.nk").read_bytes()
+        public = nkeys.from_seed(bytearray(seed)).public_key.decode()
+        assert account_of[public] == identity.account, identity.name
+
+
+def test_no_password_and_no_secret_in_the_repository() -> None:
+    tracked = subprocess.run(
+        ["git", "ls-files", "compose.yaml", "k8s"],
+        cwd=manifests.ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert "compose.yaml" in tracked and not [p for p in tracked if "secrets/" in p]
+    assert not [p for p in tracked if p.endswith((".nk", ".creds", ".key", ".env"))]
+    for path in tracked:
+        text = (manifests.ROOT / path).read_text()
+        assert "PASSWORD=" not in text and "PASSWORD:" not in text, path
+        assert "change-me" not in text and "natsbank:natsbank@" not in text, path
+    ignored = subprocess.run(
+        ["git", "check-ignore", "-q", f"{manifests.SECRETS}/admin.nk"], cwd=manifests.ROOT
+    )
+    assert ignored.returncode == 0, "k8s/secrets/ is not gitignored"
+
+
+def test_compose_publishes_ports_on_the_host_s_loopback_only() -> None:
+    for name, service in manifests.load_compose()["services"].items():
+        for port in service.get("ports", []):
+            assert str(port).startswith("127.0.0.1:"), f"{name} publishes {port} on all interfaces"
