@@ -7,6 +7,7 @@ servers that require one (`verify: true`, mutual TLS)."""
 
 from __future__ import annotations
 
+import logging
 import ssl
 from pathlib import Path
 
@@ -15,8 +16,22 @@ from eventsource.core.errors import ConfigError
 from eventsource.settings import Settings
 
 
+class _QuietSslEof(logging.Filter):
+    """asyncio warns on every TLS connection nats-py closes ("returning true from
+    eof_received() has no effect when using ssl"): harmless, and noise on every command."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "eof_received()" not in record.getMessage()
+
+
+_QUIET = _QuietSslEof()
+UNTRUSTED = "CERTIFICATE_VERIFY_FAILED"  # in the error of a server whose CA is not trusted
+
+
 def tls_options(settings: Settings, url: str, dev_state: Path | None) -> dict:
     """nats.connect options for TLS: `{"tls": SSLContext}`, or {} for plain connections."""
+    if "tls://" in url or settings.tls_ca or dev_state is not None:
+        logging.getLogger("asyncio").addFilter(_QUIET)  # a filter is added once
     ca = settings.tls_ca or _dev_ca(dev_state)
     client_cert = settings.tls_cert or settings.tls_key
     if not ca and not client_cert:

@@ -17,6 +17,7 @@ from rich.console import Console
 
 from eventsource.adapters.access import resolve_access
 from eventsource.adapters.jetstream import connect
+from eventsource.adapters.tls import UNTRUSTED
 from eventsource.bootstrap import open_ledger
 from eventsource.core.errors import ConfigError
 from eventsource.core.permissions import Identity
@@ -69,6 +70,11 @@ async def nats_connection(config: Settings, identity: Identity) -> AsyncIterator
         )
     except TimeoutError:
         refused = [e for e in failures if "authorization" in str(e).lower()]
+        if any(UNTRUSTED in repr(e) for e in failures):
+            raise ConfigError(
+                f"NATS at {url}: the server's TLS certificate is not signed by a CA this "
+                "command trusts: give it with NATSBANK_TLS_CA (--tls-ca)"
+            ) from None
         if refused:
             raise ConfigError(
                 f"NATS at {url} refused the credential of {identity.name} "

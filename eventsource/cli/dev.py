@@ -22,6 +22,7 @@ from eventsource.adapters.cluster import (
 )
 from eventsource.adapters.credentials import credentials_dir
 from eventsource.adapters.dev_archiver import start_archiver, stop_archiver
+from eventsource.adapters.pki import CA_CERT, TLS_DIR
 from eventsource.cli.dev_auth import DEV_PARTICIPANTS, dev_auth, provision_dev
 from eventsource.cli.projection_db import dev_postgres_dir
 from eventsource.core.errors import ConfigError
@@ -60,6 +61,14 @@ def up(
         bool,
         typer.Option("--no-auth", help="No authorization: anyone may connect and do anything."),
     ] = False,
+    tls: Annotated[
+        bool,
+        typer.Option(
+            "--tls",
+            help="TLS for clients and routes, with a CA and certificates generated under the "
+            "dev state (commands trust that CA by themselves).",
+        ),
+    ] = False,
 ) -> None:
     """Start the dev cluster in the background; does nothing if it already runs.
 
@@ -68,6 +77,8 @@ def up(
     credential there."""
     if nodes not in (1, 3):  # checked first, or a running cluster would hide the mistake
         raise ConfigError(f"a dev cluster has 1 or 3 nodes, not {nodes}")
+    if tls and no_auth:
+        raise ConfigError("--tls goes with authorization: drop --no-auth")
     settings = load_settings()
     state_dir = dev_state_dir(settings)
     info = load_cluster(state_dir)
@@ -81,8 +92,14 @@ def up(
     else:
         auth = None if no_auth else dev_auth(settings, participants or list(DEV_PARTICIPANTS))
         with console.status(f"starting {nodes} nats-server node(s)"):
-            info = start_cluster(state_dir, nodes, sync_interval=sync_interval, auth=auth)
+            info = start_cluster(state_dir, nodes, sync_interval=sync_interval, auth=auth, tls=tls)
         console.print(f"[green]dev cluster up[/green] ({nodes} nodes, state in {state_dir})")
+        if tls:
+            console.print(
+                f"TLS on: CA {state_dir / TLS_DIR / CA_CERT} (NATSBANK_TLS_CA for other clients)",
+                highlight=False,
+                soft_wrap=True,
+            )
         if auth is not None:
             with console.status("creating the streams, registering the participants"):
                 provision_dev(settings, auth)

@@ -78,7 +78,8 @@ def health(
     if as_json:
         print_json({"healthy": True} | dataclasses.asdict(report))
     else:
-        line = f"healthy: {report.server}; {leaders}{inboxes}"
+        line = "; ".join(part for part in (f"healthy: {report.server}", leaders) if part)
+        line += inboxes
         console.print(line, highlight=False, soft_wrap=True)
 
 
