@@ -193,3 +193,16 @@ def test_each_identity_subscribes_only_under_its_own_inbox(config) -> None:
 def test_partitions_are_listed_because_a_wildcard_is_a_whole_token() -> None:
     assert h("bank-a") == h("bank-c") == 1 and h("bank-d") == 0
     assert not matches("$KV.ledger_*.bank-a.acct.*", "$KV.ledger_1.bank-a.acct.x")
+
+
+@pytest.mark.parametrize("name", ["admin", "dead-letters", "service.bank-a", "client.b_2"])
+def test_an_identity_is_found_by_its_name(name: str) -> None:
+    assert Identity.parse(name).name == name
+
+
+@pytest.mark.parametrize(
+    "name", ["", "root", "service", "audit.bank-a", "client.bank.a", "service.to", "Admin"]
+)
+def test_a_name_that_is_no_identity_is_refused(name: str) -> None:
+    with pytest.raises(ValueError):
+        Identity.parse(name)
