@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import inspect
 import json
 import os
 import shutil
@@ -27,7 +26,6 @@ import pytest
 from eventsource.adapters import nats_binary
 from eventsource.adapters.deploy_secrets import AUTH_CONFIG
 from eventsource.adapters.nats_binary import render_node_config
-from eventsource.core import subjects
 from eventsource.core.subjects import ledger_stream
 from tests.deploy import manifests
 from tests.deploy.nats_conf import Block, parse, unquote
@@ -296,12 +294,6 @@ def test_the_accounts_script_opens_once(
     ]
 
 
-# The permissions admit only inbox subjects that name their sender (branch sec-layout); until
-# that layout is merged, a client's submit is refused (as in tests/e2e/test_cli_auth.py).
-SENDER_IN_SUBJECT = "sender" in inspect.signature(subjects.inbox_subject).parameters
-
-
-@pytest.mark.skipif(not SENDER_IN_SUBJECT, reason="needs the nb.<k>.to.<Q>.<kind>.<S> layout")
 def test_the_load_script_submits_with_each_bank_s_client_credential(
     manifest_cluster: str, deployment: Path, tmp_path: Path
 ) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import json
 import os
 import signal
@@ -17,7 +16,6 @@ from pathlib import Path
 import pytest
 
 from eventsource.adapters.pki import CA_CERT, TLS_DIR, ensure_pki
-from eventsource.core import subjects
 from tests.e2e.cli import Cli, cli_for
 from tests.e2e.processes import live_nats_servers
 
@@ -114,10 +112,6 @@ def test_a_command_trusting_another_ca_is_refused_in_one_line(tls_dev: Cli, tmp_
     assert "not signed by a CA this command trusts" in done.stderr.splitlines()[-1]
 
 
-SENDER_IN_SUBJECT = "sender" in inspect.signature(subjects.inbox_subject).parameters
-
-
-@pytest.mark.skipif(not SENDER_IN_SUBJECT, reason="needs the nb.<k>.to.<Q>.<kind>.<S> layout")
 def test_a_transfer_completes_over_tls(tls_dev: Cli, tmp_path: Path) -> None:
     natsbank = tls_dev
     natsbank("accounts", "open", "bank-a", "t1", "--fund", "10.00")
