@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -53,12 +54,15 @@ def assert_gone(pids: list[int]) -> None:
 
 
 async def publish_until_acked(nc: nats.NATS, subject: str, give_up_after: float = 30.0) -> int:
-    """Publish until a leader acks: after a node dies, the stream needs a new leader first."""
+    """Publish until a leader acks: after a node dies, the stream needs a new leader first. A
+    publish whose ack timed out may still have been stored: every retry carries the same
+    Nats-Msg-Id, so the stream keeps one copy and acks the retry with that copy's sequence."""
     js = nc.jetstream()
+    headers = {"Nats-Msg-Id": uuid.uuid4().hex}
     deadline = time.monotonic() + give_up_after
     while True:
         try:
-            return (await js.publish(subject, b"payload", timeout=1.0)).seq
+            return (await js.publish(subject, b"payload", timeout=1.0, headers=headers)).seq
         except (TimeoutError, nats.errors.Error):
             if time.monotonic() > deadline:
                 raise
