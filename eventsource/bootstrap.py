@@ -5,10 +5,12 @@ Nothing else branches on the store or the transport."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from nats.aio.client import Client
 
 from eventsource.adapters.registry import layout_of, require_participant_name
+from eventsource.adapters.signing_keys import participant_signer
 from eventsource.core.errors import UsageError
 from eventsource.core.faults import NO_FAULTS, FaultInjector, FaultPlan
 from eventsource.core.limits import CORE_WINDOW, FETCH_BATCH, SWEEP_INTERVAL_S
@@ -21,6 +23,7 @@ from eventsource.services.metrics import NO_OBSERVER, Observer
 from eventsource.services.participant import ParticipantService
 from eventsource.services.shared.decider import SharedDecider
 from eventsource.services.shared.ledger import SharedLedger
+from eventsource.services.signatures import MessageVerifier
 from eventsource.services.submission_gate import SubmissionGate
 from eventsource.services.transport.core_link import CoreLink
 from eventsource.services.transport.stream_outbox import StreamOutbox
@@ -55,6 +58,9 @@ class ServeOptions:
     window: int = CORE_WINDOW
     instance: str = ""  # salts the fault injector, so instances draw different faults
     observer: Observer = NO_OBSERVER
+    # The seed file this process signs with (`serve --signing-key`); None: NATSBANK_SIGNING_KEY
+    # or the participant's dev key (adapters/signing_keys.py).
+    signing_key: Path | None = None
 
     @classmethod
     def of(cls, config: Settings, **options) -> ServeOptions:
@@ -81,6 +87,7 @@ def participant_service(
     nc = ledger.nc
     faults = FaultInjector(options.faults, salt=f"{options.instance}:{participant}")
     give_ups = None
+    signer = verifier = None
     if ledger.store is Store.SHARED:
         decider = SharedDecider(nc, participant)
         carrier = StreamOutbox(faults)
@@ -96,6 +103,12 @@ def participant_service(
             accepts_old_subjects=ledger.accepts_old_subjects,
         )
         carrier = _carrier(nc, participant, home, decider, faults, options)
+        # Every protocol message is signed by its sender and verified by its recipient; the
+        # shared store sends none (its funding is signed like the independent store's).
+        signer = participant_signer(participant, options.signing_key)
+        verifier = MessageVerifier(nc, participant)
+        if isinstance(carrier, CoreLink):
+            carrier.signer = signer  # its resends are signed too
         give_ups = GiveUpWatch(
             nc,
             participant,
@@ -121,6 +134,8 @@ def participant_service(
         give_ups=give_ups,
         fetch_batch=options.fetch_batch,
         observer=options.observer,
+        signer=signer,
+        verifier=verifier,
     )
 
 

@@ -15,6 +15,7 @@ from nats.js.api import ConsumerConfig, StreamConfig
 from nats.js.errors import NotFoundError
 
 from eventsource.adapters.inbox_subjects import SubjectsOf, sync_inbox_subjects
+from eventsource.adapters.key_registry import add_operator_key, signing_key_of
 from eventsource.adapters.registry import (
     Registration,
     check_partitions,
@@ -23,6 +24,7 @@ from eventsource.adapters.registry import (
     require_participant_name,
 )
 from eventsource.adapters.retry import transient_retry
+from eventsource.adapters.signing_keys import dev_signer, operator_signer
 from eventsource.adapters.topology import (
     Topology,
     inbox_consumer_configs,
@@ -152,6 +154,7 @@ async def apply_topology(
         await wait_for_leaders(js, [config.name for config in configs])
         check = functools.partial(check_partitions, js, topology, force=force)
         await transient_retry(check, what="check of the recorded partition count")
+        await add_operator_key(nc, operator_signer().public_key)  # funding's signer
     for participant in names:
         changes.extend(
             await register_participant(nc, topology, participant, dry_run=dry_run, force=force)
@@ -217,9 +220,17 @@ async def _apply_stream_once(js, config: StreamConfig, *, dry_run: bool, force: 
 
 
 async def register_participant(
-    nc: Client, topology: Topology, participant: str, *, dry_run: bool = False, force: bool = False
+    nc: Client,
+    topology: Topology,
+    participant: str,
+    *,
+    dry_run: bool = False,
+    force: bool = False,
+    signing_key: str | None = None,
 ) -> list[Change]:
-    """Give a participant its inbox consumer on every partition and a registry entry."""
+    """Give a participant its inbox consumer on every partition and a registry entry naming
+    its signing key: `signing_key` (an nkey public key), else the one it is registered with,
+    else the dev key made for it now (adapters/signing_keys.py)."""
     require_participant_name(participant)
     js = nc.jetstream()
     changes = []
@@ -231,7 +242,9 @@ async def register_participant(
             changes.append(consumer)
     if not dry_run:
         home = partition_of(participant, topology.partitions)
-        put = functools.partial(put_registration, js, Registration(participant, home))
+        key = signing_key or await signing_key_of(nc, participant)
+        key = key or dev_signer(participant).public_key
+        put = functools.partial(put_registration, js, Registration(participant, home, key))
         inboxes = functools.partial(
             sync_inbox_subjects,
             nc,

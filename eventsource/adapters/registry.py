@@ -94,6 +94,9 @@ def registration_problem(key: str, exc: Exception) -> ConfigError:
 class Registration(msgspec.Struct, frozen=True):
     participant: str
     partition: int
+    # The nkey public key the participant signs its protocol messages with (PROTOCOL.md section
+    # 11); "" in a registration older than signatures, or in the shared store's.
+    signing_key: str = ""
 
 
 async def check_partitions(js, topology: Topology, *, force: bool) -> None:

@@ -16,6 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from eventsource.adapters.http_probe import serve_http
 from eventsource.adapters.log_format import configure_logging
 from eventsource.adapters.registry import require_participant_name
+from eventsource.adapters.signing_keys import SIGNING_KEY_ENV
 from eventsource.bootstrap import (
     ServeOptions,
     check_serve_options,
@@ -30,7 +31,7 @@ from eventsource.cli.common import (
     stop_on_signals,
 )
 from eventsource.cli.options import store_option
-from eventsource.core.errors import ConfigError
+from eventsource.core.errors import ConfigError, UsageError
 from eventsource.core.faults import FaultPlan
 from eventsource.core.limits import CORE_WINDOW, SWEEP_INTERVAL_S
 from eventsource.core.permissions import Identity, Role
@@ -99,6 +100,12 @@ def serve(
     ),
     log_level: str = typer.Option("INFO", "--log-level"),
     store: str | None = store_option(),
+    signing_key: Path | None = typer.Option(
+        None,
+        "--signing-key",
+        help="The nkey seed file the participant signs its protocol messages with (env "
+        f"{SIGNING_KEY_ENV}; default: its dev key, made when it was registered).",
+    ),
 ) -> None:
     """Serve the participants' inboxes until SIGTERM or Ctrl-C. Instances share the work."""
     configure_logging(log_level, log_format)
@@ -112,8 +119,11 @@ def serve(
         window=window,
         instance=str(os.getpid()),
         observer=metrics or NO_OBSERVER,
+        signing_key=signing_key,
     )
     check_serve_options(config.store, options)
+    if len(participants) > 1 and (signing_key or os.environ.get(SIGNING_KEY_ENV)):
+        raise UsageError("one signing key signs for one participant: serve them separately")
     for participant in participants:
         require_participant_name(participant)
 

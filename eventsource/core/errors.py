@@ -47,6 +47,7 @@ class DeadLetterReason(enum.StrEnum):
     QUARANTINED = "QUARANTINED"  # an item whose record or account does not decode in the ledger
     # The subject's sender or recipient token differs from what the message claims (issue 13).
     SUBJECT_MISMATCH = "SUBJECT_MISMATCH"
+    BAD_SIGNATURE = "BAD_SIGNATURE"  # not signed by its sender's registered key (or unsigned)
 
 
 class ProtocolError(NatsbankError):

@@ -152,8 +152,11 @@ class AccountOpened(AccountEvent, tag="AccountOpened"):
     pass
 
 
-class AccountChanged(AccountEvent, tag="AccountChanged"):
+class AccountChanged(AccountEvent, tag="AccountChanged", omit_defaults=True):
     entries: list[Entry]
+    # The operator's signature of each FUNDED entry, by its ref (core/signing.funding_bytes);
+    # absent from every other change: their cause is a transfer record (invariant I8).
+    signatures: dict[str, str] = {}
 
 
 class AccountClosed(AccountEvent, tag="AccountClosed"):

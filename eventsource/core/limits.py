@@ -124,3 +124,9 @@ ARCHIVE_SMALL_OBJECT_BYTES_MAX = 16 * 1024 * 1024  # a manifest or an hour of th
 ARCHIVE_DIRECTORY_HOURS_MAX = 720
 ARCHIVE_IDS_CACHE_SHARDS = 32  # ids shards that lookups keep decoded (LRU)
 ARCHIVE_REREADS_MAX = 3  # reads of a small object that another writer replaces meanwhile
+
+# --- Signatures (core/signing.py, adapters/key_registry.py) ------------------------------------
+# A receiver reads a sender's registered key again at most this often: a forged message with a
+# bad signature costs at most one registry read per sender and interval.
+SIGNING_KEY_REFRESH_S = 5.0
+SENDER_KEYS_MAX = 10_000  # sender names a receiver remembers having looked up

@@ -9,6 +9,8 @@ import uuid
 from nats.aio.client import Client
 
 from eventsource.adapters.jetstream import commit_checked, read_last
+from eventsource.adapters.key_registry import add_operator_key
+from eventsource.adapters.signing_keys import operator_signer
 from eventsource.adapters.state_reader import decode_state
 from eventsource.core.account import Account, EntryKind
 from eventsource.core.errors import (
@@ -29,6 +31,7 @@ from eventsource.core.events import (
 from eventsource.core.model import require_token
 from eventsource.core.money import exponent_of, format_amount, parse_amount
 from eventsource.core.quarantine import Quarantined, decode_stored
+from eventsource.core.signing import Signer, funding_bytes
 from eventsource.core.subjects import KeySpace, account_key
 from eventsource.core.workset import Write
 
@@ -63,17 +66,7 @@ async def open_account(
     if initial is not None:
         amount = parse_amount(initial, currency)
         funded = opened.apply(EntryKind.FUNDED, amount)
-        event = AccountChanged(
-            state=AccountSnapshot.of(funded),
-            at=_now(),
-            entries=[
-                Entry(
-                    EntryKind.FUNDED,
-                    f"open-{uuid.uuid4().hex[:12]}",
-                    format_amount(amount, currency),
-                )
-            ],
-        )
+        event = await _funding_event(nc, funded, f"open-{uuid.uuid4().hex[:12]}", amount)
         writes.append(Write(subject_of(key), encoder.encode(event), None, key))
         opened = funded
     try:
@@ -111,21 +104,42 @@ async def fund_account(
     reference = reference or f"fund-{uuid.uuid4().hex[:12]}"
     require_token(reference, "funding reference")
 
-    def funded(current: Account) -> tuple[Account, AccountChanged]:
+    signer = await _operator(nc)
+
+    async def funded(current: Account) -> tuple[Account, AccountChanged]:
         amount = parse_amount(amount_text, current.currency)
         changed = current.apply(EntryKind.FUNDED, amount)
-        entry = Entry(EntryKind.FUNDED, reference, format_amount(amount, current.currency))
-        return changed, AccountChanged(
-            state=AccountSnapshot.of(changed), at=_now(), entries=[entry]
-        )
+        return changed, await _funding_event(nc, changed, reference, amount, signer)
 
     return await _change(nc, space, participant, account, funded, "fund")
+
+
+async def _operator(nc: Client) -> Signer:
+    """The operator's signer, its public key recorded in the registry for the audit."""
+    signer = operator_signer()
+    await add_operator_key(nc, signer.public_key)
+    return signer
+
+
+async def _funding_event(
+    nc: Client, funded: Account, reference: str, amount: int, signer: Signer | None = None
+) -> AccountChanged:
+    """The FUNDED change of `funded` (the account after it), signed by the operator."""
+    signer = signer or await _operator(nc)
+    text = format_amount(amount, funded.currency)
+    signed = funding_bytes(funded.participant, funded.account, funded.currency, reference, text)
+    return AccountChanged(
+        state=AccountSnapshot.of(funded),
+        at=_now(),
+        entries=[Entry(EntryKind.FUNDED, reference, text)],
+        signatures={reference: signer.sign(signed)},
+    )
 
 
 async def close_account(nc: Client, space: KeySpace, participant: str, account: str) -> Account:
     """Closed accounts take no new reservations or credits; money in flight still settles."""
 
-    def closed(current: Account) -> tuple[Account, AccountClosed]:
+    async def closed(current: Account) -> tuple[Account, AccountClosed]:
         changed = _closed(current)
         return changed, AccountClosed(state=AccountSnapshot.of(changed), at=_now())
 
@@ -140,7 +154,7 @@ async def _change(
     key = account_key(participant, account)
     while True:
         current, seq = await read_account(nc, space, participant, account)
-        changed, event = change(current)
+        changed, event = await change(current)
         write = Write(space.subject(key), encoder.encode(event), seq, key)
         try:
             what = f"{verb} account {participant}/{account}"

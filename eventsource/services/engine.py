@@ -43,8 +43,10 @@ from eventsource.core.limits import (
     MAX_ITEMS_PER_GROUP,
 )
 from eventsource.core.messages import GiveUps, InboxMessage, items_of
+from eventsource.core.signing import Signer
 from eventsource.core.workset import DeadLetter, Write
 from eventsource.services.metrics import Observer
+from eventsource.services.signatures import MessageVerifier, signed
 from eventsource.services.stats import ServiceStats
 from eventsource.services.transport import Carrier
 
@@ -112,6 +114,8 @@ class GroupCommit:
         stats: ServiceStats,
         observer: Observer,
         on_committed: Callable[[Decision], None] = lambda decision: None,
+        signer: Signer | None = None,
+        verifier: MessageVerifier | None = None,
     ) -> None:
         self.nc = nc
         self.participant = participant
@@ -120,6 +124,8 @@ class GroupCommit:
         self.stats = stats
         self.observer = observer
         self.on_committed = on_committed
+        self.signer = signer  # signs every protocol message this participant sends
+        self.verifier = verifier  # checks every protocol message it receives, before deciding
         self.stop = asyncio.Event()
         self._turn = asyncio.Lock()
         self._unstored: set[int] = set()  # messages of this fetch whose dead letter failed
@@ -140,6 +146,11 @@ class GroupCommit:
                     )
                     await self._poison(msg, reason, str(exc))
                     continue
+                if self.verifier is not None:
+                    problem = await self.verifier.problem(msg, message)
+                    if problem is not None:
+                        await self._poison(msg, DeadLetterReason.BAD_SIGNATURE, problem)
+                        continue
                 parts = split_message(message)
                 pieces += [Piece(msg, part, i == len(parts) - 1) for i, part in enumerate(parts)]
             await self._commit_in_groups(pieces)
@@ -185,7 +196,9 @@ class GroupCommit:
                     # message is dead-lettered only on what the stream leader says.
                     distrust = Distrust.ALL
                     continue
-                writes, after = self.carrier.split(decision.writes())
+                writes, after = self.carrier.split(
+                    signed(decision.writes(), self.participant, self.signer)
+                )
                 if len(writes) > MAX_BATCH_MESSAGES and len(group) > 1:
                     half = len(group) // 2
                     await self._commit_group(group[:half])

@@ -23,8 +23,10 @@ from eventsource.core.limits import (
     WINDOW_PAUSE_S,
 )
 from eventsource.core.messages import GiveUp, GiveUps
+from eventsource.core.signing import Signer
 from eventsource.services.engine import Decider, GroupCommit
 from eventsource.services.metrics import NO_OBSERVER, Observer
+from eventsource.services.signatures import MessageVerifier
 from eventsource.services.stats import ServiceStats
 from eventsource.services.submission_gate import SubmissionGate
 from eventsource.services.transport import Carrier
@@ -49,6 +51,8 @@ class ParticipantService:
         give_ups=None,
         fetch_batch: int = FETCH_BATCH,
         observer: Observer = NO_OBSERVER,
+        signer: Signer | None = None,
+        verifier: MessageVerifier | None = None,
     ) -> None:
         self.nc = nc
         self.participant = participant
@@ -71,6 +75,8 @@ class ParticipantService:
             stats=self.stats,
             observer=observer,
             on_committed=self._committed,
+            signer=signer,
+            verifier=verifier,
         )
 
     async def run(self, stop: asyncio.Event) -> None:

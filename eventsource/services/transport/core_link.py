@@ -56,6 +56,7 @@ from eventsource.core.resend import (
     refused_posting,
 )
 from eventsource.core.saga import GiveUpReason
+from eventsource.core.signing import Signer
 from eventsource.core.steps import receiver_must_know
 from eventsource.core.subjects import (
     core_subject,
@@ -112,6 +113,7 @@ class CoreLink:
         self.records = RecordSweep(nc, participant, home, incoming=True)
         self.on_record = on_record  # every record a sweep reads (the give-up clock's deadlines)
         self._initial_sweep_due = True  # until the first adopt(): the service may do it at start
+        self.signer: Signer | None = None  # signs what the resend clock sends (bootstrap.py)
 
     async def run(
         self,
@@ -216,6 +218,10 @@ class CoreLink:
                     self.stats.resent_messages += 1
                     headers = headers_for(items_of(message))
                     payload = encoder.encode(message)
+                    if self.signer is not None:
+                        me = self.participant
+                        signature = self.signer.message_headers(me, peer, kind.value, payload)
+                        headers = {**(headers or {}), **signature}
                     subject = core_subject(peer, kind, self.participant)
                     await self.sender.send(subject, payload, headers)
 
