@@ -1,4 +1,4 @@
-"""`natsbank audit` (I1-I7; I6 needs a projection) and `replay` (I5: re-fold the events)."""
+"""`natsbank audit` (I1-I8; I6 needs a projection) and `replay` (I5: re-fold the events)."""
 
 from __future__ import annotations
 

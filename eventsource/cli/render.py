@@ -78,3 +78,10 @@ def print_audit(report: AuditReport) -> None:
         f"balances {report.balances}",
         highlight=False,
     )
+    if report.signatures:
+        console.print(
+            f"signatures: {report.signatures.get('verified', 0)} protocol messages verified, "
+            f"{report.signatures.get('refused', 0)} refused (dead-lettered by their recipients)"
+            + "".join(f"\n  {problem}" for problem in report.signature_problems),
+            highlight=False,
+        )

@@ -31,8 +31,11 @@ class CutFold:
     keep_latest: bool = True  # the audit needs only the fold
 
     @classmethod
-    def seeded_with(cls, snapshot: list[SnapshotEntry]) -> CutFold:
+    def seeded_with(
+        cls, snapshot: list[SnapshotEntry], operator_keys: tuple[str, ...] | None = None
+    ) -> CutFold:
         cut = cls()
+        cut.fold.operator_keys = operator_keys
         for entry in snapshot:
             cut.seed(entry.key, entry.seq, entry.event)
         return cut

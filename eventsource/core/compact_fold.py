@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import msgspec
 
 from eventsource.core.account import EntryKind
+from eventsource.core.causes import Facts, facts_of
 from eventsource.core.errors import DomainError
 from eventsource.core.events import AccountEvent, TransferEvent, TransferState
 from eventsource.core.fold import Fold
@@ -34,6 +35,7 @@ class TransferMark(msgspec.Struct, gc=False):
     receiver: str
     currency: str
     minor: int
+    account: str = ""  # the side's own account key (I8: the account its entries must be on)
     last_seq: int = 0  # stream sequence of its latest event: what KV must return (I5)
 
     @property
@@ -77,6 +79,12 @@ class CompactFold(Fold):
             receiver=sys.intern(transfer.creditor.participant),
             currency=sys.intern(transfer.currency),
             minor=minor,
+            account=sys.intern(facts_of(state).account),
+        )
+
+    def _facts(self, record: TransferMark) -> Facts:
+        return Facts(
+            record.side, record.phase, record.outcome, record.account, record.currency, record.minor
         )
 
     def _content_changed(self, before: TransferMark, state: TransferState) -> bool:

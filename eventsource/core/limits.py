@@ -130,3 +130,4 @@ ARCHIVE_REREADS_MAX = 3  # reads of a small object that another writer replaces 
 # bad signature costs at most one registry read per sender and interval.
 SIGNING_KEY_REFRESH_S = 5.0
 SENDER_KEYS_MAX = 10_000  # sender names a receiver remembers having looked up
+AUDIT_SIGNATURE_PROBLEMS_KEPT = 20  # messages with a bad signature the audit lists (all counted)

@@ -40,6 +40,7 @@ from eventsource.adapters.archive_stream import (
     purge_groups,
     stream_bounds,
 )
+from eventsource.adapters.key_registry import operator_keys
 from eventsource.adapters.stream_reader import read_messages
 from eventsource.core.archive_cut import cut_sequence, group_ends
 from eventsource.core.archive_fold import CARRIED_HEADER, CutFold
@@ -110,7 +111,8 @@ async def archive_once(
     end = cut_sequence(head.end_seq, by_time, last_seq, max_messages)
     if end <= head.end_seq:
         return RunReport(stream, None)
-    cut = CutFold.seeded_with(await read_snapshot(nc, partition, head))
+    keys = tuple(await operator_keys(nc))  # I8: funding in the period is checked too
+    cut = CutFold.seeded_with(await read_snapshot(nc, partition, head), keys)
     manifest = await archive_store.write_period(
         nc,
         partition,

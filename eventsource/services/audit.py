@@ -1,8 +1,10 @@
-"""`natsbank audit` and `replay`: fold the whole ledger and check I1-I5 and I7 against it and
-against the KV buckets. A violation is listed under the invariant it breaks."""
+"""`natsbank audit` and `replay`: fold the whole ledger and check I1-I5, I7 and I8 against it
+and against the KV buckets, and verify the signature of every protocol message it reads. A
+violation is listed under the invariant it breaks."""
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -10,6 +12,7 @@ from dataclasses import dataclass, field
 import msgspec
 from nats.aio.client import Client
 
+from eventsource.adapters.key_registry import operator_keys, registered_signing_keys
 from eventsource.adapters.registry import registered_participants
 from eventsource.adapters.stream_reader import read_messages
 from eventsource.core.archive_fold import CARRIED_HEADER, CutFold
@@ -28,6 +31,7 @@ from eventsource.core.subjects import (
     parse_inbox_subject,
 )
 from eventsource.services.audit_archive import ArchiveView, archive_held, read_archive_view
+from eventsource.services.audit_causes import SignatureTally, credits_without_posting
 from eventsource.services.audit_full import verify_archive
 from eventsource.services.audit_kv import check_kv
 from eventsource.services.audit_report import AuditReport, invariant_of
@@ -42,13 +46,15 @@ class LedgerFold:
     acked: dict[str, str] = field(default_factory=dict)
     events: int = 0
     cuts: list[int] = field(default_factory=list)
+    signatures: SignatureTally = field(default_factory=lambda: SignatureTally({}))
 
 
 async def fold_ledger(nc: Client, partitions: int, view: ArchiveView | None = None) -> LedgerFold:
     """Fold every live event, read exactly (up to what each stream leader had when the read
     began); with an archive, each partition from its archive cut, seeded with its snapshot."""
-    folded = LedgerFold()
+    folded = LedgerFold(signatures=SignatureTally(await registered_signing_keys(nc)))
     fold, acked = folded.fold, folded.acked
+    fold.operator_keys = tuple(await operator_keys(nc))  # I8: funding signed by the operator
     cut_fold = CutFold(fold=fold, keep_latest=False)
     for k in range(partitions):
         cut, start = 0, 1
@@ -68,6 +74,8 @@ async def fold_ledger(nc: Client, partitions: int, view: ArchiveView | None = No
                 cut_fold.add(key, data, seq, carried=carried)
             elif (where := parse_inbox_subject(subject)) and where.kind == "submit":
                 _note_acked(acked, where.recipient, data)
+            elif where:
+                folded.signatures.check(subject, where.recipient, where.kind, msg.headers, data)
         folded.cuts.append(cut)
     return folded
 
@@ -134,6 +142,11 @@ async def _audit(
             fold, view, partitions, ack_key, receiver, registered, report, expect_final=expect_final
         )
     await check_kv(nc, partitions, fold, report, folded.cuts)
+    find = functools.partial(_record, fold, view, partitions)
+    v["I8"].extend(await credits_without_posting(fold, find))
+    tally = folded.signatures
+    report.signatures = {"verified": tally.verified, "refused": tally.refused}
+    report.signature_problems = tally.problems
     return report
 
 

@@ -13,6 +13,7 @@ from nats.aio.client import Client
 
 from eventsource.adapters import archive_store
 from eventsource.adapters.archive_meta import existing_meta_bucket, read_head
+from eventsource.adapters.key_registry import operator_keys
 from eventsource.core.archive_fold import CARRIED_HEADER, CutFold
 from eventsource.core.archive_format import Manifest
 from eventsource.core.archive_head import (
@@ -59,7 +60,7 @@ async def _refold(
     where: str,
     problems: list[str],
 ) -> list[SnapshotEntry]:
-    cut = CutFold.seeded_with(before)
+    cut = CutFold.seeded_with(before, tuple(await operator_keys(nc)))
     async for message in archive_store.read_period(nc, partition, period):
         key = key_of_subject(message.subject)
         if key is not None:

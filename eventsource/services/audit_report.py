@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from eventsource.settings import Store
 
-INVARIANTS = ("I1", "I2", "I3", "I4", "I5", "I6", "I7")
+INVARIANTS = ("I1", "I2", "I3", "I4", "I5", "I6", "I7", "I8")
 
 
 @dataclass
@@ -24,6 +24,10 @@ class AuditReport:
     funded: dict[str, str] = field(default_factory=dict)
     balances: dict[str, str] = field(default_factory=dict)
     projection: str | None = None  # which projection I6 was checked against; None: not checked
+    # Protocol messages read whose signature verified / did not (their recipients dead-lettered
+    # the latter: BAD_SIGNATURE); the first few of those, with why.
+    signatures: dict[str, int] = field(default_factory=dict)
+    signature_problems: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -42,6 +46,8 @@ class AuditReport:
             "funded": self.funded,
             "balances": self.balances,
             "projection": self.projection,
+            "signatures": self.signatures,
+            "signature_problems": self.signature_problems,
             "violations": {i: self.violations.get(i, []) for i in INVARIANTS},
         }
 

@@ -10,6 +10,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field, replace
 
 from eventsource.core.account import Account, EntryKind
+from eventsource.core.causes import funding_problem
 from eventsource.core.errors import DomainError
 from eventsource.core.events import (
     AccountChanged,
@@ -40,6 +41,8 @@ class SharedFold:
         default_factory=lambda: defaultdict(list)
     )
     problems: list[str] = field(default_factory=list)
+    # I8: the operator keys funding must be signed with (None: not checked, a replay alone).
+    operator_keys: tuple[str, ...] | None = None
 
     def account_event(self, key: str, event: AccountEvent) -> None:
         match event:
@@ -47,9 +50,15 @@ class SharedFold:
                 if key in self.accounts:
                     self.problems.append(f"{key}: opened twice (I5)")
                 folded = Account(snapshot.participant, snapshot.account, snapshot.currency)
-            case AccountChanged(entries=entries):
+            case AccountChanged(entries=entries, signatures=signatures):
                 folded = self._require(key)
                 for entry in entries:
+                    if entry.kind is EntryKind.FUNDED and self.operator_keys is not None:
+                        sig, keys = signatures.get(entry.ref), self.operator_keys
+                        why = funding_problem(
+                            key, folded.currency, entry.ref, entry.amount, sig, keys
+                        )
+                        self.problems += [why] if why else []
                     folded = self._apply(key, folded, entry.kind, entry.ref, entry.amount)
             case AccountClosed():
                 folded = replace(self._require(key), closed=True)

@@ -9,6 +9,7 @@ from collections import defaultdict
 import msgspec
 from nats.aio.client import Client
 
+from eventsource.adapters.key_registry import operator_keys
 from eventsource.adapters.stream_reader import read_messages
 from eventsource.adapters.views import kv_revisions
 from eventsource.core.events import AccountSnapshot, account_event_decoder
@@ -32,7 +33,7 @@ from eventsource.settings import Store
 async def fold_shared(nc: Client) -> tuple[SharedFold, set[str], int, int]:
     """Fold every event of KV_shared, read exactly; also return the ACKed transfers' record
     keys, the number of events and the last sequence folded (the cut KV is checked at)."""
-    fold = SharedFold()
+    fold = SharedFold(operator_keys=tuple(await operator_keys(nc)))
     acked: set[str] = set()
     count = cut = 0
     async for msg in read_messages(nc, SHARED_STREAM):
