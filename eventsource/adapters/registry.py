@@ -94,8 +94,8 @@ def registration_problem(key: str, exc: Exception) -> ConfigError:
 class Registration(msgspec.Struct, frozen=True):
     participant: str
     partition: int
-    # The nkey public key the participant signs its protocol messages with (PROTOCOL.md section
-    # 11); "" in a registration older than signatures, or in the shared store's.
+    # The nkey public key the participant signs its protocol messages with (PROTOCOL.md
+    # section 12); "" in a registration older than signatures, or in the shared store's.
     signing_key: str = ""
 
 

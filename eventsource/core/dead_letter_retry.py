@@ -100,6 +100,11 @@ def retry_target(letter: DeadLetter) -> Target:
             "sender or recipient than its subject named, so it is never republished; the "
             "real sender must send it again"
         )
+    if letter.reason == DeadLetterReason.BAD_SIGNATURE:
+        raise NotRetryable(
+            f"dead letter {letter.seq} is a BAD_SIGNATURE: it is not signed by its sender's "
+            "registered key, and a republished copy would not be either"
+        )
     stream, subject = position[0], letter.source_subject
     inbox = parse_inbox_subject(subject)
     if inbox is not None and stream == ledger_stream(inbox.partition):

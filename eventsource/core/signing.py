@@ -1,7 +1,7 @@
 """Ed25519 signatures over natsbank's canonical bytes, with NATS nkeys as the key format.
 
 Pure: no I/O. A bank signs each protocol message it sends (posting, result, confirm, CANCEL);
-the operator signs each FUNDED entry. PROTOCOL.md section 11 defines the canonical bytes; a
+the operator signs each FUNDED entry. PROTOCOL.md section 12 defines the canonical bytes; a
 signature over them names the sender, the recipient and the kind, so it cannot be replayed onto
 another recipient or kind, and it covers the payload byte for byte.
 """

@@ -1,4 +1,4 @@
-"""Signing what a participant sends and verifying what it receives (PROTOCOL.md section 11).
+"""Signing what a participant sends and verifying what it receives (PROTOCOL.md section 12).
 
 Both transports go through here: the engine signs every outbound protocol message of a
 decision before the carrier takes it (JetStream mode: into the atomic batch, so the ledger keeps
