@@ -10,6 +10,7 @@ from eventsource.core.messages import Confirm, Confirms, Result, Results, Submit
 from eventsource.core.model import Outcome
 from eventsource.core.subjects import Kind, inbox_subject, ledger_stream, submission_subject
 from eventsource.services.audit import read_stream
+from tests.integration.forging import signed_by
 from tests.integration.ledger_reads import dead_letters
 from tests.integration.live_bank import LiveBank, transfer
 
@@ -56,17 +57,22 @@ async def test_a_poison_message_is_dead_lettered_and_the_service_carries_on(
 async def test_results_and_confirms_for_unknown_transfers_are_dead_lettered(bank: LiveBank):
     bank.start_all()
     js = bank.nc.jetstream()
+    # Signed by the senders' own keys: only the protocol can refuse them.
+    result = msgspec.json.encode(
+        Results(sender="beta", results=[Result(id="ghost", digest="0", outcome=Outcome.OK)])
+    )
     await js.publish(
         inbox_subject(0, "alpha", Kind.RESULT, "beta", "forged"),
-        msgspec.json.encode(
-            Results(sender="beta", results=[Result(id="ghost", digest="0", outcome=Outcome.OK)])
-        ),
+        result,
+        headers=signed_by("beta", "alpha", Kind.RESULT, result),
+    )
+    confirm = msgspec.json.encode(
+        Confirms(sender="alpha", confirms=[Confirm(id="ghost", digest="0", outcome=Outcome.OK)])
     )
     await js.publish(
         inbox_subject(0, "beta", Kind.CONFIRM, "alpha", "forged"),
-        msgspec.json.encode(
-            Confirms(sender="alpha", confirms=[Confirm(id="ghost", digest="0", outcome=Outcome.OK)])
-        ),
+        confirm,
+        headers=signed_by("alpha", "beta", Kind.CONFIRM, confirm),
     )
     await bank.quiet()
     reasons = sorted(h["Natsbank-Reason"] for _, h, _ in await dead_letters(bank))

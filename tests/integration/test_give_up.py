@@ -40,6 +40,7 @@ from eventsource.core.subjects import (
     state_subject,
 )
 from tests.integration.ledger_reads import UNTOUCHED, account, record
+from tests.integration.forging import signed_by
 from tests.integration.live_bank import LiveBank, transfer
 from tests.integration.polling import until
 
@@ -120,13 +121,14 @@ class Wire:
         """A late or forged message, published as the peer's service would."""
         payload = encoder.encode(message)
         sender = getattr(message, "sender", self.recipient)
+        headers = signed_by(sender, self.recipient, self.kind, payload)
         if self.bank.mode == "core":
             subject = core_subject(self.recipient, self.kind, sender)
-            await self.bank.nc.publish(subject, payload)
+            await self.bank.nc.publish(subject, payload, headers=headers)
         else:
             token = f"late-{len(self.seen)}"
             subject = inbox_subject(0, self.recipient, self.kind, sender, token)
-            await self.bank.nc.jetstream().publish(subject, payload)
+            await self.bank.nc.jetstream().publish(subject, payload, headers=headers)
 
 
 async def audited(bank: LiveBank, cancelled: int, ok: int = 0) -> None:
