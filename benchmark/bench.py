@@ -30,6 +30,7 @@ from benchmark.options import (
 from benchmark.pgbench import TpcbResult, run_tpcb
 from benchmark.point import run_point
 from benchmark.scale import scale_summary
+from benchmark.signing_cost import signing_cost
 from eventsource.adapters import nats_binary
 from eventsource.adapters.postgres import EmbeddedPostgres
 from eventsource.core.errors import ConfigError
@@ -106,6 +107,7 @@ def run_bench(options: BenchOptions, workdir: Path, hooks: Hooks | None = None) 
         "valid": all(run["valid"] for run in runs),
         "commands": commands,
         "protocol_lines": protocol_lines(),
+        "signatures": signing_cost(),  # every run above signed and verified each message
         "machine": machine(baseline, nats_version),
     }
 

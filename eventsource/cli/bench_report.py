@@ -83,6 +83,7 @@ def _print_notes(report: dict) -> None:
             f"{pg['failed_transactions']} failed",
             highlight=False,
         )
+    _print_signatures(report.get("signatures"))
     first = report["runs"][0]
     console.print(
         f"natsbank: {first['nodes']} node(s), {first['processes']} service processes, "
@@ -105,6 +106,22 @@ def _print_notes(report: dict) -> None:
     console.print("commands:", highlight=False)
     for command in report["commands"]:
         console.print(f"  {command}", highlight=False, soft_wrap=True)
+
+
+def _print_signatures(figures: dict | None) -> None:
+    """The micro-measure of one ed25519 signature per protocol message (PROTOCOL.md section 12);
+    the runs' throughput is with signing and verifying on."""
+    if not figures:
+        return
+    parts = [
+        f"{name.split('_')[0]} transfer(s), {f['message_bytes']:,} B: "
+        f"{f['signs_per_s']:,} signs/s, {f['verifies_per_s']:,} verifies/s"
+        for name, f in figures.items()
+    ]
+    console.print(
+        "signatures (one per protocol message, measured on one core): " + "; ".join(parts),
+        highlight=False,
+    )
 
 
 def _print_runs(report: dict) -> None:

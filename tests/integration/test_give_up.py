@@ -39,8 +39,8 @@ from eventsource.core.subjects import (
     outgoing_key,
     state_subject,
 )
-from tests.integration.ledger_reads import UNTOUCHED, account, record
 from tests.integration.forging import signed_by
+from tests.integration.ledger_reads import UNTOUCHED, account, record
 from tests.integration.live_bank import LiveBank, transfer
 from tests.integration.polling import until
 
