@@ -22,6 +22,7 @@ from eventsource.adapters import (
     dead_letters,
     inbox_subjects,
     jetstream,
+    key_registry,
     registry,
     topology,
 )
@@ -390,6 +391,7 @@ def test_the_kv_buckets_table_is_the_codes_buckets() -> None:
         (ledger, subjects.incoming_key("<P>", "<N>", "<ID>")),
         (subjects.PARTICIPANTS_BUCKET, registry.TOPOLOGY_KEY),
         (subjects.PARTICIPANTS_BUCKET, inbox_subjects.INBOXES_KEY),
+        (subjects.PARTICIPANTS_BUCKET, key_registry.OPERATOR_KEY),
         (subjects.PARTICIPANTS_BUCKET, "<P>"),
     }
     rows = table_after("### KV buckets", raw=True)
