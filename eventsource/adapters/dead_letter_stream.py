@@ -145,10 +145,21 @@ async def has_consumer(nc: Client, stream: str, consumer: str) -> bool:
 
 
 async def republish(
-    nc: Client, stream: str, subject: str, payload: bytes, msg_id: str, letter_seq: int
+    nc: Client,
+    stream: str,
+    subject: str,
+    payload: bytes,
+    msg_id: str,
+    letter_seq: int,
+    extra: dict[str, str] | None = None,
 ) -> tuple[int, bool]:
-    """Publish onto `stream`; (its sequence, whether the server had it already)."""
-    headers = {"Nats-Msg-Id": msg_id, RETRY_OF_HEADER: f"{DEAD_LETTER_STREAM}:{letter_seq}"}
+    """Publish onto `stream`; (its sequence, whether the server had it already). `extra`: more
+    headers (the operator's signature of a republished protocol message)."""
+    headers = {
+        **(extra or {}),
+        "Nats-Msg-Id": msg_id,
+        RETRY_OF_HEADER: f"{DEAD_LETTER_STREAM}:{letter_seq}",
+    }
     try:
         ack = await nc.jetstream().publish(
             subject, payload, headers=headers, stream=stream, timeout=PUBLISH_TIMEOUT_S

@@ -80,6 +80,17 @@ class SenderKeys:
         self.nc = nc
         self.keys: dict[str, str] = {}
         self._read_at: dict[str, float] = {}
+        self._operators: list[str] = []
+        self._operators_at = -SIGNING_KEY_REFRESH_S
+
+    async def operators(self) -> list[str]:
+        """The operator keys (they sign republished dead letters), read again at most every
+        SIGNING_KEY_REFRESH_S."""
+        now = time.monotonic()
+        if now - self._operators_at >= SIGNING_KEY_REFRESH_S:
+            self._operators = await operator_keys(self.nc)
+            self._operators_at = now
+        return self._operators
 
     async def key(self, sender: str, *, refresh: bool = False) -> str:
         """The sender's key ("" if it has none); `refresh`: the cached one just failed."""

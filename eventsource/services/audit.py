@@ -52,9 +52,11 @@ class LedgerFold:
 async def fold_ledger(nc: Client, partitions: int, view: ArchiveView | None = None) -> LedgerFold:
     """Fold every live event, read exactly (up to what each stream leader had when the read
     began); with an archive, each partition from its archive cut, seeded with its snapshot."""
-    folded = LedgerFold(signatures=SignatureTally(await registered_signing_keys(nc)))
+    operators = tuple(await operator_keys(nc))  # I8: funding signed by the operator
+    tally = SignatureTally(await registered_signing_keys(nc), operators)
+    folded = LedgerFold(signatures=tally)
     fold, acked = folded.fold, folded.acked
-    fold.operator_keys = tuple(await operator_keys(nc))  # I8: funding signed by the operator
+    fold.operator_keys = operators
     cut_fold = CutFold(fold=fold, keep_latest=False)
     for k in range(partitions):
         cut, start = 0, 1

@@ -10,6 +10,8 @@ import msgspec
 from nats.aio.client import Client
 
 from eventsource.adapters import dead_letter_stream as stream
+from eventsource.adapters.key_registry import add_operator_key
+from eventsource.adapters.signing_keys import operator_signer
 from eventsource.core.dead_letter_records import (
     ITEM,
     DeadLetter,
@@ -25,6 +27,7 @@ from eventsource.core.dead_letter_retry import (
     retry_target,
 )
 from eventsource.core.errors import NotRetryable, UnknownDeadLetter
+from eventsource.core.messages import Kind, inbox_decoder
 from eventsource.core.subjects import DEAD_LETTER_STREAM
 
 Listing = stream.Listing
@@ -78,7 +81,13 @@ async def retry_dead_letter(nc: Client, seq: int) -> RetryOutcome:
     data = retry_payload(letter, target, payload, carrier)
     subject = retry_subject(target, data)
     new_seq, duplicate = await stream.republish(
-        nc, target.stream, subject, data, retry_msg_id(letter), letter.seq
+        nc,
+        target.stream,
+        subject,
+        data,
+        retry_msg_id(letter),
+        letter.seq,
+        await _operator_signature(nc, target, data),
     )
     await stream.record_retry(nc, letter, target.stream, new_seq, subject)
     return RetryOutcome(
@@ -88,6 +97,18 @@ async def retry_dead_letter(nc: Client, seq: int) -> RetryOutcome:
         subject=subject,
         republished=not duplicate,
     )
+
+
+async def _operator_signature(nc: Client, target: Target, data: bytes) -> dict | None:
+    """A republished protocol message is the operator's act, not its sender's: the operator
+    signs it (PROTOCOL.md section 12), and a recipient accepts that signature only on a message
+    that names the dead letter it republishes. A submission needs none."""
+    if target.kind == Kind.SUBMIT.value:
+        return None
+    sender = inbox_decoder.decode(data).sender  # checked by retry_payload: it decodes
+    signer = operator_signer()
+    await add_operator_key(nc, signer.public_key)
+    return signer.message_headers(sender, target.recipient, target.kind, data)
 
 
 async def _letter(nc: Client, seq: int) -> tuple[DeadLetter, bytes]:

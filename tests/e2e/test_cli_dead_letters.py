@@ -12,12 +12,14 @@ from __future__ import annotations
 import asyncio
 import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from nats.js.api import AckPolicy, ConsumerConfig
 
 from eventsource.adapters.cluster import resolve_nats_url
 from eventsource.adapters.dead_letters import dead_letter
 from eventsource.adapters.jetstream import connect
+from eventsource.core.signing import Signer
 from eventsource.core.subjects import ledger_stream, submit_consumer
 from eventsource.settings import Settings
 from tests.e2e.cli import Cli, assert_one_line_error
@@ -58,7 +60,10 @@ async def refused_by_a_buggy_service(home) -> None:
             await js.publish(f"nb.0.to.bank-a.submit.{CONFLICT}", conflicting)
         ghost = {"type": "result", "sender": "bank-b",
                  "results": [{"id": "ghost-1", "digest": "0" * 24, "outcome": "OK"}]}  # fmt: skip
-        await js.publish("nb.0.to.bank-a.result.ghost-1", json.dumps(ghost).encode())
+        body = json.dumps(ghost).encode()  # signed by bank-b: only the protocol refuses it
+        signer = Signer((Path(home) / "dev" / "keys" / "bank-b.nk").read_bytes())
+        headers = signer.message_headers("bank-b", "bank-a", "result", body)
+        await js.publish("nb.0.to.bank-a.result.ghost-1", body, headers=headers)
     finally:
         await nc.close()
 
