@@ -10,6 +10,7 @@ import json
 import socket
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -17,6 +18,7 @@ from eventsource.adapters.cluster import resolve_nats_url
 from eventsource.adapters.jetstream import connect
 from eventsource.adapters.registry import partitions_of
 from eventsource.core import trace
+from eventsource.core.signing import Signer
 from eventsource.core.subjects import inbox_consumer, ledger_stream, partition_of
 from eventsource.settings import Settings
 from tests.e2e.cli import Cli
@@ -63,10 +65,13 @@ async def publish_ghost_result(home, parent: str) -> None:
         k = partition_of("bank-a", await partitions_of(nc))
         body = {"type": "result", "sender": "bank-b",
                 "results": [{"id": "ghost-1", "digest": "0" * 24, "outcome": "OK"}]}  # fmt: skip
+        data = json.dumps(body).encode()  # signed by bank-b: only the protocol refuses it
+        signer = Signer((Path(home) / "dev" / "keys" / "bank-b.nk").read_bytes())
+        signature = signer.message_headers("bank-b", "bank-a", "result", data)
         await nc.jetstream().publish(
             f"nb.{k}.to.bank-a.result.bank-b.ghost-1",
-            json.dumps(body).encode(),
-            headers={trace.HEADER: parent},
+            data,
+            headers={trace.HEADER: parent, **signature},
         )
     finally:
         await nc.close()
