@@ -14,7 +14,10 @@ from nats.js.errors import NotFoundError
 from eventsource.adapters.jetstream import read_last
 from eventsource.adapters.registry import REGISTRY_STREAM, Registration, registered_participants
 from eventsource.adapters.retry import transient_retry
+from eventsource.adapters.signing_keys import OPERATOR_KEY_ENV, operator_signer
+from eventsource.core.errors import ConfigError
 from eventsource.core.limits import SENDER_KEYS_MAX, SIGNING_KEY_REFRESH_S
+from eventsource.core.signing import Signer
 from eventsource.core.subjects import PARTICIPANTS_BUCKET
 
 OPERATOR_KEY = "_operator"
@@ -69,6 +72,18 @@ async def add_operator_key(nc: Client, public_key: str) -> None:
 
     with contextlib.suppress(NotFoundError):  # not set up yet: `streams init` records it
         await transient_retry(put, what="record of the operator's signing key")
+
+
+async def registered_operator(nc: Client) -> Signer:
+    """The operator's signer (funding, republished dead letters), once the registry names its
+    key (`streams init` records it): what the audit could not verify is never written."""
+    signer = operator_signer()
+    if signer.public_key not in await operator_keys(nc):
+        raise ConfigError(
+            f"the operator key {signer.public_key[:12]}… is not registered: run `natsbank "
+            f"streams init` with it (it reads {OPERATOR_KEY_ENV}, else the dev key)"
+        )
+    return signer
 
 
 class SenderKeys:

@@ -9,8 +9,7 @@ import uuid
 from nats.aio.client import Client
 
 from eventsource.adapters.jetstream import commit_checked, read_last
-from eventsource.adapters.key_registry import add_operator_key
-from eventsource.adapters.signing_keys import operator_signer
+from eventsource.adapters.key_registry import registered_operator
 from eventsource.adapters.state_reader import decode_state
 from eventsource.core.account import Account, EntryKind
 from eventsource.core.errors import (
@@ -115,10 +114,7 @@ async def fund_account(
 
 
 async def _operator(nc: Client) -> Signer:
-    """The operator's signer, its public key recorded in the registry for the audit."""
-    signer = operator_signer()
-    await add_operator_key(nc, signer.public_key)
-    return signer
+    return await registered_operator(nc)
 
 
 async def _funding_event(

@@ -10,8 +10,7 @@ import msgspec
 from nats.aio.client import Client
 
 from eventsource.adapters import dead_letter_stream as stream
-from eventsource.adapters.key_registry import add_operator_key
-from eventsource.adapters.signing_keys import operator_signer
+from eventsource.adapters.key_registry import registered_operator
 from eventsource.core.dead_letter_records import (
     ITEM,
     DeadLetter,
@@ -106,8 +105,7 @@ async def _operator_signature(nc: Client, target: Target, data: bytes) -> dict |
     if target.kind == Kind.SUBMIT.value:
         return None
     sender = inbox_decoder.decode(data).sender  # checked by retry_payload: it decodes
-    signer = operator_signer()
-    await add_operator_key(nc, signer.public_key)
+    signer = await registered_operator(nc)
     return signer.message_headers(sender, target.recipient, target.kind, data)
 
 

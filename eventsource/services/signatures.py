@@ -29,7 +29,7 @@ def signed(writes: list[Write], sender: str, signer: Signer | None) -> list[Writ
     for write in writes:
         where = parse_inbox_subject(write.subject) if write.key is None else None
         if where is not None:
-            recipient, kind = where[1], where[2]
+            recipient, kind = where.recipient, where.kind
             headers = signer.message_headers(sender, recipient, kind, write.payload)
             write = dataclasses.replace(write, headers={**(write.headers or {}), **headers})
         out.append(write)

@@ -15,6 +15,7 @@ from nats.js.api import ConsumerConfig, StreamConfig
 from nats.js.errors import NotFoundError
 
 from eventsource.adapters.inbox_subjects import sync_inbox_subjects
+from eventsource.adapters.key_registry import add_operator_key
 from eventsource.adapters.provision import (
     Change,
     _apply_consumer,
@@ -30,6 +31,7 @@ from eventsource.adapters.registry import (
     require_participant_name,
 )
 from eventsource.adapters.retry import transient_retry
+from eventsource.adapters.signing_keys import operator_signer
 from eventsource.adapters.topology import (
     Topology,
     inbox_consumer_configs,
@@ -80,6 +82,7 @@ async def apply_shared_topology(
     changes = [await _apply_stream(js, config, dry_run=dry_run, force=force) for config in configs]
     if not dry_run:
         await wait_for_leaders(js, [config.name for config in configs])
+        await add_operator_key(nc, operator_signer().public_key)  # funding's signer
     for participant in names:
         changes.extend(
             await register_shared_participant(
