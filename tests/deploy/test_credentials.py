@@ -16,8 +16,8 @@ import pytest
 from eventsource.adapters.deploy_secrets import AUTH_CONFIG
 from eventsource.core.permissions import Identity, Role
 from tests.deploy import manifests
+from tests.deploy.cli_parse import parse
 from tests.deploy.manifests import SECRET_MOUNT, CommandLine
-from tests.deploy.test_drift import parse
 
 # The identity each deployed command needs (the CLI's own choice: eventsource/cli/*.py).
 NEEDED = {
