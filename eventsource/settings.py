@@ -53,6 +53,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     tls_key: str = ""
     home: str = ""
     streams_file: str = ""
+    # `streams init`: register the public signing keys of this file (`natsbank deploy keys`
+    # writes it: adapters/signing_key_file.py) instead of generating dev keys.
+    signing_keys: str = ""
     pg_dsn: str = ""
     # Group commit: how many inbox messages one service instance takes per fetch (a fetch of 0
     # is refused by nats-py on every attempt: a service would retry it for ever).
@@ -81,6 +84,7 @@ _ENV = {
     "tls_cert": "NATSBANK_TLS_CERT",
     "tls_key": "NATSBANK_TLS_KEY",
     "streams_file": "NATSBANK_STREAMS_FILE",
+    "signing_keys": "NATSBANK_SIGNING_KEYS",
     "pg_dsn": "NATSBANK_PG_DSN",
     "fetch_batch": "NATSBANK_FETCH_BATCH",
     "ack_wait": "NATSBANK_ACK_WAIT",

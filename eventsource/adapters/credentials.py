@@ -18,12 +18,12 @@ import nkeys
 
 from eventsource.core.errors import ConfigError
 from eventsource.core.permissions import JS_API, OPERATOR_ROLES, Identity, Role
+from eventsource.core.signing import new_seed
 from eventsource.settings import Settings
 
 CREDENTIALS_DIR = "credentials"
 SEED_SUFFIX = ".nk"
 SYSTEM_USER = "sys"
-SEED_BYTES = 32
 
 
 @dataclass(frozen=True)
@@ -74,16 +74,23 @@ def ensure_seeds(directory: Path, participants: list[str]) -> dict[str, str]:
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     directory.chmod(0o700)
     names = [i.name for i in identities(participants)] + [SYSTEM_USER]
-    public = {}
-    for name in names:
-        path = seed_path(directory, name)
-        if not path.exists():
-            seed = nkeys.encode_seed(os.urandom(SEED_BYTES), nkeys.PREFIX_BYTE_USER)
+    return {name: ensure_seed(seed_path(directory, name)) for name in names}
+
+
+def ensure_seed(path: Path, prefix: int = nkeys.PREFIX_BYTE_USER) -> str:
+    """The nkey seed file `path` (a new one of kind `prefix` if there is none, mode 0600,
+    created exclusively: two processes racing end with one key); its public key."""
+    path = Path(path)
+    if not path.exists():
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        try:
             descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass  # another process made it first: use that one
+        else:
             with os.fdopen(descriptor, "wb") as out:
-                out.write(seed)
-        public[name] = public_key(path)
-    return public
+                out.write(new_seed(prefix))
+    return public_key(path)
 
 
 def public_key(path: Path) -> str:

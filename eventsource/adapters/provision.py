@@ -24,7 +24,8 @@ from eventsource.adapters.registry import (
     require_participant_name,
 )
 from eventsource.adapters.retry import transient_retry
-from eventsource.adapters.signing_keys import dev_signer, operator_signer
+from eventsource.adapters.signing_key_file import SigningKeys
+from eventsource.adapters.signing_keys import operator_signer, registered_dev_signer
 from eventsource.adapters.topology import (
     Topology,
     inbox_consumer_configs,
@@ -137,8 +138,16 @@ def _destructive(diffs: dict[str, tuple]) -> list[str]:
 
 
 async def apply_topology(
-    nc: Client, topology: Topology, *, dry_run: bool = False, force: bool = False
+    nc: Client,
+    topology: Topology,
+    *,
+    dry_run: bool = False,
+    force: bool = False,
+    signing_keys: SigningKeys | None = None,
 ) -> list[Change]:
+    """Streams, consumers and registrations; each participant is registered with its key in
+    `signing_keys` (a deployment's file: one it lacks is refused before anything changes), or
+    without it with its dev key, and so is the operator's key that signs funding."""
     weak = weakened_guarantees(topology)
     if weak and not force:
         return [
@@ -148,18 +157,28 @@ async def apply_topology(
     replicas = replicas_for(topology, await _servers_for(nc, topology))
     registered = [r.participant for r in await registered_participants(nc)]
     names = list(dict.fromkeys([*topology.participants, *registered]))
+    if signing_keys is not None:
+        signing_keys.require(names)
     configs = stream_configs(topology, replicas, names)
     changes = [await _apply_stream(js, config, dry_run=dry_run, force=force) for config in configs]
     if not dry_run:
         await wait_for_leaders(js, [config.name for config in configs])
         check = functools.partial(check_partitions, js, topology, force=force)
         await transient_retry(check, what="check of the recorded partition count")
-        await add_operator_key(nc, operator_signer().public_key)  # funding's signer
+        await add_operator_key(nc, operator_key(signing_keys))  # funding's signer
     for participant in names:
+        key = signing_keys.of(participant) if signing_keys is not None else None
         changes.extend(
-            await register_participant(nc, topology, participant, dry_run=dry_run, force=force)
+            await register_participant(
+                nc, topology, participant, dry_run=dry_run, force=force, signing_key=key
+            )
         )
     return changes
+
+
+def operator_key(signing_keys: SigningKeys | None) -> str:
+    """The operator's public key to record: the deployment's, else the dev operator key's."""
+    return signing_keys.operator if signing_keys is not None else operator_signer().public_key
 
 
 def refused_settings(topology: Topology) -> list[Change]:
@@ -230,7 +249,7 @@ async def register_participant(
 ) -> list[Change]:
     """Give a participant its inbox consumer on every partition and a registry entry naming
     its signing key: `signing_key` (an nkey public key), else the one it is registered with,
-    else the dev key made for it now (adapters/signing_keys.py)."""
+    else its dev key (its dev service nkey, or one made now: adapters/signing_keys.py)."""
     require_participant_name(participant)
     js = nc.jetstream()
     changes = []
@@ -243,7 +262,7 @@ async def register_participant(
     if not dry_run:
         home = partition_of(participant, topology.partitions)
         key = signing_key or await signing_key_of(nc, participant)
-        key = key or dev_signer(participant).public_key
+        key = key or registered_dev_signer(participant).public_key
         put = functools.partial(put_registration, js, Registration(participant, home, key))
         inboxes = functools.partial(
             sync_inbox_subjects,

@@ -1,15 +1,15 @@
 """Where a process finds its signing seeds (nkey seed files), and where the dev ones are made.
 
-One small API, so that another key source (a service nkey of per-bank credentials) can be
-plugged in without touching the signers:
-
-- a bank's key: the file given by `serve --signing-key FILE` or `NATSBANK_SIGNING_KEY`, else
-  `<keys dir>/<participant>.nk`, generated there when the participant is registered;
-- the operator's key (it signs funding): `NATSBANK_OPERATOR_KEY`, else `<keys dir>/operator.nk`,
-  generated there by the first funding or `streams init`;
+- a bank's key: the file given by `serve --signing-key FILE` or `NATSBANK_SIGNING_KEY` (in a
+  deployment, the bank's own service nkey seed: `natsbank deploy keys`), else its dev key;
+- a bank's dev key: its service nkey `$NATSBANK_HOME/dev/credentials/service.<P>.nk` when the
+  dev cluster runs with authorization (`natsbank dev up`: one key per bank, which connects and
+  signs), else `<keys dir>/<P>.nk`, generated there when the participant is registered;
+- the operator's key (it signs funding and dead-letter retries): `NATSBANK_OPERATOR_KEY`, else
+  `<keys dir>/operator.nk`, generated there by the first funding or `streams init`;
 - the keys dir: `NATSBANK_KEYS_DIR`, else the dev state's `keys/` (`$NATSBANK_HOME/dev/keys`).
 
-Seeds are written 0600, created exclusively (two processes racing end with one key).
+Seeds are written by the one seed writer (adapters/credentials.py): 0600, created exclusively.
 """
 
 from __future__ import annotations
@@ -19,8 +19,10 @@ from pathlib import Path
 
 import nkeys
 
+from eventsource.adapters.credentials import credentials_dir, ensure_seed, seed_path
 from eventsource.core.errors import ConfigError
-from eventsource.core.signing import SignatureProblem, Signer, new_seed
+from eventsource.core.permissions import Identity, Role
+from eventsource.core.signing import SignatureProblem, Signer
 from eventsource.settings import default_home
 
 SIGNING_KEY_ENV = "NATSBANK_SIGNING_KEY"
@@ -50,17 +52,27 @@ def load_signer(path: Path) -> Signer:
 
 def dev_signer(name: str, *, prefix: int = nkeys.PREFIX_BYTE_USER) -> Signer:
     """The seed `<keys dir>/<name>.nk`, generated if it does not exist yet."""
-    path = key_file(name)
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass  # another process made it first: use that one
-        else:
-            with os.fdopen(fd, "wb") as out:
-                out.write(new_seed(prefix) + b"\n")
-    return load_signer(path)
+    ensure_seed(key_file(name), prefix)
+    return load_signer(key_file(name))
+
+
+def service_seed(participant: str) -> Path:
+    """The participant's service nkey in the dev state (`natsbank dev up` makes it)."""
+    dev_state = default_home() / "dev"
+    return seed_path(credentials_dir(dev_state), Identity(Role.SERVICE, participant).name)
+
+
+def dev_participant_key(participant: str) -> Path:
+    """The seed a bank signs with in dev: its service nkey if the dev cluster made one (one key
+    per bank), else `<keys dir>/<P>.nk` (made at registration)."""
+    service = service_seed(participant)
+    return service if service.is_file() else key_file(participant)
+
+
+def registered_dev_signer(participant: str) -> Signer:
+    """What registration records when no key is given: the bank's dev key, made if need be."""
+    service = service_seed(participant)
+    return load_signer(service) if service.is_file() else dev_signer(participant)
 
 
 def participant_signer(participant: str, key: Path | None = None) -> Signer:
@@ -69,7 +81,7 @@ def participant_signer(participant: str, key: Path | None = None) -> Signer:
     given = key or os.environ.get(SIGNING_KEY_ENV)
     if given:
         return load_signer(Path(given))
-    path = key_file(participant)
+    path = dev_participant_key(participant)
     if not path.exists():
         raise ConfigError(
             f"no signing key for {participant}: pass --signing-key FILE, set {SIGNING_KEY_ENV}, "

@@ -33,9 +33,11 @@ def keys(
     ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Write an nkey seed per identity, the nats-server authorization config for their
-    public keys, and a PostgreSQL password. Existing files are kept: run it again after
-    adding a participant, then reload the servers."""
+    """Write an nkey seed per identity, the operator's signing seed, the nats-server
+    authorization config for their public keys, the public signing keys for `streams init
+    --signing-keys` (each bank signs with its service seed), and a PostgreSQL password.
+    Existing seeds and passwords are kept: run it again after adding a participant, then
+    reload the servers and run `streams init` again."""
     config = settings(streams_file=str(streams_file) if streams_file else None)
     auth = dev_auth(config, participants)
     written = write_deployment_secrets(out, auth.participants, auth.partitions)
@@ -48,12 +50,15 @@ def keys(
                 "identities": list(written.identities),
                 "auth_config": str(written.auth_config),
                 "postgres_env": str(written.postgres_env),
+                "operator_key": str(written.operator_key),
+                "signing_keys": str(written.signing_keys),
             }
         )
         return
     console.print(
-        f"wrote {len(written.identities)} nkey seeds, {written.auth_config.name} and "
-        f"{written.postgres_env.name} to {written.directory} (participants "
+        f"wrote {len(written.identities)} nkey seeds, the operator's signing seed "
+        f"{written.operator_key.name}, {written.auth_config.name}, {written.signing_keys.name} "
+        f"and {written.postgres_env.name} to {written.directory} (participants "
         f"{', '.join(auth.participants)}; keep it out of version control)",
         highlight=False,
         soft_wrap=True,

@@ -8,6 +8,7 @@ import typer
 from rich.table import Table
 
 from eventsource.adapters.provision import Action
+from eventsource.adapters.signing_key_file import read_signing_keys
 from eventsource.adapters.topology import load_topology
 from eventsource.cli.common import console, on_ledger, print_json, settings
 from eventsource.cli.options import store_option
@@ -32,14 +33,22 @@ def init(
     force: bool = typer.Option(False, "--force", help="Allow destructive changes."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     store: str | None = store_option(),
+    signing_keys: Path | None = typer.Option(
+        None,
+        "--signing-keys",
+        help="Register the banks' and the operator's public signing keys of this file "
+        "(signing-keys.json of `natsbank deploy keys`; env NATSBANK_SIGNING_KEYS) instead of "
+        "dev keys; a participant it lacks is refused.",
+    ),
 ) -> None:
     """Create or update everything declared in streams.yaml. Running it twice changes nothing."""
-    config = settings(store=store)
+    config = settings(store=store, signing_keys=str(signing_keys) if signing_keys else None)
     topology = load_topology(file or (config.streams_file or None))
+    keys = read_signing_keys(Path(config.signing_keys)) if config.signing_keys else None
     changes = on_ledger(
         config,
         Identity(Role.ADMIN),
-        lambda ledger: ledger.provision(topology, dry_run=dry_run, force=force),
+        lambda ledger: ledger.provision(topology, dry_run=dry_run, force=force, signing_keys=keys),
         provisioned=False,
     )
     if as_json:

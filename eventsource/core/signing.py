@@ -68,10 +68,8 @@ def new_seed(prefix: int = nkeys.PREFIX_BYTE_USER) -> bytes:
 _verify_keys: dict[str, nacl.signing.VerifyKey] = {}
 
 
-def _verify_key(public_key: str) -> nacl.signing.VerifyKey:
-    found = _verify_keys.get(public_key)
-    if found is not None:
-        return found
+def _public_key_bytes(public_key: str) -> bytearray:
+    """The decoded nkey public key (prefix byte, 32 key bytes, checksum), or SignatureProblem."""
     try:
         raw = bytearray(base64.b32decode(public_key.encode()))
     except (binascii.Error, ValueError):
@@ -81,6 +79,31 @@ def _verify_key(public_key: str) -> nacl.signing.VerifyKey:
     crc = int.from_bytes(raw[-2:], "little")
     if nkeys.crc16(raw[:-2]) != crc:
         raise SignatureProblem("the public key's checksum is wrong")
+    return raw
+
+
+def public_key_problem(public_key: object, prefix: int) -> str | None:
+    """Why `public_key` is not an nkey public key of kind `prefix` (nkeys.PREFIX_BYTE_USER: a
+    bank's service key, PREFIX_BYTE_OPERATOR: the operator's), or None."""
+    if not isinstance(public_key, str):
+        return "not a string"
+    try:
+        raw = _public_key_bytes(public_key)
+    except SignatureProblem as exc:
+        return str(exc)
+    if raw[0] != prefix:
+        return f"not an nkey {_KINDS.get(prefix, 'public')} key (it starts with {public_key[:1]})"
+    return None
+
+
+_KINDS = {nkeys.PREFIX_BYTE_USER: "user (U…)", nkeys.PREFIX_BYTE_OPERATOR: "operator (O…)"}
+
+
+def _verify_key(public_key: str) -> nacl.signing.VerifyKey:
+    found = _verify_keys.get(public_key)
+    if found is not None:
+        return found
+    raw = _public_key_bytes(public_key)
     key = nacl.signing.VerifyKey(bytes(raw[1:-2]))
     if len(_verify_keys) < 10_000:  # registered keys: few; never grows with hostile input
         _verify_keys[public_key] = key

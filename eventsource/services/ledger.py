@@ -12,6 +12,7 @@ from nats.aio.client import Client
 
 from eventsource.adapters.provision import Change
 from eventsource.adapters.registry import is_registered
+from eventsource.adapters.signing_key_file import SigningKeys
 from eventsource.adapters.topology import Topology
 from eventsource.core.account import Account
 from eventsource.core.errors import DomainError, RejectionCause
@@ -53,7 +54,12 @@ class Ledger(Protocol):
     gives_up: bool  # whether transfers may carry give-up limits (DESIGN.md section 5)
 
     async def provision(
-        self, topology: Topology, *, dry_run: bool = False, force: bool = False
+        self,
+        topology: Topology,
+        *,
+        dry_run: bool = False,
+        force: bool = False,
+        signing_keys: SigningKeys | None = None,
     ) -> list[Change]: ...
 
     async def register(self, topology: Topology, participant: str) -> None: ...

@@ -21,6 +21,7 @@ from eventsource.adapters.provision import (
     _apply_consumer,
     _apply_stream,
     _servers_for,
+    operator_key,
     refused_settings,
     wait_for_leaders,
 )
@@ -31,7 +32,7 @@ from eventsource.adapters.registry import (
     require_participant_name,
 )
 from eventsource.adapters.retry import transient_retry
-from eventsource.adapters.signing_keys import operator_signer
+from eventsource.adapters.signing_key_file import SigningKeys
 from eventsource.adapters.topology import (
     Topology,
     inbox_consumer_configs,
@@ -70,8 +71,15 @@ def shared_consumer_config(topology: Topology, participant: str) -> ConsumerConf
 
 
 async def apply_shared_topology(
-    nc: Client, topology: Topology, *, dry_run: bool = False, force: bool = False
+    nc: Client,
+    topology: Topology,
+    *,
+    dry_run: bool = False,
+    force: bool = False,
+    signing_keys: SigningKeys | None = None,
 ) -> list[Change]:
+    """The shared store sends no protocol messages: of `signing_keys` it records only the
+    operator's (funding is signed as in the independent store)."""
     if (refused := refused_settings(topology)) and not force:
         return refused
     js = nc.jetstream()
@@ -82,7 +90,7 @@ async def apply_shared_topology(
     changes = [await _apply_stream(js, config, dry_run=dry_run, force=force) for config in configs]
     if not dry_run:
         await wait_for_leaders(js, [config.name for config in configs])
-        await add_operator_key(nc, operator_signer().public_key)  # funding's signer
+        await add_operator_key(nc, operator_key(signing_keys))  # funding's signer
     for participant in names:
         changes.extend(
             await register_shared_participant(

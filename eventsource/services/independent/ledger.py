@@ -9,6 +9,7 @@ from nats.aio.client import Client
 from eventsource.adapters.archive_lookup import ArchiveLookup
 from eventsource.adapters.provision import Change, apply_topology, register_participant
 from eventsource.adapters.registry import registered_participants, require_registered
+from eventsource.adapters.signing_key_file import SigningKeys
 from eventsource.adapters.topology import Topology
 from eventsource.adapters.views import list_accounts, list_transfers
 from eventsource.core.events import AccountSnapshot, TransferState
@@ -57,9 +58,16 @@ class IndependentLedger(AccountBook):
         return ArchiveLookup(self.nc, partition)
 
     async def provision(
-        self, topology: Topology, *, dry_run: bool = False, force: bool = False
+        self,
+        topology: Topology,
+        *,
+        dry_run: bool = False,
+        force: bool = False,
+        signing_keys: SigningKeys | None = None,
     ) -> list[Change]:
-        changes = await apply_topology(self.nc, topology, dry_run=dry_run, force=force)
+        changes = await apply_topology(
+            self.nc, topology, dry_run=dry_run, force=force, signing_keys=signing_keys
+        )
         self.partitions = topology.partitions
         return changes
 

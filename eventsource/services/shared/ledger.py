@@ -12,6 +12,7 @@ from eventsource.adapters.shared.provision import (
     register_shared_participant,
     require_shared_store,
 )
+from eventsource.adapters.signing_key_file import SigningKeys
 from eventsource.adapters.topology import Topology
 from eventsource.core.events import AccountSnapshot, TransferState
 from eventsource.core.model import TransferRequest
@@ -36,9 +37,16 @@ class SharedLedger(AccountBook):
         self._registered: set[str] = set()
 
     async def provision(
-        self, topology: Topology, *, dry_run: bool = False, force: bool = False
+        self,
+        topology: Topology,
+        *,
+        dry_run: bool = False,
+        force: bool = False,
+        signing_keys: SigningKeys | None = None,
     ) -> list[Change]:
-        return await apply_shared_topology(self.nc, topology, dry_run=dry_run, force=force)
+        return await apply_shared_topology(
+            self.nc, topology, dry_run=dry_run, force=force, signing_keys=signing_keys
+        )
 
     async def register(self, topology: Topology, participant: str) -> None:
         await register_shared_participant(self.nc, topology, participant)
