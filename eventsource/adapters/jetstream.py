@@ -27,6 +27,7 @@ from eventsource.core.errors import (
 )
 from eventsource.core.limits import COMMIT_TIMEOUT_S, MAX_BATCH_MESSAGES, READ_TIMEOUT_S
 from eventsource.core.permissions import JS_API
+from eventsource.core.signing import server_nonce_problem
 from eventsource.core.workset import Write
 
 # JetStream error codes natsbank reacts to (server errors.json).
@@ -46,6 +47,21 @@ class LedgerClient(Client):
     def jetstream(self, **options):  # type: ignore[override]
         options.setdefault("prefix", self.js_api)
         return super().jetstream(**options)
+
+    def _setup_nkeys_connect(self) -> None:
+        """nats-py signs whatever nonce the server sends with the credential's nkey, and a
+        bank's service nkey is also its signing key: sign only nonces a server would make."""
+        super()._setup_nkeys_connect()
+        sign = self._signature_cb
+        if sign is None:
+            return
+
+        def guarded(nonce: str) -> bytes:
+            if problem := server_nonce_problem(nonce):
+                raise nats.errors.Error(problem)
+            return sign(nonce)
+
+        self._signature_cb = guarded
 
 
 def api_subject(nc: Client, tail: str) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import os
+import re
 from collections.abc import Mapping
 
 import nacl.exceptions
@@ -22,6 +23,21 @@ KEY_HEADER = "Natsbank-Key"  # the signer's nkey public key (informative: verifi
 # registry, never trusted from the header)
 MESSAGE_DOMAIN = b"natsbank-msg/v1"
 FUNDING_DOMAIN = b"natsbank-fund/v1"
+
+
+# A NATS server's connect nonce: base64url of random bytes (15 characters in nats-server 2.x).
+# A bank's service nkey both connects (it signs the server's nonce) and signs protocol messages,
+# so a client signs a nonce only if it has this form: canonical bytes (a newline, a "/" in the
+# domain) can never be passed off as one, and a server cannot get a message signed that way.
+_SERVER_NONCE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def server_nonce_problem(nonce: object) -> str | None:
+    """Why a connect nonce is not one a NATS server makes (signing it could sign a message)."""
+    if isinstance(nonce, str) and _SERVER_NONCE.fullmatch(nonce):
+        return None
+    shown = f"{str(nonce)!r:.40}"
+    return f"the server's nonce {shown} is not base64url: no authorization is signed with it"
 
 
 class SignatureProblem(ValueError):

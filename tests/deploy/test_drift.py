@@ -1,14 +1,19 @@
 """compose.yaml and k8s/ say only what natsbank understands: every command line parses against the
-real CLI, every NATS_URL / NATSBANK_* variable is one the settings read, and the deployment's
-streams.yaml is the repository's plus the participants it serves."""
+real CLI, every NATS_URL / NATSBANK_* variable is one the settings read (or, for a signing seed,
+the one adapters/signing_keys.py reads), and the deployment's streams.yaml is the repository's
+plus the participants it serves."""
 
 from __future__ import annotations
 
 import tomllib
+from pathlib import Path
 
 import msgspec
+import nkeys
 import pytest
 
+from eventsource.adapters.credentials import ensure_seed
+from eventsource.adapters.signing_keys import operator_signer, participant_signer
 from eventsource.adapters.topology import load_topology
 from eventsource.core.errors import ConfigError
 from eventsource.settings import load_settings
@@ -90,8 +95,32 @@ def read_by_settings(name: str, monkeypatch: pytest.MonkeyPatch) -> bool:
             return True
 
 
-def check_environment(variables: dict[str, list[str]], monkeypatch: pytest.MonkeyPatch) -> None:
-    unread = [name for name in variables if not read_by_settings(name, monkeypatch)]
+def read_as_signing_seed(name: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> bool:
+    """True if a seed file named by the variable is what a bank or the operator signs with
+    (an empty NATSBANK_HOME: no dev key can stand in for it)."""
+    seed = tmp_path / "probe.nk"
+    public = ensure_seed(seed, nkeys.PREFIX_BYTE_OPERATOR)
+    with monkeypatch.context() as env:
+        env.setenv("NATSBANK_HOME", str(tmp_path / "home"))
+        env.setenv(name, str(seed))
+        for signer in (lambda: participant_signer("bank-a"), operator_signer):
+            try:
+                if signer().public_key == public:
+                    return True
+            except ConfigError:
+                continue
+    return False
+
+
+def check_environment(
+    variables: dict[str, list[str]], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    unread = [
+        name
+        for name in variables
+        if not read_by_settings(name, monkeypatch)
+        and not read_as_signing_seed(name, monkeypatch, tmp_path)
+    ]
     assert unread == [], f"set in the manifests but never read by eventsource/settings.py: {unread}"
     for name, values in variables.items():
         for value in values:
@@ -100,25 +129,34 @@ def check_environment(variables: dict[str, list[str]], monkeypatch: pytest.Monke
                 load_settings()  # a value the settings refuse raises ConfigError here
 
 
+SIGNING = {"NATSBANK_SIGNING_KEY", "NATSBANK_OPERATOR_KEY", "NATSBANK_SIGNING_KEYS"}
+
+
 def test_compose_sets_only_variables_the_settings_read(
-    deployment, monkeypatch: pytest.MonkeyPatch
+    deployment, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     variables = manifests.compose_environment(manifests.load_compose(), deployment)
-    assert {"NATS_URL", "NATSBANK_STREAMS_FILE", "NATSBANK_PG_DSN"} <= variables.keys()
-    check_environment(variables, monkeypatch)
+    assert {"NATS_URL", "NATSBANK_STREAMS_FILE", "NATSBANK_PG_DSN", *SIGNING} <= variables.keys()
+    check_environment(variables, monkeypatch, tmp_path)
 
 
 def test_k8s_sets_only_variables_the_settings_read(
-    k8s: list[dict], monkeypatch: pytest.MonkeyPatch
+    k8s: list[dict], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     variables = manifests.k8s_environment(k8s)
-    assert {"NATS_URL", "NATSBANK_STREAMS_FILE", "NATSBANK_PG_DSN"} <= variables.keys()
-    check_environment(variables, monkeypatch)
+    assert {"NATS_URL", "NATSBANK_STREAMS_FILE", "NATSBANK_PG_DSN", *SIGNING} <= variables.keys()
+    check_environment(variables, monkeypatch, tmp_path)
 
 
-def test_a_variable_the_settings_do_not_read_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_variable_the_settings_do_not_read_is_reported(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     assert read_by_settings("NATSBANK_HOME", monkeypatch)
+    assert read_by_settings("NATSBANK_SIGNING_KEYS", monkeypatch)
     assert not read_by_settings("NATSBANK_MADE_UP", monkeypatch)
+    assert read_as_signing_seed("NATSBANK_SIGNING_KEY", monkeypatch, tmp_path)
+    assert read_as_signing_seed("NATSBANK_OPERATOR_KEY", monkeypatch, tmp_path)
+    assert not read_as_signing_seed("NATSBANK_MADE_UP", monkeypatch, tmp_path)
 
 
 def test_the_deployed_streams_file_is_the_repository_one_plus_participants_and_a_horizon(
