@@ -57,6 +57,12 @@ class SigningKeys:
             self.of(participant)
 
 
+def given_signing_key(path: str, participant: str) -> str | None:
+    """`participant`'s key in the keys file `path` (NATSBANK_SIGNING_KEYS); None when no file
+    is given: registration then uses the participant's dev key."""
+    return read_signing_keys(Path(path)).of(participant) if path else None
+
+
 def write_signing_keys(path: Path, keys: SigningKeys) -> None:
     """Replace `path` with `keys` (mode 0644: public keys, read by containers as any user)."""
     layout = _Layout(keys.operator, dict(sorted(keys.participants.items())))

@@ -6,6 +6,7 @@ import typer
 from rich.table import Table
 
 from eventsource.adapters.registry import is_registered
+from eventsource.adapters.signing_key_file import given_signing_key
 from eventsource.adapters.topology import load_topology
 from eventsource.cli.common import console, on_ledger, print_json, settings
 from eventsource.cli.options import AccountArg, ParticipantArg, participant_option, store_option
@@ -40,7 +41,8 @@ def open_(
         # Registering is the admin's (streams init, dev up): the funding credential may not,
         # so a registered participant is not registered again.
         if not await is_registered(ledger.nc, participant):
-            await ledger.register(topology, participant)
+            key = given_signing_key(config.signing_keys, participant)
+            await ledger.register(topology, participant, signing_key=key)
         return await ledger.open_account(participant, account, currency, fund)
 
     snapshot = AccountSnapshot.of(on_ledger(config, FUNDING, open_account))

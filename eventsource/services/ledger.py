@@ -62,7 +62,10 @@ class Ledger(Protocol):
         signing_keys: SigningKeys | None = None,
     ) -> list[Change]: ...
 
-    async def register(self, topology: Topology, participant: str) -> None: ...
+    async def register(
+        self, topology: Topology, participant: str, *, signing_key: str | None = None
+    ) -> None:
+        """Register `participant` with `signing_key` (a public key), else its dev key."""
 
     async def require(self, participants: Sequence[str] = ()) -> None:
         """A clear ConfigError when the store or a participant is not set up."""

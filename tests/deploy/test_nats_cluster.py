@@ -2,8 +2,12 @@
 carry the same k8s/config/nats.conf with the same rendered authorization beside it, it has every
 setting the dev launcher writes, and three real nats-servers started from it (addresses moved to
 loopback, the secrets of `natsbank deploy keys`) form a JetStream cluster that refuses anonymous
-clients and on which the deployment's own steps work, each with its own credential:
-`streams init`, the health probes, the accounts script."""
+clients and on which the deployment's own steps work, each with its own credential and the
+signing keys its manifest gives it: `streams init` (which registers the deployment's public
+signing keys), the health probes, the accounts script (funding signed with the operator's seed),
+and funding signed by any other operator key refused. (A transfer between the banks, each
+signing with its service seed, is tests/e2e/test_cli_signing_keys.py: the deployment's bounded
+history needs reads that the banks' grants do not give yet.)"""
 
 from __future__ import annotations
 
@@ -21,11 +25,15 @@ from pathlib import Path
 from unittest import mock
 
 import nats
+import nkeys
 import pytest
 
 from eventsource.adapters import nats_binary
+from eventsource.adapters.credentials import ensure_seed
 from eventsource.adapters.deploy_secrets import AUTH_CONFIG
+from eventsource.adapters.key_registry import operator_keys, registered_signing_keys
 from eventsource.adapters.nats_binary import render_node_config
+from eventsource.adapters.signing_key_file import SIGNING_KEYS_FILE, read_signing_keys
 from eventsource.core.subjects import ledger_stream
 from tests.deploy import manifests
 from tests.deploy.nats_conf import Block, parse, unquote
@@ -208,6 +216,16 @@ def natsbank(
     return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120, check=False)
 
 
+def init_keys(secrets: Path) -> dict[str, str]:
+    """streams-init's signing keys, as its manifest gives them."""
+    return {"NATSBANK_SIGNING_KEYS": str(secrets / SIGNING_KEYS_FILE)}
+
+
+def funding_keys(secrets: Path) -> dict[str, str]:
+    """The accounts job's operator key, as its manifest gives it."""
+    return {"NATSBANK_OPERATOR_KEY": str(secrets / "operator.nk")}
+
+
 async def test_the_manifest_cluster_refuses_anonymous_clients(manifest_cluster: str) -> None:
     """The NATS protocol by hand: the server asks for authentication and refuses a CONNECT
     without credentials."""
@@ -234,7 +252,10 @@ async def test_the_manifest_cluster_runs_natsbank_r3(
     )
     assert refused.returncode != 0  # streams init is the admin's alone
     init = natsbank(
-        manifest_cluster, tmp_path, "streams", "init", "--json", identity="admin", secrets=secrets
+        *(manifest_cluster, tmp_path, "streams", "init", "--json"),
+        identity="admin",
+        secrets=secrets,
+        extra=init_keys(secrets),
     )
     assert init.returncode == 0, init.stderr
     nc = await nats.connect(
@@ -244,8 +265,12 @@ async def test_the_manifest_cluster_runs_natsbank_r3(
     )
     try:
         info = await nc.jetstream().stream_info(ledger_stream(0))
+        registered, operators = await registered_signing_keys(nc), await operator_keys(nc)
     finally:
         await nc.close()
+    keys = read_signing_keys(secrets / SIGNING_KEYS_FILE)  # exactly those, none generated
+    assert registered == dict(keys.participants) and operators == [keys.operator]
+    assert not (tmp_path / "dev").exists()
     assert info.config.num_replicas == 3
     assert info.cluster is not None and info.cluster.leader in NODES
     assert sorted([info.cluster.leader, *(peer.name for peer in info.cluster.replicas)]) == NODES
@@ -273,13 +298,17 @@ def test_the_accounts_script_opens_once(
 ) -> None:
     script, secrets = manifests.CONFIG / "open-accounts.sh", deployment / manifests.SECRETS
     init = natsbank(
-        manifest_cluster, tmp_path, "streams", "init", identity="admin", secrets=secrets
+        *(manifest_cluster, tmp_path, "streams", "init"),
+        identity="admin",
+        secrets=secrets,
+        extra=init_keys(secrets),
     )
     assert init.returncode == 0, init.stderr  # idempotent
-    first = natsbank(manifest_cluster, tmp_path, script=script, secrets=secrets)
+    keys = funding_keys(secrets)
+    first = natsbank(manifest_cluster, tmp_path, script=script, secrets=secrets, extra=keys)
     assert first.returncode == 0, first.stderr
     assert first.stdout.count("opened ") == 4, first.stdout
-    again = natsbank(manifest_cluster, tmp_path, script=script, secrets=secrets)
+    again = natsbank(manifest_cluster, tmp_path, script=script, secrets=secrets, extra=keys)
     assert again.returncode == 0, again.stderr
     assert again.stdout.count("already open") == 4, again.stdout
     listed = natsbank(
@@ -303,3 +332,30 @@ def test_the_load_script_submits_with_each_bank_s_client_credential(
     done = natsbank(manifest_cluster, tmp_path, script=script, secrets=secrets, extra=small)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "submitted 4 transfers", done.stdout
+
+
+def test_funding_signed_by_another_operator_key_is_refused_in_one_line(
+    manifest_cluster: str, deployment: Path, tmp_path: Path
+) -> None:
+    """After the accounts script: the registered operator key funds, any other is refused
+    before anything is written."""
+    secrets = deployment / manifests.SECRETS
+    stranger = tmp_path / "stranger.nk"
+    ensure_seed(stranger, nkeys.PREFIX_BYTE_OPERATOR)
+    fund = ("accounts", "fund", "bank-a", "alice", "1.00", "--json")
+    for key in (stranger, None):  # another operator key; none (a dev key made on the spot)
+        extra = {"NATSBANK_OPERATOR_KEY": str(stranger)} if key else {}
+        refused = natsbank(
+            manifest_cluster, tmp_path, *fund, identity="funding", secrets=secrets, extra=extra
+        )
+        assert refused.returncode == 2, refused.stdout
+        assert refused.stderr.count("\n") == 1 and "Traceback" not in refused.stderr
+        assert "is not registered" in refused.stderr, refused.stderr
+    funded = natsbank(
+        *(manifest_cluster, tmp_path, *fund),
+        identity="funding",
+        secrets=secrets,
+        extra=funding_keys(secrets),
+    )
+    assert funded.returncode == 0, funded.stderr
+    assert json.loads(funded.stdout)["balance"] == "1000001.00"

@@ -1,6 +1,7 @@
 """`natsbank dev up` turns authorization on by default (issue 13): every command finds the
-credential of the role it needs in the dev state, two banks each serve with their own, and a
-transfer between them completes; a command with a wrong credential gets a one-line refusal."""
+credential of the role it needs in the dev state, two banks each serve with their own (which
+also signs their messages), and a transfer between them completes; a command with a wrong
+credential gets a one-line refusal."""
 
 from __future__ import annotations
 
@@ -59,6 +60,9 @@ def test_two_banks_with_their_own_credentials_move_money(
     assert balances == {"bank-a/a1": "89.50", "bank-b/b1": "10.50"}
     audit = natsbank.json("audit", "--json")
     assert audit["ok"] is True and audit["funded"] == {"EUR": "100.00"}
+    # each bank signed with its service nkey: no second, separate dev key was made for it
+    keys = natsbank.home / "dev" / "keys"
+    assert not (keys / "bank-a.nk").exists() and not (keys / "bank-b.nk").exists()
 
 
 def test_a_bank_credential_cannot_fund_and_says_why(authorized_dev: Cli) -> None:

@@ -71,8 +71,10 @@ class IndependentLedger(AccountBook):
         self.partitions = topology.partitions
         return changes
 
-    async def register(self, topology: Topology, participant: str) -> None:
-        await register_participant(self.nc, topology, participant)
+    async def register(
+        self, topology: Topology, participant: str, *, signing_key: str | None = None
+    ) -> None:
+        await register_participant(self.nc, topology, participant, signing_key=signing_key)
 
     async def require(self, participants: Sequence[str] = ()) -> None:
         # The registry's topology record was read when this ledger was opened.

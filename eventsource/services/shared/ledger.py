@@ -48,7 +48,10 @@ class SharedLedger(AccountBook):
             self.nc, topology, dry_run=dry_run, force=force, signing_keys=signing_keys
         )
 
-    async def register(self, topology: Topology, participant: str) -> None:
+    async def register(
+        self, topology: Topology, participant: str, *, signing_key: str | None = None
+    ) -> None:
+        # no protocol messages: a shared-store registration names no signing key
         await register_shared_participant(self.nc, topology, participant)
 
     async def require(self, participants: Sequence[str] = ()) -> None:
