@@ -6,18 +6,28 @@ set -eu
 NKEY_DIR=${NKEY_DIR:-/run/secrets/natsbank}
 BATCHES=${LOAD_BATCHES:-100}
 SIZE=${LOAD_BATCH_SIZE:-100}
-RUN=$(date +%s)
 
-LINE='{"id":"load-%s-%s-%s","debtor":{"participant":"%s","account":"%s"},"creditor":{"participant":"%s","account":"%s"},"amount":"1.00","currency":"EUR"}\n'
-
-batch() {  # NUMBER DEBTOR-BANK DEBTOR CREDITOR-BANK CREDITOR
+batch() {  # BATCH-NUMBER DEBTOR-BANK DEBTOR CREDITOR-BANK CREDITOR
   file=/tmp/load-$2.ndjson
-  : >"$file"
-  i=0
-  while [ "$i" -lt "$SIZE" ]; do
-    printf "$LINE" "$RUN" "$1" "$i" "$2" "$3" "$4" "$5" >>"$file"
-    i=$((i + 1))
-  done
+  # Ids are ULIDs: with a live horizon (k8s/config/streams.yaml) an id must carry its time.
+  python3 - "$file" "$SIZE" "$2" "$3" "$4" "$5" <<'PY'
+import json
+import sys
+
+from ulid import ULID
+
+path, size, debtor_bank, debtor, creditor_bank, creditor = sys.argv[1:]
+with open(path, "w") as out:
+    for _ in range(int(size)):
+        line = {
+            "id": str(ULID()),
+            "debtor": {"participant": debtor_bank, "account": debtor},
+            "creditor": {"participant": creditor_bank, "account": creditor},
+            "amount": "1.00",
+            "currency": "EUR",
+        }
+        out.write(json.dumps(line) + "\n")
+PY
   # Spelled out per bank, so that tests/deploy can check each credential against its identity.
   if [ "$2" = bank-a ]; then
     natsbank --identity client.bank-a --nkey "$NKEY_DIR/client.bank-a.nk" submit --file "$file" --json >/dev/null
