@@ -25,9 +25,8 @@ from nats.js.kv import KeyValue
 from eventsource.adapters.retry import transient_retry
 from eventsource.core.archive_head import Head
 from eventsource.core.errors import ArchiveCorrupt, ArchiveLeaseLost
-from eventsource.core.limits import ARCHIVE_LEASE_S
+from eventsource.core.limits import ARCHIVE_LEASE_S, ARCHIVE_META_BUCKET
 
-ARCHIVE_META_BUCKET = "archive"
 _head_decoder = msgspec.json.Decoder(Head)
 
 

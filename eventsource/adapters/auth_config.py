@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 
-from eventsource.core.grants import grant_for
+from eventsource.core.grants import grant_for, tool_exports
 from eventsource.core.permissions import (
     LEDGER_ACCOUNT,
     OPERATOR_ROLES,
@@ -20,6 +20,7 @@ from eventsource.core.permissions import (
     Role,
     bank_account,
     bank_exports,
+    core_exports,
     registry_exports,
 )
 
@@ -32,21 +33,32 @@ def render_accounts(
     """`accounts: {...}` and `system_account`, for the keys named by `Identity.name` (and
     `SYSTEM_USER`). Every participant needs its service and client key."""
     banks = sorted(set(participants))
-    exports: dict[str, dict] = {e.subject: _export(e) for e in registry_exports()}
+    exports: dict[tuple[str, bool], dict] = {}
     accounts: dict[str, dict] = {}
+    for e in registry_exports():
+        _add_export(exports, e)
     for p in banks:
-        own = bank_exports(p, partitions)
-        for export in own:  # one export per subject: the leader get is per stream, shared
-            rendered = exports.setdefault(export.subject, _export(export))
-            if bank_account(p) not in rendered["accounts"]:
-                rendered["accounts"].append(bank_account(p))
+        own = [*bank_exports(p, partitions), *core_exports(p)]
         imports = [_import(e) for e in [*own, *registry_exports()]]
         users = [
             _user(public_keys, Identity(role, p), partitions, banks)
-            for role in (Role.SERVICE, Role.CLIENT)
+            for role in Role
+            if role.per_bank
         ]
         accounts[bank_account(p)] = {"users": users, "imports": imports}
-    ledger_users = [_user(public_keys, Identity(r), partitions, banks) for r in OPERATOR_ROLES]
+    tools = tool_exports(partitions, banks)
+    for role in OPERATOR_ROLES:
+        identity = Identity(role)
+        user = _user(public_keys, identity, partitions, banks)
+        if role.in_ledger:
+            continue
+        imports = [_import(e) for e in tools if e.account == identity.account]
+        accounts[identity.account] = {"users": [user], "imports": imports}
+    for export in [*_bank_side(banks, partitions), *tools]:
+        _add_export(exports, export)
+    ledger_users = [
+        _user(public_keys, Identity(r), partitions, banks) for r in OPERATOR_ROLES if r.in_ledger
+    ]
     accounts[LEDGER_ACCOUNT] = {"jetstream": "enabled", "users": ledger_users}
     accounts[LEDGER_ACCOUNT]["exports"] = list(exports.values())
     accounts[SYSTEM_ACCOUNT] = {"users": [{"nkey": public_keys[SYSTEM_USER]}]}
@@ -56,16 +68,31 @@ def render_accounts(
     )
 
 
+def _bank_side(banks: list[str], partitions: int) -> list[Export]:
+    return [e for p in banks for e in (*bank_exports(p, partitions), *core_exports(p))]
+
+
+def _add_export(exports: dict[tuple[str, bool], dict], export: Export) -> None:
+    """One export per subject and kind, naming every account that may import it (a leader
+    get is per stream, shared by the banks of a partition and the tools)."""
+    rendered = exports.setdefault((export.subject, export.stream), _export(export))
+    public = "accounts" not in rendered  # the registry: already open to every account
+    if not public and export.account not in rendered["accounts"]:
+        rendered["accounts"].append(export.account)
+
+
 def _export(export: Export) -> dict:
-    rendered: dict = {"service": export.subject}
-    if export.bank is not None:
-        rendered["accounts"] = [bank_account(export.bank)]
+    rendered: dict = {"stream" if export.stream else "service": export.subject}
+    if export.account is not None:
+        rendered["accounts"] = []
     if export.streamed:
         rendered["response_type"] = "stream"
     return rendered
 
 
 def _import(export: Export) -> dict:
+    if export.stream:
+        return {"stream": {"account": LEDGER_ACCOUNT, "subject": export.subject}}
     return {"service": {"account": LEDGER_ACCOUNT, "subject": export.subject}, "to": export.local}
 
 

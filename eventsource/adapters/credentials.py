@@ -42,6 +42,12 @@ class Credential:
         """The same credential over a connection with `extra` options (TLS)."""
         return Credential(self.identity, {**self.options, **extra}, self.js_api)
 
+    @property
+    def reads_by_direct_get(self) -> bool:
+        """Under authorization no tool but admin's provisioning creates consumers: whole-stream
+        reads use batched direct gets (adapters/direct_reader.py). Without, as always."""
+        return not self.anonymous
+
     def describe(self) -> str:
         """Which credential, never its secret."""
         for option in ("user_credentials", "nkeys_seed"):

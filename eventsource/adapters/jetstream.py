@@ -43,6 +43,7 @@ class LedgerClient(Client):
     (core/permissions.py). Every `jetstream()` context and raw API request goes through it."""
 
     js_api: str = JS_API
+    reads_by_direct_get: bool = False  # stream reads without consumers (adapters/stream_reader)
 
     def jetstream(self, **options):  # type: ignore[override]
         options.setdefault("prefix", self.js_api)
@@ -77,6 +78,7 @@ async def connect(
     servers = [u.strip() for u in url.split(",") if u.strip()]
     nc = LedgerClient()
     nc.js_api = credential.js_api
+    nc.reads_by_direct_get = credential.reads_by_direct_get
     defaults = {
         "max_reconnect_attempts": -1,
         "reconnect_time_wait": 0.5,

@@ -9,6 +9,9 @@ a read first asks the stream leader how far the stream goes (`leader_last_sequen
 only once it got that far; short of it, it goes on from where it stopped with a new consumer,
 after a pause, within a bound. The same resumption survives leader changes and lost consumers
 (`adapters/retry.py`). A read is always safe to repeat.
+
+A connection that may not create consumers (every credential under authorization) reads with
+batched direct gets instead (`adapters/direct_reader.py`): same messages, same exactness.
 """
 
 from __future__ import annotations
@@ -18,10 +21,10 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from nats.aio.client import Client
-from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
+from eventsource.adapters.direct_reader import StoredMessage, read_by_direct_get
 from eventsource.adapters.jetstream import leader_last_sequence, stream_state
 from eventsource.adapters.retry import TRANSIENT_RETRY_SECONDS, Backoff, is_transient
 from eventsource.core.errors import ReplicaBehind
@@ -65,7 +68,7 @@ async def read_messages(
     last_per_subject: bool = False,
     retry_seconds: float = TRANSIENT_RETRY_SECONDS,
     fetch: int = STREAM_READ_FETCH,
-) -> AsyncIterator[Msg]:
+) -> AsyncIterator[StoredMessage]:
     """Every stored message (from `start_seq`) in stream order, or with `last_per_subject` the
     latest per subject, then any later ones in order: keep the last one seen per subject.
 
@@ -73,6 +76,13 @@ async def read_messages(
     before the read (no message matches: nothing to reach). A failure or a short read is
     retried for up to `retry_seconds` since the last progress; then InfrastructureError.
     """
+    if reads_by_direct_get(nc):
+        reading = read_by_direct_get(
+            nc, stream, filters, start_seq=start_seq, retry_seconds=retry_seconds, fetch=fetch
+        )
+        async for stored in reading:
+            yield stored
+        return
     target = await leader_last_sequence(nc, stream, filters, retry_seconds=retry_seconds)
     cursor = _Cursor(start_seq - 1, last_per_subject)
     backoff = Backoff(f"read of stream {stream}", retry_seconds)
@@ -113,6 +123,11 @@ async def read_messages(
         await backoff.pause(error)
 
 
+def reads_by_direct_get(nc: Client) -> bool:
+    """Whether this connection reads without consumers (`adapters/jetstream.connect`)."""
+    return bool(getattr(nc, "reads_by_direct_get", False))
+
+
 async def purge_mark(nc: Client, stream: str) -> tuple[int, int]:
     """(first sequence, interior deletes) of the stream, from its leader: on a ledger stream
     (deny delete, no limits) only a purge by the archiver changes them."""
@@ -122,7 +137,7 @@ async def purge_mark(nc: Client, stream: str) -> tuple[int, int]:
 
 async def _one_pass(
     nc: Client, stream: str, filters: list[str] | None, cursor: _Cursor, fetch: int
-) -> AsyncIterator[Msg]:
+) -> AsyncIterator[StoredMessage]:
     """What one ephemeral consumer has, up to its "nothing pending". A last-per-subject pass
     that got that far is done: what follows is read from the sequence after it."""
     js = nc.jetstream()
@@ -134,8 +149,9 @@ async def _one_pass(
         while remaining > 0:
             msgs = await sub.fetch(min(remaining, fetch), timeout=STREAM_READ_FETCH_WAIT_S)
             for msg in msgs:
-                cursor.reached = max(cursor.reached, msg.metadata.sequence.stream)
-                yield msg
+                seq = msg.metadata.sequence.stream
+                cursor.reached = max(cursor.reached, seq)
+                yield StoredMessage(msg.subject, msg.data, seq, msg.headers or {})
             remaining = msgs[-1].metadata.num_pending if msgs else 0
         cursor.last_per_subject = False
     finally:

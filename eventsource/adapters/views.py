@@ -32,7 +32,7 @@ async def kv_revisions(
         if (msg.headers or {}).get(KV_OPERATION):
             latest.pop(key, None)  # deleted or purged
         else:
-            latest[key] = (msg.data, msg.metadata.sequence.stream)
+            latest[key] = (msg.data, msg.seq)
     return latest
 
 

@@ -100,6 +100,7 @@ PROJECTION_POLL_S = 0.5  # between looks at a projection that is catching up
 
 # --- Ledger archive (core/archive_format.py, adapters/archive_store.py) ---------------------
 ARCHIVE_BUCKET = "ledger_archive"  # the Object Store bucket of every partition's archive
+ARCHIVE_META_BUCKET = "archive"  # the KV bucket of the archive heads and leases
 ARCHIVE_PERIOD_MAX = 99_999_999  # object names carry the period in 8 digits
 ARCHIVE_CHUNK_BYTES = 128 * 1024  # one Object Store chunk (nats-py's default)
 # A period's compressed events stay in memory up to this size, then spill to a temporary file:

@@ -5,8 +5,9 @@ holding its service and client identities, and reaches exactly its own subjects 
 exports of LEDGER (restricted to its account) and matching imports. A request that crosses an
 import gets a reply subject that the server chooses, so no bank can name a reply subject inside
 LEDGER: per-user permissions in one account are bypassed by reply-subject injection (research
-note, exp_05), the account boundary is not (exp_06). The operator's tools live in LEDGER with
-least-privilege user permissions: they are one trust domain, the operator's.
+note, exp_05), the account boundary is not (exp_06). For the same reason only `admin` lives in
+LEDGER; every other operator tool has an account of its own (`tool_account(role)`) that imports
+exactly its grant (core/grants.py), so no tool can name a reply subject inside LEDGER either.
 
 A bank account imports the ledger's JetStream API under `LEDGER_JS_API` (ADR-19): its own
 `$JS.API` answers "JetStream not enabled for account". Ack subjects (`$JS.ACK…`) cross unchanged.
@@ -24,6 +25,7 @@ from dataclasses import dataclass, field
 from eventsource.core.subjects import (
     DEAD_LETTER_STREAM,
     PARTICIPANTS_BUCKET,
+    core_filter,
     inbox_consumers,
     ledger_stream,
     participant_problem,
@@ -68,6 +70,11 @@ class Role(enum.StrEnum):
     def per_bank(self) -> bool:
         return self in (Role.SERVICE, Role.CLIENT)
 
+    @property
+    def in_ledger(self) -> bool:
+        """Only admin creates streams and consumers, so only it lives with them."""
+        return self is Role.ADMIN
+
 
 OPERATOR_ROLES = tuple(r for r in Role if not r.per_bank)
 
@@ -107,25 +114,32 @@ class Identity:
 
     @property
     def account(self) -> str:
-        return bank_account(self.participant) if self.participant else LEDGER_ACCOUNT
+        if self.participant:
+            return bank_account(self.participant)
+        return LEDGER_ACCOUNT if self.role.in_ledger else tool_account(self.role)
 
     @property
     def js_api(self) -> str:
         """The JetStream API prefix its connection must use."""
-        return LEDGER_JS_API if self.participant else JS_API
+        return JS_API if self.account == LEDGER_ACCOUNT else LEDGER_JS_API
 
 
 def bank_account(participant: str) -> str:
     return f"BANK_{participant}"  # injective: participant names are subject tokens
 
 
+def tool_account(role: Role) -> str:
+    return f"TOOL_{role.name}"  # TOOL_FUNDING; never a bank's (BANK_ prefix)
+
+
 @dataclass(frozen=True)
 class Export:
-    """A service LEDGER exports; `bank` None: to every account (the registry)."""
+    """A service LEDGER exports; `account` None: to every account (the registry)."""
 
     subject: str
-    bank: str | None = None
+    account: str | None = None  # the one account that may import it
     streamed: bool = False  # a fetch gets many messages for one request
+    stream: bool = False  # a stream export: messages published in LEDGER flow to the importer
 
     @property
     def local(self) -> str:
@@ -154,6 +168,7 @@ def registry_exports() -> list[Export]:
     return [
         Export(f"{JS_API}.STREAM.INFO.{REGISTRY_STREAM}"),
         Export(f"{JS_API}.DIRECT.GET.{REGISTRY_STREAM}.>"),
+        Export(f"{JS_API}.DIRECT.GET.{REGISTRY_STREAM}", streamed=True),  # a listing
         Export(f"{JS_API}.STREAM.MSG.GET.{REGISTRY_STREAM}"),
     ]
 
@@ -177,26 +192,41 @@ def bank_exports(participant: str, partitions: int) -> list[Export]:
         f"{JS_API}.STREAM.MSG.GET.{stream}",
         f"{JS_API}.DIRECT.GET.{DEAD_LETTER_STREAM}.nb.dlq.{p}",
     ]
-    exports = [Export(s, p) for s in subjects]
+    own = bank_account(p)
+    exports = [Export(s, own) for s in subjects]
+    # Batched direct gets of the home stream (JSON form, many answers to one request): how a
+    # service reads its records without a consumer (give-up watch, core-mode sweep). Whoever
+    # may leader-get a stream reads all of it already, so this widens no bank's reads.
+    exports.append(Export(f"{JS_API}.DIRECT.GET.{stream}", own, streamed=True))
     for k in range(partitions):
         for consumer in inbox_consumers(p, k):
             exports += [
-                Export(f"{JS_API}.CONSUMER.MSG.NEXT.{ledger_stream(k)}.{consumer}", p, True),
-                Export(f"$JS.ACK.{ledger_stream(k)}.{consumer}.>", p),
-                Export(f"{JS_API}.CONSUMER.INFO.{ledger_stream(k)}.{consumer}", p),
+                Export(f"{JS_API}.CONSUMER.MSG.NEXT.{ledger_stream(k)}.{consumer}", own, True),
+                Export(f"$JS.ACK.{ledger_stream(k)}.{consumer}.>", own),
+                Export(f"{JS_API}.CONSUMER.INFO.{ledger_stream(k)}.{consumer}", own),
             ]
     return exports
 
 
+def core_exports(participant: str) -> list[Export]:
+    """Core-NATS mode through LEDGER as a hub, so no bank imports from another (N imports, not
+    N squared): P's service publishes `nb.core.<Q>.<kind>.P` into LEDGER (a service import; the
+    sender is pinned by the subject), and LEDGER's `nb.core.P.>` flows to P's account (a
+    stream import), where P's instances share it in a queue group."""
+    own = bank_account(participant)
+    sent = [Export(f"nb.core.*.{kind}.{participant}", own) for kind in SENT_KINDS]
+    return [*sent, Export(core_filter(participant), own, stream=True)]
+
+
 def service_grant(participant: str, partitions: int) -> Grant:
-    """A bank's service: everything exported to its bank but submitting."""
+    """A bank's service: everything exported to its bank but submitting, and core mode."""
     allowed = [
         e.local for e in bank_exports(participant, partitions) if ".submit." not in e.subject
     ]
+    allowed += [e.local for e in core_exports(participant) if not e.stream]
     allowed += [e.local for e in registry_exports()]
-    return Grant(
-        tuple(allowed), subscribe=(Identity(Role.SERVICE, participant).inbox_prefix + ".>",)
-    )
+    inbox = Identity(Role.SERVICE, participant).inbox_prefix + ".>"
+    return Grant(tuple(allowed), subscribe=(inbox, core_filter(participant)))
 
 
 def client_grant(participant: str, partitions: int) -> Grant:

@@ -158,7 +158,7 @@ async def _folded(
 ) -> AsyncIterator:
     """The messages `start <= seq < end` in order, each state event folded as it passes."""
     async for msg in read_messages(nc, space.stream, start_seq=start):
-        seq = msg.metadata.sequence.stream
+        seq = msg.seq
         if seq >= end:
             return
         if seq >= (start + end) // 2:

@@ -66,7 +66,7 @@ async def fold_ledger(nc: Client, partitions: int, view: ArchiveView | None = No
             for entry in part.snapshot:
                 cut_fold.seed(entry.key, entry.seq, entry.event)
         async for msg in read_messages(nc, ledger_stream(k), start_seq=start):
-            subject, data, seq = msg.subject, msg.data, msg.metadata.sequence.stream
+            subject, data, seq = msg.subject, msg.data, msg.seq
             if seq < start:
                 continue  # a participant's unread inbox, kept live below the cut
             folded.events, cut = folded.events + 1, seq

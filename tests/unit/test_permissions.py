@@ -15,6 +15,7 @@ from eventsource.core.permissions import (
     Identity,
     Role,
     bank_account,
+    tool_account,
 )
 from eventsource.core.subjects import partition_of
 
@@ -55,7 +56,8 @@ def may_publish(config: dict, identity: Identity, subject: str) -> bool:
         return False
     if identity.account == LEDGER_ACCOUNT:
         return True
-    return any(matches(i["to"], subject) for i in account["imports"])  # the account boundary
+    services = [i["to"] for i in account["imports"] if "service" in i]
+    return any(matches(to, subject) for to in services)  # the account boundary
 
 
 def h(p: str) -> int:
@@ -83,6 +85,10 @@ ALLOWED = [
     (SVC_A, "$JS.ledger.API.DIRECT.GET.KV_ledger_1.$KV.ledger_1.bank-a.acct.alice"),
     (SVC_A, "$JS.ledger.API.STREAM.MSG.GET.KV_ledger_1"),
     (SVC_A, "$JS.ledger.API.DIRECT.GET.KV_participants.$KV.participants.bank-b"),
+    (SVC_A, "$JS.ledger.API.DIRECT.GET.KV_ledger_1"),  # batched reads of its home stream
+    (SVC_A, "nb.core.bank-b.posting.bank-a"),
+    (SVC_A, "nb.core.bank-d.result.bank-a"),
+    (SVC_A, "nb.core.bank-b.confirm.bank-a"),
     (CLI_A, "nb.1.to.bank-a.submit.bank-a.tok"),
     (CLI_A, "$JS.ledger.API.DIRECT.GET.KV_ledger_1.$KV.ledger_1.bank-a.out.T1"),
     (Identity(Role.FUNDING), "$KV.ledger_1.bank-a.fund.REF1"),
@@ -90,10 +96,21 @@ ALLOWED = [
     (Identity(Role.ADMIN), "$KV.participants.bank-a"),
     (Identity(Role.ADMIN), "$JS.API.STREAM.CREATE.KV_ledger_0"),
     (Identity(Role.ADMIN), "$JS.API.CONSUMER.DURABLE.CREATE.KV_ledger_0.inbox_bank-a_0"),
-    (Identity(Role.AUDIT), "$JS.API.STREAM.MSG.GET.KV_ledger_1"),
-    (Identity(Role.PROJECTOR), "$JS.API.CONSUMER.MSG.NEXT.KV_ledger_0.projector_pg_0"),
+    (Identity(Role.FUNDING), "$JS.ledger.API.STREAM.MSG.GET.KV_ledger_0"),
+    (Identity(Role.AUDIT), "$JS.ledger.API.STREAM.MSG.GET.KV_ledger_1"),
+    (Identity(Role.AUDIT), "$JS.ledger.API.DIRECT.GET.DEADLETTER"),
+    (Identity(Role.AUDIT), "$JS.ledger.API.STREAM.INFO.KV_ledger_1"),
+    (Identity(Role.PROJECTOR), "$JS.ledger.API.CONSUMER.MSG.NEXT.KV_ledger_0.projector_pg_0"),
+    (Identity(Role.PROJECTOR), "$JS.ledger.API.CONSUMER.DURABLE.CREATE.KV_ledger_0.projector_pg_0"),
+    (Identity(Role.PROJECTOR), "$JS.ACK.KV_ledger_0.projector_pg_0.1.5.5.1700000000.0"),
     (Identity(Role.DEAD_LETTERS), "nb.dlq.bank-a.retried.7"),
-    (Identity(Role.ARCHIVER), "$JS.API.STREAM.PURGE.KV_ledger_0"),
+    (Identity(Role.DEAD_LETTERS), "nb.1.to.bank-b.posting.bank-a.tok"),
+    (Identity(Role.DEAD_LETTERS), "nb.0.to.bank-d.submit.bank-d.tok"),
+    (Identity(Role.ARCHIVER), "$JS.ledger.API.STREAM.PURGE.KV_ledger_0"),
+    (Identity(Role.ARCHIVER), "$JS.ledger.API.STREAM.CREATE.OBJ_ledger_archive"),
+    (Identity(Role.ARCHIVER), "$O.ledger_archive.C.abc"),
+    (Identity(Role.ARCHIVER), "$KV.archive.head_0"),
+    (Identity(Role.ARCHIVER), "$KV.ledger_1.bank-a.acct.alice"),  # carried forward
 ]
 
 REFUSED = [
@@ -124,15 +141,43 @@ REFUSED = [
     (Identity(Role.ADMIN), "$KV.ledger_1.bank-a.acct.alice"),
     (Identity(Role.ADMIN), "$JS.API.STREAM.DELETE.KV_ledger_1"),
     (Identity(Role.ADMIN), "$JS.API.STREAM.PURGE.KV_ledger_1"),
+    (SVC_A, "$JS.ledger.API.DIRECT.GET.KV_ledger_0"),  # batched reads: home stream only
+    (SVC_A, "nb.core.bank-b.posting.bank-c"),  # core mode: claiming another sender
+    (SVC_A, "nb.core.bank-b.submit.bank-a"),
+    (SVC_C, "nb.core.bank-b.result.bank-a"),
+    (CLI_A, "nb.core.bank-b.posting.bank-a"),
+    (CLI_A, "$JS.ledger.API.DIRECT.GET.KV_ledger_1"),
+    (Identity(Role.FUNDING), "$JS.ledger.API.CONSUMER.CREATE.KV_ledger_1.x"),
+    (Identity(Role.FUNDING), "$JS.ledger.API.STREAM.UPDATE.KV_ledger_1"),
+    (Identity(Role.FUNDING), "$JS.API.STREAM.MSG.GET.KV_ledger_0"),  # LEDGER's own names
+    (Identity(Role.ADMIN), "$JS.API.CONSUMER.MSG.NEXT.KV_ledger_1.inbox_bank-a_1"),
     (Identity(Role.AUDIT), "$KV.ledger_1.bank-a.acct.alice"),
-    (Identity(Role.AUDIT), "$JS.API.CONSUMER.DURABLE.CREATE.KV_ledger_1.x"),
-    (Identity(Role.AUDIT), "$JS.API.CONSUMER.DELETE.KV_ledger_1.inbox_bank-a_1"),
-    (Identity(Role.PROJECTOR), "$JS.API.CONSUMER.DELETE.KV_ledger_1.inbox_bank-a_1"),
-    (Identity(Role.PROJECTOR), "$JS.API.CONSUMER.MSG.NEXT.KV_ledger_1.submit_bank-a_1"),
+    (Identity(Role.AUDIT), "$JS.ledger.API.CONSUMER.DURABLE.CREATE.KV_ledger_1.x"),
+    (Identity(Role.AUDIT), "$JS.ledger.API.CONSUMER.CREATE.KV_ledger_1.x"),  # no ephemerals
+    (Identity(Role.AUDIT), "$JS.ledger.API.CONSUMER.CREATE.KV_ledger_1.x.$KV.ledger_1.>"),
+    (Identity(Role.AUDIT), "$JS.ledger.API.CONSUMER.DELETE.KV_ledger_1.inbox_bank-a_1"),
+    (Identity(Role.AUDIT), "$JS.API.STREAM.INFO.KV_ledger_1"),  # LEDGER's own names
+    (Identity(Role.AUDIT), "nb.core.bank-b.posting.bank-a"),
+    (Identity(Role.PROJECTOR), "$JS.ledger.API.CONSUMER.DELETE.KV_ledger_1.inbox_bank-a_1"),
+    (Identity(Role.PROJECTOR), "$JS.ledger.API.CONSUMER.MSG.NEXT.KV_ledger_1.submit_bank-a_1"),
     (Identity(Role.PROJECTOR), "$JS.ACK.KV_ledger_1.inbox_bank-a_1.1.5.5.1700000000.0"),
-    (Identity(Role.DEAD_LETTERS), "$JS.API.STREAM.PURGE.DEADLETTER"),
-    (Identity(Role.ARCHIVER), "$JS.API.STREAM.DELETE.KV_ledger_0"),
+    (Identity(Role.PROJECTOR), "$JS.ledger.API.CONSUMER.CREATE.DEADLETTER.x"),
+    (Identity(Role.PROJECTOR), "$KV.ledger_1.bank-a.acct.alice"),
+    (Identity(Role.DEAD_LETTERS), "$JS.ledger.API.STREAM.PURGE.DEADLETTER"),
+    (Identity(Role.DEAD_LETTERS), "$JS.ledger.API.CONSUMER.CREATE.DEADLETTER.x"),
+    (Identity(Role.DEAD_LETTERS), "$KV.ledger_1.bank-a.acct.alice"),
+    (Identity(Role.DEAD_LETTERS), "nb.1.to.bank-b.posting.bank-a.tok.more"),
+    (Identity(Role.DEAD_LETTERS), "nb.dlq.bank-a"),
+    (Identity(Role.DEAD_LETTERS), "nb.core.bank-b.posting.bank-a"),
+    (Identity(Role.ARCHIVER), "$JS.ledger.API.STREAM.DELETE.KV_ledger_0"),
+    (Identity(Role.ARCHIVER), "$JS.ledger.API.STREAM.PURGE.DEADLETTER"),
+    (Identity(Role.ARCHIVER), "$JS.ledger.API.STREAM.PURGE.KV_participants"),
+    (Identity(Role.ARCHIVER), "$JS.ledger.API.STREAM.CREATE.KV_ledger_0"),
+    (Identity(Role.ARCHIVER), "$JS.ledger.API.STREAM.UPDATE.KV_ledger_0"),
+    (Identity(Role.ARCHIVER), "$JS.ledger.API.CONSUMER.CREATE.KV_ledger_0.x"),
     (Identity(Role.ARCHIVER), "$KV.participants._topology"),
+    (Identity(Role.ARCHIVER), "$O.other_bucket.C.abc"),
+    (Identity(Role.ARCHIVER), "nb.1.to.bank-b.posting.bank-a.tok"),
 ]
 
 
@@ -146,32 +191,67 @@ def test_an_identity_may_not_publish_anything_else(config, identity, subject) ->
     assert not may_publish(config, identity, subject)
 
 
-def test_only_admin_lives_with_the_streams_and_every_bank_has_its_own_account(config) -> None:
+def test_only_admin_lives_with_the_streams_and_every_other_identity_has_its_account(
+    config,
+) -> None:
     assert config[LEDGER_ACCOUNT]["jetstream"] == "enabled"
-    for bank in BANKS:
-        assert "jetstream" not in config[bank_account(bank)]
+    assert [u["nkey"] for u in config[LEDGER_ACCOUNT]["users"]] == ["Uadmin"]
+    for identity in _identities():
+        if identity.role is not Role.ADMIN:
+            assert identity.account != LEDGER_ACCOUNT
+            assert "jetstream" not in config[identity.account]
     assert config["SYS"]["users"] == [{"nkey": "Usys"}]
 
 
-def test_every_bank_export_is_restricted_to_that_banks_account(config) -> None:
+def test_every_export_is_restricted_to_the_accounts_that_need_it(config) -> None:
     for export in config[LEDGER_ACCOUNT]["exports"]:
-        if "participants" in export["service"]:
-            assert "accounts" not in export  # the registry is public
+        subject = export.get("service") or export["stream"]
+        if "accounts" not in export:
+            assert "participants" in subject  # the registry alone is public
             continue
         owners = export["accounts"]
-        if ".STREAM.MSG.GET." in export["service"]:  # the leader get: per stream (its banks)
-            stream = export["service"].rsplit(".", 1)[1]
+        banks = [a for a in owners if a.startswith("BANK_")]
+        stream = subject.rsplit(".", 1)[1]
+        per_stream = (".STREAM.MSG.GET.", ".DIRECT.GET.")  # leader gets, batched direct gets
+        if banks and any(subject.endswith(f + stream) for f in per_stream):
             home = [b for b in BANKS if f"KV_ledger_{h(b)}" == stream]
-            assert owners == [bank_account(b) for b in home]
+            assert banks == [bank_account(b) for b in home]
             continue
-        assert len(owners) == 1
-        assert owners[0].removeprefix("BANK_") in export["service"]
+        assert len(banks) <= 1
+        if banks:
+            assert banks[0].removeprefix("BANK_") in subject
+            assert owners == banks  # no tool shares a bank's own subjects
+        else:
+            assert all(a in {tool_account(r) for r in OPERATOR_ROLES} for a in owners)
+
+
+def test_a_tool_imports_exactly_what_its_grant_allows(config) -> None:
+    for role in OPERATOR_ROLES:
+        if role is Role.ADMIN:
+            continue
+        identity = Identity(role)
+        account = config[identity.account]
+        [user] = account["users"]
+        imported = sorted(i["to"] for i in account["imports"])
+        assert imported == sorted(user["permissions"]["publish"]["allow"])
+
+
+def test_core_mode_goes_through_ledger_as_a_hub(config) -> None:
+    """A bank sends core messages as itself into LEDGER and receives its own from there."""
+    streams = [e for e in config[LEDGER_ACCOUNT]["exports"] if "stream" in e]
+    assert {(e["stream"], tuple(e["accounts"])) for e in streams} == {
+        (f"nb.core.{b}.>", (bank_account(b),)) for b in BANKS
+    }
+    imports = config[bank_account("bank-a")]["imports"]
+    assert [i["stream"]["subject"] for i in imports if "stream" in i] == ["nb.core.bank-a.>"]
 
 
 def test_a_fetch_export_answers_with_a_stream_of_messages(config) -> None:
-    nexts = [e for e in config[LEDGER_ACCOUNT]["exports"] if ".MSG.NEXT." in e["service"]]
-    assert len(nexts) == len(BANKS) * K * 2
-    assert {e.get("response_type") for e in nexts} == {"stream"}
+    exports = config[LEDGER_ACCOUNT]["exports"]
+    nexts = [e for e in exports if ".MSG.NEXT." in e.get("service", "")]
+    assert len(nexts) == len(BANKS) * K * 2 + K  # the banks' inboxes, the projector's
+    batched = [e for e in exports if e.get("service", "").endswith(".DIRECT.GET.KV_ledger_1")]
+    assert {e.get("response_type") for e in [*nexts, *batched]} == {"stream"}
 
 
 def test_no_tool_but_the_archiver_may_delete_or_purge(config) -> None:
@@ -187,7 +267,10 @@ def test_each_identity_subscribes_only_under_its_own_inbox(config) -> None:
     for identity in _identities():
         users = config[identity.account]["users"]
         user = next(u for u in users if u["nkey"] == f"U{identity.name}")
-        assert user["permissions"]["subscribe"] == {"allow": [f"_INBOX.{identity.name}.>"]}
+        allowed = [f"_INBOX.{identity.name}.>"]
+        if identity.role is Role.SERVICE:  # and its core-mode inbox
+            allowed.append(f"nb.core.{identity.participant}.>")
+        assert user["permissions"]["subscribe"] == {"allow": allowed}
 
 
 def test_partitions_are_listed_because_a_wildcard_is_a_whole_token() -> None:

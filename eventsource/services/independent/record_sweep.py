@@ -35,7 +35,7 @@ class RecordSweep:
             reading = read_messages(self.nc, stream, self.filters, start_seq=self.swept_to)
         latest: dict[str, bytes] = {}
         async for msg in reading:
-            self.swept_to = max(self.swept_to or 1, msg.metadata.sequence.stream + 1)
+            self.swept_to = max(self.swept_to or 1, msg.seq + 1)
             if (key := key_of_subject(msg.subject)) is not None:
                 latest[key] = msg.data
         events, quarantined = decode_each(latest, transfer_event_decoder.decode)

@@ -37,7 +37,7 @@ async def fold_shared(nc: Client) -> tuple[SharedFold, set[str], int, int]:
     acked: set[str] = set()
     count = cut = 0
     async for msg in read_messages(nc, SHARED_STREAM):
-        count, cut = count + 1, msg.metadata.sequence.stream
+        count, cut = count + 1, msg.seq
         key = key_of_shared_subject(msg.subject)
         try:
             if key is not None and is_transfer_key(key):
