@@ -3,7 +3,9 @@
 Single messages are read with the stream API's get (`$JS.API.STREAM.MSG.GET`), which the stream
 leader answers. A listing reads the stream with an ephemeral consumer (headers only: payloads
 can be large), which a replica that is still catching up may serve with a prefix; so it notes
-the leader's last sequence first and reads again unless it got that far.
+the leader's last sequence first and reads again unless it got that far. Under authorization
+no tool creates consumers: a listing reads by batched direct gets (adapters/direct_reader.py,
+exact by itself; payloads included).
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from nats.aio.client import Client
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, RawStreamMsg
 from nats.js.errors import APIError, NotFoundError
 
+from eventsource.adapters.direct_reader import read_by_direct_get
+from eventsource.adapters.stream_reader import reads_by_direct_get
 from eventsource.core.dead_letter_records import (
     REPUBLISHED,
     REPUBLISHED_SUBJECT,
@@ -195,6 +199,8 @@ async def record_retry(nc: Client, letter: DeadLetter, stream: str, seq: int, su
 
 async def _scan(nc: Client, since_ms: int | None, found: _Found) -> int:
     """Hand every message (from `since_ms`) to `found`; return the last sequence read."""
+    if reads_by_direct_get(nc):
+        return await _scan_by_direct_get(nc, since_ms, found)
     js = nc.jetstream()
     config = ConsumerConfig(
         ack_policy=AckPolicy.NONE,
@@ -225,6 +231,19 @@ async def _scan(nc: Client, since_ms: int | None, found: _Found) -> int:
         if sub is not None:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
+    return reached
+
+
+async def _scan_by_direct_get(nc: Client, since_ms: int | None, found: _Found) -> int:
+    reached = 0
+    try:
+        async for msg in read_by_direct_get(nc, DEAD_LETTER_STREAM):
+            reached = msg.seq
+            at_ms = _ms(datetime.fromisoformat(msg.headers["Nats-Time-Stamp"]))
+            if since_ms is None or at_ms >= since_ms:
+                found.take(msg.seq, at_ms, msg.subject, msg.headers)
+    except _FAILURES as exc:
+        raise InfrastructureError(f"reading {DEAD_LETTER_STREAM} failed: {exc!r}") from None
     return reached
 
 

@@ -220,6 +220,7 @@ def stream_configs(
             num_replicas=replicas,
             max_age=seconds(topology.dead_letter.max_age),
             duplicate_window=120,
+            allow_direct=True,  # listings under authorization read by batched direct gets
         )
     )
     return configs

@@ -12,6 +12,7 @@ from ulid import ULID
 
 from benchmark.load import push
 from benchmark.workload import Bank, random_transfers
+from eventsource.adapters.access import resolve_access
 from eventsource.cli import edge
 from eventsource.cli.common import console, on_ledger, print_json, settings
 from eventsource.cli.options import (
@@ -116,10 +117,23 @@ def submit_command(
             )
         return await submit_transfers(ledger, distinct, wait=wait, timeout=timeout)
 
-    # The debtor's bank submits: its client credential (one bank per command under auth).
+    # The debtor's bank submits with its client credential, which submits for that bank only.
     client = Identity(Role.CLIENT, requests[0].debtor.participant)
+    _one_bank_per_client(config, client, requests)
     results = line_results(requests, repeats, on_ledger(config, client, submit), wait)
     _report(results, [number for number, _ in lines], wait, as_json)
+
+
+def _one_bank_per_client(config, client: Identity, requests: list[TransferRequest]) -> None:
+    """A client credential submits for its own bank only: a file with several debtor banks is
+    refused before anything is published (without authorization it goes as it always did)."""
+    banks = sorted({r.debtor.participant for r in requests})
+    if len(banks) > 1 and not resolve_access(config, client)[1].anonymous:
+        shown = ", ".join(banks[:3]) + (", ..." if len(banks) > 3 else "")
+        raise UsageError(
+            f"a bank's client submits for its own bank only: the transfers' debtors are at "
+            f"{len(banks)} banks ({shown}); submit one file per bank"
+        )
 
 
 def _checked(

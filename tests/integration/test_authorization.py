@@ -3,7 +3,6 @@ authorization on, and bank-c's own valid credentials turned against bank-a."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import subprocess
 from collections.abc import Iterator
@@ -137,18 +136,21 @@ async def test_bank_c_cannot_fetch_or_ack_bank_as_inbox(provisioned: Provisioned
         connected(cluster, Role.SERVICE, "bank-c") as bank_c,
         connected(cluster, Role.AUDIT) as audit,
     ):
-        await bank_b.jetstream().publish("nb.0.to.bank-a.result.bank-b.t1", b"{}")
+        for token in ("t1", "t2"):
+            await bank_b.jetstream().publish(f"nb.0.to.bank-a.result.bank-b.{token}", b"{}")
         spy = await bank_c.jetstream().pull_subscribe_bind("inbox_bank-a_0", stream=LEDGER)
         with pytest.raises(Exception):  # noqa: B017 -- no responder, a timeout: nothing comes
             await spy.fetch(1, timeout=REFUSAL_WAIT_S)
         own = await bank_a.jetstream().pull_subscribe_bind("inbox_bank-a_0", stream=LEDGER)
-        [message] = await own.fetch(1, timeout=5)
-        await bank_c.publish(message.reply, b"+ACK")  # bank-a's ack subject, from bank-c
-        await bank_c.flush()
-        await asyncio.sleep(0)  # the ack, if it went through, is processed before the read
+        first, second = await own.fetch(2, timeout=5)
+        await bank_c.publish(first.reply, b"+ACK")  # bank-a's ack subject, from bank-c
+        await bank_c.flush()  # the server has read it (and routed it, were it allowed)...
+        # ...so bank-a's acknowledged ack of the second message is queued to the consumer after
+        # it: once that is answered, a forged ack that got through would have been applied.
+        await second.ack_sync(timeout=5)
         info = await audit.jetstream().consumer_info(LEDGER, "inbox_bank-a_0")
-        assert info.num_ack_pending == 1
-        await message.ack_sync(timeout=5)  # bank-a's own ack is taken
+        assert info.num_ack_pending == 1  # the first: still bank-a's to ack
+        await first.ack_sync(timeout=5)  # bank-a's own ack is taken
         info = await audit.jetstream().consumer_info(LEDGER, "inbox_bank-a_0")
         assert info.num_ack_pending == 0
 
