@@ -20,7 +20,7 @@ from eventsource.core.permissions import (
     Role,
     bank_account,
     bank_exports,
-    core_exports,
+    core_route,
     registry_exports,
 )
 
@@ -33,19 +33,21 @@ def render_accounts(
     """`accounts: {...}` and `system_account`, for the keys named by `Identity.name` (and
     `SYSTEM_USER`). Every participant needs its service and client key."""
     banks = sorted(set(participants))
-    exports: dict[tuple[str, bool], dict] = {}
+    exports: dict[str, dict] = {}
     accounts: dict[str, dict] = {}
     for e in registry_exports():
         _add_export(exports, e)
     for p in banks:
-        own = [*bank_exports(p, partitions), *core_exports(p)]
+        own = bank_exports(p, partitions)
         imports = [_import(e) for e in [*own, *registry_exports()]]
+        imports += [_core_import(sender, p) for sender in banks if sender != p]
         users = [
             _user(public_keys, Identity(role, p), partitions, banks)
             for role in Role
             if role.per_bank
         ]
-        accounts[bank_account(p)] = {"users": users, "imports": imports}
+        core = [_core_export(p, recipient) for recipient in banks if recipient != p]
+        accounts[bank_account(p)] = {"users": users, "imports": imports, "exports": core}
     tools = tool_exports(partitions, banks)
     for role in OPERATOR_ROLES:
         identity = Identity(role)
@@ -69,20 +71,20 @@ def render_accounts(
 
 
 def _bank_side(banks: list[str], partitions: int) -> list[Export]:
-    return [e for p in banks for e in (*bank_exports(p, partitions), *core_exports(p))]
+    return [e for p in banks for e in bank_exports(p, partitions)]
 
 
-def _add_export(exports: dict[tuple[str, bool], dict], export: Export) -> None:
+def _add_export(exports: dict[str, dict], export: Export) -> None:
     """One export per subject and kind, naming every account that may import it (a leader
     get is per stream, shared by the banks of a partition and the tools)."""
-    rendered = exports.setdefault((export.subject, export.stream), _export(export))
+    rendered = exports.setdefault(export.subject, _export(export))
     public = "accounts" not in rendered  # the registry: already open to every account
     if not public and export.account not in rendered["accounts"]:
         rendered["accounts"].append(export.account)
 
 
 def _export(export: Export) -> dict:
-    rendered: dict = {"stream" if export.stream else "service": export.subject}
+    rendered: dict = {"service": export.subject}
     if export.account is not None:
         rendered["accounts"] = []
     if export.streamed:
@@ -90,9 +92,15 @@ def _export(export: Export) -> dict:
     return rendered
 
 
+def _core_export(sender: str, recipient: str) -> dict:
+    return {"stream": core_route(sender, recipient), "accounts": [bank_account(recipient)]}
+
+
+def _core_import(sender: str, recipient: str) -> dict:
+    return {"stream": {"account": bank_account(sender), "subject": core_route(sender, recipient)}}
+
+
 def _import(export: Export) -> dict:
-    if export.stream:
-        return {"stream": {"account": LEDGER_ACCOUNT, "subject": export.subject}}
     return {"service": {"account": LEDGER_ACCOUNT, "subject": export.subject}, "to": export.local}
 
 

@@ -39,6 +39,7 @@ LEDGER_ACCOUNT = "LEDGER"
 SYSTEM_ACCOUNT = "SYS"
 REGISTRY_STREAM = f"KV_{PARTICIPANTS_BUCKET}"
 SENT_KINDS = ("posting", "result", "confirm")  # what a service sends; a client only submits
+CORE_PREFIX = "nb.core"  # core-mode messages (core/subjects.py core_subject)
 
 # No tool may remove history or reach the server's own API: only a break-glass credential,
 # which no tool holds and nothing renders, could.
@@ -139,7 +140,6 @@ class Export:
     subject: str
     account: str | None = None  # the one account that may import it
     streamed: bool = False  # a fetch gets many messages for one request
-    stream: bool = False  # a stream export: messages published in LEDGER flow to the importer
 
     @property
     def local(self) -> str:
@@ -208,14 +208,21 @@ def bank_exports(participant: str, partitions: int) -> list[Export]:
     return exports
 
 
-def core_exports(participant: str) -> list[Export]:
-    """Core-NATS mode through LEDGER as a hub, so no bank imports from another (N imports, not
-    N squared): P's service publishes `nb.core.<Q>.<kind>.P` into LEDGER (a service import; the
-    sender is pinned by the subject), and LEDGER's `nb.core.P.>` flows to P's account (a
-    stream import), where P's instances share it in a queue group."""
-    own = bank_account(participant)
-    sent = [Export(f"nb.core.*.{kind}.{participant}", own) for kind in SENT_KINDS]
-    return [*sent, Export(core_filter(participant), own, stream=True)]
+def core_subject_of(sender: str, kind: str) -> str:
+    """What `sender`'s service may publish in core mode: `nb.core.*.<kind>.<S>`."""
+    return f"{CORE_PREFIX}.*.{kind}.{sender}"
+
+
+def core_route(sender: str, recipient: str) -> str:
+    """Core-NATS mode: what `sender`'s account exports to `recipient`'s alone, as a stream that
+    the recipient imports: the sender's core messages to it, `nb.core.<Q>.*.<S>`. Every ordered
+    pair of banks has one (N squared config entries, core mode only). A bank's messages to
+    itself stay in its account. The exporter pins the sender (only its own users publish in
+    its account), the export's account list pins the reader. A hub through LEDGER was tried
+    and refused: a stream export does not carry what came in through a service import
+    (nats-server client.go, "do not re-export"), and service imports both ways collide on a
+    bank's own messages (`import forms a cycle`)."""
+    return f"{core_filter(recipient)[:-1]}*.{sender}"
 
 
 def service_grant(participant: str, partitions: int) -> Grant:
@@ -223,7 +230,7 @@ def service_grant(participant: str, partitions: int) -> Grant:
     allowed = [
         e.local for e in bank_exports(participant, partitions) if ".submit." not in e.subject
     ]
-    allowed += [e.local for e in core_exports(participant) if not e.stream]
+    allowed += [core_subject_of(participant, kind) for kind in SENT_KINDS]
     allowed += [e.local for e in registry_exports()]
     inbox = Identity(Role.SERVICE, participant).inbox_prefix + ".>"
     return Grant(tuple(allowed), subscribe=(inbox, core_filter(participant)))

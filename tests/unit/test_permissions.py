@@ -57,7 +57,8 @@ def may_publish(config: dict, identity: Identity, subject: str) -> bool:
     if identity.account == LEDGER_ACCOUNT:
         return True
     services = [i["to"] for i in account["imports"] if "service" in i]
-    return any(matches(to, subject) for to in services)  # the account boundary
+    streams = [e["stream"] for e in account.get("exports", [])]  # core mode: to other banks
+    return any(matches(to, subject) for to in [*services, *streams])  # the account boundary
 
 
 def h(p: str) -> int:
@@ -236,14 +237,21 @@ def test_a_tool_imports_exactly_what_its_grant_allows(config) -> None:
         assert imported == sorted(user["permissions"]["publish"]["allow"])
 
 
-def test_core_mode_goes_through_ledger_as_a_hub(config) -> None:
-    """A bank sends core messages as itself into LEDGER and receives its own from there."""
-    streams = [e for e in config[LEDGER_ACCOUNT]["exports"] if "stream" in e]
-    assert {(e["stream"], tuple(e["accounts"])) for e in streams} == {
-        (f"nb.core.{b}.>", (bank_account(b),)) for b in BANKS
-    }
-    imports = config[bank_account("bank-a")]["imports"]
-    assert [i["stream"]["subject"] for i in imports if "stream" in i] == ["nb.core.bank-a.>"]
+def test_core_mode_flows_between_two_banks_accounts_and_names_its_sender(config) -> None:
+    """Each sender's account exports its core messages to each recipient's alone: a bank
+    receives from every other bank, and only what names that bank as sender."""
+    for recipient in BANKS:
+        imports = config[bank_account(recipient)]["imports"]
+        streams = {
+            (i["stream"]["account"], i["stream"]["subject"]) for i in imports if "stream" in i
+        }
+        others = [b for b in BANKS if b != recipient]
+        assert streams == {(bank_account(s), f"nb.core.{recipient}.*.{s}") for s in others}
+    for sender in BANKS:
+        exports = config[bank_account(sender)]["exports"]
+        assert {(e["stream"], tuple(e["accounts"])) for e in exports} == {
+            (f"nb.core.{q}.*.{sender}", (bank_account(q),)) for q in BANKS if q != sender
+        }
 
 
 def test_a_fetch_export_answers_with_a_stream_of_messages(config) -> None:
