@@ -6,10 +6,11 @@ from dataclasses import dataclass
 
 from nats.aio.client import Client
 
-from eventsource.adapters.archive_meta import meta_bucket, read_head
+from eventsource.adapters.archive_meta import existing_meta_bucket, read_head
 from eventsource.adapters.archive_stream import consumer_floors, stream_state
 from eventsource.adapters.registry import layout_of
 from eventsource.core.archive_cut import group_ends
+from eventsource.core.archive_head import Head
 from eventsource.core.subjects import ledger_stream
 
 
@@ -39,11 +40,11 @@ class ArchiveRow:
 
 async def archive_status(nc: Client) -> list[ArchiveRow]:
     layout = await layout_of(nc)
-    kv = await meta_bucket(nc)
+    kv = await existing_meta_bucket(nc)  # a status creates nothing (the audit role cannot)
     rows = []
     for k in range(layout.partitions):
         stream = ledger_stream(k)
-        head, _ = await read_head(kv, stream)
+        head = (await read_head(kv, stream))[0] if kv is not None else Head()
         state = await stream_state(nc, stream)
         groups, consumers = await consumer_floors(nc, stream)
         ends = group_ends(groups, consumers, head.end_seq)

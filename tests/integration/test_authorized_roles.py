@@ -7,23 +7,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import nats
 import pytest
 from nats.aio.client import Client
 
 from eventsource.adapters.cluster import ClusterInfo, LocalCluster
 from eventsource.adapters.dead_letter_stream import list_letters
+from eventsource.adapters.dead_letters import dead_letter
 from eventsource.bootstrap import ServeOptions, participant_service
 from eventsource.core.dead_letter_records import LetterFilter
 from eventsource.core.limits import SWEEP_INTERVAL_S
 from eventsource.core.model import AccountRef, Outcome, TransferRequest
 from eventsource.core.permissions import Role
-from eventsource.core.subjects import outgoing_key
+from eventsource.core.subjects import ledger_stream, outgoing_key, submit_consumer
 from eventsource.services.audit import audit
 from eventsource.services.client import read_transfer, submit, wait_final
+from eventsource.services.dead_letters import retry_dead_letter
 from eventsource.services.independent.ledger import IndependentLedger
 from eventsource.settings import Transport
 from tests.integration.authorized import AUTH, Provisioned, connected, provision
@@ -139,19 +143,121 @@ async def test_core_mode_moves_money_between_bank_accounts(provisioned: Provisio
         await _until_audited(cluster)
 
 
-async def test_the_dead_letters_tool_lists_without_a_consumer(provisioned: Provisioned) -> None:
+async def test_the_dead_letters_tool_lists_and_retries_without_a_consumer(
+    provisioned: Provisioned,
+) -> None:
+    """bank-a's service dead-letters a valid submission (as a bug would); the dead-letters
+    tool lists it, retries it once onto bank-a's inbox, and the transfer completes."""
     cluster = provisioned.cluster
-    async with connected(cluster, Role.SERVICE, "bank-c") as bank_c:
-        await bank_c.jetstream().publish("nb.0.to.bank-b.posting.bank-c.junk", b"not json")
-    async with serving(cluster, "bank-b"), connected(cluster, Role.DEAD_LETTERS) as tool:
-        listing = await _until_listed(tool)
-    assert [letter.participant for letter in listing.letters] == ["bank-b"]
-
-
-async def _until_listed(tool: Client, patience_s: float = 20.0):
-    deadline = time.monotonic() + patience_s
-    while True:
+    async with connected(cluster, Role.CLIENT, "bank-a") as client:
+        await submit(client, AUTH.partitions, "bank-a", [_transfer("lost-1", "3.00")])
+    async with connected(cluster, Role.SERVICE, "bank-a") as bank_a:
+        inbox = await bank_a.jetstream().pull_subscribe_bind(
+            submit_consumer("bank-a", 0), ledger_stream(0)
+        )
+        (msg,) = await inbox.fetch(1, timeout=5)
+        await dead_letter(bank_a, "bank-a", msg, "PROTOCOL_VIOLATION", "refused by a bug")
+        await msg.term()
+    async with connected(cluster, Role.DEAD_LETTERS) as tool:
         listing = await list_letters(tool, LetterFilter(), 10)
-        if listing.letters or time.monotonic() > deadline:
-            return listing
-        await asyncio.sleep(0.2)
+        assert [letter.reason for letter in listing.letters] == ["PROTOCOL_VIOLATION"]
+        retried = await retry_dead_letter(tool, listing.letters[0].seq)
+        assert retried.republished and retried.subject.startswith("nb.0.to.bank-a.submit.bank-a.")
+        again = await retry_dead_letter(tool, listing.letters[0].seq)
+        assert not again.republished  # recorded once, under bank-a's dead letters
+    async with serving(cluster, "bank-a"), serving(cluster, "bank-b"):
+        async with connected(cluster, Role.CLIENT, "bank-a") as client:
+            final = await wait_final(
+                client, AUTH.partitions, "bank-a", ["lost-1"], timeout=OUTCOME_WAIT_S
+            )
+        assert final["lost-1"].outcome is Outcome.OK
+        await _until_audited(cluster)
+
+
+STREAMS = ("KV_ledger_0", "KV_participants", "DEADLETTER")
+REFUSAL_WAIT_S = 1.0  # a refused request gets no answer: how long to wait for the one it lacks
+
+TOOL_WRITES = [  # (role, subject): nothing may be stored, whatever the server answers
+    (Role.AUDIT, "$KV.ledger_0.bank-a.acct.a1"),
+    (Role.PROJECTOR, "$KV.ledger_0.bank-a.acct.a1"),
+    (Role.DEAD_LETTERS, "$KV.ledger_0.bank-a.acct.a1"),
+    (Role.DEAD_LETTERS, "nb.dlq.bank-a"),  # a forged dead letter
+    (Role.ARCHIVER, "$KV.participants.bank-z"),
+    (Role.ARCHIVER, "nb.0.to.bank-b.posting.bank-a.tok"),
+    (Role.FUNDING, "$KV.ledger_0.bank-a.out.T1"),
+    (Role.FUNDING, "nb.0.to.bank-b.posting.bank-a.tok"),
+    (Role.FUNDING, "$KV.participants.bank-z"),
+]
+
+
+async def _last_seqs(cluster: ClusterInfo) -> dict[str, int]:
+    async with connected(cluster, Role.AUDIT) as audit_nc:
+        js = audit_nc.jetstream()
+        return {s: (await js.stream_info(s)).state.last_seq for s in STREAMS}
+
+
+async def _attempt(nc: Client, subject: str, payload: bytes = b"{}") -> bytes | None:
+    try:
+        reply = await nc.request(subject, payload, timeout=REFUSAL_WAIT_S)
+    except (nats.errors.TimeoutError, nats.errors.NoRespondersError):
+        return None
+    return reply.data
+
+
+@pytest.mark.parametrize(("role", "subject"), TOOL_WRITES, ids=lambda v: str(v))
+async def test_an_operator_tool_cannot_write_what_is_not_its_job(
+    provisioned: Provisioned, role: Role, subject: str
+) -> None:
+    before = await _last_seqs(provisioned.cluster)
+    async with connected(provisioned.cluster, role) as tool:
+        answer = await _attempt(tool, subject, b'{"forged": true}')
+    assert answer is None or b'"seq"' not in answer, answer
+    assert await _last_seqs(provisioned.cluster) == before
+
+
+TOOL_API_CALLS = [  # (role, request under its account's API prefix): refused, nothing changes
+    (Role.AUDIT, "$JS.ledger.API.CONSUMER.CREATE.KV_ledger_0.spy"),
+    (Role.DEAD_LETTERS, "$JS.ledger.API.CONSUMER.CREATE.DEADLETTER.spy"),
+    (Role.PROJECTOR, "$JS.ledger.API.CONSUMER.DELETE.KV_ledger_0.inbox_bank-a_0"),
+    (Role.PROJECTOR, "$JS.ledger.API.CONSUMER.CREATE.KV_ledger_0.inbox_bank-a_0"),
+    (Role.ARCHIVER, "$JS.ledger.API.STREAM.DELETE.KV_ledger_0"),
+    (Role.ARCHIVER, "$JS.ledger.API.STREAM.PURGE.KV_participants"),
+    (Role.DEAD_LETTERS, "$JS.ledger.API.STREAM.PURGE.DEADLETTER"),
+    (Role.FUNDING, "$JS.ledger.API.STREAM.UPDATE.KV_ledger_0"),
+    (Role.AUDIT, "$JS.API.STREAM.DELETE.KV_ledger_0"),  # LEDGER's own API: not in its account
+]
+
+
+@pytest.mark.parametrize(("role", "subject"), TOOL_API_CALLS, ids=lambda v: str(v))
+async def test_an_operator_tool_cannot_use_the_api_beyond_its_job(
+    provisioned: Provisioned, role: Role, subject: str
+) -> None:
+    cluster = provisioned.cluster
+    before = await _last_seqs(cluster)
+    async with connected(cluster, role) as tool:
+        answer = await _attempt(tool, subject, json.dumps({"name": "spy"}).encode())
+    assert answer is None or b'"success":true' not in answer, answer
+    assert await _last_seqs(cluster) == before
+    async with connected(cluster, Role.AUDIT) as audit_nc:
+        consumers = {c.name for c in await audit_nc.jetstream().consumers_info("KV_ledger_0")}
+        dead = {c.name for c in await audit_nc.jetstream().consumers_info("DEADLETTER")}
+    assert "inbox_bank-a_0" in consumers and "spy" not in consumers | dead
+
+
+async def test_a_tool_cannot_make_jetstream_answer_into_a_stream(provisioned: Provisioned) -> None:
+    """Reply-subject injection (research note 5.1): a tool's reply subject is one of its own
+    account, so the answer to its read never reaches a stream in LEDGER."""
+    cluster = provisioned.cluster
+    before = await _last_seqs(cluster)
+    read = "$JS.ledger.API.DIRECT.GET.KV_ledger_0.$KV.ledger_0.bank-a.acct.a1"
+    for role, reply in [
+        (Role.AUDIT, "nb.dlq.bank-a"),
+        (Role.DEAD_LETTERS, "nb.0.to.bank-b.posting.bank-a.tok"),
+        (Role.FUNDING, "$KV.participants.bank-z"),
+    ]:
+        async with connected(cluster, role) as tool:
+            await tool.publish(read, b"", reply=reply)
+            await tool.flush()
+            answered = await tool.request(read, b"", timeout=5)  # after the injected one
+            assert answered.headers and answered.headers.get("Nats-Sequence")
+    assert await _last_seqs(cluster) == before
