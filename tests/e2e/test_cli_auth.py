@@ -6,6 +6,7 @@ credential gets a one-line refusal."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 from collections.abc import Iterator
@@ -74,3 +75,62 @@ def test_a_bank_credential_cannot_fund_and_says_why(authorized_dev: Cli) -> None
     assert "error:" in done.stderr.splitlines()[-1]  # the command's one-line error comes last
     balances = natsbank.json("accounts", "list", "--json")
     assert all(a["account"] != "a9" for a in balances)
+
+
+def test_the_operator_tools_work_with_their_own_credentials(
+    authorized_dev: Cli, tmp_path: Path
+) -> None:
+    """audit, replay, health, archive status, dead-letters and the projector each connect
+    with their own credential (their own account) and read without creating consumers."""
+    natsbank = authorized_dev
+    assert natsbank("accounts", "open", "bank-a", "a3", "--fund", "20.00").returncode == 0
+    assert natsbank("accounts", "open", "bank-b", "b3").returncode == 0
+    sqlite = tmp_path / "projection"
+    with (
+        natsbank.background("serve", "bank-a", "bank-b", log=tmp_path / "serve.log"),
+        natsbank.background("projections", "run", "--sqlite", str(sqlite), log=tmp_path / "p.log"),
+    ):
+        submitted = natsbank.json(
+            *("submit", "--from", "bank-a/a3", "--to", "bank-b/b3", "--amount", "2.00"),
+            *("--wait", "--json"),
+        )
+        assert submitted["outcome"] == "OK"
+        projected = natsbank(
+            "status", submitted["id"], "--wait-projection", "--sqlite", str(sqlite)
+        )
+        assert projected.returncode == 0, projected.stderr
+        assert "projection: has applied these records" in projected.stdout
+    for command in (("replay",), ("health",), ("archive", "status", "--json")):
+        done = natsbank(*command)
+        assert done.returncode == 0, (command, done.stderr)
+    assert natsbank.json("dead-letters", "list", "--json")["letters"] == []
+    assert natsbank.json("audit", "--expect-final", "--json")["ok"] is True
+
+
+def test_a_file_with_several_debtor_banks_is_refused_in_one_line(
+    authorized_dev: Cli, tmp_path: Path
+) -> None:
+    """A bank's client submits for its own bank only: one command, one bank."""
+    natsbank = authorized_dev
+    transfers = tmp_path / "transfers.jsonl"
+
+    def line(tid: str, debtor: tuple[str, str], creditor: tuple[str, str]) -> dict:
+        (dp, da), (cp, ca) = debtor, creditor
+        return {
+            "id": tid,
+            "debtor": {"participant": dp, "account": da},
+            "creditor": {"participant": cp, "account": ca},
+            "amount": "1.00",
+            "currency": "EUR",
+        }
+
+    lines = [
+        line("two-banks-1", ("bank-a", "a1"), ("bank-b", "b1")),
+        line("two-banks-2", ("bank-b", "b1"), ("bank-a", "a1")),
+    ]
+    transfers.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    done = natsbank("submit", "--file", str(transfers))
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr
+    last = done.stderr.splitlines()[-1]
+    assert "submits for its own bank only" in last and "bank-a, bank-b" in last
