@@ -197,8 +197,8 @@ class SharedScan(Scan):
     async def advance(self, nc: Client) -> None:
         filters = [submit_filter("*"), shared_subject("*.xfer.*")]
         async for msg in read_messages(nc, SHARED_STREAM, filters, start_seq=self.next_seq):
-            self.next_seq = msg.metadata.sequence.stream + 1
-            ts = int(msg.metadata.timestamp.timestamp() * 1e9)
+            self.next_seq = msg.seq + 1
+            ts = msg.time_ns
             submitter = submitter_of_submit_subject(msg.subject)
             if submitter is not None:
                 self._acked(submitter, msg.data, ts)
@@ -216,8 +216,7 @@ def scan_of(ledger: Ledger) -> Scan:
 
 async def _read(nc: Client, partition: int, filters: list[str], start: int):
     async for msg in read_messages(nc, ledger_stream(partition), filters, start_seq=start):
-        ts = int(msg.metadata.timestamp.timestamp() * 1e9)
-        yield msg.subject, msg.data, ts, msg.metadata.sequence.stream
+        yield msg.subject, msg.data, msg.time_ns, msg.seq
 
 
 async def settle(

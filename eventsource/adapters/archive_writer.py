@@ -19,7 +19,9 @@ from eventsource.adapters.archive_reader import (
     manifest_of,
     snapshot_json,
 )
+from eventsource.adapters.direct_reader import StoredMessage
 from eventsource.adapters.object_store_io import put_bytes, read_small
+from eventsource.adapters.stream_reader import delivery_ns
 from eventsource.core.archive_format import (
     ZERO_CHAIN,
     ArchivedMessage,
@@ -46,8 +48,7 @@ from eventsource.core.limits import (
 )
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_ACK_V1_TOKENS = 9
-LedgerMessage = Msg | RawStreamMsg | ArchivedMessage
+LedgerMessage = StoredMessage | Msg | RawStreamMsg | ArchivedMessage
 
 
 async def spool_events(
@@ -79,12 +80,16 @@ async def _each(messages: AsyncIterable[Any] | Iterable[Any]) -> AsyncIterator[A
 
 
 def as_archived(message: LedgerMessage) -> ArchivedMessage:
-    """A ledger message as read by a consumer (Msg) or a get (RawStreamMsg). Either way the
-    time is the stored nanoseconds cut to the millisecond, so both reads archive the same."""
+    """A ledger message as a stream read (StoredMessage), a consumer (Msg) or a get
+    (RawStreamMsg) gives it. Every way the time is the stored nanoseconds cut to the
+    millisecond, so all reads archive the same."""
     if isinstance(message, ArchivedMessage):
         return message
-    if isinstance(message, Msg):
-        seq, time_ms = message.metadata.sequence.stream, _reply_time_ms(message.reply)
+    if isinstance(message, StoredMessage):
+        seq, time_ms = message.seq, message.time_ns // 1_000_000
+        subject, payload, headers = message.subject, message.data, message.headers
+    elif isinstance(message, Msg):
+        seq, time_ms = message.metadata.sequence.stream, delivery_ns(message.reply) // 1_000_000
         subject, payload, headers = message.subject, message.data, message.headers
     else:
         seq, stamp = message.seq or 0, message.time
@@ -99,15 +104,6 @@ def as_archived(message: LedgerMessage) -> ArchivedMessage:
         payload=payload or b"",
         headers=kept_headers(headers),
     )
-
-
-def _reply_time_ms(reply: str) -> int:
-    """The stored time from a JetStream delivery's reply subject, exactly: nats-py's
-    `metadata.timestamp` goes through a float and may round up into the next millisecond."""
-    tokens = reply.split(".")
-    # $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ns>.<pending>, or the form with
-    # domain and account hash after ACK (and maybe a random token at the end).
-    return int(tokens[7] if len(tokens) == _ACK_V1_TOKENS else tokens[9]) // 1_000_000
 
 
 def check_funded(builder: PeriodBuilder, funded: Mapping[str, int] | None) -> None:

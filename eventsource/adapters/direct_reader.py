@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from nats.aio.client import Client
 
@@ -36,7 +37,16 @@ class StoredMessage:
     subject: str
     data: bytes
     seq: int
+    time_ns: int  # when the stream stored it, exactly (nanoseconds since the epoch)
     headers: dict[str, str] = field(default_factory=dict)
+
+
+def stamp_ns(stamp: str) -> int:
+    """`Nats-Time-Stamp` (RFC 3339, UTC, up to nanoseconds) exactly: datetime keeps only
+    microseconds."""
+    whole, _, fraction = stamp.rstrip("Z").partition(".")
+    seconds = datetime.fromisoformat(whole).replace(tzinfo=UTC).timestamp()
+    return int(seconds) * 1_000_000_000 + int((fraction or "0").ljust(9, "0")[:9])
 
 
 @dataclass
@@ -133,5 +143,6 @@ def _stored(headers: dict[str, str], data: bytes) -> StoredMessage:
         subject=headers["Nats-Subject"],
         data=data,
         seq=int(headers["Nats-Sequence"]),
+        time_ns=stamp_ns(headers["Nats-Time-Stamp"]),
         headers=headers,
     )

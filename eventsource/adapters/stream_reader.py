@@ -35,6 +35,7 @@ from eventsource.core.limits import (
 )
 
 CONSUMER_NOT_FOUND = 10014
+ACK_V1_TOKENS = 9
 PURGE_REREADS_MAX = 3  # archive runs are minutes apart: one re-read is almost always enough
 
 
@@ -123,6 +124,14 @@ async def read_messages(
         await backoff.pause(error)
 
 
+def delivery_ns(reply: str) -> int:
+    """The stored time from a JetStream delivery's reply subject, exactly (nats-py's
+    `metadata.timestamp` goes through a float): `$JS.ACK.<stream>.<consumer>.<delivered>.
+    <sseq>.<cseq>.<ns>.<pending>`, or the form with domain and account hash after ACK."""
+    tokens = reply.split(".")
+    return int(tokens[7] if len(tokens) == ACK_V1_TOKENS else tokens[9])
+
+
 def reads_by_direct_get(nc: Client) -> bool:
     """Whether this connection reads without consumers (`adapters/jetstream.connect`)."""
     return bool(getattr(nc, "reads_by_direct_get", False))
@@ -151,7 +160,9 @@ async def _one_pass(
             for msg in msgs:
                 seq = msg.metadata.sequence.stream
                 cursor.reached = max(cursor.reached, seq)
-                yield StoredMessage(msg.subject, msg.data, seq, msg.headers or {})
+                yield StoredMessage(
+                    msg.subject, msg.data, seq, delivery_ns(msg.reply), msg.headers or {}
+                )
             remaining = msgs[-1].metadata.num_pending if msgs else 0
         cursor.last_per_subject = False
     finally:

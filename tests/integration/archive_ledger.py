@@ -129,7 +129,7 @@ async def stream_messages(nc: Client, first_seq: int, end_seq: int) -> list[Arch
     """What the stream holds in the range, as the archive must give it back."""
     found = []
     async for msg in read_messages(nc, STREAM, start_seq=first_seq):
-        seq = msg.metadata.sequence.stream
+        seq = msg.seq
         if seq >= end_seq:
             break
         raw = await nc.jetstream().get_msg(STREAM, seq)  # its time, as the server wrote it
@@ -148,7 +148,7 @@ async def stream_messages(nc: Client, first_seq: int, end_seq: int) -> list[Arch
 async def ledger_range(nc: Client, first_seq: int, end_seq: int):
     """The ledger's messages in [first_seq, end_seq), streamed as the archiver would read them."""
     async for msg in read_messages(nc, STREAM, start_seq=first_seq):
-        if msg.metadata.sequence.stream >= end_seq:
+        if msg.seq >= end_seq:
             return
         yield msg
 

@@ -285,7 +285,7 @@ async def test_a_source_that_fails_midway_leaves_no_manifest(nc: Client):
 
     async def failing() -> AsyncIterator:
         async for msg in ledger_range(nc, 1, last + 1):
-            if msg.metadata.sequence.stream == 4:
+            if msg.seq == 4:
                 raise ConnectionError("ledger read failed")
             yield msg
 
