@@ -30,9 +30,16 @@ from eventsource.core.messages import Kind, Posting, Postings
 from eventsource.core.model import Outcome, validate_transfer
 from eventsource.core.money import format_amount
 from eventsource.core.permissions import Identity, Role
-from eventsource.core.subjects import account_key, inbox_subject, ledger_stream, state_subject
+from eventsource.core.protocol import Phase
+from eventsource.core.subjects import (
+    account_key,
+    inbox_subject,
+    incoming_key,
+    ledger_stream,
+    state_subject,
+)
 from eventsource.services.audit import AuditReport, audit
-from eventsource.services.client import submit, wait_final
+from eventsource.services.client import read_transfer, submit, wait_final
 from eventsource.services.dead_letters import list_dead_letters
 from eventsource.services.independent.ledger import IndependentLedger
 from eventsource.settings import Transport
@@ -85,7 +92,20 @@ class Switch:
         async with connected(self.cluster, Role.CLIENT, "bank-a") as bank_a:
             await submit(bank_a, AUTH.partitions, "bank-a", [request])
             final = await wait_final(bank_a, AUTH.partitions, "bank-a", [tid], timeout=60)
+        await self.confirmed_by_bank_b(tid)
         return final[tid].outcome
+
+    async def confirmed_by_bank_b(self, tid: str, patience_s: float = 30.0) -> None:
+        """bank-a settles on bank-b's result; bank-b posts its credit on bank-a's confirm, a
+        moment later: wait (bounded) for that side too before reading balances."""
+        key = incoming_key("bank-b", "bank-a", tid)
+        deadline = asyncio.get_running_loop().time() + patience_s
+        while asyncio.get_running_loop().time() < deadline:
+            found = await read_transfer(self.operator, AUTH.partitions, "bank-b", key)
+            if found is not None and found[0].phase is Phase.CONFIRMED:
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"bank-b never confirmed {tid}")
 
 
 async def attempt(nc: Client, subject: str, payload: bytes, headers: dict | None = None):
