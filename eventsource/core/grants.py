@@ -137,8 +137,9 @@ def _funding(ks: range) -> tuple[list[str], list[str]]:
 
 
 def _reader(ks: range) -> tuple[list[str], list[str]]:
-    """audit, replay, status, health, listings: reads only, no consumer (direct gets)."""
-    return [*_READ_ANY], []
+    """audit, replay, status, health, listings: reads only, no consumer (direct gets). With a
+    live horizon the audit holds the archive still while it reads: it writes the leases."""
+    return [*_READ_ANY, f"$KV.{ARCHIVE_META_BUCKET}.lease.*"], []
 
 
 def _projector(ks: range) -> tuple[list[str], list[str]]:

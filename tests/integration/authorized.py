@@ -14,7 +14,7 @@ from eventsource.adapters.cluster import ClusterInfo
 from eventsource.adapters.cluster_auth import ClusterAuth
 from eventsource.adapters.credentials import Credential, credentials_dir, seed_path
 from eventsource.adapters.jetstream import connect
-from eventsource.adapters.topology import Topology
+from eventsource.adapters.topology import HistoryConfig, Topology
 from eventsource.core.permissions import Identity, Role
 from eventsource.services.independent.ledger import IndependentLedger
 
@@ -47,9 +47,12 @@ class Provisioned:
     topology: Topology
 
 
-async def provision(cluster: ClusterInfo) -> Provisioned:
-    """`streams init` as the admin, registering BANKS; accounts opened as the funding role."""
+async def provision(cluster: ClusterInfo, history: HistoryConfig | None = None) -> Provisioned:
+    """`streams init` as the admin, registering BANKS (with a live horizon: `history`);
+    accounts opened as the funding role."""
     topology = Topology(partitions=AUTH.partitions, participants=list(BANKS))
+    if history is not None:
+        topology = Topology(partitions=AUTH.partitions, participants=list(BANKS), history=history)
     async with connected(cluster, Role.ADMIN) as nc:
         await IndependentLedger(nc, 0).provision(topology)
     async with connected(cluster, Role.FUNDING) as nc:

@@ -16,6 +16,7 @@ import nats
 import pytest
 from nats.aio.client import Client
 
+from eventsource.adapters.archive_meta import StreamLease, meta_bucket
 from eventsource.adapters.cluster import ClusterInfo, LocalCluster
 from eventsource.adapters.dead_letter_stream import list_letters
 from eventsource.adapters.dead_letters import dead_letter
@@ -25,11 +26,13 @@ from eventsource.core.limits import SWEEP_INTERVAL_S
 from eventsource.core.model import AccountRef, Outcome, TransferRequest
 from eventsource.core.permissions import Role
 from eventsource.core.subjects import ledger_stream, outgoing_key, submit_consumer
+from eventsource.services.archiver import archive_once
 from eventsource.services.audit import audit
 from eventsource.services.client import read_transfer, submit, wait_final
 from eventsource.services.dead_letters import retry_dead_letter
 from eventsource.services.independent.ledger import IndependentLedger
 from eventsource.settings import Transport
+from tests.integration.archiving import AGE_S, HISTORY, new_id
 from tests.integration.authorized import AUTH, Provisioned, connected, provision
 
 DEADLINE_MS = 1500
@@ -261,3 +264,31 @@ async def test_a_tool_cannot_make_jetstream_answer_into_a_stream(provisioned: Pr
             answered = await tool.request(read, b"", timeout=5)  # after the injected one
             assert answered.headers and answered.headers.get("Nats-Sequence")
     assert await _last_seqs(cluster) == before
+
+
+async def test_the_archiver_and_the_audit_keep_a_live_horizon_under_authorization(
+    authorized: ClusterInfo,
+) -> None:
+    """The archiver, in its own account, archives and purges final transfers past the horizon;
+    the audit (holding the archive's lease) still finds everything in order."""
+    await provision(authorized, HISTORY)
+    ids = [new_id() for _ in range(3)]
+    async with serving(authorized, "bank-a"), serving(authorized, "bank-b"):
+        async with connected(authorized, Role.CLIENT, "bank-a") as client:
+            await submit(client, AUTH.partitions, "bank-a", [_transfer(i, "1.00") for i in ids])
+            final = await wait_final(client, AUTH.partitions, "bank-a", ids, timeout=30)
+        assert {s.outcome for s in final.values()} == {Outcome.OK}
+        await asyncio.sleep(AGE_S)  # the transfers age past the live horizon
+        async with connected(authorized, Role.ARCHIVER) as archiver:
+            kv = await meta_bucket(archiver)
+            lease = StreamLease(kv, ledger_stream(0))
+            assert await lease.take()
+            history = HISTORY.to_history()
+            archived = 0
+            while (report := await archive_once(archiver, 0, history, lease)).period is not None:
+                archived += report.messages
+            await lease.release()
+        assert archived > 0
+        async with connected(authorized, Role.AUDIT) as nc:
+            report = await audit(nc, AUTH.partitions, expect_final=True, history=history)
+        assert report.ok, report.violations

@@ -101,6 +101,7 @@ ALLOWED = [
     (Identity(Role.AUDIT), "$JS.ledger.API.STREAM.MSG.GET.KV_ledger_1"),
     (Identity(Role.AUDIT), "$JS.ledger.API.DIRECT.GET.DEADLETTER"),
     (Identity(Role.AUDIT), "$JS.ledger.API.STREAM.INFO.KV_ledger_1"),
+    (Identity(Role.AUDIT), "$KV.archive.lease.KV_ledger_1"),  # holds the archive while it reads
     (Identity(Role.PROJECTOR), "$JS.ledger.API.CONSUMER.MSG.NEXT.KV_ledger_0.projector_pg_0"),
     (Identity(Role.PROJECTOR), "$JS.ledger.API.CONSUMER.DURABLE.CREATE.KV_ledger_0.projector_pg_0"),
     (Identity(Role.PROJECTOR), "$JS.ACK.KV_ledger_0.projector_pg_0.1.5.5.1700000000.0"),
@@ -159,6 +160,8 @@ REFUSED = [
     (Identity(Role.AUDIT), "$JS.ledger.API.CONSUMER.DELETE.KV_ledger_1.inbox_bank-a_1"),
     (Identity(Role.AUDIT), "$JS.API.STREAM.INFO.KV_ledger_1"),  # LEDGER's own names
     (Identity(Role.AUDIT), "nb.core.bank-b.posting.bank-a"),
+    (Identity(Role.AUDIT), "$KV.archive.head.KV_ledger_1"),  # the archiver's head
+    (Identity(Role.AUDIT), "$JS.ledger.API.STREAM.CREATE.KV_archive"),
     (Identity(Role.PROJECTOR), "$JS.ledger.API.CONSUMER.DELETE.KV_ledger_1.inbox_bank-a_1"),
     (Identity(Role.PROJECTOR), "$JS.ledger.API.CONSUMER.MSG.NEXT.KV_ledger_1.submit_bank-a_1"),
     (Identity(Role.PROJECTOR), "$JS.ACK.KV_ledger_1.inbox_bank-a_1.1.5.5.1700000000.0"),
