@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.cli import Cli, cli_for
+from tests.e2e.polling import eventually
 from tests.e2e.processes import live_nats_servers
 
 
@@ -134,3 +135,28 @@ def test_a_file_with_several_debtor_banks_is_refused_in_one_line(
     assert "Traceback" not in done.stderr
     last = done.stderr.splitlines()[-1]
     assert "submits for its own bank only" in last and "bank-a, bank-b" in last
+
+
+def test_core_mode_serves_across_bank_accounts(authorized_dev: Cli, tmp_path: Path) -> None:
+    """`serve --mode core` with each bank's own credential: the protocol messages cross from
+    one bank's account to the other's, and the transfer completes on both sides."""
+    natsbank = authorized_dev
+    assert natsbank("accounts", "open", "bank-a", "a4", "--fund", "10.00").returncode == 0
+    assert natsbank("accounts", "open", "bank-b", "b4").returncode == 0
+    serve = ("serve", "bank-a", "bank-b", "--mode", "core", "--resend-after", "0.5")
+    with natsbank.background(*serve, log=tmp_path / "serve-core.log"):
+        submitted = natsbank.json(
+            *("submit", "--from", "bank-a/a4", "--to", "bank-b/b4", "--amount", "4.00"),
+            *("--wait", "--json"),
+        )
+        assert submitted["outcome"] == "OK"
+        status = eventually(
+            lambda: _confirmed(natsbank, submitted["id"]), within=30, what="bank-b confirms"
+        )
+    assert status["receiver"]["outcome"] == "OK"
+
+
+def _confirmed(natsbank: Cli, transfer_id: str) -> dict | None:
+    status = natsbank.json("status", transfer_id, "--json")
+    receiver = status.get("receiver")
+    return status if receiver and receiver["phase"] == "CONFIRMED" else None
