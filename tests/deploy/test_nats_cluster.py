@@ -24,16 +24,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from unittest import mock
 
-import nats
 import nkeys
 import pytest
 
 from eventsource.adapters import nats_binary
-from eventsource.adapters.credentials import ensure_seed
+from eventsource.adapters.credentials import Credential, ensure_seed
 from eventsource.adapters.deploy_secrets import AUTH_CONFIG
+from eventsource.adapters.jetstream import connect
 from eventsource.adapters.key_registry import operator_keys, registered_signing_keys
 from eventsource.adapters.nats_binary import render_node_config
 from eventsource.adapters.signing_key_file import SIGNING_KEYS_FILE, read_signing_keys
+from eventsource.core.permissions import Identity, Role
 from eventsource.core.subjects import ledger_stream
 from tests.deploy import manifests
 from tests.deploy.nats_conf import Block, parse, unquote
@@ -258,11 +259,9 @@ async def test_the_manifest_cluster_runs_natsbank_r3(
         extra=init_keys(secrets),
     )
     assert init.returncode == 0, init.stderr
-    nc = await nats.connect(
-        servers=manifest_cluster.split(","),
-        nkeys_seed=str(secrets / "admin.nk"),
-        inbox_prefix="_INBOX.admin",
-    )
+    admin = Identity(Role.ADMIN)  # as natsbank connects: it reads without consumers
+    options = {"nkeys_seed": str(secrets / "admin.nk"), "inbox_prefix": admin.inbox_prefix}
+    nc = await connect(manifest_cluster, credential=Credential(admin, options, admin.js_api))
     try:
         info = await nc.jetstream().stream_info(ledger_stream(0))
         registered, operators = await registered_signing_keys(nc), await operator_keys(nc)
