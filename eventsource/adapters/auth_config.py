@@ -21,7 +21,7 @@ from eventsource.core.permissions import (
     bank_account,
     bank_exports,
     core_route,
-    registry_exports,
+    shared_reads,
 )
 
 SYSTEM_USER = "sys"  # the key name of the SYS account's user (monitoring; no tool uses it)
@@ -35,11 +35,11 @@ def render_accounts(
     banks = sorted(set(participants))
     exports: dict[str, dict] = {}
     accounts: dict[str, dict] = {}
-    for e in registry_exports():
+    for e in shared_reads():
         _add_export(exports, e)
     for p in banks:
         own = bank_exports(p, partitions)
-        imports = [_import(e) for e in [*own, *registry_exports()]]
+        imports = [_import(e) for e in [*own, *shared_reads()]]
         imports += [_core_import(sender, p) for sender in banks if sender != p]
         users = [
             _user(public_keys, Identity(role, p), partitions, banks)

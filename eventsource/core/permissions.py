@@ -22,6 +22,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
+from eventsource.core.limits import ARCHIVE_BUCKET
 from eventsource.core.subjects import (
     DEAD_LETTER_STREAM,
     PARTICIPANTS_BUCKET,
@@ -173,6 +174,26 @@ def registry_exports() -> list[Export]:
     ]
 
 
+def archive_exports() -> list[Export]:
+    """The ledger archive (a live horizon, issue 12), read by every bank: a service looks an
+    archived record up to answer a duplicate with its original outcome, a client to report an
+    archived transfer's outcome (`status`, `--wait`, a repeated submission). Reads only: the
+    bucket's info, leader gets of its chunks, direct gets of its objects' meta. One object store
+    holds every partition's history, so a bank can read other banks' final transfers: read
+    confidentiality, like the leader get of its home partition; integrity is unaffected."""
+    stream = f"OBJ_{ARCHIVE_BUCKET}"
+    return [
+        Export(f"{JS_API}.STREAM.INFO.{stream}"),
+        Export(f"{JS_API}.STREAM.MSG.GET.{stream}"),
+        Export(f"{JS_API}.DIRECT.GET.{stream}.>"),
+    ]
+
+
+def shared_reads() -> list[Export]:
+    """What LEDGER exports to every account: the registry and the archive."""
+    return [*registry_exports(), *archive_exports()]
+
+
 def bank_exports(participant: str, partitions: int) -> list[Export]:
     """Everything LEDGER exports to one bank's account: its state keys (listed, never `<P>.>`,
     which holds the funding role's `fund.*`), its outbox as sender, its submissions, its dead
@@ -231,7 +252,7 @@ def service_grant(participant: str, partitions: int) -> Grant:
         e.local for e in bank_exports(participant, partitions) if ".submit." not in e.subject
     ]
     allowed += [core_subject_of(participant, kind) for kind in SENT_KINDS]
-    allowed += [e.local for e in registry_exports()]
+    allowed += [e.local for e in shared_reads()]
     inbox = Identity(Role.SERVICE, participant).inbox_prefix + ".>"
     return Grant(tuple(allowed), subscribe=(inbox, core_filter(participant)))
 
@@ -244,7 +265,7 @@ def client_grant(participant: str, partitions: int) -> Grant:
         f"nb.{h}.to.{p}.submit.{p}.*",
         localized(f"{JS_API}.DIRECT.GET.{stream}.{state}{p}.>"),
         localized(f"{JS_API}.STREAM.MSG.GET.{stream}"),
-        *(e.local for e in registry_exports()),
+        *(e.local for e in shared_reads()),
     ]
     return Grant(
         tuple(allowed), subscribe=(Identity(Role.CLIENT, participant).inbox_prefix + ".>",)

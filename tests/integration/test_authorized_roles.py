@@ -22,6 +22,7 @@ from eventsource.adapters.dead_letter_stream import list_letters
 from eventsource.adapters.dead_letters import dead_letter
 from eventsource.bootstrap import ServeOptions, participant_service
 from eventsource.core.dead_letter_records import LetterFilter
+from eventsource.core.history import KEEP_EVERYTHING, History
 from eventsource.core.limits import SWEEP_INTERVAL_S
 from eventsource.core.model import AccountRef, Outcome, TransferRequest
 from eventsource.core.permissions import Role
@@ -63,12 +64,15 @@ def _transfer(tid: str, amount: str = "10.00", **extra) -> TransferRequest:
 
 @contextlib.asynccontextmanager
 async def serving(
-    cluster: ClusterInfo, participant: str, transport: Transport = Transport.JETSTREAM
+    cluster: ClusterInfo,
+    participant: str,
+    transport: Transport = Transport.JETSTREAM,
+    history: History = KEEP_EVERYTHING,
 ) -> AsyncIterator[None]:
     """One instance of `participant`'s service, connected as that bank's service only."""
     stop = asyncio.Event()
     async with connected(cluster, Role.SERVICE, participant) as nc:
-        ledger = IndependentLedger(nc, AUTH.partitions)
+        ledger = IndependentLedger(nc, AUTH.partitions, history)
         options = ServeOptions(transport=transport, sweep_interval=SWEEP_INTERVAL_S)
         task = asyncio.create_task(participant_service(ledger, participant, options).run(stop))
         try:
@@ -270,10 +274,14 @@ async def test_the_archiver_and_the_audit_keep_a_live_horizon_under_authorizatio
     authorized: ClusterInfo,
 ) -> None:
     """The archiver, in its own account, archives and purges final transfers past the horizon;
-    the audit (holding the archive's lease) still finds everything in order."""
+    the audit (holding the archive's lease) still finds everything in order; and the banks read
+    the archive: a duplicate of an archived transfer gets its original outcome from bank-a's
+    service, and bank-a's client reads it, each with its own credential."""
     await provision(authorized, HISTORY)
     ids = [new_id() for _ in range(3)]
-    async with serving(authorized, "bank-a"), serving(authorized, "bank-b"):
+    history = HISTORY.to_history()
+    bank_a, bank_b = (serving(authorized, p, history=history) for p in ("bank-a", "bank-b"))
+    async with bank_a, bank_b:
         async with connected(authorized, Role.CLIENT, "bank-a") as client:
             await submit(client, AUTH.partitions, "bank-a", [_transfer(i, "1.00") for i in ids])
             final = await wait_final(client, AUTH.partitions, "bank-a", ids, timeout=30)
@@ -283,7 +291,6 @@ async def test_the_archiver_and_the_audit_keep_a_live_horizon_under_authorizatio
             kv = await meta_bucket(archiver)
             lease = StreamLease(kv, ledger_stream(0))
             assert await lease.take()
-            history = HISTORY.to_history()
             archived = 0
             while (report := await archive_once(archiver, 0, history, lease)).period is not None:
                 archived += report.messages
@@ -292,3 +299,13 @@ async def test_the_archiver_and_the_audit_keep_a_live_horizon_under_authorizatio
         async with connected(authorized, Role.AUDIT) as nc:
             report = await audit(nc, AUTH.partitions, expect_final=True, history=history)
         assert report.ok, report.violations
+        async with connected(authorized, Role.CLIENT, "bank-a") as client:
+            archives = IndependentLedger(client, AUTH.partitions, history).archive_of
+            await submit(client, AUTH.partitions, "bank-a", [_transfer(ids[0], "1.00")])
+            again = await wait_final(
+                client, AUTH.partitions, "bank-a", ids, timeout=30, archives=archives
+            )
+        assert {s.outcome for s in again.values()} == {Outcome.OK}
+        async with connected(authorized, Role.AUDIT) as nc:
+            report = await audit(nc, AUTH.partitions, expect_final=True, history=history)
+        assert report.ok, report.violations  # the duplicate was not applied twice (I4)

@@ -211,7 +211,8 @@ def test_every_export_is_restricted_to_the_accounts_that_need_it(config) -> None
     for export in config[LEDGER_ACCOUNT]["exports"]:
         subject = export.get("service") or export["stream"]
         if "accounts" not in export:
-            assert "participants" in subject  # the registry alone is public
+            # The registry is public; the archive is read by every bank (read confidentiality).
+            assert "participants" in subject or "OBJ_ledger_archive" in subject
             continue
         owners = export["accounts"]
         banks = [a for a in owners if a.startswith("BANK_")]
@@ -300,3 +301,14 @@ def test_an_identity_is_found_by_its_name(name: str) -> None:
 def test_a_name_that_is_no_identity_is_refused(name: str) -> None:
     with pytest.raises(ValueError):
         Identity.parse(name)
+
+
+@pytest.mark.parametrize("role", [Role.SERVICE, Role.CLIENT])
+def test_a_bank_reads_the_archive_and_writes_nothing_there(config, role: Role) -> None:
+    identity = Identity(role, "bank-a")
+    for api in ("STREAM.INFO.OBJ_ledger_archive", "STREAM.MSG.GET.OBJ_ledger_archive"):
+        assert may_publish(config, identity, f"$JS.ledger.API.{api}")
+    meta = "$JS.ledger.API.DIRECT.GET.OBJ_ledger_archive.$O.ledger_archive.M.k0"
+    assert may_publish(config, identity, meta)
+    assert not may_publish(config, identity, "$O.ledger_archive.C.forged")
+    assert not may_publish(config, identity, "$JS.ledger.API.STREAM.PURGE.OBJ_ledger_archive")
