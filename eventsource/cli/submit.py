@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from pathlib import Path
 
@@ -13,8 +14,16 @@ from ulid import ULID
 from benchmark.load import push
 from benchmark.workload import Bank, random_transfers
 from eventsource.adapters.access import resolve_access
+from eventsource.bootstrap import open_ledger
 from eventsource.cli import edge
-from eventsource.cli.common import console, on_ledger, print_json, settings
+from eventsource.cli.common import (
+    console,
+    nats_connection,
+    on_ledger,
+    print_json,
+    run,
+    settings,
+)
 from eventsource.cli.options import (
     attempts_option,
     deadline_option,
@@ -94,12 +103,13 @@ def submit_command(
     if timeout is None:
         timeout = max(60.0, parse_duration(deadline) / 1000 + 30) if deadline else 60.0
     if random_count is not None:
-        # Random transfers between every bank's accounts: a dev tool for a cluster without
-        # authorization (a client credential submits for its own bank only).
-        random = functools.partial(
-            _random, count=random_count, rate=rate, seed=seed, as_json=as_json
+        # Random transfers between every bank's accounts, each bank's submitted through its own
+        # client credential (a client submits for its own bank only).
+        run(
+            functools.partial(
+                _random, config, count=random_count, rate=rate, seed=seed, as_json=as_json
+            )
         )
-        on_ledger(config, Identity(Role.AUDIT), random)
         return
     lines = (
         _read_file(file)
@@ -244,19 +254,32 @@ def _text(result: LineResult, numbers: list[int]) -> str:
     return line
 
 
-async def _random(ledger: Ledger, *, count: int, rate: float | None, seed: int, as_json: bool):
-    banks: dict[str, list[str]] = {}
-    for snapshot in await ledger.accounts():
-        if not snapshot.closed:
-            banks.setdefault(snapshot.participant, []).append(snapshot.account)
-    if len(banks) < 1:
-        raise UsageError("no open accounts: open some with `natsbank accounts open`")
+async def _random(config, *, count: int, rate: float | None, seed: int, as_json: bool):
+    async with contextlib.AsyncExitStack() as stack:
+        reader = await stack.enter_async_context(nats_connection(config, Identity(Role.AUDIT)))
+        banks: dict[str, list[str]] = {}
+        for snapshot in await (await open_ledger(reader, config.store)).accounts():
+            if not snapshot.closed:
+                banks.setdefault(snapshot.participant, []).append(snapshot.account)
+        if len(banks) < 1:
+            raise UsageError("no open accounts: open some with `natsbank accounts open`")
+        ledgers: dict[str, Ledger] = {}
+        for bank in banks:
+            client = Identity(Role.CLIENT, bank)
+            nc = await stack.enter_async_context(nats_connection(config, client))
+            ledgers[bank] = await open_ledger(nc, config.store)
+
+        async def submit(submitter: str, requests: list[TransferRequest]):
+            return await ledgers[submitter].submit(submitter, requests)
+
+        await _push_random(submit, banks, count=count, rate=rate, seed=seed, as_json=as_json)
+
+
+async def _push_random(submit, banks: dict[str, list[str]], *, count, rate, seed, as_json) -> None:
     work = random_transfers([Bank(p, a) for p, a in sorted(banks.items())], count, seed=seed)
     with Progress(console=console, disable=as_json) as progress:
         task = progress.add_task("submitting", total=count)
-        report = await push(
-            ledger.submit, work, rate=rate, progress=lambda n: progress.advance(task, n)
-        )
+        report = await push(submit, work, rate=rate, progress=lambda n: progress.advance(task, n))
     summary = {
         "submitted": report.submitted,
         "acked": report.acked,

@@ -62,6 +62,11 @@ def test_two_banks_with_their_own_credentials_move_money(
     assert balances == {"bank-a/a1": "89.50", "bank-b/b1": "10.50"}
     audit = natsbank.json("audit", "--json")
     assert audit["ok"] is True and audit["funded"] == {"EUR": "100.00"}
+    # A random load between both banks: each bank's share through its own client credential.
+    with natsbank.background("serve", "bank-a", "bank-b", log=tmp_path / "serve-load.log"):
+        load = natsbank.json("submit", "--random", "20", "--seed", "3", "--json")
+    assert load["submitted"] == load["acked"] == 20
+    assert natsbank.json("audit", "--json")["ok"] is True
     # each bank signed with its service nkey: no second, separate dev key was made for it
     keys = natsbank.home / "dev" / "keys"
     assert not (keys / "bank-a.nk").exists() and not (keys / "bank-b.nk").exists()
