@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.e2e.cli import Cli, cli_for
-from tests.e2e.processes import live_nats_servers
+from tests.e2e.processes import dev_down
 
 
 @pytest.fixture
@@ -33,13 +30,7 @@ def dev_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cli]:
         assert "NATS_URL=nats://127.0.0.1:" in up.stdout
         yield natsbank
     finally:
-        down = natsbank("dev", "down")
-        survivors = live_nats_servers(home)
-        for pid in survivors:  # ours, by their config path: never leave them to the next run
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        assert down.returncode == 0, down.stderr
-        assert survivors == []
+        dev_down(natsbank)
 
 
 @pytest.fixture(scope="module")

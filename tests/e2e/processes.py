@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 from pathlib import Path
+
+from tests.e2e.cli import Cli
 
 
 def live_nats_servers(marker: Path) -> list[int]:
@@ -36,3 +40,15 @@ def processes_with_env(name: str, value: str) -> list[int]:
         if wanted in environ:
             pids.append(int(entry.name))
     return pids
+
+
+def dev_down(natsbank: Cli) -> None:
+    """`natsbank dev down`, and no nats-server of that home may survive it: any that does is
+    killed (ours, by its config path: never left to the next run) and fails the test."""
+    down = natsbank("dev", "down")
+    survivors = live_nats_servers(natsbank.home)
+    for pid in survivors:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    assert down.returncode == 0, down.stderr
+    assert survivors == []

@@ -5,10 +5,7 @@ credential gets a one-line refusal."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +13,7 @@ import pytest
 
 from tests.e2e.cli import Cli, cli_for
 from tests.e2e.polling import eventually
-from tests.e2e.processes import live_nats_servers
+from tests.e2e.processes import dev_down
 
 
 @pytest.fixture(scope="module")
@@ -30,13 +27,7 @@ def authorized_dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cli]:
         assert "authorization on" in up.stdout
         yield natsbank
     finally:
-        down = natsbank("dev", "down")
-        survivors = live_nats_servers(home)
-        for pid in survivors:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        assert down.returncode == 0, down.stderr
-        assert survivors == []
+        dev_down(natsbank)
 
 
 def test_two_banks_with_their_own_credentials_move_money(

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,7 +18,7 @@ import pytest
 from eventsource.adapters.credentials import ensure_seed
 from eventsource.adapters.signing_key_file import SIGNING_KEYS_FILE
 from tests.e2e.cli import Cli, assert_one_line_error, cli_for
-from tests.e2e.processes import live_nats_servers
+from tests.e2e.processes import dev_down
 
 REPOSITORY_STREAMS = Path(__file__).resolve().parents[2] / "streams.yaml"
 NO_PARTICIPANTS, TWO_BANKS = "\nparticipants: []\n", "\nparticipants: [bank-a, bank-b]\n"
@@ -46,13 +44,7 @@ def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cli, Pa
         assert done.returncode == 0, done.stderr
         yield natsbank, secrets
     finally:
-        down = natsbank("dev", "down")
-        survivors = live_nats_servers(home)
-        for pid in survivors:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        assert down.returncode == 0, down.stderr
-        assert survivors == []
+        dev_down(natsbank)
 
 
 def test_streams_init_registers_the_file_s_keys_and_generates_none(

@@ -7,8 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
-import signal
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +15,7 @@ import pytest
 
 from eventsource.adapters.pki import CA_CERT, TLS_DIR, ensure_pki
 from tests.e2e.cli import Cli, cli_for
-from tests.e2e.processes import live_nats_servers
+from tests.e2e.processes import dev_down
 
 NODES = 3
 
@@ -34,13 +32,7 @@ def tls_dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cli]:
         assert "eof_received" not in up.stderr
         yield natsbank
     finally:
-        down = natsbank("dev", "down")
-        survivors = live_nats_servers(home)
-        for pid in survivors:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        assert down.returncode == 0, down.stderr
-        assert survivors == []
+        dev_down(natsbank)
 
 
 def cluster(natsbank: Cli) -> dict:

@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 from nats.aio.client import Client
 
-from eventsource.adapters.cluster import ClusterInfo
+from eventsource.adapters.cluster import ClusterInfo, LocalCluster
 from eventsource.adapters.jetstream import connect
 from eventsource.adapters.postgres import EmbeddedPostgres, PgServer
 from tests.integration.archive_ledger import provision
+from tests.integration.authorized import AUTH
 from tests.integration.live_bank import MODES, LiveBank, live_bank
 
 
@@ -33,6 +34,14 @@ async def nc(nats1: ClusterInfo) -> AsyncIterator[Client]:
     await provision(client)
     yield client
     await client.close()
+
+
+@pytest.fixture
+def authorized(tmp_path: Path) -> Iterator[ClusterInfo]:
+    """A fresh single node with authorization on (the account-per-bank model) for the banks of
+    tests/integration/authorized.py, stopped after the test."""
+    with LocalCluster(tmp_path / "auth", nodes=1, auth=AUTH) as info:
+        yield info
 
 
 @pytest.fixture

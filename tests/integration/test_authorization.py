@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import nats
 import pytest
 from nats.aio.client import Client
 
-from eventsource.adapters.cluster import ClusterInfo, LocalCluster
+from eventsource.adapters.cluster import ClusterInfo
 from eventsource.adapters.jetstream import read_last
 from eventsource.adapters.nats_binary import find_nats_server
 from eventsource.core.permissions import Role
@@ -21,12 +20,6 @@ from tests.integration.authorized import AUTH, Provisioned, connected, provision
 
 LEDGER = "KV_ledger_0"
 REFUSAL_WAIT_S = 1.0  # a refused request gets no answer: how long to wait for the one it lacks
-
-
-@pytest.fixture
-def authorized(tmp_path: Path) -> Iterator[ClusterInfo]:
-    with LocalCluster(tmp_path / "auth", nodes=1, auth=AUTH) as info:
-        yield info
 
 
 @pytest.fixture

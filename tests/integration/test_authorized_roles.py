@@ -9,15 +9,14 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 
 import nats
 import pytest
 from nats.aio.client import Client
 
 from eventsource.adapters.archive_meta import StreamLease, meta_bucket
-from eventsource.adapters.cluster import ClusterInfo, LocalCluster
+from eventsource.adapters.cluster import ClusterInfo
 from eventsource.adapters.dead_letter_stream import list_letters
 from eventsource.adapters.dead_letters import dead_letter
 from eventsource.bootstrap import ServeOptions, participant_service
@@ -38,12 +37,6 @@ from tests.integration.authorized import AUTH, Provisioned, connected, provision
 
 DEADLINE_MS = 1500
 OUTCOME_WAIT_S = 30.0  # far below the 60 s sweep: only the read at start can give up in time
-
-
-@pytest.fixture
-def authorized(tmp_path: Path) -> Iterator[ClusterInfo]:
-    with LocalCluster(tmp_path / "auth", nodes=1, auth=AUTH) as info:
-        yield info
 
 
 @pytest.fixture

@@ -9,22 +9,20 @@ from __future__ import annotations
 import asyncio
 import enum
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import msgspec
 import pytest
 from nats.aio.client import Client
 
-from eventsource.adapters.cluster import ClusterInfo, LocalCluster
+from eventsource.adapters.cluster import ClusterInfo
 from eventsource.adapters.jetstream import commit
 from eventsource.core.account import EntryKind
 from eventsource.core.messages import Confirm, Confirms, Kind, Result, Results
 from eventsource.core.model import Outcome, validate_transfer
 from eventsource.core.subjects import account_key, inbox_subject, state_subject
 from eventsource.core.workset import Write
-from tests.integration.authorized import AUTH
 from tests.integration.hostile import (
     ATTACKER,
     FUNDED_A1,
@@ -274,12 +272,6 @@ ATTACKS = [
         account_key(ATTACKER, "c2"),
     ),
 ]
-
-
-@pytest.fixture
-def authorized(tmp_path: Path) -> Iterator[ClusterInfo]:
-    with LocalCluster(tmp_path / "auth", nodes=1, auth=AUTH) as info:
-        yield info
 
 
 @pytest.mark.parametrize("attack", ATTACKS, ids=[a.name for a in ATTACKS])
