@@ -34,6 +34,7 @@ from benchmark.scenario import drive, run_sync, start_projector, stop_services
 from benchmark.workload import Bank
 from eventsource.adapters.jetstream import connect
 from eventsource.adapters.postgres import EmbeddedPostgres
+from eventsource.adapters.tasks import stop_task
 from eventsource.core.errors import InfrastructureError
 from eventsource.core.subjects import ledger_stream, state_prefix
 from projections.compare import differences_once_caught_up
@@ -139,9 +140,7 @@ async def _follow(
             final_at = live_start + result.measurement.seconds
             caught_at = await _until_caught_up(samples, since=final_at, events=transfers * 5)
         finally:
-            sampling.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sampling
+            await stop_task(sampling)
         total = await state_events(nc, partitions)
     finally:
         await nc.close()

@@ -5,7 +5,6 @@ ledger and the archive; and read what the ledger gained (ACKs and final records,
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import time
 from collections.abc import Callable
@@ -14,6 +13,7 @@ from benchmark.measure import LedgerScan
 from benchmark.soak_figures import Gauges, Watched, look
 from benchmark.soak_series import Sample
 from benchmark.soak_windows import SoakWindows, WindowFigures
+from eventsource.adapters.tasks import stop_task
 
 
 class WindowScan(LedgerScan):
@@ -73,9 +73,7 @@ async def sample_soak(
             next_end_ns = windows.end_ns(windows.closed)
             await asyncio.sleep(max(0.0, (next_end_ns - time.time_ns()) / 1e9))
     finally:
-        looking.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await looking
+        await stop_task(looking)
 
 
 async def _look_every_window(

@@ -20,6 +20,7 @@ from nats.aio.client import Client
 from eventsource.adapters import archive_store
 from eventsource.adapters.archive_lookup import ArchiveLookup
 from eventsource.adapters.archive_meta import StreamLease, meta_bucket, read_head
+from eventsource.adapters.tasks import stop_task
 from eventsource.core.archive_head import Head, SnapshotEntry, Totals
 from eventsource.core.errors import ArchiveError, TemporarilyUnavailable
 from eventsource.core.events import TransferState, transfer_event_decoder
@@ -107,8 +108,6 @@ async def archive_held(nc: Client, partitions: int) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        keeper.cancel()
-        with contextlib.suppress(BaseException):
-            await keeper
+        await stop_task(keeper)
         for lease in leases:
             await lease.release()
