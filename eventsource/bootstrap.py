@@ -13,7 +13,12 @@ from eventsource.adapters.registry import layout_of, require_participant_name
 from eventsource.adapters.signing_keys import participant_signer
 from eventsource.core.errors import UsageError
 from eventsource.core.faults import NO_FAULTS, FaultInjector, FaultPlan
-from eventsource.core.limits import CORE_WINDOW, FETCH_BATCH, SWEEP_INTERVAL_S
+from eventsource.core.limits import (
+    CORE_UNCONFIRMED_PER_PEER,
+    CORE_WINDOW,
+    FETCH_BATCH,
+    SWEEP_INTERVAL_S,
+)
 from eventsource.core.resend import DEFAULT_RESEND, ResendPolicy
 from eventsource.services.independent.decider import IndependentDecider
 from eventsource.services.independent.give_up import GiveUpWatch
@@ -56,6 +61,7 @@ class ServeOptions:
     resend: ResendPolicy = DEFAULT_RESEND  # core mode's resend clock; the give-up's attempts
     sweep_interval: float = SWEEP_INTERVAL_S
     window: int = CORE_WINDOW
+    unconfirmed_per_peer: int = CORE_UNCONFIRMED_PER_PEER  # core mode: records one peer leaves
     instance: str = ""  # salts the fault injector, so instances draw different faults
     observer: Observer = NO_OBSERVER
     # The seed file this process signs with (`serve --signing-key`); None: NATSBANK_SIGNING_KEY
@@ -157,5 +163,6 @@ def _carrier(
         policy=options.resend,
         sweep_interval=options.sweep_interval,
         window=options.window,
+        unconfirmed_per_peer=options.unconfirmed_per_peer,
         registered=decider.reader.known_participants,
     )

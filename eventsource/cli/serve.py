@@ -33,7 +33,7 @@ from eventsource.cli.common import (
 from eventsource.cli.options import store_option
 from eventsource.core.errors import ConfigError, UsageError
 from eventsource.core.faults import FaultPlan
-from eventsource.core.limits import CORE_WINDOW, SWEEP_INTERVAL_S
+from eventsource.core.limits import CORE_UNCONFIRMED_PER_PEER, CORE_WINDOW, SWEEP_INTERVAL_S
 from eventsource.core.permissions import Identity, Role
 from eventsource.core.resend import ResendPolicy
 from eventsource.services.metrics import NO_OBSERVER, ServiceMetrics
@@ -77,7 +77,15 @@ def serve(
         CORE_WINDOW,
         "--window",
         min=1,
-        help="Core mode: admit no new submission while this many records wait for an answer.",
+        help="Core mode: admit no new submission while this many of the participant's own "
+        "transfers wait for the receiver's answer.",
+    ),
+    unconfirmed_per_peer: int = typer.Option(
+        CORE_UNCONFIRMED_PER_PEER,
+        "--unconfirmed-per-peer",
+        min=1,
+        help="Core mode: decide no new posting of a peer while this many of its transfers wait "
+        "here for its confirmation (shed: the peer resends them).",
     ),
     sweep_interval: float = typer.Option(
         SWEEP_INTERVAL_S,
@@ -117,6 +125,7 @@ def serve(
         resend=ResendPolicy(first=resend_after),
         sweep_interval=sweep_interval,
         window=window,
+        unconfirmed_per_peer=unconfirmed_per_peer,
         instance=str(os.getpid()),
         observer=metrics or NO_OBSERVER,
         signing_key=signing_key,

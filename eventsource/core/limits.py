@@ -50,6 +50,13 @@ SUBMISSION_GATE_RETURN_DELAY_S = 0.5  # submissions handed back come again after
 # No submission is taken from the inbox while this many records wait for an answer (the inbox
 # keeps them). JetStream mode's counterpart is the consumers' max_ack_pending (20,000).
 CORE_WINDOW = 20_000
+# Incoming records of one sender that may wait for its confirmation (per instance); past it,
+# that sender's new postings are shed undecided and its resend clock sends them again. Without
+# it, a bank that never confirms would hold the receiver's memory and resend clock for ever.
+# Twice the window: an honest sender's unconfirmed records are its own window's postings plus
+# the confirms in flight, and the most any participant had waiting at all, in the 100x core run
+# of 2,000,000 transfers at once, was 27,113 (docs/FINDINGS.md).
+CORE_UNCONFIRMED_PER_PEER = 2 * CORE_WINDOW
 # What a core-mode instance holds between its subscription and the engine; more is shed (and
 # resent by its sender's clock). 64 MiB is 256 protocol messages of the largest size.
 CORE_INBOX_MESSAGES_MAX = 10_000

@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import heapq
 import random
+from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from eventsource.core.events import TransferState
-from eventsource.core.messages import Confirm, Kind, Posting, Result
+from eventsource.core.messages import Confirm, InboxMessage, Kind, Posting, Postings, Result
 from eventsource.core.model import Outcome, Side
 from eventsource.core.protocol import Phase
 from eventsource.core.saga import cancel_confirm
@@ -49,6 +52,7 @@ class ResendPolicy:
 
 
 DEFAULT_RESEND = ResendPolicy()
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -110,16 +114,62 @@ def refused_posting(state: TransferState) -> Posting:
     )
 
 
+def within_bound(
+    received: Sequence[tuple[T, InboxMessage]],
+    unconfirmed_from: Callable[[str], int],
+    per_peer: int,
+) -> tuple[list[tuple[T, InboxMessage]], Counter[str]]:
+    """The messages (each with its tag: where it came from) with each sender's postings cut,
+    in order, to the room its bound leaves: at most `per_peer` incoming records of one sender
+    may wait for its confirmation, and `unconfirmed_from(sender)` already do. Returns what to
+    decide, and per sender the postings left undecided (shed: the sender's resend clock sends
+    them again). A duplicate of a decided posting adds no record but takes room like a new
+    one; other kinds always pass."""
+    kept: list[tuple[T, InboxMessage]] = []
+    taken: Counter[str] = Counter()
+    shed: Counter[str] = Counter()
+    for tag, message in received:
+        if not isinstance(message, Postings):
+            kept.append((tag, message))
+            continue
+        sender, postings = message.sender, message.postings
+        room = max(0, per_peer - unconfirmed_from(sender) - taken[sender])
+        fits = postings[:room]
+        taken[sender] += len(fits)
+        if len(fits) < len(postings):
+            shed[sender] += len(postings) - len(fits)
+            if fits:
+                kept.append((tag, Postings(sender=sender, postings=fits)))
+        else:
+            kept.append((tag, message))
+    return kept, shed
+
+
 class ResendSchedule:
+    """What one instance waits on, by record key. It also counts the two kinds of wait apart:
+    `outgoing()`, this participant's own postings and CANCELs waiting for an answer (the
+    window), and `unconfirmed_from(peer)`, incoming records waiting for `peer`'s confirm."""
+
     def __init__(self, policy: ResendPolicy = DEFAULT_RESEND, seed: int | None = None) -> None:
         self.policy = policy
         self._rng = random.Random(seed)
         self._items: dict[str, Awaited] = {}
         self._heap: list[tuple[float, int, str]] = []
         self._serial = 0
+        self._outgoing = 0
+        self._unconfirmed: Counter[str] = Counter()
 
     def __len__(self) -> int:
         return len(self._items)
+
+    def outgoing(self) -> int:
+        """Records of transfers this participant submitted, waiting for the receiver's answer
+        (a posting's result, a CANCEL's acknowledgement)."""
+        return self._outgoing
+
+    def unconfirmed_from(self, peer: str) -> int:
+        """Incoming records of `peer`'s transfers, waiting for its confirmation."""
+        return self._unconfirmed[peer]
 
     def __contains__(self, key: str) -> bool:
         return key in self._items
@@ -138,13 +188,28 @@ class ResendSchedule:
         current = self._items.get(key)
         if current is not None and current.kind is kind:
             return
+        if current is not None:
+            self._count(current, -1)
         entry = Awaited(key, peer, kind, item, attempts)
         self._items[key] = entry
+        self._count(entry, 1)
         self._schedule(entry, now)
 
     def settle(self, key: str) -> bool:
         """The answer came: stop resending. Returns whether the key was waited on."""
-        return self._items.pop(key, None) is not None
+        entry = self._items.pop(key, None)
+        if entry is None:
+            return False
+        self._count(entry, -1)
+        return True
+
+    def _count(self, entry: Awaited, step: int) -> None:
+        if entry.kind is Kind.RESULT:  # a receiver's record: its result waits for a confirm
+            self._unconfirmed[entry.peer] += step
+            if self._unconfirmed[entry.peer] <= 0:
+                del self._unconfirmed[entry.peer]
+        else:  # a posting or a CANCEL this participant sent
+            self._outgoing += step
 
     def due(self, now: float, limit: int | None = None) -> list[Awaited]:
         """Items whose time has come, each moved to its next, later time."""

@@ -134,7 +134,7 @@ class GroupCommit:
         """Decode, split and commit a fetch; ack each message after its last piece."""
         async with self._turn:
             self._unstored.clear()
-            pieces: list[Piece] = []
+            received: list[tuple[Msg, InboxMessage]] = []
             for msg in msgs:
                 try:
                     message = self.decider.decode(msg)
@@ -151,6 +151,9 @@ class GroupCommit:
                     if problem is not None:
                         await self._poison(msg, DeadLetterReason.BAD_SIGNATURE, problem)
                         continue
+                received.append((msg, message))
+            pieces: list[Piece] = []
+            for msg, message in self.carrier.within_bounds(received):
                 parts = split_message(message)
                 pieces += [Piece(msg, part, i == len(parts) - 1) for i, part in enumerate(parts)]
             await self._commit_in_groups(pieces)

@@ -171,6 +171,11 @@ _CORE_STATS = {
         "natsbank_core_shed",
         "Core mode: messages dropped at the door because the inbox queue was full.",
     ),
+    "shed_unconfirmed": (
+        "natsbank_core_shed_unconfirmed",
+        "Core mode: postings left undecided because their sender had its bound of records "
+        "waiting for its confirmation.",
+    ),
     "resent_items": ("natsbank_core_resent_items", "Core mode: transfers resent on a timer."),
     "resent_messages": (
         "natsbank_core_resent_messages",

@@ -31,6 +31,13 @@ class Carrier(Protocol):
     async def received(self, msgs: list[Msg]) -> list[Msg]:
         """Inbox deliveries as the engine should see them (fault injection)."""
 
+    def within_bounds(
+        self, received: list[tuple[Msg, InboxMessage]]
+    ) -> list[tuple[Msg, InboxMessage]]:
+        """Decoded, verified messages cut to what the transport lets be decided now (core mode:
+        a bound per sender on records waiting for its confirm); what is cut is resent by its
+        sender, so it is never acked here."""
+
     def split(self, writes: list[Write]) -> tuple[list[Write], list[Write]]:
         """(what the atomic batch commits, what is sent after the commit)."""
 

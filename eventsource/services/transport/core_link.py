@@ -30,6 +30,7 @@ from eventsource.core.events import (
 )
 from eventsource.core.faults import FaultInjector
 from eventsource.core.limits import (
+    CORE_UNCONFIRMED_PER_PEER,
     CORE_WINDOW,
     RESEND_ITEMS_PER_TICK,
     RESEND_TICK_S,
@@ -54,6 +55,7 @@ from eventsource.core.resend import (
     answers,
     awaited,
     refused_posting,
+    within_bound,
 )
 from eventsource.core.saga import GiveUpReason
 from eventsource.core.signing import Signer
@@ -63,6 +65,7 @@ from eventsource.core.subjects import (
     incoming_key,
     is_account_key,
     outgoing_key,
+    parse_core_subject,
     parse_inbox_subject,
 )
 from eventsource.core.trace import headers_for
@@ -80,6 +83,7 @@ class CoreStats:
     resent_messages: int = 0
     adopted: int = 0  # records found waiting by a ledger scan
     attempts_exhausted: int = 0  # postings not resent because their attempts ran out
+    shed_unconfirmed: int = 0  # postings left undecided: their sender was at its bound
 
 
 class CoreLink:
@@ -95,6 +99,7 @@ class CoreLink:
         policy: ResendPolicy = DEFAULT_RESEND,
         sweep_interval: float = SWEEP_INTERVAL_S,
         window: int = CORE_WINDOW,
+        unconfirmed_per_peer: int = CORE_UNCONFIRMED_PER_PEER,
         registered: Callable[[set[str]], Awaitable[frozenset[str]]],
         on_record: Callable[[str, AnyTransferEvent], None] = lambda key, event: None,
     ) -> None:
@@ -105,6 +110,8 @@ class CoreLink:
         self.schedule = ResendSchedule(policy, seed=hash((faults.plan.seed, participant)))
         self.sweep_interval = sweep_interval
         self.window = window
+        self.unconfirmed_per_peer = unconfirmed_per_peer
+        self._at_bound: set[str] = set()  # senders whose postings are being shed (logged once)
         self.registered = registered
         self.stats = CoreStats()
         self.sender = CoreSender(nc, faults)
@@ -142,10 +149,38 @@ class CoreLink:
             await self.inbox.close()
 
     def admits(self) -> bool:
-        """No submission is taken while `window` records wait for an answer: without it,
-        2,000,000 at once left 1.4M waiting and the resend clocks resent 15.5M items in 6.5
-        minutes, crowding out the answers (docs/FINDINGS.md, core mode at 100x)."""
-        return len(self.schedule) < self.window
+        """No submission is taken while `window` of this participant's own transfers wait for
+        the receiver's answer: without it, 2,000,000 at once left 1.4M waiting and the resend
+        clocks resent 15.5M items in 6.5 minutes, crowding out the answers (docs/FINDINGS.md,
+        core mode at 100x). Incoming records waiting for a peer's confirm are not counted: a
+        peer that never confirms would otherwise stop this bank's own clients (issue 13); they
+        have their own bound per peer (`within_bounds`)."""
+        return self.schedule.outgoing() < self.window
+
+    def within_bounds(
+        self, received: list[tuple[Msg, InboxMessage]]
+    ) -> list[tuple[Msg, InboxMessage]]:
+        """Core postings cut to what their sender's bound leaves room for: at most
+        `unconfirmed_per_peer` of its records may wait here for its confirm. What is cut is
+        shed undecided, as a full inbox sheds, and the sender's resend clock sends it again.
+        A fetch from the JetStream inbox passes whole (acking part of a message loses the rest)."""
+        if any(parse_core_subject(msg.subject) is None for msg, _ in received):
+            return received
+        schedule = self.schedule
+        kept, shed = within_bound(received, schedule.unconfirmed_from, self.unconfirmed_per_peer)
+        self.stats.shed_unconfirmed += shed.total()
+        for sender in shed.keys() - self._at_bound:
+            log.warning(
+                "%s is at its bound of %d records waiting here for its confirmation: its new "
+                "postings are shed until it confirms (logged again only after it dropped below)",
+                sender,
+                self.unconfirmed_per_peer,
+            )
+        below = {
+            s for s in self._at_bound if schedule.unconfirmed_from(s) < self.unconfirmed_per_peer
+        }
+        self._at_bound = (self._at_bound - below) | shed.keys()
+        return kept
 
     async def received(self, msgs: list[Msg]) -> list[Msg]:
         return msgs  # faults apply where core messages are sent
@@ -159,6 +194,7 @@ class CoreLink:
             "published": self.sender.published,
             "shed": self.inbox.shed,
             "waiting": len(self.schedule),
+            "waiting_outgoing": self.schedule.outgoing(),
         }
 
     async def delivered(

@@ -45,6 +45,11 @@ class StreamOutbox:
                 kept.extend([msg] * (2 if fate is Fate.DUPLICATE else 1))
         return kept
 
+    def within_bounds(
+        self, received: list[tuple[Msg, InboxMessage]]
+    ) -> list[tuple[Msg, InboxMessage]]:
+        return received  # an unconfirmed record waits in the ledger, not in memory
+
     def split(self, writes: list[Write]) -> tuple[list[Write], list[Write]]:
         return writes, []
 
