@@ -42,6 +42,7 @@ from eventsource.services.audit import AuditReport, audit
 from eventsource.services.client import read_transfer, submit, wait_final
 from eventsource.services.dead_letters import list_dead_letters
 from eventsource.services.independent.ledger import IndependentLedger
+from eventsource.services.participant import ParticipantService
 from eventsource.settings import Transport
 from tests.integration.authorized import AUTH, connected, credential, provision
 from tests.integration.forging import signed_by
@@ -63,6 +64,7 @@ class Switch:
     service: Client  # bank-c's service credential
     client: Client  # bank-c's client credential
     stop: asyncio.Event = field(default_factory=asyncio.Event)
+    services: dict[str, ParticipantService] = field(default_factory=dict)  # each bank's own
 
     async def last_sequences(self) -> dict[str, int]:
         js = self.operator.jetstream()
@@ -146,27 +148,35 @@ def signed_as_attacker(recipient: str, kind: Kind, payload: bytes) -> dict[str, 
     return signed_by(ATTACKER, recipient, kind, payload)
 
 
+JETSTREAM = ServeOptions(transport=Transport.JETSTREAM)
+
+
 @contextlib.asynccontextmanager
-async def running_switch(cluster: ClusterInfo) -> AsyncIterator[Switch]:
-    """The banks provisioned as the operator would, each served with its own credential."""
+async def running_switch(
+    cluster: ClusterInfo, options: ServeOptions = JETSTREAM
+) -> AsyncIterator[Switch]:
+    """The banks provisioned as the operator would, each served with its own credential (and
+    the `options`: JetStream mode unless a row says otherwise)."""
     await provision(cluster)
     async with connected(cluster, Role.FUNDING) as funding:
         await IndependentLedger(funding, AUTH.partitions).open_account("bank-c", "c2", "EUR")
     services: list[tuple[Client, asyncio.Task]] = []
+    serving: dict[str, ParticipantService] = {}
     stop = asyncio.Event()
     try:
         for bank in AUTH.participants:
             identity = Identity(Role.SERVICE, bank)
             nc = await connect(cluster.url, credential=credential(cluster, identity))
             ledger = IndependentLedger(nc, AUTH.partitions)
-            service = participant_service(ledger, bank, ServeOptions(transport=Transport.JETSTREAM))
+            service = participant_service(ledger, bank, options)
+            serving[bank] = service
             services.append((nc, asyncio.create_task(service.run(stop))))
         async with (
             connected(cluster, Role.AUDIT) as operator,
             connected(cluster, Role.SERVICE, ATTACKER) as service,
             connected(cluster, Role.CLIENT, ATTACKER) as client,
         ):
-            yield Switch(cluster, operator, service, client, stop)
+            yield Switch(cluster, operator, service, client, stop, serving)
     finally:
         stop.set()
         if services:

@@ -18,14 +18,17 @@ from nats.aio.client import Client
 
 from eventsource.adapters.cluster import ClusterInfo
 from eventsource.adapters.jetstream import commit
+from eventsource.bootstrap import ServeOptions
 from eventsource.core.account import EntryKind
 from eventsource.core.messages import Confirm, Confirms, Kind, Result, Results
 from eventsource.core.model import Outcome, validate_transfer
-from eventsource.core.subjects import account_key, inbox_subject, state_subject
+from eventsource.core.subjects import account_key, core_subject, inbox_subject, state_subject
 from eventsource.core.workset import Write
+from eventsource.settings import Transport
 from tests.integration.hostile import (
     ATTACKER,
     FUNDED_A1,
+    JETSTREAM,
     Switch,
     attempt,
     forged_entries,
@@ -40,12 +43,20 @@ pytestmark = pytest.mark.timeout(180)
 
 OPEN_BATCHES = 60  # more than the server lets a stream hold open (50)
 PENDING_CREDIT_FORGED = 92_000_000_000_000_000  # the credit that once blocked an account for good
+# The core-mode row: every bank's window and bound per peer, small so that the row is quick,
+# and the postings bank-c sends past them.
+UNCONFIRMED_BOUND = 5
+UNCONFIRMED_SENT = 3 * UNCONFIRMED_BOUND
+CORE = ServeOptions(
+    transport=Transport.CORE, window=UNCONFIRMED_BOUND, unconfirmed_per_peer=UNCONFIRMED_BOUND
+)
 
 
 class Stop(enum.Enum):
     SERVER = "refused by the server"
     DEAD_LETTER = "dead-lettered by the bank it targets"
     AUDIT = "reported by the audit (I8)"
+    BOUND = "shed past a bound per sender by the bank it targets"
 
 
 @dataclass(frozen=True)
@@ -54,6 +65,7 @@ class Attack:
     run: Callable[[Switch], Awaitable[object]]
     stop: Stop
     expect: str = ""  # the dead letter's reason, or the account key I8 names
+    options: ServeOptions = JETSTREAM  # how every bank is served during the row
 
 
 def _debit(ref: str, minor: int) -> list[tuple[EntryKind, str, int]]:
@@ -174,6 +186,28 @@ async def unsigned_posting(s: Switch) -> object:
     return await publish_as_attacker(s, "bank-b", Kind.POSTING, payload, None)
 
 
+# --- core mode: bank-c's own signed postings, never confirmed ---------------------------------
+async def fill_bank_a_with_unconfirmed_postings(s: Switch) -> bool:
+    """bank-c, as itself and signed, sends bank-a more postings than bank-a's bound and never
+    confirms them. Each debits bank-c's own account and credits one bank-a does not have, so
+    bank-a declines it (no money moves) and its record waits for bank-c's confirm, resending
+    its result. Whether bank-a decided exactly its bound and shed the rest, undecided."""
+    link = s.services["bank-a"].carrier
+    await asyncio.wait_for(link.listening.wait(), timeout=30)
+    subject = core_subject("bank-a", Kind.POSTING, ATTACKER)
+    for i in range(UNCONFIRMED_SENT):
+        payload = posting_from(ATTACKER, f"{ATTACKER}/c1", "bank-a/a9", f"f-fill-{i}", "0.01")
+        headers = signed_as_attacker("bank-a", Kind.POSTING, payload)
+        await s.service.publish(subject, payload, headers=headers)
+    await s.service.flush()
+    return await _until(
+        lambda: (
+            (link.stats.shed_unconfirmed, link.schedule.unconfirmed_from(ATTACKER))
+            == (UNCONFIRMED_SENT - UNCONFIRMED_BOUND, UNCONFIRMED_BOUND)
+        )
+    )
+
+
 # --- bank-c's own ledger: the server must let its service write there -------------------------
 async def mint_in_its_own_account(s: Switch) -> object:
     funded = forged_entries(await s.account(ATTACKER, "c1"), (EntryKind.FUNDED, "MINT", 10_000))
@@ -260,6 +294,12 @@ ATTACKS = [
         "a posting without bank-c's signature", unsigned_posting, Stop.DEAD_LETTER, "BAD_SIGNATURE"
     ),
     Attack(
+        "core mode: fill bank-a's window with its own postings, never confirmed",
+        fill_bank_a_with_unconfirmed_postings,
+        Stop.BOUND,
+        options=CORE,
+    ),
+    Attack(
         "mint: a FUNDED entry on its own account, not signed by the operator",
         mint_in_its_own_account,
         Stop.AUDIT,
@@ -278,7 +318,7 @@ ATTACKS = [
 async def test_an_attack_by_bank_c_is_stopped_and_nothing_moves(
     authorized: ClusterInfo, attack: Attack
 ) -> None:
-    async with running_switch(authorized) as switch:
+    async with running_switch(authorized, attack.options) as switch:
         before = await switch.last_sequences()
         answer = await attack.run(switch)
         if attack.stop is Stop.SERVER:
@@ -286,6 +326,9 @@ async def test_an_attack_by_bank_c_is_stopped_and_nothing_moves(
         if attack.stop is Stop.DEAD_LETTER:
             letters = await _letters(switch, attack.expect)
             assert [ATTACKER in letter.source_subject for letter in letters] == [True]
+        if attack.stop is Stop.BOUND:
+            assert answer is True, switch.services["bank-a"].figures()
+            assert switch.services["bank-a"].carrier.admits()  # its window is its own
 
         # The switch carries on, and the other banks' money is where it was.
         assert await switch.honest_transfer("after-the-attack") is Outcome.OK
@@ -299,6 +342,14 @@ async def test_an_attack_by_bank_c_is_stopped_and_nothing_moves(
         else:
             assert report.ok, report.violations
             assert await switch.balance(ATTACKER, "c1") == (500, 0, 0)
+
+
+async def _until(condition: Callable[[], bool], attempts: int = 300) -> bool:
+    for _ in range(attempts):
+        if condition():
+            return True
+        await asyncio.sleep(0.1)
+    return condition()
 
 
 async def _letters(switch: Switch, reason: str, attempts: int = 300) -> list:
