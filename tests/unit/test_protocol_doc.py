@@ -493,6 +493,7 @@ def test_names_and_limits() -> None:
         limits.MAX_BATCH_MESSAGES,
         shipped,
         messages.MAX_MESSAGE_BYTES,
+        limits.CORE_UNCONFIRMED_PER_PEER,
     ):
         assert str(number) in limits_table, f"{number} is not in the limits table"
     assert f"{messages.MAX_MESSAGE_BYTES // 1024} KiB, `MAX_MESSAGE_BYTES`" in DOC
