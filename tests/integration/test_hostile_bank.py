@@ -202,7 +202,7 @@ async def fill_bank_a_with_unconfirmed_postings(s: Switch) -> bool:
     await s.service.flush()
     return await _until(
         lambda: (
-            (link.stats.shed_unconfirmed, link.schedule.unconfirmed_from(ATTACKER))
+            (link.bound.shed, link.schedule.unconfirmed_from(ATTACKER))
             == (UNCONFIRMED_SENT - UNCONFIRMED_BOUND, UNCONFIRMED_BOUND)
         )
     )

@@ -55,7 +55,6 @@ from eventsource.core.resend import (
     answers,
     awaited,
     refused_posting,
-    within_bound,
 )
 from eventsource.core.saga import GiveUpReason
 from eventsource.core.signing import Signer
@@ -65,12 +64,12 @@ from eventsource.core.subjects import (
     incoming_key,
     is_account_key,
     outgoing_key,
-    parse_core_subject,
     parse_inbox_subject,
 )
 from eventsource.core.trace import headers_for
 from eventsource.core.workset import WorkSet, Write
 from eventsource.services.independent.record_sweep import RecordSweep
+from eventsource.services.transport.core_bound import SenderBound
 from eventsource.services.transport.core_inbox import CoreInbox
 from eventsource.services.transport.core_sender import CoreSender
 
@@ -83,7 +82,6 @@ class CoreStats:
     resent_messages: int = 0
     adopted: int = 0  # records found waiting by a ledger scan
     attempts_exhausted: int = 0  # postings not resent because their attempts ran out
-    shed_unconfirmed: int = 0  # postings left undecided: their sender was at its bound
 
 
 class CoreLink:
@@ -110,8 +108,7 @@ class CoreLink:
         self.schedule = ResendSchedule(policy, seed=hash((faults.plan.seed, participant)))
         self.sweep_interval = sweep_interval
         self.window = window
-        self.unconfirmed_per_peer = unconfirmed_per_peer
-        self._at_bound: set[str] = set()  # senders whose postings are being shed (logged once)
+        self.bound = SenderBound(unconfirmed_per_peer)
         self.registered = registered
         self.stats = CoreStats()
         self.sender = CoreSender(nc, faults)
@@ -160,27 +157,8 @@ class CoreLink:
     def within_bounds(
         self, received: list[tuple[Msg, InboxMessage]]
     ) -> list[tuple[Msg, InboxMessage]]:
-        """Core postings cut to what their sender's bound leaves room for: at most
-        `unconfirmed_per_peer` of its records may wait here for its confirm. What is cut is
-        shed undecided, as a full inbox sheds, and the sender's resend clock sends it again.
-        A fetch from the JetStream inbox passes whole (acking part of a message loses the rest)."""
-        if any(parse_core_subject(msg.subject) is None for msg, _ in received):
-            return received
-        schedule = self.schedule
-        kept, shed = within_bound(received, schedule.unconfirmed_from, self.unconfirmed_per_peer)
-        self.stats.shed_unconfirmed += shed.total()
-        for sender in shed.keys() - self._at_bound:
-            log.warning(
-                "%s is at its bound of %d records waiting here for its confirmation: its new "
-                "postings are shed until it confirms (logged again only after it dropped below)",
-                sender,
-                self.unconfirmed_per_peer,
-            )
-        below = {
-            s for s in self._at_bound if schedule.unconfirmed_from(s) < self.unconfirmed_per_peer
-        }
-        self._at_bound = (self._at_bound - below) | shed.keys()
-        return kept
+        """Core postings cut to what their sender's bound leaves room for (core_bound.py)."""
+        return self.bound.cut(received, self.schedule)
 
     async def received(self, msgs: list[Msg]) -> list[Msg]:
         return msgs  # faults apply where core messages are sent
@@ -193,6 +171,7 @@ class CoreLink:
         return vars(self.stats) | {
             "published": self.sender.published,
             "shed": self.inbox.shed,
+            "shed_unconfirmed": self.bound.shed,
             "waiting": len(self.schedule),
             "waiting_outgoing": self.schedule.outgoing(),
         }
