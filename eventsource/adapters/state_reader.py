@@ -19,15 +19,18 @@ from nats.aio.client import Client
 
 from eventsource.adapters.jetstream import read_last
 from eventsource.adapters.registry import REGISTRY_STREAM
+from eventsource.adapters.snapshot_verify import refold_problem
 from eventsource.core.account import Account, snapshot_problem
+from eventsource.core.errors import ReplicaBehind
 from eventsource.core.events import (
     TransferState,
     account_event_decoder,
     transfer_event_decoder,
 )
-from eventsource.core.limits import STATE_CACHE_KEYS
+from eventsource.core.limits import REFOLD_READS_MAX, STATE_CACHE_KEYS
 from eventsource.core.model import is_token
 from eventsource.core.quarantine import Quarantined, decode_stored
+from eventsource.core.snapshot_check import apply_entry
 from eventsource.core.subjects import (
     PARTICIPANTS_BUCKET,
     is_reserved,
@@ -36,6 +39,7 @@ from eventsource.core.subjects import (
 )
 
 State = TransferState | Account
+REFOLD_DIFFERS = "is not what the account's entries fold to"
 log = logging.getLogger("natsbank.state")
 _READS_IN_FLIGHT = 64
 
@@ -56,7 +60,13 @@ def checked_account(key: str, account: Account) -> Account:
 
 
 class StateReader:
+    """Reads state to decide on. An account's snapshot read from the ledger (a cache miss) is
+    trusted only if the account's entries fold to it (adapters/snapshot_verify.py), folded from
+    the last state this reader trusted for the key when it still has one; what the service
+    wrote itself (`remember`) is its own fold."""
+
     decode = staticmethod(decode_state)  # key, bytes -> state; the shared store's has its own
+    apply_entry = staticmethod(apply_entry)  # the store's account rules, for the re-fold
 
     def __init__(
         self,
@@ -109,21 +119,61 @@ class StateReader:
             self._put(key, result)
         return found
 
+    def subject(self, key: str) -> str:
+        return state_subject(self._partition, key)
+
     async def _read(self, key: str, leader: bool) -> tuple[State | None, int]:
+        for attempt in range(REFOLD_READS_MAX):
+            async with self._gate:
+                last = await read_last(self._nc, self._stream, self.subject(key), leader=leader)
+            if last is None:
+                return None, 0
+            data, seq = last
+            state = self.decoded(key, data, seq)
+            if not isinstance(state, Account):
+                return state, seq
+            try:
+                return await self._refolded(key, state, seq), seq
+            except ReplicaBehind:
+                if attempt + 1 == REFOLD_READS_MAX:
+                    raise
+                leader = True  # the key moved on (a carried copy, a purge): read it again
+        raise AssertionError("unreachable")
+
+    async def _refolded(self, key: str, state: Account, seq: int) -> State | Quarantined:
+        """`state` if the account's entries fold to it, else the key quarantined. The fold
+        starts from the state last trusted for the key, if this reader still has it; should
+        that fold differ, it is done again from the key's first live event (an archive run
+        may have purged events since the trusted one) before the key is quarantined."""
+        cached = self._cache.get(key)
+        trusted = cached[0] if cached and isinstance(cached[0][0], Account) else None
+        problem = await self._refold(key, seq, trusted)
+        if problem is not None and trusted is not None:
+            problem = await self._refold(key, seq, None)
+        if problem is None:
+            return state
+        return self._quarantine(Quarantined(key, seq, f"{REFOLD_DIFFERS}: {problem}"))
+
+    async def _refold(self, key: str, seq: int, trusted: tuple | None) -> str | None:
         async with self._gate:
-            last = await read_last(
-                self._nc, self._stream, state_subject(self._partition, key), leader=leader
+            return await refold_problem(
+                self._nc,
+                self._stream,
+                self.subject(key),
+                key,
+                seq,
+                trusted=trusted,
+                apply=self.apply_entry,
             )
-        if last is None:
-            return None, 0
-        data, seq = last
-        return self.decoded(key, data, seq), seq
 
     def decoded(self, key: str, data: bytes, seq: int) -> State | Quarantined:
         state = decode_stored(key, data, seq, functools.partial(self.decode, key))
-        if isinstance(state, Quarantined) and key not in self.quarantined:
-            self.quarantined.add(key)
-            log.warning("%s", state.describe(), extra={"quarantined": key})
+        return self._quarantine(state) if isinstance(state, Quarantined) else state
+
+    def _quarantine(self, state: Quarantined) -> Quarantined:
+        if state.key not in self.quarantined:
+            self.quarantined.add(state.key)
+            log.warning("%s", state.describe(), extra={"quarantined": state.key})
         return state
 
     def remember(self, states: dict[str, State | None], seqs: dict[str, int]) -> None:

@@ -29,6 +29,9 @@ COMMIT_TIMEOUT_S = 10.0  # the commit request of an atomic batch (then: CommitUn
 READ_TIMEOUT_S = 5.0  # a direct get or a leader read of one subject
 READS_IN_FLIGHT = 64  # concurrent state reads of one instance
 STATE_CACHE_KEYS = 200_000  # states an instance remembers after its own commits
+# Reads of one account key whose re-fold of the entries (core/snapshot_check.py) could not reach
+# the snapshot read (the key moved on meanwhile: a carried copy, a purge) before giving up.
+REFOLD_READS_MAX = 3
 # An instance keeps a group it is retrying: an in-progress ack this often (below any ack wait).
 KEEP_ALIVE_S = 0.8
 # A message whose dead letter could not be stored comes back after this long (not acked).

@@ -134,3 +134,12 @@ def credit(account: Account, amount: int) -> Account:
 
 # In the shared store a DEBITED or CREDITED entry is a direct posting (no pending step).
 POSTING_OF_ENTRY = {EntryKind.DEBITED: debit, EntryKind.CREDITED: credit}
+
+
+def apply_shared_entry(account: Account, kind: EntryKind, amount: int) -> Account:
+    """One entry of a shared-store account event (its service's re-fold of a snapshot)."""
+    if kind is EntryKind.FUNDED:
+        return account.apply(kind, amount)
+    if kind in POSTING_OF_ENTRY:
+        return POSTING_OF_ENTRY[kind](account, amount)
+    raise ValueError(f"{kind} has no place in the shared store")

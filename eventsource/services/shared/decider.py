@@ -15,8 +15,7 @@ from collections.abc import Sequence
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
-from eventsource.adapters.jetstream import read_last
-from eventsource.adapters.state_reader import State, StateReader
+from eventsource.adapters.state_reader import StateReader
 from eventsource.core.dispatch import check_message
 from eventsource.core.errors import ProtocolError
 from eventsource.core.messages import SubmitTransfers, inbox_decoder
@@ -24,6 +23,7 @@ from eventsource.core.model import is_token
 from eventsource.core.shared.decision import SharedGroup, decide_transfer, keys_of
 from eventsource.core.shared.layout import (
     SHARED_STREAM,
+    apply_shared_entry,
     decode_shared_state,
     parse_submit_subject,
     shared_subject,
@@ -37,16 +37,14 @@ class SharedStateReader(StateReader):
     """The state reader and cache, pointed at the shared stream."""
 
     decode = staticmethod(decode_shared_state)
+    apply_entry = staticmethod(apply_shared_entry)
 
     def __init__(self, nc: Client) -> None:
         super().__init__(nc, 0)
+        self._stream = SHARED_STREAM
 
-    async def _read(self, key: str, leader: bool) -> tuple[State | None, int]:
-        async with self._gate:
-            last = await read_last(self._nc, SHARED_STREAM, shared_subject(key), leader=leader)
-        if last is None:
-            return None, 0
-        return self.decoded(key, last[0], last[1]), last[1]
+    def subject(self, key: str) -> str:
+        return shared_subject(key)
 
 
 class SharedDecider:
