@@ -21,7 +21,12 @@ from datetime import UTC, datetime
 from nats.aio.client import Client
 
 from eventsource.adapters.jetstream import api_subject, leader_last_sequence
-from eventsource.adapters.retry import TRANSIENT_RETRY_SECONDS, Backoff, is_transient
+from eventsource.adapters.retry import (
+    TRANSIENT_RETRY_SECONDS,
+    Backoff,
+    is_transient,
+    transient_retry,
+)
 from eventsource.core.errors import InfrastructureError, ReplicaBehind, TemporarilyUnavailable
 from eventsource.core.limits import STREAM_READ_FETCH, STREAM_READ_FETCH_WAIT_S
 
@@ -103,6 +108,18 @@ async def _walk(
                 f"a replica behind the leader answered: read reached {reached} of {target}"
             )
         )
+
+
+async def count_from(nc: Client, stream: str, subject: str, seq: int) -> int:
+    """How many messages on `subject` are stored at or after `seq`, as one replica answers
+    (one batch get of one message: the message, then how many more match). Retried through
+    transient unavailability."""
+
+    async def ask() -> int:
+        batch = await _direct_batch(nc, stream, seq, subject, 1)
+        return len(batch.messages) + batch.pending
+
+    return await transient_retry(ask, what=f"count of {subject} from {seq}")
 
 
 async def _direct_batch(
