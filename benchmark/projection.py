@@ -39,6 +39,7 @@ from eventsource.core.errors import InfrastructureError
 from eventsource.core.subjects import ledger_stream, state_prefix
 from projections.compare import differences_once_caught_up
 from projections.projector import consumer_name
+from projections.source import LedgerSource
 from projections.store import ProjectionDb
 
 SAMPLE_EVERY = 0.2
@@ -259,7 +260,9 @@ async def _projection_differences(
     nc = await connect(url)
     await store.open()
     try:
-        return await differences_once_caught_up(nc, partitions, store, patience=patience)
+        return await differences_once_caught_up(
+            nc, LedgerSource(partitions), store, patience=patience
+        )
     finally:
         await store.close()
         await nc.close()

@@ -126,6 +126,7 @@ async def check_projection(
     """I6: wait (up to `patience`) until the PostgreSQL projection equals the state."""
     from projections.compare import differences_once_caught_up
     from projections.postgres import PostgresDb
+    from projections.source import LedgerSource
 
     nc = await connect(url)
     store = PostgresDb(dsn, "public")
@@ -140,7 +141,7 @@ async def check_projection(
                     raise
                 await asyncio.sleep(0.5)
         left = max(0.0, deadline - time.monotonic())
-        return await differences_once_caught_up(nc, partitions, store, patience=left)
+        return await differences_once_caught_up(nc, LedgerSource(partitions), store, patience=left)
     finally:
         await store.close()
         await nc.close()

@@ -33,6 +33,8 @@ from eventsource.services.submission_gate import SubmissionGate
 from eventsource.services.transport.core_link import CoreLink
 from eventsource.services.transport.stream_outbox import StreamOutbox
 from eventsource.settings import Settings, Store, Transport
+from projections.shared.source import SharedSource
+from projections.source import LedgerSource, Source
 
 
 async def open_ledger(nc: Client, store: Store, *, provisioned: bool = True) -> Ledger:
@@ -49,6 +51,14 @@ async def open_ledger(nc: Client, store: Store, *, provisioned: bool = True) -> 
     return IndependentLedger(
         nc, layout.partitions, layout.history, accepts_old_subjects=layout.accepts_old_subjects
     )
+
+
+def projection_source(ledger: Ledger, participant: str | None = None) -> Source:
+    """What a projector of the configured store follows, and I6 compares with (of
+    `participant` only, if given): the same tables whichever store runs."""
+    if ledger.store is Store.SHARED:
+        return SharedSource(participant)
+    return LedgerSource(ledger.partitions, participant)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -1,49 +1,51 @@
 """I6: the projection equals the KV state at quiescence. The expected rows are built from the
-ledger buckets in the same shape as ProjectedState, so one comparison serves every backend."""
+store's state (its Source) in the same shape as ProjectedState, so one comparison serves every
+backend and both stores."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from typing import TYPE_CHECKING
 
 from nats.aio.client import Client
 
-from eventsource.adapters.registry import layout_of
 from eventsource.adapters.views import list_accounts, list_transfers
+from eventsource.core.events import AccountSnapshot, TransferState
 from eventsource.core.limits import PROJECTION_POLL_S
+from eventsource.core.subjects import account_key
 from projections.store import ProjectedState, ProjectionDb
+
+if TYPE_CHECKING:
+    from projections.source import Source
 
 
 async def expected_rows(nc: Client, partitions: int) -> ProjectedState:
+    """The independent store's rows, from its ledger buckets."""
     accounts = {
-        f"{a.participant}.acct.{a.account}": (
-            a.participant,
-            a.account,
-            a.currency,
-            a.balance,
-            a.pending_debits,
-            a.pending_credits,
-            a.closed,
-        )
+        account_key(a.participant, a.account): account_tuple(a)
         for a in await list_accounts(nc, partitions)
     }
     records = await list_transfers(nc, partitions, "*.out.*")
     records |= await list_transfers(nc, partitions, "*.in.*.*")
-    transfers = {
-        key: (
-            key.split(".")[0],
-            s.side.value,
-            s.transfer.id,
-            s.transfer.amount,
-            s.transfer.currency,
-            s.phase.value,
-            s.outcome and s.outcome.value,
-            s.cause and s.cause.value,
-            s.detail,
-        )
-        for key, s in records.items()
-    }
+    transfers = {key: transfer_tuple(key, s) for key, s in records.items()}
     return ProjectedState(accounts=accounts, transfers=transfers)
+
+
+def account_tuple(a: AccountSnapshot) -> tuple:
+    """An account in the shape of ProjectedState.accounts."""
+    return (
+        a.participant, a.account, a.currency, a.balance, a.pending_debits, a.pending_credits,
+        a.closed,
+    )  # fmt: skip
+
+
+def transfer_tuple(key: str, s: TransferState) -> tuple:
+    """A record in the shape of ProjectedState.transfers, without its phase times."""
+    return (
+        key.split(".")[0], s.side.value, s.transfer.id, s.transfer.amount, s.transfer.currency,
+        s.phase.value, s.outcome and s.outcome.value, s.cause and s.cause.value, s.detail,
+    )  # fmt: skip
 
 
 def differences(
@@ -79,7 +81,7 @@ def differences(
 
 async def differences_once_caught_up(
     nc: Client,
-    partitions: int,
+    source: Source,
     db: ProjectionDb,
     *,
     patience: float,
@@ -88,9 +90,9 @@ async def differences_once_caught_up(
     """I6 at quiescence: compare until the open `db` equals the state, for at most `patience`
     seconds (the projector may still be applying the last events); what still differs."""
     deadline = time.monotonic() + patience
-    archived = (await layout_of(nc)).history.bounded
+    archived = await source.archived(nc)
     while True:
-        expected, projected = await expected_rows(nc, partitions), await db.state()
+        expected, projected = await source.expected(nc), await db.state()
         found = differences(expected, projected, participant, archived=archived)
         if not found or time.monotonic() > deadline:
             return found

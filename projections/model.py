@@ -11,7 +11,11 @@ from dataclasses import dataclass
 import msgspec
 
 from eventsource.core.errors import ProtocolError
-from eventsource.core.events import account_event_decoder, transfer_event_decoder
+from eventsource.core.events import (
+    TransferState,
+    account_event_decoder,
+    transfer_event_decoder,
+)
 from eventsource.core.model import Side
 from eventsource.core.protocol import Phase
 from eventsource.core.subjects import key_of_subject
@@ -88,17 +92,23 @@ def decode_row(subject: str, data: bytes) -> Row:
         raise Undecodable(f"{subject} is not a state subject")
     parts = key.split(".")
     try:
-        if len(parts) == 3 and parts[1] == "acct":
-            return _account_row(key, parts, data)
         if (len(parts) == 3 and parts[1] == "out") or (len(parts) == 4 and parts[1] == "in"):
             return _transfer_row(key, parts, data)
     except msgspec.DecodeError as exc:
         raise Undecodable(f"{key}: {exc}") from None
-    raise Undecodable(f"{key} is not an account or transfer key")
+    return account_row(key, data)
 
 
-def _account_row(key: str, parts: list[str], data: bytes) -> AccountRow:
-    event = account_event_decoder.decode(data)
+def account_row(key: str, data: bytes) -> AccountRow:
+    """The row of an account event on the key `<P>.acct.<A>` (either store); raises
+    Undecodable, also for a key of another kind."""
+    parts = key.split(".")
+    if len(parts) != 3 or parts[1] != "acct":
+        raise Undecodable(f"{key} is not an account or transfer key")
+    try:
+        event = account_event_decoder.decode(data)
+    except msgspec.DecodeError as exc:
+        raise Undecodable(f"{key}: {exc}") from None
     state = event.state
     if (state.participant, state.account) != (parts[0], parts[2]):
         raise Undecodable(f"{key} holds the account {state.participant}/{state.account}")
@@ -126,10 +136,16 @@ def _transfer_row(key: str, parts: list[str], data: bytes) -> TransferRow:
     if state.side != side or transfer.id != parts[-1] or not expected_side:
         raise Undecodable(f"{key} holds the {state.side} record of transfer {transfer.id}")
     counterparty = transfer.creditor.participant if side is Side.SUBMITTER else parts[2]
+    return record_row(key, counterparty, state, event.at)
+
+
+def record_row(key: str, counterparty: str, state: TransferState, at: int) -> TransferRow:
+    """The row of one side's record `state` (the owner is the key's first token)."""
+    transfer = state.transfer
     return TransferRow(
         key=key,
-        participant=parts[0],
-        side=side.value,
+        participant=participant_of_key(key),
+        side=state.side.value,
         transfer_id=transfer.id,
         counterparty=counterparty,
         debtor=f"{transfer.debtor.participant}/{transfer.debtor.account}",
@@ -141,5 +157,5 @@ def _transfer_row(key: str, parts: list[str], data: bytes) -> TransferRow:
         outcome=state.outcome.value if state.outcome else None,
         cause=state.cause.value if state.cause else None,
         detail=state.detail,
-        at=event.at,
+        at=at,
     )

@@ -1,9 +1,11 @@
-"""The projector: ledger state events -> a database, exactly once.
+"""The projector: state events -> a database, exactly once, for either store (its Source,
+projections/source.py: the ledger partitions, or the shared store's one stream).
 
-Per ledger partition k, a durable pull consumer `projector_<name>_<k>` on `$KV.ledger_<k>.>`
-(the state events; the inbox subjects are not delivered). A fetched batch is applied in ONE
-database transaction together with the stream position it reaches; it is acked only after the
-commit. Events at or below the stored position are skipped, so a redelivery changes nothing.
+Per followed stream k, a durable pull consumer `projector_<name>_<k>` on its state subjects
+(`$KV.ledger_<k>.>`, `$KV.shared.>`; the inbox subjects are not delivered). A fetched batch is
+applied in ONE database transaction together with the stream position it reaches; it is acked
+only after the commit. Events at or below the stored position are skipped, so a redelivery
+changes nothing.
 
 Never skip a gap: the database position is the truth and the consumer only a cursor. At start,
 and whenever a delivery is missing (the consumer sequence jumped: a fetch reply was lost, or
@@ -17,6 +19,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from nats.aio.client import Client
@@ -28,9 +31,9 @@ from eventsource.adapters.dead_letters import dead_letter
 from eventsource.adapters.retry import describe, is_transient, transient_retry
 from eventsource.core.errors import DeadLetterReason
 from eventsource.core.model import is_token
-from eventsource.core.subjects import key_of_subject, ledger_stream, state_prefix
-from projections.archive_replay import replay_archive
-from projections.model import LedgerEvent, Undecodable, decode_row, participant_of_key
+from eventsource.core.subjects import key_of_subject
+from projections.model import LedgerEvent, Undecodable, participant_of_key
+from projections.source import Source
 from projections.store import LostLeadership, ProjectionDb
 
 log = logging.getLogger("natsbank.projector")
@@ -48,10 +51,6 @@ def projection_name(backend: str, participant: str | None) -> str:
     return f"{backend}_{participant}" if participant else backend
 
 
-def state_filter(partition: int, participant: str | None) -> str:
-    return f"{state_prefix(partition)}{participant + '.' if participant else ''}>"
-
-
 @dataclass
 class ProjectorStats:
     batches: int = 0
@@ -67,22 +66,21 @@ class Projector:
         self,
         nc: Client,
         store: ProjectionDb,
-        partitions: int,
+        source: Source,
         *,
         name: str,
-        participant: str | None = None,
         fetch_batch: int = FETCH_BATCH,
     ) -> None:
         self.nc = nc
         self.js = nc.jetstream()
         self.store = store
-        self.partitions = partitions
+        self.source = source
+        self.partitions = len(source.streams)
         self.name = name
-        self.participant = participant
         self.fetch_batch = fetch_batch
         self.stats = ProjectorStats()
         self.leading = asyncio.Event()
-        self.bound: set[int] = set()  # partitions whose consumer this run has (re-)created
+        self.bound: set[int] = set()  # streams whose consumer this run has (re-)created
         self.reached: dict[str, int] = {}  # stream -> the position its last applied batch stored
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -153,14 +151,14 @@ class Projector:
 
     async def _rewind(self, k: int):
         """Re-create the consumer at the database position + 1 and bind to it."""
-        stream = ledger_stream(k)
+        stream = self.source.streams[k]
         durable = consumer_name(self.name, k)
         position = await self._retry(
             lambda: self.store.position(stream), "read the position", db=True
         )
         config = ConsumerConfig(
             durable_name=durable,
-            filter_subject=state_filter(k, self.participant),
+            filter_subject=self.source.filter(k),
             ack_policy=AckPolicy.EXPLICIT,
             deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
             opt_start_seq=position + 1,
@@ -173,9 +171,7 @@ class Projector:
         log.info("%s: consumer %s starts at %d", self.name, durable, position + 1)
         # Behind the live ledger's start (a rebuild, a new projection): the archive first. The
         # consumer, created above, keeps anything more from being purged meanwhile.
-        replay = functools.partial(
-            replay_archive, self.nc, self.store, k, position, state_filter(k, self.participant)[:-1]
-        )
+        replay = functools.partial(self.source.replay, self.nc, self.store, k, position)
         await self._retry(replay, f"replay the archive of {stream}", db=True)
         bind = functools.partial(self.js.pull_subscribe_bind, durable, stream=stream)
         return await self._retry(bind, f"bind to {durable}")
@@ -207,7 +203,7 @@ class Projector:
             return False
         expected[k] += len(msgs)
         try:
-            await self.apply_batch(ledger_stream(k), msgs, stop)
+            await self.apply_batch(self.source.streams[k], msgs, stop)
         except LostLeadership:
             raise
         except Exception as exc:  # e.g. the dead letters unreachable: resume from the database
@@ -227,7 +223,8 @@ class Projector:
         for msg in msgs:
             seq = msg.metadata.sequence.stream
             try:
-                events.append(LedgerEvent(stream, seq, decode_row(msg.subject, msg.data)))
+                rows = self.source.rows(msg.subject, msg.data)
+                events += [LedgerEvent(stream, seq, row) for row in rows]
             except Undecodable as exc:
                 await self._poison(msg, str(exc))
         last_seq = msgs[-1].metadata.sequence.stream
@@ -286,12 +283,15 @@ class Projector:
         )
 
 
-async def backlog(nc: Client, name: str, partitions: int) -> dict[int, tuple[int, int] | None]:
-    """Per partition, (events not yet delivered, delivered but not acked); None if no consumer."""
+async def backlog(
+    nc: Client, name: str, streams: Sequence[str]
+) -> dict[int, tuple[int, int] | None]:
+    """Per followed stream, (events not yet delivered, delivered but not acked); None if no
+    consumer."""
     js = nc.jetstream()
     result: dict[int, tuple[int, int] | None] = {}
-    for k in range(partitions):
-        read = functools.partial(js.consumer_info, ledger_stream(k), consumer_name(name, k))
+    for k, stream in enumerate(streams):
+        read = functools.partial(js.consumer_info, stream, consumer_name(name, k))
         try:
             info = await transient_retry(read, what=f"read of consumer {consumer_name(name, k)}")
         except NotFoundError:
@@ -301,15 +301,15 @@ async def backlog(nc: Client, name: str, partitions: int) -> dict[int, tuple[int
     return result
 
 
-async def caught_up(nc: Client, name: str, partitions: int) -> bool:
-    """Every partition's consumer exists and has nothing pending or unacked."""
-    counts = await backlog(nc, name, partitions)
+async def caught_up(nc: Client, name: str, streams: Sequence[str]) -> bool:
+    """Every followed stream's consumer exists and has nothing pending or unacked."""
+    counts = await backlog(nc, name, streams)
     return all(c == (0, 0) for c in counts.values())
 
 
-async def delete_consumers(nc: Client, name: str, partitions: int) -> None:
+async def delete_consumers(nc: Client, name: str, streams: Sequence[str]) -> None:
     js = nc.jetstream()
-    for k in range(partitions):
-        delete = functools.partial(js.delete_consumer, ledger_stream(k), consumer_name(name, k))
+    for k, stream in enumerate(streams):
+        delete = functools.partial(js.delete_consumer, stream, consumer_name(name, k))
         with contextlib.suppress(NotFoundError):  # also after a repeat of a delete that landed
             await transient_retry(delete, what=f"delete consumer {consumer_name(name, k)}")

@@ -9,8 +9,7 @@ import time
 from nats.aio.client import Client
 
 from eventsource.adapters.jetstream import leader_last_sequence
-from eventsource.core.subjects import ledger_stream
-from projections.projector import state_filter
+from projections.source import Source
 from projections.store import ProjectionDb
 
 POLL = 0.05
@@ -30,17 +29,13 @@ async def wait_applied(
         await asyncio.sleep(POLL)
 
 
-async def leader_positions(
-    nc: Client, partitions: int, participant: str | None = None
-) -> dict[str, int]:
-    """Per ledger stream, the sequence of the last state event a projection (of `participant`,
-    or of everyone) takes, as the stream leader has it now: what a rebuild must reach. A
-    consumer's "nothing pending" is no proof, as its replica may lag."""
+async def leader_positions(nc: Client, source: Source) -> dict[str, int]:
+    """Per followed stream, the sequence of the last state event the projection (of `source`)
+    takes, as the stream leader has it now: what a rebuild must reach. A consumer's "nothing
+    pending" is no proof, as its replica may lag."""
     return {
-        ledger_stream(k): await leader_last_sequence(
-            nc, ledger_stream(k), [state_filter(k, participant)]
-        )
-        for k in range(partitions)
+        stream: await leader_last_sequence(nc, stream, [source.filter(k)])
+        for k, stream in enumerate(source.streams)
     }
 
 

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import typer
 
+from eventsource.bootstrap import projection_source
 from eventsource.cli.common import console, on_ledger, print_json, settings
 from eventsource.cli.options import participant_option, seconds_option, store_option
 from eventsource.cli.projection_db import open_projection_db
 from eventsource.cli.render import print_audit
-from eventsource.core.errors import UsageError
 from eventsource.core.permissions import Identity, Role
 from eventsource.services.ledger import Ledger
 from projections.compare import differences_once_caught_up
@@ -48,8 +48,6 @@ def audit(
     config = settings(store=store)
 
     async def check(ledger: Ledger):
-        if (dsn or sqlite) and not ledger.projected:
-            raise UsageError(f"--dsn/--sqlite: the {ledger.store} store has no projection")
         report = await ledger.audit(expect_final=expect_final, full=full)
         if dsn is not None or sqlite is not None:
             await _check_projection(ledger, report, dsn, sqlite, participant, patience)
@@ -66,8 +64,9 @@ async def _check_projection(ledger, report, dsn, sqlite, participant, patience) 
     db, name = open_projection_db(dsn, sqlite, participant, None)
     await db.open()
     try:
+        source = projection_source(ledger, participant)
         found = await differences_once_caught_up(
-            ledger.nc, ledger.partitions, db, patience=patience, participant=participant
+            ledger.nc, source, db, patience=patience, participant=participant
         )
     finally:
         await db.close()

@@ -1,4 +1,5 @@
-"""`natsbank projections run|status|wait|rebuild`: the read side, into PostgreSQL or SQLite."""
+"""`natsbank projections run|status|wait|rebuild`: the read side, into PostgreSQL or SQLite,
+of either store (`--store`)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from pathlib import Path
 import typer
 from nats.aio.client import Client
 
-from eventsource.adapters.registry import partitions_of
+from eventsource.bootstrap import open_ledger, projection_source
 from eventsource.cli.common import (
     console,
     nats_connection,
@@ -23,7 +24,7 @@ from eventsource.cli.common import (
     stop_on_signals,
 )
 from eventsource.cli.common import settings as load_config
-from eventsource.cli.options import participant_option, seconds_option
+from eventsource.cli.options import participant_option, seconds_option, store_option
 from eventsource.cli.projection_db import open_projection, open_projection_db
 from eventsource.core.errors import NatsbankError
 from eventsource.core.permissions import Identity, Role
@@ -34,9 +35,12 @@ from projections.projector import (
     delete_consumers,
 )
 from projections.read_your_writes import behind, leader_positions, wait_applied
+from projections.source import Source
 from projections.store import ProjectionDb
 
-app = typer.Typer(help="The projector: ledger events into PostgreSQL or SQLite, exactly once.")
+app = typer.Typer(
+    help="The projector: the store's state events into PostgreSQL or SQLite, exactly once."
+)
 
 DSN = typer.Option(
     None, "--dsn", help="PostgreSQL URL (default: NATSBANK_PG_DSN, then `dev up --postgres`)."
@@ -54,13 +58,17 @@ class ProjectorBusy(NatsbankError):
 
 
 @contextlib.asynccontextmanager
-async def _session(store: ProjectionDb) -> AsyncIterator[tuple[Client, int]]:
-    """A connection, the partition count, and the projection database open until the end."""
-    async with nats_connection(load_config(), PROJECTOR) as nc:
-        partitions = await partitions_of(nc)
+async def _session(
+    store: ProjectionDb, store_name: str | None, participant: str | None
+) -> AsyncIterator[tuple[Client, Source]]:
+    """A connection, what the configured store's projection follows, and the projection
+    database open until the end."""
+    config = load_config(store=store_name)
+    async with nats_connection(config, PROJECTOR) as nc:
+        source = projection_source(await open_ledger(nc, config.store), participant)
         await open_projection(store)
         try:
-            yield nc, partitions
+            yield nc, source
         finally:
             await store.close()
 
@@ -75,18 +83,16 @@ def run_projector(
     stats: Path | None = typer.Option(
         None, "--stats", hidden=True, help="Write the projector's counts here as JSON at exit."
     ),
+    store_name: str | None = store_option(),
 ) -> None:
-    """Follow the ledger until SIGINT/SIGTERM (several may run: one is active, others wait)."""
+    """Follow the store until SIGINT/SIGTERM (several may run: one is active, others wait)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     store, projection = open_projection_db(dsn, sqlite, participant, name)
 
     async def main() -> None:
         stop = stop_on_signals()
-        async with _session(store) as (nc, partitions):
-            projector = Projector(
-                nc, store, partitions, name=projection, participant=participant,
-                fetch_batch=batch,
-            )  # fmt: skip
+        async with _session(store, store_name, participant) as (nc, source):
+            projector = Projector(nc, store, source, name=projection, fetch_batch=batch)
             await projector.run(stop)
             if stats is not None:  # what `natsbank bench` counts as applied by this process
                 stats.write_text(json.dumps(dataclasses.asdict(projector.stats)))
@@ -101,18 +107,20 @@ def status(
     participant: str | None = PARTICIPANT,
     name: str | None = NAME,
     as_json: bool = typer.Option(False, "--json"),
+    store_name: str | None = store_option(),
 ) -> None:
-    """Lag per partition: events not yet applied, and seconds since the last applied event."""
+    """Lag per followed stream: events not yet applied, and seconds since the last applied
+    event."""
     store, projection = open_projection_db(dsn, sqlite, participant, name)
 
     async def main() -> list[dict]:
-        async with _session(store) as (nc, partitions):
+        async with _session(store, store_name, participant) as (nc, source):
             positions = {p.stream: p for p in await store.positions()}
-            counts = await backlog(nc, projection, partitions)
+            counts = await backlog(nc, projection, source.streams)
         rows = []
         now_ms = time.time() * 1000
         for k, count in counts.items():
-            stream = ledger_stream(k)
+            stream = source.streams[k]
             position = positions.get(stream)
             last = position.last_event_at if position else None
             rows.append(
@@ -147,7 +155,9 @@ def status(
 def wait(
     position: int = typer.Option(..., "--position", help="Stream position to wait for."),
     stream: str = typer.Option(
-        ledger_stream(0), "--stream", help="The ledger stream of that position."
+        ledger_stream(0),
+        "--stream",
+        help="The stream of that position (`KV_shared`: the shared store).",
     ),
     timeout: float = seconds_option(30.0, "--timeout", "Seconds before giving up (exit 1)."),
     dsn: str | None = DSN,
@@ -181,19 +191,20 @@ def rebuild(
     participant: str | None = PARTICIPANT,
     name: str | None = NAME,
     follow: bool = typer.Option(False, "--follow", help="Keep running after catching up."),
+    store_name: str | None = store_option(),
 ) -> None:
-    """Delete the consumers and the rows, then project again from the start of the ledger."""
+    """Delete the consumers and the rows, then project again from the start of the store."""
     store, projection = open_projection_db(dsn, sqlite, participant, name)
 
     async def main() -> None:
         stop = stop_on_signals()
-        async with _session(store) as (nc, partitions):
+        async with _session(store, store_name, participant) as (nc, source):
             if not await store.try_lead(projection):
                 raise ProjectorBusy(f"a projector of {projection} is running: stop it first")
-            targets = await leader_positions(nc, partitions, participant)
-            await delete_consumers(nc, projection, partitions)
+            targets = await leader_positions(nc, source)
+            await delete_consumers(nc, projection, source.streams)
             await store.reset()
-            projector = Projector(nc, store, partitions, name=projection, participant=participant)
+            projector = Projector(nc, store, source, name=projection)
             task = asyncio.create_task(projector.run(stop))
             while not follow and not stop.is_set() and not task.done():
                 await asyncio.sleep(0.5)

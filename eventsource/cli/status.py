@@ -64,8 +64,6 @@ def status(
     async def main():
         async with nats_connection(config, AUDIT) as nc:
             ledger = await open_ledger(nc, config.store)
-            if wait_projection and not ledger.projected:
-                raise UsageError(f"--wait-projection: the {ledger.store} store has no projection")
             views = await ledger.views(transfer_id, participant)
         if views is None:
             raise UnknownTransfer(f"unknown transfer {transfer_id}")

@@ -50,7 +50,6 @@ class Ledger(Protocol):
     nc: Client
     store: Store
     partitions: int  # ledger partitions (the shared store: 1)
-    projected: bool  # whether the projector materialises this store (I6)
     gives_up: bool  # whether transfers may carry give-up limits (DESIGN.md section 5)
 
     async def provision(

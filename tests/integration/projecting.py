@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 
 from projections.postgres import PostgresDb
 from projections.projector import Projector, caught_up
+from projections.source import LedgerSource
 from projections.sqlite import SqliteDb
 from projections.store import ProjectionDb
 from tests.integration.live_bank import LiveBank
@@ -30,8 +31,11 @@ def name_of(store: ProjectionDb) -> str:
 async def projecting(bank: LiveBank, store: ProjectionDb, **options) -> AsyncIterator[Projector]:
     """A projector running in the test's loop until the block ends; the store is opened here."""
     await store.open()
+    source = options.pop("source", None) or LedgerSource(
+        bank.partitions, options.pop("participant", None)
+    )
     projector = Projector(
-        bank.nc, store, bank.partitions, name=options.pop("name", name_of(store)), **options
+        bank.nc, store, source, name=options.pop("name", name_of(store)), **options
     )
     stop = asyncio.Event()
     task = asyncio.create_task(projector.run(stop))
@@ -44,8 +48,10 @@ async def projecting(bank: LiveBank, store: ProjectionDb, **options) -> AsyncIte
 
 
 async def until_caught_up(bank: LiveBank, projector: Projector) -> None:
+    streams = projector.source.streams
+
     async def done() -> bool:
-        bound = len(projector.bound) == bank.partitions
-        return bound and await caught_up(bank.nc, projector.name, bank.partitions)
+        bound = len(projector.bound) == len(streams)
+        return bound and await caught_up(bank.nc, projector.name, streams)
 
     await eventually(done, f"{projector.name} caught up")

@@ -127,7 +127,7 @@ async def test_events_delivered_again_change_nothing(bank: LiveBank, make_store)
             await sub.unsubscribe()
         assert await projector.store.state() == before
     # And a projector whose consumer was deleted resumes from its database, not from scratch.
-    await delete_consumers(bank.nc, name_of(projector.store), bank.partitions)
+    await delete_consumers(bank.nc, name_of(projector.store), projector.source.streams)
     async with projecting(bank, make_store()) as again:
         await until_caught_up(bank, again)
         assert again.stats.applied == 0

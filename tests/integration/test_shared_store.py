@@ -5,11 +5,9 @@ under two instances, kill -9 of a service and of a NATS node; the shared audit a
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import signal
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -19,44 +17,19 @@ from benchmark.scenario import bootstrap, drive, start_services, stop_services
 from benchmark.workload import standard_banks
 from eventsource.adapters.cluster import ClusterInfo, kill_node, load_cluster, restart_node
 from eventsource.adapters.jetstream import connect
-from eventsource.bootstrap import ServeOptions, participant_service
 from eventsource.core.errors import RejectionCause
 from eventsource.core.events import encoder
 from eventsource.core.messages import SubmitTransfers
 from eventsource.core.model import Outcome
 from eventsource.core.shared.layout import SHARED_STREAM, submit_subject
-from eventsource.services.participant import ParticipantService
 from eventsource.services.shared.audit import audit_shared
 from eventsource.services.shared.client import submit_shared, wait_decided
 from eventsource.services.shared.ledger import SharedLedger
 from eventsource.settings import Store
 from tests.integration.live_bank import BANKS, transfer
+from tests.integration.shared_bank import shared_bank
 
 NAMES = [b.participant for b in BANKS]
-
-
-@contextlib.asynccontextmanager
-async def shared_bank(cluster: ClusterInfo, funding: str = "1000.00") -> AsyncIterator:
-    """alpha (a1, a2), beta (b1, b2), gamma (g1, and usd in USD), all in the shared store."""
-    await bootstrap(cluster.url, BANKS, funding=funding, store=Store.SHARED)
-    nc = await connect(cluster.url)
-    await SharedLedger(nc).open_account("gamma", "usd", "USD", "50.00")
-    stop = asyncio.Event()
-    tasks: list[asyncio.Task] = []
-
-    def start(participant: str, fetch_batch: int = 256) -> ParticipantService:
-        options = ServeOptions(fetch_batch=fetch_batch)
-        service = participant_service(SharedLedger(nc), participant, options)
-        tasks.append(asyncio.create_task(service.run(stop)))
-        return service
-
-    try:
-        yield nc, start
-    finally:
-        stop.set()
-        if tasks:
-            await asyncio.wait(tasks, timeout=10)
-        await nc.close()
 
 
 async def balance(nc, participant: str, account: str) -> int:

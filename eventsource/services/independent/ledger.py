@@ -33,7 +33,6 @@ from eventsource.settings import Store
 
 
 class IndependentLedger(AccountBook):
-    projected = True  # the projector materialises it (projections/)
     gives_up = True  # transfers may carry a deadline or a maximum of attempts
     store = Store.INDEPENDENT
 

@@ -27,7 +27,6 @@ from eventsource.settings import Store
 
 
 class SharedLedger(AccountBook):
-    projected = False  # no projection of the shared store yet
     partitions = 1  # one stream
     gives_up = False  # a transfer is applied in one step: nothing to give up on
     store = Store.SHARED
