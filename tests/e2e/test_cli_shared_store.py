@@ -1,11 +1,20 @@
 """The shared store through the real CLI: `--store shared` (and NATSBANK_STORE) on streams
-init, accounts, serve, submit --wait, status and audit; a bad store name is one line."""
+init, accounts, serve, submit --wait, status, audit, replay, the projector and /metrics; a bad
+store name is one line."""
 
 from __future__ import annotations
 
+import json
+import sqlite3
 from pathlib import Path
 
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from eventsource.services.metrics import ServiceMetrics
 from tests.e2e.cli import Cli, assert_one_line_error
+from tests.e2e.polling import eventually
+from tests.e2e.test_cli_observability import free_port, get, samples, value
 
 
 def test_money_moves_in_one_step_on_the_shared_store(dev_cluster: Cli, tmp_path: Path) -> None:
@@ -56,3 +65,61 @@ def test_money_moves_in_one_step_on_the_shared_store(dev_cluster: Cli, tmp_path:
     assert_one_line_error(natsbank.with_env(NATSBANK_STORE="nope")("status", "x"), 2)
     missing = assert_one_line_error(shared("status", "no-such-transfer"), 1)
     assert "unknown transfer" in missing
+
+
+def test_the_shared_store_has_a_projection_a_replay_and_metrics(
+    dev_cluster: Cli, tmp_path: Path
+) -> None:
+    """`projections run --store shared` into SQLite, I6 by `audit --sqlite` (and a wrong row
+    caught), `replay --store shared`, and `serve --store shared --http-port` with the metrics
+    families of the independent store."""
+    shared = dev_cluster.with_env(NATSBANK_STORE=None)
+    shared.json("streams", "init", "--store", "shared", "--json")
+    shared = shared.with_env(NATSBANK_STORE="shared")
+    shared.json("accounts", "open", "bank-c", "c1", "--fund", "100.00", "--json")
+    shared.json("accounts", "open", "bank-d", "d1", "--json")
+    port = free_port()
+    serve = ("serve", "bank-c", "bank-d", "--http-port", str(port))
+    with shared.background(*serve, log=tmp_path / "serve.log"):
+        ready = lambda: r if (r := get(port, "/readyz")) and r[0] == 200 else None  # noqa: E731
+        eventually(ready, within=60, what="/readyz answers 200")
+        ok = shared.json(
+            *("submit", "--from", "bank-c/c1", "--to", "bank-d/d1", "--amount", "7.25"),
+            *("--id", "shared-proj-ok", "--wait", "--json"),
+        )
+        assert ok["outcome"] == "OK"
+        found = samples(port)
+        assert value(found, "natsbank_transfers_total",
+                     participant="bank-c", side="submitter", outcome="OK") == 1  # fmt: skip
+        assert value(found, "natsbank_ack_to_final_seconds_count", participant="bank-c") == 1
+        lag = value(found, "natsbank_consumer_pending", participant="bank-c",
+                    consumer="shared_bank-c")  # fmt: skip
+        assert lag is not None and lag >= 0
+        independent = {f.name for f in text_string_to_metric_families(
+            generate_latest(ServiceMetrics().registry).decode())}  # fmt: skip
+        families = {f.name for f in text_string_to_metric_families(get(port, "/metrics")[1])}
+        assert independent <= families, independent - families
+
+    replay = shared.json("replay", "--json")
+    assert replay["differences"] == [] and replay["events"] > 0 and replay["accounts"] >= 2
+
+    rows = tmp_path / "projection"
+    with shared.background("projections", "run", "--sqlite", str(rows), log=tmp_path / "p.log"):
+        files = [rows / "bank-c.sqlite", rows / "bank-d.sqlite"]  # audit reads the files there
+        eventually(lambda: all(f.exists() for f in files) or None, within=60, what="both files")
+        audit = shared.json("audit", "--sqlite", str(rows), "--expect-final", "--json")
+        assert audit["ok"] is True, audit["violations"]
+        assert audit["projection"] == "sqlite"
+    with sqlite3.connect(rows / "bank-d.sqlite") as db:
+        credited = db.execute(
+            "SELECT side, phase, outcome FROM transfers WHERE key = ?",
+            ("bank-d.in.bank-c.shared-proj-ok",),
+        ).fetchall()
+        assert credited == [("receiver", "CONFIRMED", "OK")]  # queried as on the independent store
+        db.execute("UPDATE accounts SET balance = '1000000.00' WHERE key = 'bank-d.acct.d1'")
+    wrong = shared("audit", "--sqlite", str(rows), "--projection-wait", "1", "--json")
+    assert wrong.returncode == 1, wrong.stderr
+    [violation] = json.loads(wrong.stdout)["violations"]["I6"]
+    assert violation.startswith(
+        "account bank-d.acct.d1: projection ('bank-d', 'd1', 'EUR', '1000000.00'"
+    )
