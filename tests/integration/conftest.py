@@ -3,7 +3,7 @@ real PostgreSQL."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -12,6 +12,9 @@ from nats.aio.client import Client
 from eventsource.adapters.cluster import ClusterInfo, LocalCluster
 from eventsource.adapters.jetstream import connect
 from eventsource.adapters.postgres import EmbeddedPostgres, PgServer
+from projections.postgres import PostgresDb
+from projections.sqlite import SqliteDb
+from projections.store import ProjectionDb
 from tests.integration.archive_ledger import provision
 from tests.integration.authorized import AUTH
 from tests.integration.live_bank import MODES, LiveBank, live_bank
@@ -49,3 +52,13 @@ def postgres(tmp_path: Path) -> Iterator[PgServer]:
     """A real PostgreSQL in tmp_path, stopped after the test."""
     with EmbeddedPostgres(tmp_path / "pg") as server:
         yield server
+
+
+@pytest.fixture(params=["postgres", "sqlite"])
+def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], ProjectionDb]:
+    """A factory of stores on one projection database (the projection tests): PostgreSQL or a
+    SQLite directory."""
+    if request.param == "postgres":
+        server = request.getfixturevalue("postgres")
+        return lambda: PostgresDb(server.dsn)
+    return lambda: SqliteDb(tmp_path / "sqlite")

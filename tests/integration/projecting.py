@@ -7,6 +7,8 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
 from projections.postgres import PostgresDb
 from projections.projector import Projector, caught_up
 from projections.source import LedgerSource
@@ -55,3 +57,23 @@ async def until_caught_up(bank: LiveBank, projector: Projector) -> None:
         return bound and await caught_up(bank.nc, projector.name, streams)
 
     await eventually(done, f"{projector.name} caught up")
+
+
+async def deliver_everything_again(projector: Projector) -> None:
+    """Every followed stream's state events once more, through a new consumer, into the running
+    projector: not one of them may be applied again."""
+    js = projector.nc.jetstream()
+    for k, stream in enumerate(projector.source.streams):
+        config = ConsumerConfig(
+            durable_name="again",
+            filter_subject=projector.source.filter(k),
+            ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.ALL,
+        )
+        await js.add_consumer(stream, config)
+        sub = await js.pull_subscribe_bind("again", stream=stream)
+        msgs = await sub.fetch(10_000, timeout=2.0)
+        applied = projector.stats.applied
+        await projector.apply_batch(stream, msgs, asyncio.Event())
+        assert projector.stats.applied == applied
+        await sub.unsubscribe()

@@ -9,22 +9,23 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
-import pytest
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-
 from eventsource.adapters.postgres import PgServer
-from eventsource.core.subjects import DEAD_LETTER_STREAM, ledger_stream, state_prefix
+from eventsource.core.subjects import DEAD_LETTER_STREAM, state_prefix
 from projections.postgres import PostgresDb
 from projections.projector import consumer_name, delete_consumers
 from projections.sqlite import SqliteDb
-from projections.store import ProjectionDb
 from tests.integration.live_bank import LiveBank
 from tests.integration.mixed_transfers import run_transfers
 from tests.integration.polling import eventually
-from tests.integration.projecting import cli_args, name_of, projecting, until_caught_up
+from tests.integration.projecting import (
+    cli_args,
+    deliver_everything_again,
+    name_of,
+    projecting,
+    until_caught_up,
+)
 from tests.integration.projection_state import assert_projection_equals_state, equals_state
 
 # What run_transfers(bank) leaves, worked out from the scenario by hand rather than read back from
@@ -75,15 +76,6 @@ def of_beta(rows: dict[str, tuple]) -> dict[str, tuple]:
     return {key: row for key, row in rows.items() if key.startswith("beta.")}
 
 
-@pytest.fixture(params=["postgres", "sqlite"])
-def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], ProjectionDb]:
-    """A factory of stores on one projection database: PostgreSQL or a SQLite directory."""
-    if request.param == "postgres":
-        server = request.getfixturevalue("postgres")
-        return lambda: PostgresDb(server.dsn)
-    return lambda: SqliteDb(tmp_path / "sqlite")
-
-
 async def test_the_projection_shows_what_the_transfers_did_and_equals_the_ledger(
     bank: LiveBank, make_store
 ):
@@ -109,22 +101,7 @@ async def test_events_delivered_again_change_nothing(bank: LiveBank, make_store)
     async with projecting(bank, make_store()) as projector:
         await until_caught_up(bank, projector)
         before = await projector.store.state()
-        for k in range(bank.partitions):  # the whole stream once more, through a new consumer
-            js = bank.nc.jetstream()
-            stream = ledger_stream(k)
-            config = ConsumerConfig(
-                durable_name="again",
-                filter_subject=f"{state_prefix(k)}>",
-                ack_policy=AckPolicy.EXPLICIT,
-                deliver_policy=DeliverPolicy.ALL,
-            )
-            await js.add_consumer(stream, config)
-            sub = await js.pull_subscribe_bind("again", stream=stream)
-            msgs = await sub.fetch(10_000, timeout=2.0)
-            applied = projector.stats.applied
-            await projector.apply_batch(stream, msgs, asyncio.Event())
-            assert projector.stats.applied == applied
-            await sub.unsubscribe()
+        await deliver_everything_again(projector)
         assert await projector.store.state() == before
     # And a projector whose consumer was deleted resumes from its database, not from scratch.
     await delete_consumers(bank.nc, name_of(projector.store), projector.source.streams)

@@ -5,16 +5,13 @@ change nothing, a participant's own projection, and I6 catches a row that is wro
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import json
-from collections.abc import Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-
 from eventsource.adapters.views import kv_revisions
-from eventsource.core.shared.layout import SHARED_BUCKET, SHARED_STREAM, shared_subject
+from eventsource.core.shared.layout import SHARED_BUCKET, SHARED_STREAM
 from eventsource.services.shared.client import submit_shared, wait_decided
 from projections.compare import differences_once_caught_up
 from projections.postgres import PostgresDb
@@ -23,9 +20,14 @@ from projections.shared.source import SharedSource
 from projections.sqlite import SqliteDb
 from projections.store import ProjectionDb
 from tests.integration.live_bank import transfer
-from tests.integration.projecting import name_of, projecting, until_caught_up
+from tests.integration.projecting import (
+    deliver_everything_again,
+    name_of,
+    projecting,
+    until_caught_up,
+)
 from tests.integration.projection_state import ACCOUNT_FIELDS
-from tests.integration.shared_bank import shared_bank
+from tests.integration.shared_bank import SharedBank, shared_bank
 from tests.integration.test_projections import ROUTES, of_beta
 
 # Worked out by hand: each EUR account starts with 1000.00, gamma/usd with 50.00 USD; ok-i moves
@@ -48,14 +50,6 @@ REFUSED = {  # all from alpha/a1: id -> (creditor, amount, cause)
 }
 
 
-@pytest.fixture(params=["postgres", "sqlite"])
-def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], ProjectionDb]:
-    if request.param == "postgres":
-        server = request.getfixturevalue("postgres")
-        return lambda: PostgresDb(server.dsn)
-    return lambda: SqliteDb(tmp_path / "sqlite")
-
-
 async def run_shared_transfers(nc) -> None:
     for i in range(OK_COUNT):
         n, p = ROUTES[i % 3]
@@ -68,6 +62,16 @@ async def run_shared_transfers(nc) -> None:
     assert {t: s.cause and s.cause.value for t, s in decided.items()} == {
         t: cause for t, (_, _, cause) in REFUSED.items()
     }
+
+
+@contextlib.asynccontextmanager
+async def transferred(cluster) -> AsyncIterator[SharedBank]:
+    """The shared bank with its services running, after run_shared_transfers."""
+    async with shared_bank(cluster) as bank:
+        for p in ("alpha", "beta", "gamma"):
+            bank.start(p)
+        await run_shared_transfers(bank.nc)
+        yield bank
 
 
 def rows_by_hand() -> dict[str, tuple]:
@@ -120,45 +124,28 @@ async def assert_equals_shared_state(nc, store: ProjectionDb, participant: str |
 async def test_the_shared_projection_shows_what_the_transfers_did_and_equals_the_state(
     nats1, make_store
 ):
-    async with shared_bank(nats1) as bank:
-        for p in ("alpha", "beta", "gamma"):
-            bank.start(p)
-        await run_shared_transfers(bank.nc)
-        async with projecting(bank, make_store(), source=SharedSource()) as projector:
-            await until_caught_up(bank, projector)
-            projected = await projector.store.state()
-            assert projected.accounts == ACCOUNTS
-            assert {k: v[:8] for k, v in projected.transfers.items()} == rows_by_hand()
-            await assert_equals_shared_state(bank.nc, projector.store)
-            assert [p.stream for p in await projector.store.positions()] == [SHARED_STREAM]
-            found = await differences_once_caught_up(
-                bank.nc, SharedSource(), projector.store, patience=0
-            )
-            assert found == []
+    async with (
+        transferred(nats1) as bank,
+        projecting(bank, make_store(), source=SharedSource()) as projector,
+    ):
+        await until_caught_up(bank, projector)
+        projected = await projector.store.state()
+        assert projected.accounts == ACCOUNTS
+        assert {k: v[:8] for k, v in projected.transfers.items()} == rows_by_hand()
+        await assert_equals_shared_state(bank.nc, projector.store)
+        assert [p.stream for p in await projector.store.positions()] == [SHARED_STREAM]
+        found = await differences_once_caught_up(
+            bank.nc, SharedSource(), projector.store, patience=0
+        )
+        assert found == []
 
 
 async def test_shared_events_delivered_again_change_nothing(nats1, make_store):
-    async with shared_bank(nats1) as bank:
-        for p in ("alpha", "beta", "gamma"):
-            bank.start(p)
-        await run_shared_transfers(bank.nc)
+    async with transferred(nats1) as bank:
         async with projecting(bank, make_store(), source=SharedSource()) as projector:
             await until_caught_up(bank, projector)
             before = await projector.store.state()
-            js = bank.nc.jetstream()  # the whole stream once more, through a new consumer
-            config = ConsumerConfig(
-                durable_name="again",
-                filter_subject=shared_subject(">"),
-                ack_policy=AckPolicy.EXPLICIT,
-                deliver_policy=DeliverPolicy.ALL,
-            )
-            await js.add_consumer(SHARED_STREAM, config)
-            sub = await js.pull_subscribe_bind("again", stream=SHARED_STREAM)
-            msgs = await sub.fetch(10_000, timeout=2.0)
-            applied = projector.stats.applied
-            await projector.apply_batch(SHARED_STREAM, msgs, asyncio.Event())
-            assert projector.stats.applied == applied
-            await sub.unsubscribe()
+            await deliver_everything_again(projector)
             assert await projector.store.state() == before
         # A projector whose consumer was deleted resumes from its database, not from scratch.
         await delete_consumers(bank.nc, name_of(projector.store), [SHARED_STREAM])
@@ -171,10 +158,7 @@ async def test_shared_events_delivered_again_change_nothing(nats1, make_store):
 async def test_a_participant_s_shared_projection_holds_its_own_rows_and_credits(
     nats1, tmp_path: Path
 ):
-    async with shared_bank(nats1) as bank:
-        for p in ("alpha", "beta", "gamma"):
-            bank.start(p)
-        await run_shared_transfers(bank.nc)
+    async with transferred(nats1) as bank:
         store = SqliteDb(tmp_path / "beta-only", "beta")
         source = SharedSource("beta")
         async with projecting(bank, store, name="sqlite_beta", source=source) as projector:
@@ -189,10 +173,7 @@ async def test_a_participant_s_shared_projection_holds_its_own_rows_and_credits(
 
 
 async def test_i6_names_a_wrong_row_of_the_shared_projection(nats1, make_store):
-    async with shared_bank(nats1) as bank:
-        for p in ("alpha", "beta", "gamma"):
-            bank.start(p)
-        await run_shared_transfers(bank.nc)
+    async with transferred(nats1) as bank:
         async with projecting(bank, make_store(), source=SharedSource()) as projector:
             await until_caught_up(bank, projector)
         store = make_store()
