@@ -26,6 +26,7 @@ from eventsource.adapters import (
     registry,
     topology,
 )
+from eventsource.adapters.shared.provision import shared_stream_configs
 from eventsource.core import dispatch, events, limits, messages, model, subjects, workset
 from eventsource.core.account import ENTRY_OF_EFFECT, EntryKind
 from eventsource.core.errors import ConfigError, DeadLetterReason, DomainError, RejectionCause
@@ -33,6 +34,14 @@ from eventsource.core.messages import Kind
 from eventsource.core.model import AccountRef, Outcome, Side, Transfer, TransferRequest
 from eventsource.core.money import MAX_MINOR
 from eventsource.core.protocol import TRANSITIONS, Effect, Phase, Step
+from eventsource.core.shared.layout import (
+    SHARED_STREAM,
+    shared_consumer,
+    shared_subject,
+    submit_filter,
+    submit_subject,
+    transfer_key,
+)
 from eventsource.services import client
 from tests.subject_match import matches
 
@@ -421,9 +430,24 @@ def test_what_the_document_says_about_kv_tools_holds() -> None:
     assert "`nats kv get participants <P>` works" in FLAT
 
 
+def test_the_shared_store_table_is_the_codes_layout() -> None:
+    rows = table_after("### The shared store (`--store shared`)", raw=True)
+    assert [code(row[0])[0] for row in rows] == [
+        shared_subject(subjects.account_key("<P>", "<A>")),
+        shared_subject(transfer_key("<N>", "<ID>")),
+        submit_subject("<N>", "<token>"),
+    ]
+    assert {code(row[1])[0] for row in rows} == {SHARED_STREAM}
+    [config, *_] = shared_stream_configs(topology.load_topology(ROOT / "streams.yaml"), 1, ["<Q>"])
+    assert all(f"`{s}`" in DOC for s in config.subjects)
+    assert mentioned(shared_consumer("<N>")) and mentioned(submit_filter("<N>"))
+
+
 def test_every_stream_and_bucket_named_in_the_document_is_the_codes() -> None:
     """No stale name anywhere: not in prose, recipes, PubAck examples or dead-letter sources."""
-    configs = [*generic_configs().values(), *code_configs(1)]
+    shipped = topology.load_topology(ROOT / "streams.yaml")
+    shared = shared_stream_configs(shipped, 1, ["<P>"])  # the shared store's section
+    configs = [*generic_configs().values(), *code_configs(1), *shared]
     streams = {c.name for c in configs} | {generic(subjects.ledger_stream(_K)), "KV_<bucket>"}
     buckets = {s.split(".")[1] for c in configs for s in c.subjects if s.startswith("$KV.")}
     buckets |= {generic(subjects.ledger_bucket(_K)), "<bucket>"}

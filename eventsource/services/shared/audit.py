@@ -1,6 +1,6 @@
 """`natsbank audit --store shared`: fold the whole shared stream and check I1-I5 and I7
 against it and against the KV bucket. A violation is listed under the invariant it breaks.
-(I6, the projection, is not built for the shared store.)"""
+(I6, the projection, is checked by the CLI: cli/audit.py, projections/compare.py.)"""
 
 from __future__ import annotations
 
