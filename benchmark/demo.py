@@ -55,14 +55,14 @@ def run_demo(
         procs = start_services(cluster.url, names, options.instances, logs, serve_args=serve_args)
         server = pg.start(state_dir / "postgres" / "data") if options.postgres else None
         if server is not None:
-            procs += start_projector(cluster.url, server.dsn, logs)
+            procs += start_projector(cluster.url, server.dsn, logs, store=options.store)
         try:
             workload = drive(
                 cluster.url, banks, options.transfers, store=options.store, progress=acked
             )
             result = run_sync(workload)
             projection = (
-                run_sync(check_projection(cluster.url, partitions, server.dsn))
+                run_sync(check_projection(cluster.url, partitions, server.dsn, store=options.store))
                 if server is not None
                 else None
             )

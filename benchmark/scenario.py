@@ -102,12 +102,13 @@ def start_projector(
     *,
     sqlite: Path | None = None,
     stats: Path | None = None,
+    store: Store = Store.INDEPENDENT,
 ) -> list[subprocess.Popen]:
-    """A real `natsbank projections run` process into PostgreSQL at `dsn` (or SQLite files in
-    `sqlite`); with `stats`, it writes its counts there as JSON when it stops."""
+    """A real `natsbank projections run` process of `store` into PostgreSQL at `dsn` (or
+    SQLite files in `sqlite`); with `stats`, it writes its counts there as JSON when it stops."""
     log_dir.mkdir(parents=True, exist_ok=True)
     target = ["--dsn", dsn] if sqlite is None else ["--sqlite", str(sqlite)]
-    extra = [] if stats is None else ["--stats", str(stats)]
+    extra = ["--store", store.value] + ([] if stats is None else ["--stats", str(stats)])
     with open(log_dir / "projector.log", "ab") as log:
         return [
             subprocess.Popen(
@@ -121,29 +122,31 @@ def start_projector(
 
 
 async def check_projection(
-    url: str, partitions: int, dsn: str, patience: float = 60.0
+    url: str, partitions: int, dsn: str, patience: float = 60.0, store: Store = Store.INDEPENDENT
 ) -> list[str]:
-    """I6: wait (up to `patience`) until the PostgreSQL projection equals the state."""
+    """I6: wait (up to `patience`) until the PostgreSQL projection equals `store`'s state."""
     from projections.compare import differences_once_caught_up
     from projections.postgres import PostgresDb
+    from projections.shared.source import SharedSource
     from projections.source import LedgerSource
 
+    source = SharedSource() if store is Store.SHARED else LedgerSource(partitions)
     nc = await connect(url)
-    store = PostgresDb(dsn, "public")
+    db = PostgresDb(dsn, "public")
     deadline = time.monotonic() + patience
     try:
         while True:
             try:
-                await store.open()
+                await db.open()
                 break
             except Exception:  # the projector may still be creating the schema
                 if time.monotonic() > deadline:
                     raise
                 await asyncio.sleep(0.5)
         left = max(0.0, deadline - time.monotonic())
-        return await differences_once_caught_up(nc, LedgerSource(partitions), store, patience=left)
+        return await differences_once_caught_up(nc, source, db, patience=left)
     finally:
-        await store.close()
+        await db.close()
         await nc.close()
 
 

@@ -15,8 +15,6 @@ from eventsource.adapters.cluster import dev_state_dir
 from eventsource.cli import edge
 from eventsource.cli.common import console, print_json, settings
 from eventsource.cli.options import store_option
-from eventsource.core.errors import UsageError
-from eventsource.settings import Store
 
 
 def register(app: typer.Typer) -> None:
@@ -47,8 +45,6 @@ def demo(
 ) -> None:
     """Start a cluster, open accounts, run services, push transfers, measure and audit."""
     config = settings(store=store)
-    if postgres and config.store is not Store.INDEPENDENT:
-        raise UsageError(f"--postgres: the {config.store} store has no projection")
     state_dir = dev_state_dir(config) if keep else Path(tempfile.mkdtemp(prefix="natsbank-demo-"))
     options = DemoOptions(
         transfers=transfers,

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.e2e.cli import Cli
 from tests.e2e.processes import live_nats_servers, processes_with_env
 
@@ -32,18 +34,22 @@ def test_the_demo_settles_every_transfer_and_leaves_nothing_running(
     assert natsbank("dev", "status", "--json").returncode == 1
 
 
+@pytest.mark.parametrize("store", ["independent", "shared"])
 def test_the_demo_with_postgres_projects_every_outcome_and_checks_i6(
-    cli: Cli, tmp_path: Path
+    cli: Cli, tmp_path: Path, store: str
 ) -> None:
     scratch = tmp_path / "tmp"
     scratch.mkdir()
     natsbank = cli.with_env(TMPDIR=str(scratch))
 
-    done = natsbank("demo", "--transfers", "300", "--nodes", "1", "--postgres", "--json")
+    done = natsbank(
+        "demo", "--transfers", "300", "--nodes", "1", "--postgres", "--store", store, "--json"
+    )
 
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)
     assert summary["audit_ok"] is True and summary["unfinished"] == 0
+    assert summary["store"] == store
     projection = summary["projection"]
     assert projection["i6_ok"] is True and projection["differences"] == []
     assert projection["dsn"].startswith("postgresql://") and "psql" in projection["psql"]
