@@ -22,6 +22,7 @@ from eventsource.adapters.postgres import PgServer, pg_tool
 from eventsource.core.errors import ConfigError, InfrastructureError
 
 _TAIL_CHARS = 2000
+_SYNCHRONOUS_COMMIT = ("on", "off")
 # pgbench 14+ prints "without initial connection time"; 13 and older "excluding connections ...".
 _TPS_EXCLUDING_CONNECT = re.compile(
     r"^tps = ([0-9.]+) \((?:without initial connection time|excluding connections establishing)\)",
@@ -49,6 +50,9 @@ class TpcbResult(msgspec.Struct, frozen=True, kw_only=True):
     scale: int
     pgbench_version: str
     output: str  # pgbench's own report, verbatim
+    # As the server reported them to a session opened like pgbench's (same PGOPTIONS).
+    synchronous_commit: str = "on"
+    fsync: str = "on"
 
 
 def run_tpcb(
@@ -58,30 +62,38 @@ def run_tpcb(
     threads: int = 2,
     seconds: int = 10,
     scale: int = 10,
+    synchronous_commit: str = "on",
 ) -> TpcbResult:
     """Recreate the pgbench tables at `scale`, then run the TPC-B-like script for `seconds`.
 
-    `target` is a libpq DSN or a server from `eventsource.adapters.postgres`.
+    `target` is a libpq DSN or a server from `eventsource.adapters.postgres`. The sessions run
+    with `synchronous_commit` set through PGOPTIONS (a per-session setting: the server and
+    other clients keep theirs), and the result records what the server then reports.
     """
     for name, value in (("clients", clients), ("threads", threads), ("seconds", seconds)):
         if value < 1:
             raise ConfigError(f"pgbench {name} must be at least 1, not {value}")
     if scale < 1:
         raise ConfigError(f"pgbench scale must be at least 1, not {scale}")
+    if synchronous_commit not in _SYNCHRONOUS_COMMIT:
+        raise ConfigError(f"synchronous_commit must be on or off, not {synchronous_commit!r}")
     dsn, pgbench = _dsn_and_pgbench(target)
+    options = {"PGOPTIONS": f"-c synchronous_commit={synchronous_commit}"}
     init = [pgbench, "-i", "-s", str(scale), dsn]
     run = [pgbench, "-c", str(clients), "-j", str(threads), "-T", str(seconds), dsn]
     _run_pgbench(init, timeout=120 + 60 * scale)
-    output = _run_pgbench(run, timeout=120 + 2 * seconds)
-    return parse_tpcb_output(
+    output = _run_pgbench(run, timeout=120 + 2 * seconds, env=options)
+    fsync, synchronous = _settings(dsn, pgbench, options, ("fsync", "synchronous_commit"))
+    result = parse_tpcb_output(
         output,
-        command=shlex.join(run),
+        command=f"PGOPTIONS={shlex.quote(options['PGOPTIONS'])} {shlex.join(run)}",
         init_command=shlex.join(init),
         clients=clients,
         threads=threads,
         seconds=seconds,
         scale=scale,
     )
+    return msgspec.structs.replace(result, synchronous_commit=synchronous, fsync=fsync)
 
 
 async def run_tpcb_async(
@@ -91,11 +103,13 @@ async def run_tpcb_async(
     threads: int = 2,
     seconds: int = 10,
     scale: int = 10,
+    synchronous_commit: str = "on",
 ) -> TpcbResult:
     """`run_tpcb` in a worker thread, so the event loop keeps serving while pgbench runs."""
     call = functools.partial(
-        run_tpcb, target, clients=clients, threads=threads, seconds=seconds, scale=scale
-    )
+        run_tpcb, target, clients=clients, threads=threads, seconds=seconds, scale=scale,
+        synchronous_commit=synchronous_commit,
+    )  # fmt: skip
     return await anyio.to_thread.run_sync(call)
 
 
@@ -141,9 +155,26 @@ def _dsn_and_pgbench(target: str | PgServer) -> tuple[str, str]:
     return target, str(pg_tool("pgbench"))
 
 
-def _run_pgbench(argv: list[str], *, timeout: float) -> str:
+def _settings(dsn: str, pgbench: str, options: dict[str, str], names: tuple[str, ...]) -> list[str]:
+    """The settings a session opened with `options` sees, read with the psql beside pgbench."""
+    beside = Path(pgbench).with_name("psql")
+    psql = str(beside if beside.is_file() else pg_tool("psql"))
+    shows = [arg for name in names for arg in ("-c", f"SHOW {name}")]
+    output = _run_pgbench([psql, "-X", "-A", "-t", *shows, dsn], timeout=60, env=options)
+    values = output.split()
+    if len(values) != len(names):
+        raise InfrastructureError(f"unexpected psql output for {names}: {output[-_TAIL_CHARS:]}")
+    return values
+
+
+def _run_pgbench(argv: list[str], *, timeout: float, env: dict[str, str] | None = None) -> str:
     """pgbench's stdout; its stderr (progress, errors) only goes into the error when it fails."""
-    env = {**os.environ, "LC_ALL": "C"}  # a decimal point, whatever the user's locale
+    # A decimal point whatever the user's locale; PGOPTIONS only as given (not the user's own).
+    env = {
+        **{k: v for k, v in os.environ.items() if k != "PGOPTIONS"},
+        "LC_ALL": "C",
+        **(env or {}),
+    }
     try:
         done = subprocess.run(
             argv, capture_output=True, text=True, env=env, timeout=timeout, check=False

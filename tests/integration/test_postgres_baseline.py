@@ -86,6 +86,22 @@ def test_tpcb_baseline_reports_figures_and_its_command(server: PgServer) -> None
     assert "pgbench" in result.command
     assert "-c 2 -j 2 -T 2" in result.command
     assert "-i -s 1" in result.init_command
+    assert result.synchronous_commit == "on" and result.fsync == "on"  # fsync every commit
+
+
+def test_tpcb_with_synchronous_commit_off_runs_sessions_that_read_it_back(
+    server: PgServer,
+) -> None:
+    result = run_tpcb(server, clients=1, threads=1, seconds=1, scale=1, synchronous_commit="off")
+
+    assert result.transactions > 0
+    assert (result.synchronous_commit, result.fsync) == ("off", "on")
+    assert result.command.startswith("PGOPTIONS='-c synchronous_commit=off' ")
+    # Only pgbench's sessions: the server's own setting is unchanged.
+    assert subprocess.run(
+        f"{server.psql_command} -XtAc 'show synchronous_commit'",
+        shell=True, capture_output=True, text=True, check=True,
+    ).stdout.strip() == "on"  # fmt: skip
 
 
 async def test_tpcb_baseline_runs_from_async_code_against_a_dsn(server: PgServer) -> None:
