@@ -12,12 +12,12 @@ import contextlib
 import dataclasses
 import os
 import platform
-import shutil
 import signal
 from collections.abc import Iterator
 from pathlib import Path
 
 from benchmark.archiver import history_for
+from benchmark.latency_curve import MAX_SWEEP_PERCENT, run_curve
 from benchmark.lines import protocol_lines
 from benchmark.options import (
     DEFAULT_LOSSES,
@@ -27,12 +27,12 @@ from benchmark.options import (
     LedgerFootprint,
     Point,
 )
-from benchmark.pgbench import TpcbResult, run_tpcb
+from benchmark.pairs import pairs, run_baselines, run_other_durabilities
+from benchmark.pgbench import TpcbResult
 from benchmark.point import run_point
 from benchmark.scale import scale_summary
 from benchmark.signing_cost import signing_cost
 from eventsource.adapters import nats_binary
-from eventsource.adapters.postgres import EmbeddedPostgres
 from eventsource.core.errors import ConfigError
 from eventsource.core.faults import FaultPlan
 from eventsource.settings import Store, Transport
@@ -66,50 +66,84 @@ def check_options(options: BenchOptions) -> None:
         raise ConfigError("--store takes independent, shared or both, comma-separated")
     if options.rate is not None and options.rate <= 0:
         raise ConfigError("--rate must be positive")
-    nats_binary.check_sync_interval(options.sync_interval)
+    if not options.durabilities:
+        raise ConfigError("--durability takes always, default or both")
+    for interval in (options.sync_interval, *(d.sync_interval for d in options.durabilities)):
+        nats_binary.check_sync_interval(interval)
+    _check_rate_sweep(options)
     history_for(options.horizon)
+
+
+def _check_rate_sweep(options: BenchOptions) -> None:
+    if not options.rate_sweep:
+        return
+    if options.rate is not None:
+        raise ConfigError("--rate-sweep measures the peak at full speed first: drop --rate")
+    if any(not 0 < p <= MAX_SWEEP_PERCENT for p in options.rate_sweep):
+        raise ConfigError(f"--rate-sweep takes percents of the peak in (0, {MAX_SWEEP_PERCENT:g}]")
+    if options.point_seconds <= 0:
+        raise ConfigError("--point-seconds must be positive")
 
 
 def run_bench(options: BenchOptions, workdir: Path, hooks: Hooks | None = None) -> dict:
     """The whole bench as a stable dict; `workdir` holds the servers' data and the logs."""
     hooks = hooks or Hooks()
     check_options(options)
-    baseline: TpcbResult | None = None
+    headline = options.durabilities[0]
+    at_headline = dataclasses.replace(options, sync_interval=headline.sync_interval)
+    first = bench_points(options)[0]
+    results: dict[str, TpcbResult] = {}
     with sigterm_as_interrupt():
         if not options.skip_postgres:
-            baseline = run_baseline(options, workdir / "pgdata", hooks)
-        runs, commands = [], []
-        shown: set[Store] = set()
-        for point in bench_points(options):
-            with_projectors = not runs and point.transport is Transport.JETSTREAM and not point.loss
-            scaled = dataclasses.replace(options, transfers=options.transfers * point.scale)
-            run, used = run_point(scaled, point, workdir, hooks, with_projectors)
-            run["scale"] = point.scale
-            runs.append(run)
-            if commands and point.store not in shown:  # its services' flags differ
-                commands += [c for c in used if " serve " in c]
-            shown.add(point.store)
-            commands = commands or used  # the other points differ only in their flags
+            results = run_baselines(options, workdir / "pgdata", hooks)
+        runs, commands = _run_sweep(at_headline, workdir, hooks)
+        runs += run_other_durabilities(options, first, workdir, hooks)
+        curve = (
+            run_curve(at_headline, first, runs[0], workdir, hooks) if options.rate_sweep else None
+        )
     nats_version = runs[0].pop("server_version")
     for run in runs[1:]:
         run.pop("server_version")
-    if baseline is not None:
-        commands = [baseline.init_command, baseline.command, *commands]
-    pg = _baseline_dict(baseline) if baseline else None
+    baselines = {name: _baseline_dict(result) for name, result in results.items()}
+    pg_commands = [c for pg in baselines.values() for c in (pg["init_command"], pg["command"])]
     for run in runs:
+        pg = baselines.get(run["durability"])
         run["vs_postgres"] = round(run["throughput_per_s"] / pg["tps"], 4) if pg else None
+    compared = pairs(options, first, runs, baselines)
+    sweep = [run for run in runs if run["durability"] == headline.name]
     return {
-        "baseline": pg,
+        "durability": [d.name for d in options.durabilities],  # the first is the headline
+        "pairs": compared,
+        "baseline": compared[0]["postgres"],
         "runs": runs,
-        "scales": scale_summary(runs, options.rate) if options.scales else None,
+        "latency_curve": curve,
+        "scales": scale_summary(sweep, options.rate) if options.scales else None,
         "horizon": options.horizon,
-        "ratio": runs[0]["vs_postgres"],
-        "valid": all(run["valid"] for run in runs),
-        "commands": commands,
+        "ratio": compared[0]["ratio"],
+        "valid": all(run["valid"] for run in runs) and (curve is None or curve["valid"]),
+        "commands": [*pg_commands, *commands],
         "protocol_lines": protocol_lines(),
         "signatures": signing_cost(),  # every run above signed and verified each message
-        "machine": machine(baseline, nats_version),
+        "machine": machine(results.get(headline.name), nats_version),
     }
+
+
+def _run_sweep(options: BenchOptions, workdir: Path, hooks: Hooks) -> tuple[list[dict], list]:
+    """Every point of the sweep at the headline durability, each on a fresh cluster."""
+    runs, commands = [], []
+    shown: set[Store] = set()
+    for point in bench_points(options):
+        with_projectors = not runs and point.transport is Transport.JETSTREAM and not point.loss
+        scaled = dataclasses.replace(options, transfers=options.transfers * point.scale)
+        run, used = run_point(scaled, point, workdir, hooks, with_projectors)
+        run["scale"] = point.scale
+        run["durability"] = options.durabilities[0].name
+        runs.append(run)
+        if commands and point.store not in shown:  # its services' flags differ
+            commands += [c for c in used if " serve " in c]
+        shown.add(point.store)
+        commands = commands or used  # the other points differ only in their flags
+    return runs, commands
 
 
 def bench_points(options: BenchOptions) -> list[Point]:
@@ -134,26 +168,8 @@ def bench_points(options: BenchOptions) -> list[Point]:
     return points
 
 
-def run_baseline(options: BenchOptions, data_dir: Path, hooks: Hooks) -> TpcbResult:
-    hooks.phase(
-        f"PostgreSQL: pgbench TPC-B, scale {options.pg_scale}, {options.pg_clients} clients, "
-        f"{options.pg_seconds} s"
-    )
-    try:
-        with EmbeddedPostgres(data_dir) as server:
-            return run_tpcb(
-                server,
-                clients=options.pg_clients,
-                threads=options.pg_threads,
-                seconds=options.pg_seconds,
-                scale=options.pg_scale,
-            )
-    finally:
-        shutil.rmtree(data_dir, ignore_errors=True)  # scale 10 is about 160 MB
-
-
 def is_valid(report: dict) -> bool:
-    return all(run["valid"] for run in report["runs"])
+    return report["valid"]
 
 
 def _baseline_dict(result: TpcbResult) -> dict:
@@ -170,6 +186,8 @@ def _baseline_dict(result: TpcbResult) -> dict:
         "pgbench_version": result.pgbench_version,
         "command": result.command,
         "init_command": result.init_command,
+        "synchronous_commit": result.synchronous_commit,  # as its sessions saw it
+        "fsync": result.fsync,
     }
 
 

@@ -61,25 +61,3 @@ def at_interval(sync_interval: str) -> Durability:
         f"fsync every {sync_interval}",
         ALWAYS.postgres_fsync,
     )
-
-
-def pair_dict(
-    durability: Durability, run: dict, run_index: int, pg: dict | None, commands: list[str]
-) -> dict:
-    """One side-by-side comparison at equal durability, with the commands that reproduce it."""
-    return {
-        "durability": durability.name,
-        "natsbank": {
-            "name": run["name"],
-            "run": run_index,  # in the report's runs
-            "sync_interval": run["sync_interval"],
-            "fsync": durability.nats_fsync,
-            "throughput_per_s": run["throughput_per_s"],
-            "p50_ms": run["p50_ms"],
-            "p99_ms": run["p99_ms"],
-            "valid": run["valid"],
-        },
-        "postgres": pg,
-        "ratio": round(run["throughput_per_s"] / pg["tps"], 4) if pg else None,
-        "commands": commands,
-    }

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from benchmark.durability import ALWAYS, DEFAULT, Durability
 from benchmark.faults import NO_PROCESS_FAULTS, ProcessFaults
 from benchmark.projection import ProjectorChoice
 from eventsource.settings import Store, Transport
@@ -36,7 +37,14 @@ class BenchOptions:
     instances: int = 1  # instances per participant, spread over the processes
     nodes: int = 3
     rate: float | None = None
-    sync_interval: str | None = None  # None: nats-server's default (2 min)
+    # The run's points use each durability's interval; this one only the soak's (None: 2 min).
+    sync_interval: str | None = None
+    # Each against pgbench at the same durability; the first is the headline, and the sweep
+    # (modes, losses, scales, stores) runs at it; the others run the first point again.
+    durabilities: tuple[Durability, ...] = (ALWAYS, DEFAULT)
+    # Percents of the first point's peak, offered one after the other at the headline durability.
+    rate_sweep: tuple[float, ...] = ()
+    point_seconds: float = 20.0  # how long each offered rate lasts
     reject_share: float = 0.02
     seed: int = 1
     pg_seconds: int = 15

@@ -76,10 +76,13 @@ def run_point(
     workdir: Path,
     hooks: Hooks,
     with_projectors: bool = False,
+    tag: str = "",
 ) -> tuple[dict, list[str]]:
-    """One point on a fresh cluster: every point starts from the same state."""
+    """One point on a fresh cluster: every point starts from the same state. `tag` names its
+    directory apart from another run of the same point (another durability, another rate)."""
     with_projectors = with_projectors and point.store is Store.INDEPENDENT
-    where = workdir / f"{point.store}-{point.transport}-{point.loss:g}-{options.transfers}"
+    name = f"{point.store}-{point.transport}-{point.loss:g}-{options.transfers}"
+    where = workdir / (f"{tag}-{name}" if tag else name)
     stats_dir = where / "stats"
     stats_dir.mkdir(parents=True)
     what = (
@@ -267,6 +270,7 @@ def _run_dict(
         "throughput_99_per_s": round(m.throughput_99, 1),
         "p50_ms": m.percentile(50),
         "p99_ms": m.percentile(99),
+        "p999_ms": m.percentile(99.9),
         "max_ms": float(m.latency_ms.get_max_value()) if m.completed else 0.0,
         "outcomes": dict(m.outcomes),
         "causes": dict(m.causes),

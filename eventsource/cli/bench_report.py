@@ -6,41 +6,12 @@ from pathlib import Path
 
 from rich.table import Table
 
+from eventsource.cli.bench_curve import curve_table, pairs_table
 from eventsource.cli.common import console
-from eventsource.core.errors import ConfigError
-from eventsource.settings import Store
-
-
-def parse_losses(text: str) -> tuple[float, ...]:
-    try:
-        values = tuple(float(part) for part in text.split(",") if part.strip())
-    except ValueError:
-        raise ConfigError(f"--loss takes comma-separated numbers, not {text!r}") from None
-    if not values or any(not 0 <= v < 1 for v in values):
-        raise ConfigError("--loss rates must be in [0, 1), e.g. 0,0.01,0.1")
-    return values
-
-
-def parse_scales(text: str) -> tuple[int, ...]:
-    try:
-        values = tuple(int(part) for part in text.split(",") if part.strip())
-    except ValueError:
-        raise ConfigError(f"--scale takes comma-separated whole factors, not {text!r}") from None
-    if any(v < 1 for v in values):
-        raise ConfigError("--scale factors must be at least 1")
-    return values
-
-
-def parse_stores(text: str) -> tuple[Store, ...]:
-    values = tuple(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
-    if not values or set(values) - set(Store):
-        raise ConfigError(
-            f"--store takes independent, shared or both, comma-separated, not {text!r}"
-        )
-    return tuple(Store(v) for v in values)
 
 
 def print_report(report: dict) -> None:
+    console.print(pairs_table(report))
     table = Table(title="natsbank bench", caption=_machine_line(report["machine"]))
     for column in ("system", "loss", "TPS", "vs PG", "latency ms", "messages / transfer"):
         table.add_column(column, justify="left" if column == "system" else "right")
@@ -51,7 +22,9 @@ def print_report(report: dict) -> None:
         table.add_row(pg["name"], "-", f"{pg['tps']:,.0f}", "1.00x", latency, "-", "reference")
     for run in report["runs"]:
         table.add_row(
-            run["name"] + (f" x{run['scale']}" if run.get("scale", 1) > 1 else ""),
+            run["name"]
+            + (f" x{run['scale']}" if run.get("scale", 1) > 1 else "")
+            + f"\nsync {run['sync_interval']}",
             f"{run['loss']:.0%}",
             f"{run['throughput_per_s']:,.0f}\n99%: {run['throughput_99_per_s']:,.0f}",
             f"{run['vs_postgres']:.2f}x" if run["vs_postgres"] is not None else "-",
@@ -79,8 +52,10 @@ def _print_notes(report: dict) -> None:
     if pg:
         console.print(
             f"PostgreSQL: scale {pg['scale']}, {pg['clients']} clients, {pg['threads']} threads, "
-            f"fsync on; {pg['transactions']:,} transactions in {pg['seconds']} s, "
-            f"{pg['failed_transactions']} failed",
+            f"fsync {pg['fsync']}, synchronous_commit {pg['synchronous_commit']}; "
+            f"{pg['transactions']:,} transactions in {pg['seconds']} s, "
+            f"{pg['failed_transactions']} failed; vs PG: each run against pgbench at its "
+            "durability (the table above)",
             highlight=False,
         )
     _print_signatures(report.get("signatures"))
@@ -101,6 +76,10 @@ def _print_notes(report: dict) -> None:
             console.print(_projector_table(run))
     if report.get("scales"):
         console.print(_scale_table(report["scales"]))
+    if report.get("latency_curve"):
+        console.print(curve_table(report["latency_curve"]))
+        if report["latency_curve"].get("chart"):
+            console.print(f"latency chart: {report['latency_curve']['chart']}", highlight=False)
     if report.get("chart"):
         console.print(f"chart: {report['chart']}", highlight=False)
     console.print("commands:", highlight=False)
@@ -151,9 +130,10 @@ def write_chart(report: dict, path: Path) -> Path:
     from matplotlib import pyplot as plt
 
     fig, (servers, endpoints, latency) = plt.subplots(1, 3, figsize=(15, 4.2))
-    for mode in dict.fromkeys(run["mode"] for run in report["runs"]):
+    headline = [r for r in report["runs"] if r["durability"] == report["durability"][0]]
+    for mode in dict.fromkeys(run["mode"] for run in headline):
         runs = sorted(
-            (r for r in report["runs"] if r["mode"] == mode and r.get("scale", 1) == 1),
+            (r for r in headline if r["mode"] == mode and r.get("scale", 1) == 1),
             key=lambda r: r["loss"],
         )
         loss = [100 * r["loss"] for r in runs]
