@@ -28,7 +28,7 @@ def test_a_small_bench_reports_every_figure_and_a_clean_audit(tmp_path: Path) ->
     done = _bench(
         tmp_path,
         *("--transfers", "300", "--nodes", "1", "--instances", "1", "--participants", "3"),
-        *("--mode", "jetstream", "--loss", "0"),
+        *("--mode", "jetstream", "--loss", "0", "--durability", "always"),
         *("--pg-seconds", "2", "--pg-scale", "1", "--json"),
     )
     assert done.returncode == 0, done.stderr
@@ -45,7 +45,7 @@ def test_a_small_bench_reports_every_figure_and_a_clean_audit(tmp_path: Path) ->
     assert run["double_applied"] == 0
     assert run["audit_ok"] is True and run["valid"] is True and report["valid"] is True
     assert run["throughput_per_s"] > 0
-    assert 0 < run["p50_ms"] <= run["p99_ms"] <= run["max_ms"]
+    assert 0 < run["p50_ms"] <= run["p99_ms"] <= run["p999_ms"] <= run["max_ms"]
     assert run["ledger_messages"] > 300
     assert run["ledger_messages_per_transfer"] == pytest.approx(run["ledger_messages"] / 300, 0.01)
     assert report["ratio"] == pytest.approx(run["throughput_per_s"] / baseline["tps"], abs=1e-4)
@@ -54,6 +54,42 @@ def test_a_small_bench_reports_every_figure_and_a_clean_audit(tmp_path: Path) ->
     assert commands[0].startswith("natsbank bench --transfers 300")
     assert any("pgbench -i -s 1 " in c for c in commands)
     assert any("pgbench -c 8 -j 2 -T 2 " in c for c in commands)
+    assert report["durability"] == ["always"] and run["sync_interval"] == "always"
+    (pair,) = report["pairs"]
+    assert pair["postgres"] == baseline and pair["ratio"] == report["ratio"]
+
+
+def test_each_pair_compares_at_equal_durability_read_back_from_the_servers(
+    tmp_path: Path,
+) -> None:
+    done = _bench(
+        tmp_path,
+        *("--transfers", "200", "--nodes", "1", "--participants", "3"),
+        *("--mode", "jetstream", "--loss", "0", "--pg-seconds", "1", "--pg-scale", "1", "--json"),
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["durability"] == ["always", "default"]  # the default: the durable pair first
+    durable, like_for_like = report["pairs"]
+    runs = report["runs"]
+    for pair, sync_interval, synchronous_commit in (
+        (durable, "always", "on"),
+        (like_for_like, "default (2m)", "off"),
+    ):
+        nats, pg = pair["natsbank"], pair["postgres"]
+        run = runs[nats["run"]]
+        assert run["durability"] == pair["durability"] and run["valid"] is True
+        assert nats["sync_interval"] == run["sync_interval"] == sync_interval
+        assert nats["throughput_per_s"] == run["throughput_per_s"] > 0
+        # What pgbench's sessions ran with, as the server reported it to one opened alike.
+        assert (pg["synchronous_commit"], pg["fsync"]) == (synchronous_commit, "on")
+        assert pg["command"].startswith(f"PGOPTIONS='-c synchronous_commit={synchronous_commit}' ")
+        assert pair["ratio"] == pytest.approx(nats["throughput_per_s"] / pg["tps"], abs=1e-4)
+        assert run["vs_postgres"] == pair["ratio"]
+        reproduce, *pgbench = pair["commands"]
+        assert reproduce.startswith(f"natsbank bench --durability {pair['durability']} ")
+        assert pgbench == [pg["init_command"], pg["command"]]
+    assert durable["durability"] == "always" and report["ratio"] == durable["ratio"]
 
 
 def test_skip_postgres_leaves_the_ratio_null(tmp_path: Path) -> None:
@@ -66,12 +102,20 @@ def test_skip_postgres_leaves_the_ratio_null(tmp_path: Path) -> None:
     assert report["baseline"] is None and report["ratio"] is None
     assert report["runs"][0]["lost"] == 0 and report["runs"][0]["audit_ok"] is True
     assert "projectors" not in report["runs"][0]  # --projector none is the default
+    # Still both durabilities, natsbank's side of each pair measured.
+    durable, like_for_like = report["pairs"]
+    assert [r["sync_interval"] for r in report["runs"]] == ["always", "default (2m)"]
+    for index, pair in enumerate((durable, like_for_like)):
+        assert pair["postgres"] is None and pair["ratio"] is None
+        assert pair["natsbank"]["run"] == index and pair["natsbank"]["valid"] is True
+        assert pair["commands"][0].endswith(" --skip-postgres")
+    assert report["latency_curve"] is None
 
 
 def test_projector_figures_come_from_a_phase_after_the_run(tmp_path: Path) -> None:
     done = _bench(
         tmp_path, "--transfers", "200", "--nodes", "1", "--skip-postgres", "--projector", "both",
-        "--mode", "jetstream", "--loss", "0", "--json",
+        "--mode", "jetstream", "--loss", "0", "--durability", "default", "--json",
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     (run,) = json.loads(done.stdout)["runs"]
@@ -102,7 +146,7 @@ def test_the_sweep_compares_both_modes_under_loss_and_draws_the_chart(tmp_path: 
     chart = tmp_path / "sweep.png"
     done = _bench(
         tmp_path, "--transfers", "300", "--nodes", "1", "--skip-postgres", "--loss", "0,0.2",
-        "--resend-after", "0.5", "--chart", str(chart), "--json",
+        "--resend-after", "0.5", "--durability", "default", "--chart", str(chart), "--json",
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
@@ -133,7 +177,7 @@ def test_process_faults_kill_services_and_hold_a_receiver_back(tmp_path: Path) -
     done = _bench(
         tmp_path, "--transfers", "300", "--nodes", "1", "--skip-postgres", "--mode", "core",
         "--loss", "0", "--resend-after", "0.5", "--kill-service-every", "0.5",
-        "--receiver-down", "3", "--json",
+        "--receiver-down", "3", "--durability", "default", "--json",
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     (run,) = json.loads(done.stdout)["runs"]

@@ -14,6 +14,7 @@ def test_bench_compares_the_independent_and_the_shared_store(tmp_path: Path) -> 
         "bench",
         *("--transfers", "300", "--nodes", "1", "--participants", "3", "--skip-postgres"),
         *("--mode", "jetstream", "--loss", "0", "--store", "independent,shared"),
+        *("--durability", "default"),
         *("--chart", str(tmp_path / "chart.png"), "--json"),
     )
     assert done.returncode == 0, done.stderr
