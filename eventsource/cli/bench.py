@@ -13,6 +13,7 @@ import typer
 from rich.progress import Progress
 
 from benchmark.bench import (
+    BenchOptions,
     Hooks,
     check_options,
     is_valid,
@@ -74,14 +75,7 @@ def bench(
     params = dict(locals())  # every flag by name, before any other local exists
     options = flags.bench_options(params)
     if soak is not None:
-        soaking = SoakOptions(
-            duration=soak,
-            rate=rate,
-            horizon=horizon or DEFAULT_HORIZON,
-            sample_every=sample_every,
-            bench=options,
-        )
-        _soak(soaking, flags.SOAK_CHART if chart == flags.BENCH_CHART else chart, as_json)
+        _soak(_soak_options(options, params), _soak_chart(chart), as_json)
         return
     check_options(options)
     workdir = Path(tempfile.mkdtemp(prefix="natsbank-bench-"))
@@ -117,6 +111,20 @@ def _charts(report: dict, chart: Path | None) -> None:
     if report["latency_curve"]:
         curve = chart.with_name(f"{chart.stem}-latency.png")
         report["latency_curve"]["chart"] = str(write_curve_chart(report, curve))
+
+
+def _soak_options(options: BenchOptions, params: dict) -> SoakOptions:
+    return SoakOptions(
+        duration=params["soak"],
+        rate=params["rate"],
+        horizon=params["horizon"] or DEFAULT_HORIZON,
+        sample_every=params["sample_every"],
+        bench=options,
+    )
+
+
+def _soak_chart(chart: Path | None) -> Path | None:
+    return flags.SOAK_CHART if chart == flags.BENCH_CHART else chart
 
 
 def _soak(options: SoakOptions, chart: Path | None, as_json: bool) -> None:
