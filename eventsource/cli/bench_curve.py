@@ -21,7 +21,7 @@ def pairs_table(report: dict) -> Table:
             pair["durability"],
             f"{nats['name']}\n{nats['fsync']}",
             f"{nats['throughput_per_s']:,.0f}",
-            f"pgbench, synchronous_commit={pg['synchronous_commit']}, fsync={pg['fsync']}"
+            f"pgbench TPC-B\nsynchronous_commit\n={pg['synchronous_commit']}, fsync={pg['fsync']}"
             if pg
             else "- (--skip-postgres)",
             f"{pg['tps']:,.0f}" if pg else "-",
