@@ -92,7 +92,8 @@ def test_with_a_horizon_the_timings_before_the_soak_come_once_a_first_load_fille
 ) -> None:
     done = _bench(
         tmp_path, "--soak", "10s", "--rate", "50", "--horizon", "8s", "--sample-every", "5s",
-        "--nodes", "1", "--processes", "1", "--participants", "3", "--skip-postgres", "--json",
+        "--nodes", "1", "--processes", "1", "--participants", "3", "--skip-postgres",
+        "--chart", str(tmp_path / "soak.png"), "--json",
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
 
