@@ -12,9 +12,10 @@ from eventsource.adapters.topology import HistoryConfig
 from eventsource.core.subjects import ledger_stream, outgoing_key, partition_of, state_subject
 from tests.integration.live_bank import LiveBank
 
-# Short enough for a test: what is final for 6 + 2 seconds leaves the live ledger.
-HISTORY = HistoryConfig(horizon="6s", period="3s", max_clock_skew="2s")
-AGE_S = 6 + 2 + 1  # horizon + skew, and a second more
+# Short enough for a test: what is final for 4 + 1 seconds leaves the live ledger. A fresh id
+# stays LIVE for horizon - skew = 3 s after it is made: ample for its submission's ACK.
+HISTORY = HistoryConfig(horizon="4s", period="2s", max_clock_skew="1s")
+AGE_S = 4 + 1 + 1  # horizon + skew, and a second more
 
 
 def new_id(age_s: float = 0.0) -> str:

@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import msgspec
-import nats.errors
 from nats.aio.client import Client
 
 from eventsource.adapters.cluster import ClusterInfo
@@ -47,6 +46,7 @@ from eventsource.settings import Transport
 from tests.integration.authorized import AUTH, connected, credential, provision
 from tests.integration.forging import signed_by
 from tests.integration.live_bank import transfer
+from tests.integration.refusals import answer, watched
 
 ATTACKER = "bank-c"
 LEDGER = ledger_stream(0)
@@ -113,11 +113,7 @@ class Switch:
 async def attempt(nc: Client, subject: str, payload: bytes, headers: dict | None = None):
     """A publish as an attacker sends it, asking for the stream's answer: the answer's bytes, or
     None when none came (the server refused it and nothing answers)."""
-    try:
-        reply = await nc.request(subject, payload, timeout=NO_ANSWER_S, headers=headers)
-    except (nats.errors.TimeoutError, nats.errors.NoRespondersError):
-        return None
-    return reply.data
+    return await answer(nc, subject, payload, timeout=NO_ANSWER_S, headers=headers)
 
 
 def forged_entries(account: Account, *entries: tuple[EntryKind, str, int]) -> bytes:
@@ -173,12 +169,14 @@ async def running_switch(
             services.append((nc, asyncio.create_task(service.run(stop))))
         async with (
             connected(cluster, Role.AUDIT) as operator,
-            connected(cluster, Role.SERVICE, ATTACKER) as service,
-            connected(cluster, Role.CLIENT, ATTACKER) as client,
+            watched(cluster, Role.SERVICE, ATTACKER) as service,
+            watched(cluster, Role.CLIENT, ATTACKER) as client,
         ):
             yield Switch(cluster, operator, service, client, stop, serving)
     finally:
         stop.set()
+        for _, task in services:  # the row is over: no need to wait out a fetch (FETCH_WAIT_S)
+            task.cancel()
         if services:
             await asyncio.wait([task for _, task in services], timeout=10)
         for nc, _ in services:

@@ -157,6 +157,8 @@ async def live_bank(
         yield bank
     finally:
         bank.stop.set()
+        for _, task in bank.services:  # the test is over: no need to wait out a fetch
+            task.cancel()
         if bank.services:
             await asyncio.wait([task for _, task in bank.services], timeout=10)
         await nc.close()

@@ -7,7 +7,6 @@ import json
 import subprocess
 from pathlib import Path
 
-import nats
 import pytest
 from nats.aio.client import Client
 
@@ -17,6 +16,7 @@ from eventsource.adapters.nats_binary import find_nats_server
 from eventsource.core.permissions import Role
 from eventsource.services.independent.ledger import IndependentLedger
 from tests.integration.authorized import AUTH, Provisioned, connected, provision
+from tests.integration.refusals import answer, watched
 
 LEDGER = "KV_ledger_0"
 REFUSAL_WAIT_S = 1.0  # a refused request gets no answer: how long to wait for the one it lacks
@@ -54,11 +54,7 @@ async def _last(nc: Client, stream: str) -> int:
 
 async def _attempt(nc: Client, subject: str, payload: bytes = b"{}") -> bytes | None:
     """A request as an attacker sends it: its answer, or None if none came."""
-    try:
-        reply = await nc.request(subject, payload, timeout=REFUSAL_WAIT_S)
-    except (nats.errors.TimeoutError, nats.errors.NoRespondersError):
-        return None
-    return reply.data
+    return await answer(nc, subject, payload, timeout=REFUSAL_WAIT_S)
 
 
 WRITES = [  # (what, subject): nothing may be stored, whatever the server answers
@@ -80,9 +76,9 @@ async def test_bank_c_cannot_write(provisioned: Provisioned, what: str, subject:
     cluster = provisioned.cluster
     async with connected(cluster, Role.AUDIT) as audit:
         before = {s: await _last(audit, s) for s in (LEDGER, "KV_participants", "DEADLETTER")}
-        async with connected(cluster, Role.SERVICE, "bank-c") as bank_c:
-            answer = await _attempt(bank_c, subject, b'{"forged": true}')
-        assert answer is None or b'"seq"' not in answer, answer
+        async with watched(cluster, Role.SERVICE, "bank-c") as bank_c:
+            answered = await _attempt(bank_c, subject, b'{"forged": true}')
+        assert answered is None or b'"seq"' not in answered, answered
         after = {s: await _last(audit, s) for s in before}
     assert after == before
 
@@ -105,9 +101,9 @@ async def test_bank_c_cannot_use_the_api_against_others(
     provisioned: Provisioned, what: str, subject: str
 ) -> None:
     cluster = provisioned.cluster
-    async with connected(cluster, Role.SERVICE, "bank-c") as bank_c:
-        answer = await _attempt(bank_c, subject, json.dumps({"name": "spy"}).encode())
-    assert answer is None or (b'"success":true' not in answer and b"bank-a" not in answer)
+    async with watched(cluster, Role.SERVICE, "bank-c") as bank_c:
+        answered = await _attempt(bank_c, subject, json.dumps({"name": "spy"}).encode())
+    assert answered is None or (b'"success":true' not in answered and b"bank-a" not in answered)
     async with connected(cluster, Role.AUDIT) as audit:
         js = audit.jetstream()
         assert {s async for s in _names(js)} >= {LEDGER, "DEADLETTER", "KV_participants"}

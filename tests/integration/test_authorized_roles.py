@@ -11,7 +11,6 @@ import json
 import time
 from collections.abc import AsyncIterator
 
-import nats
 import pytest
 from nats.aio.client import Client
 
@@ -34,6 +33,7 @@ from eventsource.services.independent.ledger import IndependentLedger
 from eventsource.settings import Transport
 from tests.integration.archiving import AGE_S, HISTORY, new_id
 from tests.integration.authorized import AUTH, Provisioned, connected, provision
+from tests.integration.refusals import answer, watched
 
 DEADLINE_MS = 1500
 OUTCOME_WAIT_S = 30.0  # far below the 60 s sweep: only the read at start can give up in time
@@ -197,11 +197,7 @@ async def _last_seqs(cluster: ClusterInfo) -> dict[str, int]:
 
 
 async def _attempt(nc: Client, subject: str, payload: bytes = b"{}") -> bytes | None:
-    try:
-        reply = await nc.request(subject, payload, timeout=REFUSAL_WAIT_S)
-    except (nats.errors.TimeoutError, nats.errors.NoRespondersError):
-        return None
-    return reply.data
+    return await answer(nc, subject, payload, timeout=REFUSAL_WAIT_S)
 
 
 @pytest.mark.parametrize(("role", "subject"), TOOL_WRITES, ids=lambda v: str(v))
@@ -209,9 +205,9 @@ async def test_an_operator_tool_cannot_write_what_is_not_its_job(
     provisioned: Provisioned, role: Role, subject: str
 ) -> None:
     before = await _last_seqs(provisioned.cluster)
-    async with connected(provisioned.cluster, role) as tool:
-        answer = await _attempt(tool, subject, b'{"forged": true}')
-    assert answer is None or b'"seq"' not in answer, answer
+    async with watched(provisioned.cluster, role) as tool:
+        answered = await _attempt(tool, subject, b'{"forged": true}')
+    assert answered is None or b'"seq"' not in answered, answered
     assert await _last_seqs(provisioned.cluster) == before
 
 
@@ -234,9 +230,9 @@ async def test_an_operator_tool_cannot_use_the_api_beyond_its_job(
 ) -> None:
     cluster = provisioned.cluster
     before = await _last_seqs(cluster)
-    async with connected(cluster, role) as tool:
-        answer = await _attempt(tool, subject, json.dumps({"name": "spy"}).encode())
-    assert answer is None or b'"success":true' not in answer, answer
+    async with watched(cluster, role) as tool:
+        answered = await _attempt(tool, subject, json.dumps({"name": "spy"}).encode())
+    assert answered is None or b'"success":true' not in answered, answered
     assert await _last_seqs(cluster) == before
     async with connected(cluster, Role.AUDIT) as audit_nc:
         consumers = {c.name for c in await audit_nc.jetstream().consumers_info("KV_ledger_0")}
