@@ -27,6 +27,7 @@ def _bench(home: Path, *args: str, timeout: float = 240) -> subprocess.Completed
     return subprocess.run(
         [sys.executable, "-m", "eventsource.cli", "bench", *args],
         env=env,
+        cwd=home,  # its default natsbank-soak.json/.png: never over the repository's own
         capture_output=True,
         text=True,
         timeout=timeout,
