@@ -7,12 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
-import urllib.error
-import urllib.request
 from pathlib import Path
-
-from prometheus_client.parser import text_string_to_metric_families
 
 from eventsource.adapters.cluster import resolve_nats_url
 from eventsource.adapters.jetstream import connect
@@ -22,40 +17,10 @@ from eventsource.core.signing import Signer
 from eventsource.core.subjects import inbox_consumer, ledger_stream, partition_of
 from eventsource.settings import Settings
 from tests.e2e.cli import Cli
+from tests.e2e.http_probe import free_port, get, samples, value
 from tests.e2e.polling import eventually
 
 TRANSFERS = 4
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def get(port: int, path: str) -> tuple[int, str] | None:
-    """(status, body), or None while nothing listens yet."""
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as reply:
-            return reply.status, reply.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode()
-    except OSError:
-        return None
-
-
-def samples(port: int) -> dict[tuple[str, frozenset], float]:
-    answer = get(port, "/metrics")
-    assert answer is not None and answer[0] == 200
-    return {
-        (s.name, frozenset(s.labels.items())): s.value
-        for family in text_string_to_metric_families(answer[1])
-        for s in family.samples
-    }
-
-
-def value(found: dict, name: str, **labels: str) -> float | None:
-    return found.get((name, frozenset(labels.items())))
 
 
 async def publish_ghost_result(home, parent: str) -> None:

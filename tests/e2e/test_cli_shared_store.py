@@ -13,8 +13,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from eventsource.services.metrics import ServiceMetrics
 from tests.e2e.cli import Cli, assert_one_line_error
+from tests.e2e.http_probe import free_port, get, samples, value
 from tests.e2e.polling import eventually
-from tests.e2e.test_cli_observability import free_port, get, samples, value
 
 
 def test_money_moves_in_one_step_on_the_shared_store(dev_cluster: Cli, tmp_path: Path) -> None:

@@ -77,3 +77,11 @@ async def deliver_everything_again(projector: Projector) -> None:
         await projector.apply_batch(stream, msgs, asyncio.Event())
         assert projector.stats.applied == applied
         await sub.unsubscribe()
+
+
+ROUTES = [("alpha", "beta"), ("beta", "gamma"), ("gamma", "alpha")]  # a1->b1, b2->g1, g1->a2
+
+
+def of_beta(rows: dict[str, tuple]) -> dict[str, tuple]:
+    """The rows of beta's own keys (what a projection of beta alone holds)."""
+    return {key: row for key, row in rows.items() if key.startswith("beta.")}

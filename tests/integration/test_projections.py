@@ -20,9 +20,11 @@ from tests.integration.live_bank import LiveBank
 from tests.integration.mixed_transfers import run_transfers
 from tests.integration.polling import eventually
 from tests.integration.projecting import (
+    ROUTES,
     cli_args,
     deliver_everything_again,
     name_of,
+    of_beta,
     projecting,
     until_caught_up,
 )
@@ -42,7 +44,6 @@ ACCOUNTS = {  # (participant, account, currency, balance, pending_debits, pendin
     "gamma.acct.g1":  ("gamma", "g1",  "EUR",  "996.00", "0.00", "0.00", False),
     "gamma.acct.usd": ("gamma", "usd", "USD",   "50.00", "0.00", "0.00", False),
 }  # fmt: skip
-ROUTES = [("alpha", "beta"), ("beta", "gamma"), ("gamma", "alpha")]  # a1->b1, b2->g1, g1->a2
 REFUSED = {  # all from alpha: id -> (receiving bank, amount, cause, detail)
     "no-funds": ("beta", "5000.00", "INSUFFICIENT_FUNDS",
                  "available 977.00 EUR is less than 5000.00"),  # a1 with ok-0, 3, 6, 9 reserved
@@ -70,10 +71,6 @@ def scenario_transfers() -> dict[str, tuple]:
     for tid, (p, amount, cause, detail) in REFUSED.items():
         rows |= both_records(tid, "alpha", p, amount, "REJECTED", cause, detail)
     return rows
-
-
-def of_beta(rows: dict[str, tuple]) -> dict[str, tuple]:
-    return {key: row for key, row in rows.items() if key.startswith("beta.")}
 
 
 async def test_the_projection_shows_what_the_transfers_did_and_equals_the_ledger(

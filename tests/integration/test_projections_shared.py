@@ -21,14 +21,15 @@ from projections.sqlite import SqliteDb
 from projections.store import ProjectionDb
 from tests.integration.live_bank import transfer
 from tests.integration.projecting import (
+    ROUTES,
     deliver_everything_again,
     name_of,
+    of_beta,
     projecting,
     until_caught_up,
 )
 from tests.integration.projection_state import ACCOUNT_FIELDS
 from tests.integration.shared_bank import SharedBank, shared_bank
-from tests.integration.test_projections import ROUTES, of_beta
 
 # Worked out by hand: each EUR account starts with 1000.00, gamma/usd with 50.00 USD; ok-i moves
 # (i + 1).25 EUR along ROUTES[i % 3] (a1->b1, b2->g1, g1->a2); the refusals move nothing.
