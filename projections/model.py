@@ -159,3 +159,32 @@ def record_row(key: str, counterparty: str, state: TransferState, at: int) -> Tr
         detail=state.detail,
         at=at,
     )
+
+
+# The upsert arguments of a transfer row (both backends): the key first, then the four phase
+# times at these positions (`_transfer_args` in postgres.py and sqlite.py).
+TRANSFER_PHASE_ARGS = slice(14, 18)
+
+
+def last_per_key(rows: list[tuple]) -> list[tuple]:
+    """Account upserts of one batch (key first, in stream order): the last per key. Each upsert
+    replaces the row with a later snapshot, so applying only the last gives the same row."""
+    return list({row[0]: row for row in rows}.values())
+
+
+def merged_per_key(rows: list[tuple]) -> list[tuple]:
+    """Transfer upserts of one batch (key first, in stream order): one per key, the last one's
+    values with each phase time the first one given. The upsert keeps a phase time once set
+    (`COALESCE(old, new)`), so one merged upsert gives the row all of them would."""
+    phases = TRANSFER_PHASE_ARGS
+    merged: dict[object, tuple] = {}
+    for row in rows:
+        earlier = merged.get(row[0])
+        if earlier is not None:
+            times = tuple(
+                old if old is not None else new
+                for old, new in zip(earlier[phases], row[phases], strict=True)
+            )
+            row = row[: phases.start] + times + row[phases.stop :]
+        merged[row[0]] = row
+    return list(merged.values())

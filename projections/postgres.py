@@ -8,7 +8,13 @@ from decimal import Decimal
 
 import asyncpg
 
-from projections.model import AccountRow, LedgerEvent, TransferRow
+from projections.model import (
+    AccountRow,
+    LedgerEvent,
+    TransferRow,
+    last_per_key,
+    merged_per_key,
+)
 from projections.schema import POSTGRES_MIGRATIONS
 from projections.store import LostLeadership, Position, ProjectedState
 
@@ -148,8 +154,12 @@ class PostgresDb:
             if last_seq <= stored:
                 return 0
             todo = [e for e in events if e.seq > stored]
-            accounts = [_account_args(e, e.row) for e in todo if isinstance(e.row, AccountRow)]
-            transfers = [_transfer_args(e, e.row) for e in todo if isinstance(e.row, TransferRow)]
+            accounts = last_per_key(
+                [_account_args(e, e.row) for e in todo if isinstance(e.row, AccountRow)]
+            )
+            transfers = merged_per_key(
+                [_transfer_args(e, e.row) for e in todo if isinstance(e.row, TransferRow)]
+            )
             if accounts:
                 await conn.executemany(_UPSERT_ACCOUNT, accounts)
             if transfers:

@@ -4,8 +4,9 @@ projections/source.py: the ledger partitions, or the shared store's one stream).
 Per followed stream k, a durable pull consumer `projector_<name>_<k>` on its state subjects
 (`$KV.ledger_<k>.>`, `$KV.shared.>`; the inbox subjects are not delivered). A fetched batch is
 applied in ONE database transaction together with the stream position it reaches; it is acked
-only after the commit. Events at or below the stored position are skipped, so a redelivery
-changes nothing.
+only after the commit, with one ack for the whole batch (AckPolicy.ALL). Within a batch only
+the last row per key is written (projections/model.py `last_per_key`, `merged_per_key`).
+Events at or below the stored position are skipped, so a redelivery changes nothing.
 
 Never skip a gap: the database position is the truth and the consumer only a cursor. At start,
 and whenever a delivery is missing (the consumer sequence jumped: a fetch reply was lost, or
@@ -159,7 +160,7 @@ class Projector:
         config = ConsumerConfig(
             durable_name=durable,
             filter_subject=self.source.filter(k),
-            ack_policy=AckPolicy.EXPLICIT,
+            ack_policy=AckPolicy.ALL,  # one ack per batch, after its commit: it covers the batch
             deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
             opt_start_seq=position + 1,
             replay_policy=ReplayPolicy.INSTANT,
@@ -254,9 +255,8 @@ class Projector:
         self.stats.batches += 1
         self.stats.applied += applied
         self.stats.skipped += len(events) - applied
-        for msg in msgs:
-            with contextlib.suppress(Exception):  # a lost ack only means a skipped redelivery
-                await msg.ack()
+        with contextlib.suppress(Exception):  # a lost ack only means a skipped redelivery
+            await msgs[-1].ack()  # AckPolicy.ALL: every message of the batch, in one ack
 
     async def _poison(self, msg: Msg, detail: str) -> None:
         self.stats.dead_letters += 1

@@ -11,7 +11,13 @@ from pathlib import Path
 
 import aiosqlite
 
-from projections.model import AccountRow, LedgerEvent, TransferRow
+from projections.model import (
+    AccountRow,
+    LedgerEvent,
+    TransferRow,
+    last_per_key,
+    merged_per_key,
+)
 from projections.schema import SQLITE_MIGRATIONS
 from projections.store import Position, ProjectedState
 
@@ -214,8 +220,12 @@ async def _apply_one(
         stored = await _stored(db, stream)
         todo = [e for e in events if e.seq > stored]
         if last_seq > stored:
-            accounts = [_account_args(e, e.row) for e in todo if isinstance(e.row, AccountRow)]
-            transfers = [_transfer_args(e, e.row) for e in todo if isinstance(e.row, TransferRow)]
+            accounts = last_per_key(
+                [_account_args(e, e.row) for e in todo if isinstance(e.row, AccountRow)]
+            )
+            transfers = merged_per_key(
+                [_transfer_args(e, e.row) for e in todo if isinstance(e.row, TransferRow)]
+            )
             if accounts:
                 await db.executemany(_UPSERT_ACCOUNT, accounts)
             if transfers:
