@@ -17,8 +17,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import re
 import time
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from typing import TypeVar
 
 from nats.errors import (
@@ -33,7 +35,7 @@ from nats.js.errors import (
     ServiceUnavailableError,
 )
 
-from eventsource.core.errors import InfrastructureError, TemporarilyUnavailable
+from eventsource.core.errors import AccessRefused, InfrastructureError, TemporarilyUnavailable
 
 T = TypeVar("T")
 log = logging.getLogger("natsbank.retry")
@@ -76,6 +78,33 @@ _TRANSIENT_TYPES = (
     ConnectionReconnectingError,
     StaleConnectionError,
 )
+
+
+# A refusal that makes requests time out: the subscription to the connection's reply inbox, or
+# a publish to the JetStream API (nats-py reports both through its error callback only).
+_REQUEST_REFUSAL = re.compile(
+    r'permissions violation for (subscription to "_inbox\.|publish to "\$JS\.)', re.IGNORECASE
+)
+_refusals: ContextVar[list[str] | None] = ContextVar("natsbank_refusals", default=None)
+
+
+def watch_refusals() -> Callable[[BaseException], None]:
+    """Collect, for the current task, the server's refusals of what requests need; give what
+    it returns the errors of the connection's error callback. A request the server refused
+    times out, and no retry can change that: the retries below then fail at once."""
+    refused: list[str] = []
+    _refusals.set(refused)
+
+    def note(error: BaseException) -> None:
+        if _REQUEST_REFUSAL.search(str(error)):
+            refused.append(" ".join(str(error).split()))
+
+    return note
+
+
+def _refused_request(error: BaseException) -> str | None:
+    refused = _refusals.get()
+    return refused[-1] if refused and isinstance(error, TimeoutError) else None
 
 
 def is_transient_reply(code: int | None, err_code: int | None) -> bool:
@@ -139,6 +168,12 @@ class Backoff:
     async def pause(self, error: BaseException) -> None:
         """After a transient failure: wait before the next attempt, or raise
         InfrastructureError when the bound is reached."""
+        refusal = _refused_request(error)
+        if refusal is not None:
+            raise AccessRefused(
+                f"{self.what} failed: the NATS server refused this credential what it needs "
+                f"({refusal}): use the credential of the role this command needs"
+            ) from error
         self.attempts += 1
         elapsed = self._clock() - self._started
         left = self.retry_seconds - elapsed

@@ -17,6 +17,7 @@ from rich.console import Console
 
 from eventsource.adapters.access import resolve_access
 from eventsource.adapters.jetstream import connect
+from eventsource.adapters.retry import watch_refusals
 from eventsource.adapters.tls import UNTRUSTED
 from eventsource.bootstrap import open_ledger
 from eventsource.core.errors import ConfigError
@@ -53,6 +54,7 @@ async def nats_connection(config: Settings, identity: Identity) -> AsyncIterator
     url, credential = resolve_access(config, identity)
     connecting = True
     failures: list[Exception] = []
+    refused = watch_refusals()  # a refused request fails at once instead of being retried
 
     async def report(exc: Exception) -> None:
         # nats-py retries a first connect forever, logging a traceback each time: stay quiet
@@ -60,7 +62,10 @@ async def nats_connection(config: Settings, identity: Identity) -> AsyncIterator
         if connecting:
             failures.append(exc)
         elif "permissions violation" in str(exc):  # the credential's role: one line, no trace
-            logging.getLogger("natsbank").error("NATS refused %s: %s", identity.name, exc)
+            refused(exc)
+            logging.getLogger("natsbank").error(
+                "NATS refused the credential used as %s: %s", identity.name, exc
+            )
         else:
             logging.getLogger("nats.aio.client").error("nats: encountered error", exc_info=exc)
 

@@ -33,6 +33,11 @@ class ConfigError(NatsbankError):
     exit_code = 2
 
 
+class AccessRefused(ConfigError):
+    """The NATS server refused this credential a subject the operation needs (a permissions
+    violation): no retry can change that, so it fails at once."""
+
+
 class UsageError(ConfigError):
     """A command line that cannot be carried out as written."""
 

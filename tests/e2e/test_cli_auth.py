@@ -70,6 +70,7 @@ def test_a_bank_credential_cannot_fund_and_says_why(authorized_dev: Cli) -> None
     assert done.returncode != 0
     assert "Traceback" not in done.stderr
     assert "error:" in done.stderr.splitlines()[-1]  # the command's one-line error comes last
+    assert "refused this credential" in done.stderr.splitlines()[-1]  # at once, not retried
     balances = natsbank.json("accounts", "list", "--json")
     assert all(a["account"] != "a9" for a in balances)
 

@@ -5,6 +5,7 @@ purpose; the real servers are in tests/integration/test_transient_retry.py."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import pytest
 from nats.errors import ConnectionClosedError, ConnectionReconnectingError, NoRespondersError
@@ -33,9 +34,11 @@ from eventsource.adapters.retry import (
     is_transient,
     is_transient_reply,
     transient_retry,
+    watch_refusals,
 )
 from eventsource.adapters.topology import Topology, seconds
 from eventsource.core.errors import (
+    AccessRefused,
     DomainError,
     InfrastructureError,
     TemporarilyUnavailable,
@@ -240,3 +243,46 @@ def test_a_repeated_submit_stays_inside_the_default_duplicate_window() -> None:
     publish_timeout_seconds = 10
     window_seconds = seconds(Topology().ledger.duplicate_window)
     assert TRANSIENT_RETRY_SECONDS + publish_timeout_seconds < window_seconds
+
+
+def _timing_out(attempts: list[int]):
+    async def operation() -> None:
+        attempts.append(1)
+        raise NatsTimeout
+
+    return operation
+
+
+async def _no_sleep(seconds: float) -> None:
+    return None
+
+
+async def _retried_after(refusal: str | None) -> int:
+    """Attempts made by a retry of an operation that times out, after the connection's error
+    callback saw `refusal` (in a task of its own: the refusals are watched per task)."""
+    note = watch_refusals()
+    if refusal is not None:
+        note(Exception(refusal))
+    attempts: list[int] = []
+    clock = iter(range(0, 1000)).__next__
+    with contextlib.suppress(InfrastructureError):
+        await transient_retry(
+            _timing_out(attempts), what="read", clock=lambda: float(clock()), sleep=_no_sleep
+        )
+    return len(attempts)
+
+
+async def test_a_request_the_server_refused_fails_at_once_in_one_line() -> None:
+    refusal = 'nats: permissions violation for subscription to "_inbox.funding.abc.*"'
+    with pytest.raises(AccessRefused, match="refused this credential") as caught:
+        await asyncio.create_task(_retried_after(refusal))
+    assert "\n" not in str(caught.value) and "_inbox.funding" in str(caught.value)
+    api = 'nats: Permissions Violation for Publish to "$JS.ledger.API.STREAM.INFO.KV_ledger_0"'
+    with pytest.raises(AccessRefused):
+        await asyncio.create_task(_retried_after(api))
+
+
+async def test_other_refusals_and_no_refusal_leave_the_retries_as_they_were() -> None:
+    core = 'nats: permissions violation for publish to "nb.core.bank-b.posting.bank-c"'
+    assert await asyncio.create_task(_retried_after(core)) > 1
+    assert await asyncio.create_task(_retried_after(None)) > 1
