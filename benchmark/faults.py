@@ -116,7 +116,7 @@ async def _sleep_unless(done: asyncio.Event, seconds: float) -> None:
         await asyncio.wait_for(done.wait(), seconds)
 
 
-def service_counters(stats_dir: Path) -> dict[str, int]:
+def service_counters(stats_dir: Path) -> dict[str, float]:
     """The sum of every service process's counters (a killed process keeps its last file)."""
     total: dict[str, int] = {}
     for path in stats_dir.glob("*.json"):
@@ -128,6 +128,9 @@ def service_counters(stats_dir: Path) -> dict[str, int]:
             for key, value in service.items():
                 if isinstance(value, int) and not isinstance(value, bool):
                     total[key] = total.get(key, 0) + value
+                elif key == "time_s":  # seconds per stage (services/stopwatch.py)
+                    for stage, seconds in value.items():
+                        total[f"time_s_{stage}"] = total.get(f"time_s_{stage}", 0) + seconds
                 elif isinstance(value, dict):
                     for fate, count in value.items():
                         total[f"faults_{fate}"] = total.get(f"faults_{fate}", 0) + count
@@ -226,4 +229,19 @@ def transport_figures(
         "node_kills": disturbed.node_kills,
         "groups": counters.get("groups", 0),
         "conflicts": counters.get("conflicts", 0),
+        "time_s": time_breakdown(counters),
+    }
+
+
+def time_breakdown(counters: dict) -> dict:
+    """Seconds per stage summed over every service instance (services/stopwatch.py), and each
+    deciding stage's share of their sum (`fetch` overlaps them: it is not in the sum)."""
+    seconds = {k[len("time_s_") :]: v for k, v in counters.items() if k.startswith("time_s_")}
+    busy = sum(v for stage, v in seconds.items() if stage != "fetch")
+    return {
+        "seconds": {stage: round(v, 3) for stage, v in seconds.items()},
+        "busy_s": round(busy, 3),
+        "share": {
+            stage: round(v / busy, 3) for stage, v in seconds.items() if stage != "fetch" and busy
+        },
     }

@@ -48,6 +48,7 @@ from eventsource.core.workset import DeadLetter, Write
 from eventsource.services.metrics import Observer
 from eventsource.services.signatures import MessageVerifier, signed
 from eventsource.services.stats import ServiceStats
+from eventsource.services.stopwatch import Stage, Stopwatch
 from eventsource.services.transport import Carrier
 
 log = logging.getLogger("natsbank.service")
@@ -116,6 +117,7 @@ class GroupCommit:
         on_committed: Callable[[Decision], None] = lambda decision: None,
         signer: Signer | None = None,
         verifier: MessageVerifier | None = None,
+        stopwatch: Stopwatch | None = None,
     ) -> None:
         self.nc = nc
         self.participant = participant
@@ -126,6 +128,7 @@ class GroupCommit:
         self.on_committed = on_committed
         self.signer = signer  # signs every protocol message this participant sends
         self.verifier = verifier  # checks every protocol message it receives, before deciding
+        self.stopwatch = stopwatch or Stopwatch()  # where the time goes, per stage
         self.stop = asyncio.Event()
         self._turn = asyncio.Lock()
         self._unstored: set[int] = set()  # messages of this fetch whose dead letter failed
@@ -134,29 +137,34 @@ class GroupCommit:
         """Decode, split and commit a fetch; ack each message after its last piece."""
         async with self._turn:
             self._unstored.clear()
-            received: list[tuple[Msg, InboxMessage]] = []
-            for msg in msgs:
-                try:
-                    message = self.decider.decode(msg)
-                except (msgspec.DecodeError, ProtocolError) as exc:
-                    reason = (
-                        exc.reason
-                        if isinstance(exc, ProtocolError)
-                        else DeadLetterReason.UNDECODABLE
-                    )
-                    await self._poison(msg, reason, str(exc))
-                    continue
-                if self.verifier is not None:
-                    problem = await self.verifier.problem(msg, message)
-                    if problem is not None:
-                        await self._poison(msg, DeadLetterReason.BAD_SIGNATURE, problem)
-                        continue
-                received.append((msg, message))
+            with self.stopwatch.timing(Stage.DECODE):
+                received = await self._decoded(msgs)
             pieces: list[Piece] = []
             for msg, message in self.carrier.within_bounds(received):
                 parts = split_message(message)
                 pieces += [Piece(msg, part, i == len(parts) - 1) for i, part in enumerate(parts)]
             await self._commit_in_groups(pieces)
+
+    async def _decoded(self, msgs: list[Msg]) -> list[tuple[Msg, InboxMessage]]:
+        """The messages that decode, belong here and carry a good signature; the others are
+        dead-lettered with their reason."""
+        received: list[tuple[Msg, InboxMessage]] = []
+        for msg in msgs:
+            try:
+                message = self.decider.decode(msg)
+            except (msgspec.DecodeError, ProtocolError) as exc:
+                reason = (
+                    exc.reason if isinstance(exc, ProtocolError) else DeadLetterReason.UNDECODABLE
+                )
+                await self._poison(msg, reason, str(exc))
+                continue
+            if self.verifier is not None:
+                problem = await self.verifier.problem(msg, message)
+                if problem is not None:
+                    await self._poison(msg, DeadLetterReason.BAD_SIGNATURE, problem)
+                    continue
+            received.append((msg, message))
+        return received
 
     async def commit_commands(self, command: GiveUps) -> None:
         """Decide and commit the instance's own commands (the give-up clock) like a message."""
@@ -193,7 +201,8 @@ class GroupCommit:
         kept_alive = time.monotonic()
         for attempt in itertools.count(1):
             try:
-                decision, sources = await self.decider.decide(group, distrust)
+                with self.stopwatch.timing(Stage.DECIDE):
+                    decision, sources = await self.decider.decide(group, distrust)
                 if decision.dead_letters and distrust < Distrust.ALL:
                     # "Unknown transfer" may only mean a lagging replica answered the read: a
                     # message is dead-lettered only on what the stream leader says.
@@ -208,9 +217,11 @@ class GroupCommit:
                     await self._commit_group(group[half:])
                     return
                 if writes:
-                    await self._commit(decision, writes)
+                    with self.stopwatch.timing(Stage.COMMIT):
+                        await self._commit(decision, writes)
                 await self._dead_letters(decision, sources)
-                await self.carrier.delivered(decision, after, [p.message for p in group])
+                with self.stopwatch.timing(Stage.SEND):
+                    await self.carrier.delivered(decision, after, [p.message for p in group])
                 self.on_committed(decision)
                 self.observer.committed(self.participant, group, decision)
                 break
@@ -234,7 +245,8 @@ class GroupCommit:
                     for piece in group:
                         if piece.msg is not None:
                             await _quietly(piece.msg.in_progress())
-        await self._ack(group)
+        with self.stopwatch.timing(Stage.ACK):
+            await self._ack(group)
         self.stats.groups += 1
         self.stats.messages += len(group)
         self.stats.items += sum(len(items_of(p.message)) for p in group)

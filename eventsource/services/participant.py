@@ -28,6 +28,7 @@ from eventsource.services.engine import Decider, GroupCommit
 from eventsource.services.metrics import NO_OBSERVER, Observer
 from eventsource.services.signatures import MessageVerifier
 from eventsource.services.stats import ServiceStats
+from eventsource.services.stopwatch import Stage, Stopwatch
 from eventsource.services.submission_gate import SubmissionGate
 from eventsource.services.transport import Carrier
 from eventsource.settings import Store, Transport
@@ -66,6 +67,7 @@ class ParticipantService:
         self.give_ups = give_ups  # the give-up clock (GiveUpWatch), where the store has one
         self.fetch_batch = fetch_batch
         self.stats = ServiceStats()
+        self.stopwatch = Stopwatch()
         self.bound: set[str] = set()  # durables this instance is bound to
         self.engine = GroupCommit(
             nc,
@@ -77,6 +79,7 @@ class ParticipantService:
             on_committed=self._committed,
             signer=signer,
             verifier=verifier,
+            stopwatch=self.stopwatch,
         )
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -115,7 +118,8 @@ class ParticipantService:
                     self.stats.window_full += 1
                     await asyncio.sleep(WINDOW_PAUSE_S)
                     continue
-                msgs = await sub.fetch(self.fetch_batch, timeout=FETCH_WAIT_S)
+                with self.stopwatch.timing(Stage.FETCH):
+                    msgs = await sub.fetch(self.fetch_batch, timeout=FETCH_WAIT_S)
             except TimeoutError:
                 continue
             except Exception as exc:  # server restart, leader change: re-create the subscription
@@ -154,6 +158,7 @@ class ParticipantService:
             "quarantined_records": len(self.quarantined()),
             "gate_waits": self.gate.waits,
             "gate_returned": self.gate.returned,
+            "time_s": self.stopwatch.figures(),
             **self.carrier.figures(),
         }
 

@@ -102,6 +102,14 @@ def test_skip_postgres_leaves_the_ratio_null(tmp_path: Path) -> None:
     assert report["baseline"] is None and report["ratio"] is None
     assert report["runs"][0]["lost"] == 0 and report["runs"][0]["audit_ok"] is True
     assert "projectors" not in report["runs"][0]  # --projector none is the default
+    # Where the services' time went, per stage (services/stopwatch.py), summed over them.
+    timing = report["runs"][0]["time_s"]
+    assert set(timing["seconds"]) == {"fetch", "decode", "decide", "commit", "send", "ack"}
+    assert timing["seconds"]["commit"] > 0 and timing["seconds"]["decide"] > 0
+    assert timing["busy_s"] == pytest.approx(
+        sum(v for stage, v in timing["seconds"].items() if stage != "fetch"), abs=0.01
+    )
+    assert sum(timing["share"].values()) == pytest.approx(1.0, abs=0.01)
     # Still both durabilities, natsbank's side of each pair measured.
     durable, like_for_like = report["pairs"]
     assert [r["sync_interval"] for r in report["runs"]] == ["always", "default (2m)"]
