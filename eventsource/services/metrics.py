@@ -203,8 +203,15 @@ class _StatsCollector(Collector):
             "Core mode: records waiting for an answer.",
             labels=["participant"],
         )
+        stages = CounterMetricFamily(
+            "natsbank_stage_seconds",
+            "Wall seconds an instance spent per stage of its loop (services/stopwatch.py).",
+            labels=["participant", "stage"],
+        )
         for service in self.services:
             p = service.participant
+            for stage, seconds in service.stopwatch.seconds.items():
+                stages.add_metric([p, str(stage)], seconds)
             for name in _STATS:
                 families[name].add_metric([p], getattr(service.stats, name))
             quarantined.add_metric([p], len(service.quarantined()))
@@ -215,5 +222,6 @@ class _StatsCollector(Collector):
             if "waiting" in figures:
                 waiting.add_metric([p], figures["waiting"])
         yield from families.values()
+        yield stages
         yield waiting
         yield quarantined

@@ -78,6 +78,10 @@ def test_probes_metrics_and_json_logs_of_a_real_serve(bank: Cli) -> None:
         assert value(found, "natsbank_groups_total", participant="bank-a") >= TRANSFERS
         for counter in ("commit_conflicts", "commit_retries", "redeliveries", "dead_letters"):
             assert f"natsbank_{counter}" in get(port, "/metrics")[1]
+        # where its time went: it committed, so some seconds went to each deciding stage
+        for stage in ("decode", "decide", "commit", "ack"):
+            spent = value(found, "natsbank_stage_seconds_total", participant="bank-a", stage=stage)
+            assert spent is not None and spent > 0, stage
 
         parent = trace.new_traceparent()
         asyncio.run(publish_ghost_result(bank.home, parent))
