@@ -38,7 +38,7 @@ from projections.source import Source
 from projections.store import LostLeadership, ProjectionDb
 
 log = logging.getLogger("natsbank.projector")
-FETCH_BATCH = 500
+FETCH_BATCH = 2000
 ACK_WAIT = 60.0
 KEEP_ALIVE = 5.0
 PROJECTOR_DLQ = "_projector"

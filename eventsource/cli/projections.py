@@ -30,6 +30,7 @@ from eventsource.core.errors import NatsbankError
 from eventsource.core.permissions import Identity, Role
 from eventsource.core.subjects import ledger_stream
 from projections.projector import (
+    FETCH_BATCH,
     Projector,
     backlog,
     delete_consumers,
@@ -79,7 +80,9 @@ def run_projector(
     sqlite: Path | None = SQLITE,
     participant: str | None = PARTICIPANT,
     name: str | None = NAME,
-    batch: int = typer.Option(500, "--batch", min=1, help="Events per fetch and transaction."),
+    batch: int = typer.Option(
+        FETCH_BATCH, "--batch", min=1, help="Events per fetch and transaction."
+    ),
     stats: Path | None = typer.Option(
         None, "--stats", hidden=True, help="Write the projector's counts here as JSON at exit."
     ),
