@@ -11,6 +11,9 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+import msgspec
+from ulid import ULID
+
 from eventsource.core.errors import InfrastructureError
 from eventsource.core.model import TransferRequest
 from eventsource.services.client import Submitted
@@ -23,7 +26,7 @@ class LoadReport:
     messages: int = 0
     first_ack: float = 0.0
     last_ack: float = 0.0
-    acked_ids: list[str] = field(default_factory=list)
+    acked_ids: list[tuple[str, str]] = field(default_factory=list)  # (submitter, transfer id)
 
 
 async def push(
@@ -35,9 +38,12 @@ async def push(
     in_flight: int = 64,
     progress: Callable[[int], None] | None = None,
     retry_for: float = 120.0,
+    mint_ids: bool = False,
 ) -> LoadReport:
     """Submit everything with `submit` (a ledger's); return once every message is ACKed.
-    `rate` is transfers per second."""
+    `rate` is transfers per second. `mint_ids`: each transfer gets a new id (a ULID) as it is
+    sent, as a client mints one when it makes a transfer; a paced run's ids made up front would
+    age, and past the live horizon be refused ID_EXPIRED (docs/PROTOCOL.md section 7)."""
     chunks: list[tuple[str, list[TransferRequest]]] = []
     by_submitter: dict[str, list[TransferRequest]] = defaultdict(list)
     for transfer in transfers:
@@ -55,6 +61,8 @@ async def push(
         # A leader election leaves a stream unwritable for several seconds: keep trying with
         # the same payload (same Nats-Msg-Id, so a publish that did land is not doubled).
         deadline = time.monotonic() + retry_for
+        if mint_ids:
+            chunk = [msgspec.structs.replace(t, id=str(ULID())) for t in chunk]
         try:
             for attempt in itertools.count(1):
                 try:
@@ -68,7 +76,7 @@ async def push(
             gate.release()
         report.acked += len(chunk)
         report.messages += 1
-        report.acked_ids.extend(ack.ids)
+        report.acked_ids.extend((submitter, transfer_id) for transfer_id in ack.ids)
         report.first_ack = report.first_ack or ack.acked_at
         report.last_ack = ack.acked_at
         if progress:

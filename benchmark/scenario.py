@@ -208,9 +208,14 @@ async def drive(
         work = random_transfers(banks, count, seed=seed, reject_share=reject_share)
         started = time.monotonic()
         report = await push(
-            ledger.submit, work, rate=rate, progress=progress, per_message=per_message
+            ledger.submit,
+            work,
+            rate=rate,
+            progress=progress,
+            per_message=per_message,
+            mint_ids=True,
         )
-        ids = {(w.debtor.participant, w.id) for w in work}
+        ids = set(report.acked_ids)
         del work  # at 100x the workload is gigabytes the settle and the audit need room for
         measurement = await settle(
             ledger,
