@@ -10,6 +10,7 @@ from pathlib import Path
 from nats.aio.client import Client
 
 from eventsource.adapters.registry import layout_of, require_participant_name
+from eventsource.adapters.remote_link import RemoteLink
 from eventsource.adapters.signing_keys import participant_signer
 from eventsource.core.errors import UsageError
 from eventsource.core.faults import NO_FAULTS, FaultInjector, FaultPlan
@@ -19,6 +20,7 @@ from eventsource.core.limits import (
     FETCH_BATCH,
     SWEEP_INTERVAL_S,
 )
+from eventsource.core.remote import NO_REMOTE, RemotePlan
 from eventsource.core.resend import DEFAULT_RESEND, ResendPolicy
 from eventsource.services.independent.decider import IndependentDecider
 from eventsource.services.independent.give_up import GiveUpWatch
@@ -26,6 +28,7 @@ from eventsource.services.independent.ledger import IndependentLedger
 from eventsource.services.ledger import Ledger
 from eventsource.services.metrics import NO_OBSERVER, Observer
 from eventsource.services.participant import ParticipantService
+from eventsource.services.remote_proxy import RemoteProxyDecider
 from eventsource.services.shared.decider import SharedDecider
 from eventsource.services.shared.ledger import SharedLedger
 from eventsource.services.signatures import MessageVerifier
@@ -77,6 +80,8 @@ class ServeOptions:
     # The seed file this process signs with (`serve --signing-key`); None: NATSBANK_SIGNING_KEY
     # or the participant's dev key (adapters/signing_keys.py).
     signing_key: Path | None = None
+    # The receiving side as a proxy to a remote bank (core/remote.py); off by default.
+    remote: RemotePlan = NO_REMOTE
 
     @classmethod
     def of(cls, config: Settings, **options) -> ServeOptions:
@@ -92,6 +97,8 @@ def check_serve_options(store: Store, options: ServeOptions) -> None:
             raise UsageError("--mode core has no meaning with --store shared: no protocol messages")
         if options.faults.active:
             raise UsageError("--faults has no meaning with --store shared: no protocol messages")
+        if options.remote.active:
+            raise UsageError("--remote-bank needs --store independent: a receiver that decides")
 
 
 def participant_service(
@@ -136,6 +143,8 @@ def participant_service(
         )
         if isinstance(carrier, CoreLink):
             carrier.on_record = give_ups.observe_event  # one ledger read feeds both
+        if options.remote.active:
+            decider = RemoteProxyDecider(decider, RemoteLink(nc, participant, options.remote))
     consumers = ledger.consumers(participant)
     return ParticipantService(
         nc,

@@ -75,6 +75,7 @@ def _register() -> None:
         dev,
         health,
         projections,
+        remote_bank,
         serve,
         status,
         streams,
@@ -87,7 +88,7 @@ def _register() -> None:
     app.add_typer(accounts.app, name="accounts")
     app.add_typer(projections.app, name="projections")
     app.add_typer(archive.app, name="archive")
-    for module in (serve, submit, status, audit, demo, bench, health, dead_letters):
+    for module in (serve, remote_bank, submit, status, audit, demo, bench, health, dead_letters):
         module.register(app)
 
 

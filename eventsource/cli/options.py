@@ -15,6 +15,7 @@ import typer
 from eventsource.cli import edge
 from eventsource.core.errors import UsageError
 from eventsource.core.model import MAX_ATTEMPTS, MAX_DEADLINE_MS, TransferRequest
+from eventsource.core.remote import RemoteMode, RemotePlan, parse_delay
 
 
 def store_option():
@@ -95,3 +96,52 @@ def participant_option(help: str | None = None, *, default: tuple[()] | None = N
 def seconds_option(default: float | None, flag: str, help: str):
     """A wait in seconds: 0 up to WAIT_MAX_S (core/limits.py), never negative or NaN."""
     return typer.Option(default, flag, help=help, callback=edge.checked(edge.seconds, flag))
+
+
+# A participant as a proxy to a remote bank (core/remote.py): `serve`, `remote-bank`, `bench`.
+def remote_delay_option():
+    return typer.Option(
+        "0",
+        "--remote-delay",
+        help="The remote bank answers after this many ms: 50, or a uniform range 20-80.",
+    )
+
+
+def remote_loss_option():
+    return typer.Option(
+        0.0, "--remote-loss", help="Share of the remote bank's answers lost (below 1)."
+    )
+
+
+def remote_duplicate_option():
+    return typer.Option(
+        0.0, "--remote-duplicate", help="Share of the remote bank's answers sent twice."
+    )
+
+
+def remote_reject_option():
+    return typer.Option(
+        0.0,
+        "--remote-reject",
+        help="Share of credits the simulated remote bank declines (REMOTE_REJECTED), drawn "
+        "from the transfer id.",
+    )
+
+
+def remote_plan(mode: str, delay: str, loss: float, duplicate: float, reject: float, **more):
+    """The RemotePlan of the command line; a bad value raises ConfigError (exit 2)."""
+    try:
+        chosen = RemoteMode(mode)
+    except ValueError:
+        modes = ", ".join(m.value for m in RemoteMode)
+        raise UsageError(f"--remote-bank takes {modes}, not {mode!r:.40}") from None
+    low, high = parse_delay(delay)
+    return RemotePlan(
+        mode=chosen,
+        delay_ms_min=low,
+        delay_ms_max=high,
+        loss=loss,
+        duplicate=duplicate,
+        reject=reject,
+        **more,
+    )

@@ -16,6 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from eventsource.adapters.http_probe import serve_http
 from eventsource.adapters.log_format import configure_logging
 from eventsource.adapters.registry import require_participant_name
+from eventsource.adapters.remote_bank import RemoteBankResponder
 from eventsource.adapters.signing_keys import SIGNING_KEY_ENV
 from eventsource.bootstrap import (
     ServeOptions,
@@ -30,11 +31,24 @@ from eventsource.cli.common import (
     settings,
     stop_on_signals,
 )
-from eventsource.cli.options import store_option
+from eventsource.cli.options import (
+    remote_delay_option,
+    remote_duplicate_option,
+    remote_loss_option,
+    remote_plan,
+    remote_reject_option,
+    store_option,
+)
 from eventsource.core.errors import ConfigError, UsageError
 from eventsource.core.faults import FaultPlan
-from eventsource.core.limits import CORE_UNCONFIRMED_PER_PEER, CORE_WINDOW, SWEEP_INTERVAL_S
+from eventsource.core.limits import (
+    CORE_UNCONFIRMED_PER_PEER,
+    CORE_WINDOW,
+    REMOTE_TIMEOUT_MS,
+    SWEEP_INTERVAL_S,
+)
 from eventsource.core.permissions import Identity, Role
+from eventsource.core.remote import RemoteMode
 from eventsource.core.resend import ResendPolicy
 from eventsource.services.metrics import NO_OBSERVER, ServiceMetrics
 from eventsource.services.participant import ParticipantService
@@ -114,6 +128,26 @@ def serve(
         help="The nkey seed file the participant signs its protocol messages with (env "
         f"{SIGNING_KEY_ENV}; default: its dev key, made when it was registered).",
     ),
+    remote_bank: str = typer.Option(
+        "off",
+        "--remote-bank",
+        help="off; simulated: the receiving side is a proxy to a remote bank that this process "
+        "also simulates; external: a `natsbank remote-bank P` process answers (README: A "
+        "participant as a proxy).",
+    ),
+    remote_delay: str = remote_delay_option(),
+    remote_loss: float = remote_loss_option(),
+    remote_duplicate: float = remote_duplicate_option(),
+    remote_reject: float = remote_reject_option(),
+    remote_timeout: float = typer.Option(
+        REMOTE_TIMEOUT_MS, "--remote-timeout", help="Ms an ask waits before it is asked again."
+    ),
+    remote_decide_after: float = typer.Option(
+        0.0,
+        "--remote-decide-after",
+        help="Ms after which the proxy declines a credit itself (REMOTE_TIMEOUT) and tells the "
+        "remote bank; 0 (default): it waits for the remote bank's answer, however long.",
+    ),
 ) -> None:
     """Serve the participants' inboxes until SIGTERM or Ctrl-C. Instances share the work."""
     configure_logging(log_level, log_format)
@@ -129,7 +163,18 @@ def serve(
         instance=str(os.getpid()),
         observer=metrics or NO_OBSERVER,
         signing_key=signing_key,
+        remote=remote_plan(
+            remote_bank,
+            remote_delay,
+            remote_loss,
+            remote_duplicate,
+            remote_reject,
+            timeout_ms=remote_timeout,
+            decide_after_ms=remote_decide_after,
+        ),
     )
+    if options.remote.faulty and options.remote.mode is not RemoteMode.SIMULATED:
+        raise UsageError("--remote-delay, -loss, -duplicate, -reject need --remote-bank simulated")
     check_serve_options(config.store, options)
     if len(participants) > 1 and (signing_key or os.environ.get(SIGNING_KEY_ENV)):
         raise UsageError("one signing key signs for one participant: serve them separately")
@@ -140,13 +185,17 @@ def serve(
         stop = stop_on_signals()
         async with contextlib.AsyncExitStack() as connections:
             # One connection per participant, as that bank's service (its own credential).
-            services = []
+            services, responders = [], []
             for p in participants:
                 identity = Identity(Role.SERVICE, p)
                 nc = await connections.enter_async_context(nats_connection(config, identity))
                 ledger = await open_ledger(nc, config.store)
                 await ledger.require([p])
                 services.append(participant_service(ledger, p, options))
+                if options.remote.mode is RemoteMode.SIMULATED:
+                    responder = RemoteBankResponder(nc, p, options.remote, salt=options.instance)
+                    await responder.start()
+                    responders.append(responder)
             extras, server = [], None
             if metrics is not None:
                 metrics.watch(services)
@@ -161,7 +210,7 @@ def serve(
                 extras.append(asyncio.create_task(sample_lag(nc, services, metrics, stop)))
             _announce(participants, config, options, log_format)
             path = stats_dir / f"{os.getpid()}.json" if stats_dir else None
-            writer = asyncio.create_task(_write_stats(services, path, stop))
+            writer = asyncio.create_task(_write_stats([*services, *responders], path, stop))
             try:
                 await asyncio.gather(*(s.run(stop) for s in services))
             finally:
@@ -177,6 +226,7 @@ def _announce(participants: list[str], config, options: ServeOptions, log_format
     started = (
         f"serving {', '.join(participants)} ({config.store} store, {options.transport} mode"
         + (f", faults {options.faults.encode()}" if options.faults.active else "")
+        + (f", remote bank {options.remote.mode}" if options.remote.active else "")
         + (f", http on port {config.http_port}" if config.http_port else "")
         + ")"
     )

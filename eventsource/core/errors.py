@@ -19,6 +19,8 @@ class RejectionCause(enum.StrEnum):
     ID_CONFLICT = "ID_CONFLICT"
     INVALID_TRANSFER = "INVALID_TRANSFER"
     ID_EXPIRED = "ID_EXPIRED"  # an id older than the live horizon that the archive does not know
+    REMOTE_REJECTED = "REMOTE_REJECTED"  # a proxy participant's remote bank declined
+    REMOTE_TIMEOUT = "REMOTE_TIMEOUT"  # a proxy's remote bank did not answer in time (opt-in)
 
 
 class NatsbankError(Exception):
@@ -144,6 +146,11 @@ class IdConflict(DomainError):
 class StaleState(NatsbankError):
     """A subject moved since it was read: another instance or a retry got there first. The
     atomic batch was refused as a whole; the group is decided again on fresher state."""
+
+
+class RemoteUnanswered(InfrastructureError):
+    """A participant's remote bank did not answer (core/remote.py): the group is decided again
+    later, never on the remote bank's behalf."""
 
 
 class CommitUnknown(InfrastructureError):

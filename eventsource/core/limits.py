@@ -146,3 +146,9 @@ ARCHIVE_REREADS_MAX = 3  # reads of a small object that another writer replaces 
 SIGNING_KEY_REFRESH_S = 5.0
 SENDER_KEYS_MAX = 10_000  # sender names a receiver remembers having looked up
 AUDIT_SIGNATURE_PROBLEMS_KEPT = 20  # messages with a bad signature the audit lists (all counted)
+
+# A participant as a proxy to a remote bank (core/remote.py, `serve --remote-bank`).
+REMOTE_TIMEOUT_MS = 500  # how long one ask waits for the remote bank's answer before asking again
+REMOTE_ROUNDS_MAX = 8  # asks of one exchange; then the group is retried by the engine
+REMOTE_DELAY_MS_MAX = 600_000  # the longest --remote-delay a simulated remote bank takes
+REMOTE_WAITING_KEYS_MAX = 100_000  # keys whose first ask a proxy remembers (--remote-decide-after)

@@ -23,6 +23,7 @@ import enum
 from dataclasses import dataclass, field
 
 from eventsource.core.limits import ARCHIVE_BUCKET
+from eventsource.core.remote import remote_filter
 from eventsource.core.subjects import (
     DEAD_LETTER_STREAM,
     PARTICIPANTS_BUCKET,
@@ -253,8 +254,13 @@ def service_grant(participant: str, partitions: int) -> Grant:
     ]
     allowed += [core_subject_of(participant, kind) for kind in SENT_KINDS]
     allowed += [e.local for e in shared_reads()]
+    # Its link to its remote bank when it is a proxy (core/remote.py): asks and answers stay
+    # inside the bank's own account, and its remote bank's connector holds this credential.
+    allowed.append(remote_filter(participant))
     inbox = Identity(Role.SERVICE, participant).inbox_prefix + ".>"
-    return Grant(tuple(allowed), subscribe=(inbox, core_filter(participant)))
+    return Grant(
+        tuple(allowed), subscribe=(inbox, core_filter(participant), remote_filter(participant))
+    )
 
 
 def client_grant(participant: str, partitions: int) -> Grant:

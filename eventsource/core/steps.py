@@ -24,6 +24,7 @@ from eventsource.core.model import (
     admitted,
 )
 from eventsource.core.protocol import Phase, Step, transition
+from eventsource.core.remote import asked_credit, remote_decline
 from eventsource.core.saga import cancel_confirm, record_cancel
 from eventsource.core.subjects import account_key, incoming_key, outgoing_key
 from eventsource.core.workset import WorkSet, id_conflict
@@ -132,6 +133,8 @@ def decide_posting(ws: WorkSet, sender: str, posting: Posting) -> None:
         credit_key = account_key(p, transfer.creditor.account)
         try:
             require_open(ws.state(credit_key), transfer.currency, transfer.creditor.account)
+            if ws.remote is not None and not _remote_accepts(ws, sender, transfer):
+                return  # no verdict yet: the proxy asks its remote bank, then decides again
             effect = transition(Side.RECEIVER, None, Step.POSTING_ACCEPTED, Outcome.OK)[1]
             ws.move(credit_key, effect, f"{sender}.{transfer.id}", transfer)
         except DomainError as exc:
@@ -153,6 +156,22 @@ def decide_posting(ws: WorkSet, sender: str, posting: Posting) -> None:
     )
     ws.record(key, step, state)
     _respond(ws, sender, state)
+
+
+def _remote_accepts(ws: WorkSet, sender: str, transfer: Transfer) -> bool:
+    """A proxy's new posting that passed its own checks: True if its remote bank accepted;
+    raises its decline; False (and noted in `awaiting_remote`) without a verdict yet. The proxy
+    never accepts for the remote bank (core/remote.py)."""
+    assert ws.remote is not None
+    credit = asked_credit(sender, transfer)
+    verdict = ws.remote.get(credit.key)
+    if verdict is None:
+        ws.awaiting_remote[credit.key] = credit
+        return False
+    decline = remote_decline(verdict)
+    if decline is not None:
+        raise decline
+    return True
 
 
 def settle_result(ws: WorkSet, sender: str, result: Result) -> None:

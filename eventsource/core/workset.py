@@ -23,6 +23,7 @@ from eventsource.core.messages import Kind, bundle, items_of
 from eventsource.core.model import Transfer
 from eventsource.core.money import format_amount
 from eventsource.core.protocol import Effect, Step
+from eventsource.core.remote import AskedCredit, Verdict
 from eventsource.core.subjects import inbox_subject, state_subject
 from eventsource.core.trace import child, headers_for, item_id
 
@@ -89,6 +90,10 @@ class WorkSet:
     # The ACK (server time) of the submission being decided; 0: now. Its id's place in time
     # (core/history.py) says whether the decider looked it up in the archive too.
     acked_ms: int = 0
+    # A proxy participant (core/remote.py): its remote bank's verdicts by key, None when the
+    # participant decides alone; and the new postings this decision still needs a verdict for.
+    remote: dict[str, Verdict] | None = None
+    awaiting_remote: dict[str, AskedCredit] = field(default_factory=dict)
 
     def state(self, key: str) -> State | None:
         if key in self._current:

@@ -160,6 +160,8 @@ class ParticipantService:
             "gate_returned": self.gate.returned,
             "time_s": self.stopwatch.figures(),
             **self.carrier.figures(),
+            # A proxy participant's remote link (services/remote_proxy.py); none otherwise.
+            **(self.decider.figures() if hasattr(self.decider, "figures") else {}),
         }
 
 

@@ -82,9 +82,10 @@ class IndependentDecider:
         self.reader.remember(decision.changed_states, seqs)
 
     async def decide(
-        self, group: Sequence[Piece], distrust: Distrust
+        self, group: Sequence[Piece], distrust: Distrust, *, remote: dict | None = None
     ) -> tuple[WorkSet, list[Msg | None]]:
-        """Read what the group needs (`distrust`: see Distrust), then decide every piece."""
+        """Read what the group needs (`distrust`: see Distrust), then decide every piece.
+        `remote`: a proxy's verdicts of its remote bank (services/remote_proxy.py)."""
         participant = self.participant
         keys: set[str] = set()
         new: set[str] = set()
@@ -120,6 +121,7 @@ class IndependentDecider:
             now_ms=now_ms,
             token=uuid.uuid4().hex[:16],
             history=self.history,
+            remote=remote,
         )
         for piece in group:  # trace context in: the items' own, else the message's header
             header = ((piece.msg.headers or {}) if piece.msg is not None else {}).get(trace.HEADER)
