@@ -230,6 +230,8 @@ def transport_figures(
         "groups": counters.get("groups", 0),
         "conflicts": counters.get("conflicts", 0),
         "time_s": time_breakdown(counters),
+        # A proxy to a remote bank (core/remote.py): the link's and the remote banks' counts.
+        "remote": {k: v for k, v in counters.items() if k.startswith("remote_")} or None,
     }
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from benchmark.durability import ALWAYS, DEFAULT, Durability
 from benchmark.faults import NO_PROCESS_FAULTS, ProcessFaults
 from benchmark.projection import ProjectorChoice
+from eventsource.core.remote import NO_REMOTE, RemotePlan
 from eventsource.settings import Store, Transport
 
 # Far above what a few hundred thousand transfers of at most 100.99 can move out of an account,
@@ -55,6 +56,8 @@ class BenchOptions:
     projector: ProjectorChoice = ProjectorChoice.NONE  # measured after the headline run
     stores: tuple[Store, ...] = (Store.INDEPENDENT,)  # and/or shared: once per scale, 0% loss
     horizon: str = "forever"  # streams.yaml's live horizon; finite: an archiver runs beside
+    # Every receiver a proxy to a simulated remote bank (core/remote.py); off by default.
+    remote: RemotePlan = NO_REMOTE
 
 
 @dataclass(frozen=True)

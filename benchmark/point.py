@@ -32,6 +32,7 @@ from benchmark.options import (
     Point,
 )
 from benchmark.projection import ProjectorChoice, measure_projectors
+from benchmark.remote import remote_args
 from benchmark.scenario import (
     ScenarioResult,
     bootstrap,
@@ -67,7 +68,7 @@ def serve_args(options: BenchOptions, point: Point, stats_dir: Path) -> list[str
     args += (
         ["--resend-after", f"{options.resend_after:g}"] if point.transport is Transport.CORE else []
     )
-    return args + (["--faults", plan.encode()] if plan.active else [])
+    return args + (["--faults", plan.encode()] if plan.active else []) + remote_args(options.remote)
 
 
 def run_point(

@@ -39,7 +39,7 @@ class LinkStats:
     remote_asks: int = 0  # ask messages sent (a batch each), first asks and asks again
     remote_asked_again: int = 0  # keys asked again after their answer did not come in time
     remote_finals: int = 0  # final messages sent (a batch each)
-    remote_answers_ignored: int = 0  # duplicate or late answers (the key was answered before)
+    remote_answers_unawaited: int = 0  # duplicates, and answers after their wait ended (kept)
     remote_timeouts: int = 0  # keys the proxy declined itself (REMOTE_TIMEOUT), opt-in
 
 
@@ -54,6 +54,10 @@ class RemoteLink:
         # (a receipt of a final?, key) -> the answer awaited
         self._waiting: dict[tuple[bool, str], asyncio.Future[RemoteAnswer]] = {}
         self._first_asked_ms: dict[str, float] = {}  # for decide_after_ms only
+        # Answers that came after their wait ended: the remote bank answers a key alike every
+        # time, so the next exchange of that key takes it at once. Without them a remote bank
+        # slower than REMOTE_ROUNDS_MAX asks would never be heard.
+        self._late: dict[tuple[bool, str], RemoteAnswer] = {}
 
     async def verdicts(self, credits: Sequence[AskedCredit]) -> dict[str, Verdict]:
         """The remote bank's verdict on every credit. Raises RemoteUnanswered after
@@ -98,7 +102,7 @@ class RemoteLink:
         late answer to an ask never passes for the receipt of a final."""
         await self._subscribe()
         receipt = any(isinstance(item, RelayedFinal) for item in items.values())
-        answered: dict[str, RemoteAnswer] = {}
+        answered = {k: a for k in items if (a := self._late.pop((receipt, k), None)) is not None}
         try:
             for round_number in range(REMOTE_ROUNDS_MAX):
                 missing = [k for k in items if k not in answered]
@@ -146,9 +150,13 @@ class RemoteLink:
             log.warning("undecodable answer from the remote bank: %s", exc)
             return
         for answer in answers.answers:
-            future = self._waiting.get((answer.noted, answer.key))
+            key = (answer.noted, answer.key)
+            future = self._waiting.get(key)
             if future is None or future.done():
-                self.stats.remote_answers_ignored += 1  # a duplicate, or after its wait ended
+                self.stats.remote_answers_unawaited += 1  # a duplicate, or after its wait ended
+                if len(self._late) >= REMOTE_WAITING_KEYS_MAX:
+                    self._late.clear()  # at worst those keys are asked again
+                self._late[key] = answer
                 continue
             future.set_result(answer)
 

@@ -68,6 +68,13 @@ def bench(
     horizon: str | None = flags.HORIZON,
     sample_every: str = flags.SAMPLE_EVERY,
     as_json: bool = flags.AS_JSON,
+    remote_bank: str = flags.REMOTE_BANK,
+    remote_delay: str = flags.REMOTE_DELAY,
+    remote_loss: float = flags.REMOTE_LOSS,
+    remote_duplicate: float = flags.REMOTE_DUPLICATE,
+    remote_reject: float = flags.REMOTE_REJECT,
+    remote_timeout: float = flags.REMOTE_TIMEOUT,
+    remote_decide_after: float = flags.REMOTE_DECIDE_AFTER,
 ) -> None:
     """Measure natsbank's modes under message loss against PostgreSQL pgbench TPC-B, and audit.
 

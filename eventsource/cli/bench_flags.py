@@ -12,7 +12,16 @@ from benchmark.faults import ProcessFaults
 from benchmark.projection import ProjectorChoice
 from benchmark.soak import DEFAULT_HORIZON, DEFAULT_SAMPLE_EVERY
 from eventsource.cli import edge
+from eventsource.cli.options import (
+    remote_delay_option,
+    remote_duplicate_option,
+    remote_loss_option,
+    remote_plan,
+    remote_reject_option,
+)
 from eventsource.core.errors import ConfigError
+from eventsource.core.limits import REMOTE_TIMEOUT_MS
+from eventsource.core.remote import RemoteMode, RemotePlan
 from eventsource.settings import Store, Transport
 
 BENCH_CHART = Path("natsbank-bench.png")
@@ -140,6 +149,24 @@ SAMPLE_EVERY = typer.Option(
     DEFAULT_SAMPLE_EVERY, "--sample-every", help="With --soak: the sample interval."
 )
 AS_JSON = typer.Option(False, "--json")
+REMOTE_BANK = typer.Option(
+    "off",
+    "--remote-bank",
+    help="simulated: every receiver is a proxy to a remote bank its serve process simulates "
+    "(serve --remote-bank); off (default).",
+)
+REMOTE_DELAY = remote_delay_option()
+REMOTE_LOSS = remote_loss_option()
+REMOTE_DUPLICATE = remote_duplicate_option()
+REMOTE_REJECT = remote_reject_option()
+REMOTE_TIMEOUT = typer.Option(
+    REMOTE_TIMEOUT_MS, "--remote-timeout", help="Ms a proxy's ask waits before asking again."
+)
+REMOTE_DECIDE_AFTER = typer.Option(
+    0.0,
+    "--remote-decide-after",
+    help="Ms after which a proxy declines itself (REMOTE_TIMEOUT); 0: it waits for the answer.",
+)
 
 
 def bench_options(params: dict) -> BenchOptions:
@@ -181,7 +208,26 @@ def bench_options(params: dict) -> BenchOptions:
         projector=params["projector"],
         stores=parse_stores(params["stores"]),
         horizon=params["horizon"] or "forever",
+        remote=bench_remote(params),
     )
+
+
+def bench_remote(params: dict) -> RemotePlan:
+    plan = remote_plan(
+        params["remote_bank"],
+        params["remote_delay"],
+        params["remote_loss"],
+        params["remote_duplicate"],
+        params["remote_reject"],
+        timeout_ms=params["remote_timeout"],
+        decide_after_ms=params["remote_decide_after"],
+        seed=params["seed"],
+    )
+    if plan.mode is RemoteMode.EXTERNAL:
+        raise ConfigError("bench --remote-bank takes off or simulated (it starts every process)")
+    if plan.faulty and not plan.active:
+        raise ConfigError("--remote-delay, -loss, -duplicate, -reject need --remote-bank simulated")
+    return plan
 
 
 def durabilities_for(durability: str | None, sync_interval: str | None) -> tuple[Durability, ...]:

@@ -172,7 +172,14 @@ class Network:
     def kinds(self) -> list[str]:
         return [subject.split(".")[4] for subject, _ in self.in_flight]
 
-    def decide(self, name: str, payloads: list[bytes], *, optimistic: bool = False) -> WorkSet:
+    def decide(
+        self,
+        name: str,
+        payloads: list[bytes],
+        *,
+        optimistic: bool = False,
+        remote: dict | None = None,
+    ) -> WorkSet:
         """Load what the messages name, like the service, and decide them in one WorkSet.
 
         `optimistic` takes the keys that are normally new as absent without reading them, as
@@ -191,6 +198,7 @@ class Network:
         if optimistic:
             loaded |= {key: (None, 0) for key in new - keys}
         ws = self._workset(name, loaded)
+        ws.remote = remote  # a proxy's verdicts of its remote bank (core/remote.py)
         for message in messages:
             apply_message(ws, message)
         return ws
