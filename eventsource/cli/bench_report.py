@@ -116,7 +116,8 @@ def _print_runs(report: dict) -> None:
                 f"; {run['service_kills']} service and {run['node_kills']} node kills"
                 if kills
                 else ""
-            ),
+            )
+            + (f"; remote bank {run['remote']}" if run.get("remote") else ""),
             highlight=False,
         )
 

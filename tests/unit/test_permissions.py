@@ -88,6 +88,8 @@ ALLOWED = [
     (SVC_A, "$JS.ledger.API.DIRECT.GET.KV_participants.$KV.participants.bank-b"),
     (SVC_A, "$JS.ledger.API.DIRECT.GET.KV_ledger_1"),  # batched reads of its home stream
     (SVC_A, "nb.core.bank-b.posting.bank-a"),
+    (SVC_A, "nb.remote.bank-a.ask"),  # its link to its remote bank (core/remote.py)
+    (SVC_A, "nb.remote.bank-a.answer.tok"),
     (SVC_A, "nb.core.bank-d.result.bank-a"),
     (SVC_A, "nb.core.bank-b.confirm.bank-a"),
     (CLI_A, "nb.1.to.bank-a.submit.bank-a.tok"),
@@ -116,6 +118,8 @@ ALLOWED = [
 ]
 
 REFUSED = [
+    (SVC_A, "nb.remote.bank-b.ask"),  # another bank's remote link
+    (CLI_A, "nb.remote.bank-a.ask"),
     (SVC_A, "$KV.ledger_1.bank-b.acct.bob"),  # another bank's state
     (SVC_A, "$KV.ledger_1.bank-a.fund.REF1"),  # money entering the ledger
     (SVC_A, "nb.1.to.bank-b.posting.bank-c.tok"),  # claiming another sender
@@ -280,8 +284,9 @@ def test_each_identity_subscribes_only_under_its_own_inbox(config) -> None:
         users = config[identity.account]["users"]
         user = next(u for u in users if u["nkey"] == f"U{identity.name}")
         allowed = [f"_INBOX.{identity.name}.>"]
-        if identity.role is Role.SERVICE:  # and its core-mode inbox
+        if identity.role is Role.SERVICE:  # and its core-mode inbox, and its remote bank link
             allowed.append(f"nb.core.{identity.participant}.>")
+            allowed.append(f"nb.remote.{identity.participant}.>")
         assert user["permissions"]["subscribe"] == {"allow": allowed}
 
 
