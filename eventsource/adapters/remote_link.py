@@ -63,17 +63,18 @@ class RemoteLink:
         """The remote bank's verdict on every credit. Raises RemoteUnanswered after
         REMOTE_ROUNDS_MAX asks, unless the plan lets the proxy decline a key that has waited
         `decide_after_ms` since its first ask (then that key's verdict is TimedOut)."""
-        now_ms = time.monotonic() * 1000
+        now_ms = _now_ms()
         if len(self._first_asked_ms) > REMOTE_WAITING_KEYS_MAX:
             self._first_asked_ms.clear()  # abandoned keys: their wait starts again, no harm
         for credit in credits:
             self._first_asked_ms.setdefault(credit.key, now_ms)
+        after = self.plan.decide_after_ms
+        until_ms = min(self._first_asked_ms[c.key] for c in credits) + after if after else None
         answered, missing = await self._exchange(
-            {c.key: c for c in credits}, lambda items: Ask(credits=items)
+            {c.key: c for c in credits}, lambda items: Ask(credits=items), until_ms
         )
         found: dict[str, Verdict] = dict(answered)
-        after = self.plan.decide_after_ms
-        now_ms = time.monotonic() * 1000
+        now_ms = _now_ms()
         for key in answered:
             self._first_asked_ms.pop(key, None)
         for key in missing:
@@ -96,9 +97,12 @@ class RemoteLink:
                 f"remote bank of {self.participant}: {len(missing)} finals not noted"
             )
 
-    async def _exchange(self, items: dict, batch) -> tuple[dict[str, RemoteAnswer], list[str]]:
+    async def _exchange(
+        self, items: dict, batch, until_ms: float | None = None
+    ) -> tuple[dict[str, RemoteAnswer], list[str]]:
         """Send the items (one batch message), wait, send the unanswered again; the answers by
-        key and the keys still unanswered after the last round. Asks and finals wait apart: a
+        key and the keys still unanswered after the last round (or once `until_ms`, monotonic,
+        has passed: the proxy may then decide for the remote bank). Asks and finals wait apart: a
         late answer to an ask never passes for the receipt of a final."""
         await self._subscribe()
         receipt = any(isinstance(item, RelayedFinal) for item in items.values())
@@ -106,7 +110,7 @@ class RemoteLink:
         try:
             for round_number in range(REMOTE_ROUNDS_MAX):
                 missing = [k for k in items if k not in answered]
-                if not missing:
+                if not missing or (until_ms is not None and _now_ms() >= until_ms):
                     break
                 if round_number:
                     self.stats.remote_asked_again += len(missing)
@@ -167,3 +171,7 @@ class RemoteLink:
             except Exception as exc:  # gone with its connection anyway
                 log.debug("unsubscribe failed: %s", exc)
             self._sub = None
+
+
+def _now_ms() -> float:
+    return time.monotonic() * 1000

@@ -153,10 +153,13 @@ def test_a_redelivered_posting_is_answered_from_the_record_without_asking_again(
 
 def test_a_refused_transfer_and_a_local_decline_never_ask_the_remote_bank(net):
     net.submit("n", request("t1", "30.00", creditor=("p", "nobody")))
+    net.submit("n", request("t2", "999.00"))  # n refuses it: INSUFFICIENT_FUNDS
     net.deliver_next()
-    ws = net.decide("p", [net.in_flight[0][1]], remote={})
-    assert not ws.awaiting_remote
-    assert incoming_outcome(ws) == (Outcome.REJECTED, RejectionCause.UNKNOWN_ACCOUNT)
+    net.deliver_next()
+    for expected in (RejectionCause.UNKNOWN_ACCOUNT, RejectionCause.INSUFFICIENT_FUNDS):
+        ws = net.decide("p", [net.in_flight.pop(0)[1]], remote={})
+        assert not ws.awaiting_remote
+        assert incoming_outcome(ws) == (Outcome.REJECTED, expected)
 
 
 def test_the_remote_bank_decides_a_key_once_and_answers_it_alike_after():
