@@ -200,3 +200,43 @@ def test_an_empty_home_has_no_cluster_to_stop(tmp_path: Path) -> None:
 
     assert down.returncode == 0 and "no dev cluster running" in down.stdout
     assert status.returncode == 1 and json.loads(status.stdout)["running"] is False
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        pytest.param(("--remote-bank", "nearby"), ["--remote-bank", "'nearby'"], id="mode"),
+        pytest.param(
+            ("--remote-bank", "simulated", "--remote-delay", "fast"),
+            ["--remote-delay", "'fast'"],
+            id="delay",
+        ),
+        pytest.param(
+            ("--remote-bank", "simulated", "--remote-delay", "80-20"),
+            ["--remote-delay", "MIN <= MAX"],
+            id="range",
+        ),
+        pytest.param(
+            ("--remote-bank", "simulated", "--remote-loss", "1"), ["--remote-loss"], id="loss"
+        ),
+        pytest.param(
+            (
+                "--remote-loss",
+                "0.1",
+            ),
+            ["--remote-bank simulated"],
+            id="no-remote",
+        ),
+        pytest.param(
+            ("--remote-bank", "external", "--remote-timeout", "0"),
+            ["--remote-timeout"],
+            id="timeout",
+        ),
+    ],
+)
+def test_a_bad_remote_bank_option_of_serve_is_a_usage_error(
+    cli: Cli, args: tuple[str, ...], words: list[str]
+) -> None:
+    line = assert_one_line_error(cli("serve", "bank-a", *args), USAGE)
+
+    assert all(word in line for word in words), line
