@@ -58,7 +58,10 @@ def may_publish(config: dict, identity: Identity, subject: str) -> bool:
         return True
     services = [i["to"] for i in account["imports"] if "service" in i]
     streams = [e["stream"] for e in account.get("exports", [])]  # core mode: to other banks
-    return any(matches(to, subject) for to in [*services, *streams])  # the account boundary
+    # Within the account: what its own users may receive (a bank's link to its remote bank).
+    local = [s for u in account["users"] for s in u["permissions"]["subscribe"]["allow"]]
+    local = [s for s in local if not s.startswith("_INBOX.")]  # replies cross no boundary
+    return any(matches(to, subject) for to in [*services, *streams, *local])
 
 
 def h(p: str) -> int:
