@@ -38,7 +38,7 @@ from eventsource.adapters.tasks import stop_task
 from eventsource.core.errors import InfrastructureError
 from eventsource.core.subjects import ledger_stream, state_prefix
 from projections.compare import differences_once_caught_up
-from projections.projector import consumer_name
+from projections.consumers import consumer_name
 from projections.source import LedgerSource
 from projections.store import ProjectionDb
 

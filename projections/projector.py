@@ -20,7 +20,6 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from nats.aio.client import Client
@@ -31,9 +30,12 @@ from nats.js.errors import NotFoundError
 from eventsource.adapters.dead_letters import dead_letter
 from eventsource.adapters.retry import describe, is_transient, transient_retry
 from eventsource.core.errors import DeadLetterReason
+from eventsource.core.limits import PROJECTOR_BATCHES_HELD
 from eventsource.core.model import is_token
 from eventsource.core.subjects import key_of_subject
+from projections.consumers import consumer_name
 from projections.model import LedgerEvent, Undecodable, participant_of_key
+from projections.pipeline import CommitPipeline, in_sequence
 from projections.source import Source
 from projections.store import LostLeadership, ProjectionDb
 
@@ -44,14 +46,6 @@ KEEP_ALIVE = 5.0
 PROJECTOR_DLQ = "_projector"
 
 
-def consumer_name(name: str, partition: int) -> str:
-    return f"projector_{name}_{partition}"
-
-
-def projection_name(backend: str, participant: str | None) -> str:
-    return f"{backend}_{participant}" if participant else backend
-
-
 @dataclass
 class ProjectorStats:
     batches: int = 0
@@ -59,7 +53,18 @@ class ProjectorStats:
     skipped: int = 0
     dead_letters: int = 0
     rewinds: int = 0
+    overlapped: int = 0  # batches fetched and decoded while the one before was committing
     errors: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """Fetched and decoded, not yet committed: the rows, and the position they reach."""
+
+    stream: str
+    msgs: list[Msg]
+    events: list[LedgerEvent]
+    last_seq: int
 
 
 class Projector:
@@ -113,33 +118,52 @@ class Projector:
 
     async def _follow(self, stop: asyncio.Event) -> None:
         # One partition at a time shares the one database connection; batches are big anyway.
+        # The next batch is fetched and decoded while the one before it commits (pipeline.py).
         subs: dict[int, object] = {}
         expected: dict[int, int] = {}
+        pipeline = CommitPipeline(PROJECTOR_BATCHES_HELD)
         try:
-            while not stop.is_set():
+            # Broken: a batch was not committed (stopping); none after it may be, so run()
+            # follows again from the database positions unless it stops.
+            while not stop.is_set() and not pipeline.broken:
                 idle = True
                 for k in range(self.partitions):
                     if stop.is_set():
                         break
-                    if k not in subs:
-                        try:
-                            subs[k] = await self._rewind(k)
-                        except LostLeadership:
-                            raise
-                        except Exception as exc:  # no leader yet, server restarting
-                            log.warning("%s: cannot set up partition %d: %s", self.name, k, exc)
-                            await asyncio.sleep(1.0)
-                            continue
-                        expected[k] = 1
-                        self.bound.add(k)
-                    got = await self._step(k, subs, expected, stop)
-                    idle = idle and not got
+                    if k not in subs and not await self._bind(k, subs, expected, pipeline):
+                        continue
+                    await pipeline.room()
+                    if pipeline.broken:
+                        break
+                    batch = await self._next_batch(k, subs, expected, pipeline)
+                    if batch is not None:
+                        idle = False
+                        self.stats.overlapped += int(pipeline.committing)
+                        pipeline.submit(functools.partial(self._commit, batch, stop))
                 if idle and self.partitions > 1:
                     await asyncio.sleep(0.05)
+            await pipeline.drain()  # stopping: what was fetched commits (or gives up) first
         finally:
+            await pipeline.cancel()
             for sub in subs.values():
                 with contextlib.suppress(Exception):
                     await sub.unsubscribe()  # type: ignore[attr-defined]
+
+    async def _bind(self, k: int, subs: dict, expected: dict, pipeline: CommitPipeline) -> bool:
+        """(Re-)create partition k's consumer at the database position; the commits in flight
+        finish first (they move the position, and the connection is theirs meanwhile)."""
+        await pipeline.drain()
+        try:
+            subs[k] = await self._rewind(k)
+        except LostLeadership:
+            raise
+        except Exception as exc:  # no leader yet, server restarting
+            log.warning("%s: cannot set up partition %d: %s", self.name, k, exc)
+            await asyncio.sleep(1.0)
+            return False
+        expected[k] = 1
+        self.bound.add(k)
+        return True
 
     async def _reconnect(self) -> None:
         """Reconnect the store; LostLeadership goes through, anything else is retried later."""
@@ -183,43 +207,52 @@ class Projector:
             await self.js.delete_consumer(stream, config.durable_name)
         await self.js.add_consumer(stream, config)
 
-    async def _step(self, k: int, subs: dict, expected: dict, stop: asyncio.Event) -> bool:
+    async def _next_batch(
+        self, k: int, subs: dict, expected: dict, pipeline: CommitPipeline
+    ) -> Batch | None:
+        """Fetch and decode partition k's next batch; None if there is none (or it must be
+        fetched again: after a rewind, once the commits in flight are done)."""
         try:
             timeout = 1.0 if self.partitions == 1 else 0.2
             msgs: list[Msg] = await subs[k].fetch(self.fetch_batch, timeout=timeout)
         except TimeoutError:
-            return False
+            return None
         except Exception as exc:  # server restart, lost consumer: resume from the database
             log.warning("%s: fetch from partition %d failed (%s); rewinding", self.name, k, exc)
-            await self._drop(subs, k)
+            await self._drop(subs, k, pipeline)
             await asyncio.sleep(0.5)
-            return False
+            return None
         if not msgs:
-            return False
-        delivered = [msg.metadata.sequence.consumer for msg in msgs]
-        if delivered != list(range(expected[k], expected[k] + len(msgs))):
+            return None
+        if not in_sequence([msg.metadata.sequence.consumer for msg in msgs], expected[k]):
             # A delivery went missing or old ones came back: never apply past a hole.
             self.stats.rewinds += 1
-            await self._drop(subs, k)
-            return False
+            await self._drop(subs, k, pipeline)
+            return None
         expected[k] += len(msgs)
         try:
-            await self.apply_batch(self.source.streams[k], msgs, stop)
-        except LostLeadership:
-            raise
+            return await self._decode(self.source.streams[k], msgs)
         except Exception as exc:  # e.g. the dead letters unreachable: resume from the database
             log.warning("%s: a batch of partition %d failed (%s); rewinding", self.name, k, exc)
-            await self._drop(subs, k)
+            await self._drop(subs, k, pipeline)
             await asyncio.sleep(1.0)
-        return True
+            return None
 
-    async def _drop(self, subs: dict, k: int) -> None:
+    async def _drop(self, subs: dict, k: int, pipeline: CommitPipeline | None = None) -> None:
+        """Forget partition k's consumer (it is re-created at the database position), after the
+        commits in flight: an ack of theirs must reach the consumer that delivered it."""
+        if pipeline is not None:
+            await pipeline.drain()
         sub = subs.pop(k, None)
         if sub is not None:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
 
-    async def apply_batch(self, stream: str, msgs: list[Msg], stop: asyncio.Event) -> None:
+    async def apply_batch(self, stream: str, msgs: list[Msg], stop: asyncio.Event) -> bool:
+        """Decode, commit and ack one batch, now (outside the pipeline)."""
+        return await self._commit(await self._decode(stream, msgs), stop)
+
+    async def _decode(self, stream: str, msgs: list[Msg]) -> Batch:
         events: list[LedgerEvent] = []
         for msg in msgs:
             seq = msg.metadata.sequence.stream
@@ -228,18 +261,23 @@ class Projector:
                 events += [LedgerEvent(stream, seq, row) for row in rows]
             except Undecodable as exc:
                 await self._poison(msg, str(exc))
-        last_seq = msgs[-1].metadata.sequence.stream
+        return Batch(stream, msgs, events, msgs[-1].metadata.sequence.stream)
+
+    async def _commit(self, batch: Batch, stop: asyncio.Event) -> bool:
+        """One transaction: the batch's rows and its last stream sequence; then one ack for the
+        batch. False if stopped before it committed (unacked: the next start resumes from the
+        database position)."""
         kept_alive = asyncio.get_running_loop().time()
         attempt = 0
         while True:
             try:
-                applied = await self.store.apply(stream, last_seq, events)
+                applied = await self.store.apply(batch.stream, batch.last_seq, batch.events)
                 break
             except LostLeadership:
                 raise
             except Exception as exc:  # database down: keep the batch, retry, keep it ours
                 if stop.is_set():
-                    return  # unacked; the next start resumes from the database position
+                    return False
                 attempt += 1
                 self.stats.errors.append(repr(exc))
                 log.warning("%s: applying a batch failed (%s); retrying", self.name, exc)
@@ -248,15 +286,16 @@ class Projector:
                 now = asyncio.get_running_loop().time()
                 if now - kept_alive > KEEP_ALIVE:
                     kept_alive = now
-                    for msg in msgs:
+                    for msg in batch.msgs:
                         with contextlib.suppress(Exception):
                             await msg.in_progress()
-        self.reached[stream] = last_seq
+        self.reached[batch.stream] = batch.last_seq
         self.stats.batches += 1
         self.stats.applied += applied
-        self.stats.skipped += len(events) - applied
+        self.stats.skipped += len(batch.events) - applied
         with contextlib.suppress(Exception):  # a lost ack only means a skipped redelivery
-            await msgs[-1].ack()  # AckPolicy.ALL: every message of the batch, in one ack
+            await batch.msgs[-1].ack()  # AckPolicy.ALL: every message of the batch, in one ack
+        return True
 
     async def _poison(self, msg: Msg, detail: str) -> None:
         self.stats.dead_letters += 1
@@ -281,35 +320,3 @@ class Projector:
         return await transient_retry(
             call, what=f"{self.name}: {what}", transient=transient, before_retry=before_retry
         )
-
-
-async def backlog(
-    nc: Client, name: str, streams: Sequence[str]
-) -> dict[int, tuple[int, int] | None]:
-    """Per followed stream, (events not yet delivered, delivered but not acked); None if no
-    consumer."""
-    js = nc.jetstream()
-    result: dict[int, tuple[int, int] | None] = {}
-    for k, stream in enumerate(streams):
-        read = functools.partial(js.consumer_info, stream, consumer_name(name, k))
-        try:
-            info = await transient_retry(read, what=f"read of consumer {consumer_name(name, k)}")
-        except NotFoundError:
-            result[k] = None
-            continue
-        result[k] = (info.num_pending or 0, info.num_ack_pending or 0)
-    return result
-
-
-async def caught_up(nc: Client, name: str, streams: Sequence[str]) -> bool:
-    """Every followed stream's consumer exists and has nothing pending or unacked."""
-    counts = await backlog(nc, name, streams)
-    return all(c == (0, 0) for c in counts.values())
-
-
-async def delete_consumers(nc: Client, name: str, streams: Sequence[str]) -> None:
-    js = nc.jetstream()
-    for k, stream in enumerate(streams):
-        delete = functools.partial(js.delete_consumer, stream, consumer_name(name, k))
-        with contextlib.suppress(NotFoundError):  # also after a repeat of a delete that landed
-            await transient_retry(delete, what=f"delete consumer {consumer_name(name, k)}")

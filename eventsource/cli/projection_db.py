@@ -8,7 +8,7 @@ from eventsource.adapters import postgres as pg
 from eventsource.adapters.cluster import dev_state_dir
 from eventsource.core.errors import ConfigError
 from eventsource.settings import Settings, load_settings
-from projections.projector import projection_name
+from projections.consumers import projection_name
 from projections.store import ProjectionDb
 
 

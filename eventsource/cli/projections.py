@@ -29,12 +29,8 @@ from eventsource.cli.projection_db import open_projection, open_projection_db
 from eventsource.core.errors import NatsbankError
 from eventsource.core.permissions import Identity, Role
 from eventsource.core.subjects import ledger_stream
-from projections.projector import (
-    FETCH_BATCH,
-    Projector,
-    backlog,
-    delete_consumers,
-)
+from projections.consumers import backlog, delete_consumers
+from projections.projector import FETCH_BATCH, Projector
 from projections.read_your_writes import behind, leader_positions, wait_applied
 from projections.source import Source
 from projections.store import ProjectionDb

@@ -111,6 +111,9 @@ ARCHIVE_LOOKUPS_IN_FLIGHT = 16  # a decider's archive lookups of one group, at o
 
 # --- Projections ---------------------------------------------------------------------------
 PROJECTION_POLL_S = 0.5  # between looks at a projection that is catching up
+# Batches a projector holds at once (projections/pipeline.py): one fetched and decoded while
+# the one before it commits; 1 would fetch, then commit, then fetch again.
+PROJECTOR_BATCHES_HELD = 2
 
 # --- Ledger archive (core/archive_format.py, adapters/archive_store.py) ---------------------
 ARCHIVE_BUCKET = "ledger_archive"  # the Object Store bucket of every partition's archive

@@ -9,8 +9,9 @@ from collections.abc import AsyncIterator
 
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
+from projections.consumers import caught_up
 from projections.postgres import PostgresDb
-from projections.projector import Projector, caught_up
+from projections.projector import Projector
 from projections.source import LedgerSource
 from projections.sqlite import SqliteDb
 from projections.store import ProjectionDb

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from eventsource.adapters.postgres import PgServer
 from eventsource.core.subjects import DEAD_LETTER_STREAM, state_prefix
+from projections.consumers import consumer_name, delete_consumers
 from projections.postgres import PostgresDb
-from projections.projector import consumer_name, delete_consumers
 from projections.sqlite import SqliteDb
 from tests.integration.live_bank import LiveBank
 from tests.integration.mixed_transfers import run_transfers

@@ -16,8 +16,8 @@ import pytest
 from eventsource.adapters import postgres as pg
 from eventsource.adapters.postgres import PgServer
 from eventsource.core.subjects import ledger_stream
+from projections.consumers import consumer_name
 from projections.postgres import PostgresDb
-from projections.projector import consumer_name
 from projections.sqlite import SqliteDb
 from tests.integration.live_bank import LiveBank
 from tests.integration.mixed_transfers import run_transfers

@@ -14,8 +14,8 @@ from eventsource.adapters.views import kv_revisions
 from eventsource.core.shared.layout import SHARED_BUCKET, SHARED_STREAM
 from eventsource.services.shared.client import submit_shared, wait_decided
 from projections.compare import differences_once_caught_up
+from projections.consumers import delete_consumers
 from projections.postgres import PostgresDb
-from projections.projector import delete_consumers
 from projections.shared.source import SharedSource
 from projections.sqlite import SqliteDb
 from projections.store import ProjectionDb
