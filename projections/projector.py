@@ -8,6 +8,10 @@ only after the commit, with one ack for the whole batch (AckPolicy.ALL). Within 
 the last row per key is written (projections/model.py `last_per_key`, `merged_per_key`).
 Events at or below the stored position are skipped, so a redelivery changes nothing.
 
+Pipelined (projections/pipeline.py): the next batch is fetched and decoded while the one before
+commits; commits run one at a time and in order, none after one that did not commit, and at
+most PROJECTOR_BATCHES_HELD batches are held. A batch is acked by its own commit, after it.
+
 Never skip a gap: the database position is the truth and the consumer only a cursor. At start,
 and whenever a delivery is missing (the consumer sequence jumped: a fetch reply was lost, or
 unacked messages came back after a crash), the consumer is re-created at position + 1. Only one

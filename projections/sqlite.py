@@ -3,6 +3,7 @@ holding that participant's accounts, its own transfer records and its own stream
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import fcntl
 import time
@@ -154,15 +155,22 @@ class SqliteDb:
         return min(seqs, default=0)
 
     async def apply(self, stream: str, last_seq: int, events: list[LedgerEvent]) -> int:
-        """One transaction per participant file, each with its own position."""
+        """One transaction per participant file, each with its own position. The files commit
+        at once (each connection has its own thread, each file its own fsync); a failure is
+        raised once every file's transaction has ended, so a retry finds none open."""
         by_participant: dict[str, list[LedgerEvent]] = defaultdict(list)
         for event in events:
             if self.participant in (None, event.row.participant):
                 by_participant[event.row.participant].append(event)
-        applied = 0
-        for participant, mine in by_participant.items():
-            applied += await _apply_one(await self._db(participant), stream, last_seq, mine)
-        return applied
+        files = [(await self._db(p), mine) for p, mine in by_participant.items()]
+        results = await asyncio.gather(
+            *(_apply_one(db, stream, last_seq, mine) for db, mine in files),
+            return_exceptions=True,
+        )
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+        return sum(results)  # type: ignore[arg-type]
 
     async def positions(self) -> list[Position]:
         for name in [] if self.participant else self._existing():
