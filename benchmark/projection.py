@@ -107,6 +107,10 @@ def measure_projectors(
             | {
                 "events_applied": stats.get("applied"),
                 "dead_letters": stats.get("dead_letters"),
+                # transactions, and how many of those batches were fetched while the one
+                # before was committing (the pipeline at work)
+                "batches": stats.get("batches"),
+                "batches_overlapped": stats.get("overlapped"),
                 "i6_ok": not found,
                 "i6_differences": found[:5],
                 "command": shlex.join(procs[0].args),  # type: ignore[arg-type]
