@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from nats.js.client import JetStreamContext
 from nats.js.object_store import ObjectStore
 
+from eventsource.adapters.archive_filters import FilterCache
 from eventsource.adapters.object_store_io import object_info, read_chunks, read_small
 from eventsource.core.archive_format import (
     TIME_MS_MAX,
@@ -189,6 +190,7 @@ async def find_entry(
     js: JetStreamContext,
     store: ObjectStore,
     cache: IdsCache,
+    filters: FilterCache,
     partition: int,
     key: str,
     id_time_ms: int | None,
@@ -196,8 +198,9 @@ async def find_entry(
     """(period, entry) of the archived final record `key`: the periods listed under its hour
     and UNTIMED, newest first, and in each the one shard the key belongs to. It stops at the
     first period whose `ids_below_ms` is at or before the id's time (neither it nor an earlier
-    one can hold the id: a recent id costs a manifest or two, however small the periods), and
-    skips the shard of a period whose id times do not cover the id's."""
+    one can hold the id: a recent id costs a manifest or two, however small the periods),
+    skips the shard of a period whose id times do not cover the id's, and the shard of a
+    period whose key filter says it does not hold the key."""
     hours = [UNTIMED]
     if id_time_ms is not None and 0 <= id_time_ms <= TIME_MS_MAX:
         hours.append(hour_bucket(id_time_ms))
@@ -213,6 +216,8 @@ async def find_entry(
             if manifest.ids_below_ms is not None and id_time_ms >= manifest.ids_below_ms:
                 return None
             continue
+        if not await filters.may_hold(js, store, manifest, key):
+            continue  # certainly not in this period: its shard is not read
         entry = await cache.entry(js, store, manifest, key)
         if entry is not None:
             return period, entry

@@ -1,10 +1,11 @@
 """The ledger archive in the NATS Object Store (bucket `ledger_archive`, issue 12).
 
-A period of partition k is stored as `.events`, its `.ids.<shard>`, `.snapshot`, then the id
-directory entries, then `.manifest`: the manifest is written last and only after every object
-was read back and matched its digest, so a period without a manifest was never archived
-(nothing of it may be purged from the ledger), and one with a manifest is complete and indexed.
-Formats: `core/archive_format.py`, `core/archive_ids.py` and docs/ARCHIVE.md. Every NATS call
+A period of partition k is stored as `.events`, its `.ids.<shard>`, `.filter`, `.snapshot`,
+then the id directory entries, then `.manifest`: the manifest is written last and only after
+every object was read back and matched its digest, so a period without a manifest was never
+archived (nothing of it may be purged from the ledger), and one with a manifest is complete and
+indexed. Formats: `core/archive_format.py`, `core/archive_ids.py`, `core/archive_filter.py` and
+docs/ARCHIVE.md. Every NATS call
 goes through the bounded retry.
 """
 
@@ -20,6 +21,7 @@ from nats.js.client import JetStreamContext
 from nats.js.errors import NotFoundError
 from nats.js.object_store import ObjectStore
 
+from eventsource.adapters.archive_filters import FilterCache
 from eventsource.adapters.archive_reader import (
     IdsCache,
     find_entry,
@@ -34,6 +36,7 @@ from eventsource.adapters.archive_writer import (
     check_funded,
     checked_extras,
     commit_manifest,
+    put_filter,
     put_ids_shards,
     put_snapshot,
     read_back,
@@ -92,6 +95,7 @@ __all__ = [
 
 _CHAIN_TEXT = re.compile(r"[0-9a-f]{64}")
 ids_cache = IdsCache()  # the ids shards lookups decoded last, shared by every lookup
+filter_cache = FilterCache()  # the periods' key filters lookups read, shared likewise
 
 
 async def write_period(
@@ -133,6 +137,7 @@ async def write_period(
         given = checked_extras(builder, extras())
         await put_file(store, events_object(partition, period), spool)
     ids_shard_sha256 = await put_ids_shards(store, builder, builder.ids_shards())
+    filter_sha256 = await put_filter(store, builder, builder.key_filter())
     manifest = builder.manifest(
         events_sha256=events_sha256,
         ids_shard_sha256=ids_shard_sha256,
@@ -141,6 +146,7 @@ async def write_period(
         prev_chain=prev_chain,
         archived_at_ms=time.time_ns() // 1_000_000,
         ids_below_ms=builder.ids_below(ids_below_ms, before),
+        filter_sha256=filter_sha256,
     )
     await read_back(js, store, manifest)
     await add_to_directory(nc, partition, period, builder.hours())
@@ -259,7 +265,7 @@ async def _find(
     store = await _bucket(js, partition, create=False)
     if store is None:
         return None
-    return await find_entry(js, store, ids_cache, partition, key, id_time_ms)
+    return await find_entry(js, store, ids_cache, filter_cache, partition, key, id_time_ms)
 
 
 async def _committed(

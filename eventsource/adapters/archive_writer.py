@@ -13,6 +13,7 @@ from nats.js.api import RawStreamMsg
 from nats.js.client import JetStreamContext
 from nats.js.object_store import ObjectStore
 
+from eventsource.adapters.archive_filters import filter_of
 from eventsource.adapters.archive_reader import (
     events_digest,
     ids_shard_json,
@@ -22,6 +23,7 @@ from eventsource.adapters.archive_reader import (
 from eventsource.adapters.direct_reader import StoredMessage
 from eventsource.adapters.object_store_io import put_bytes, read_small
 from eventsource.adapters.stream_reader import delivery_ns
+from eventsource.core.archive_filter import KeyFilter
 from eventsource.core.archive_format import (
     ZERO_CHAIN,
     ArchivedMessage,
@@ -30,6 +32,7 @@ from eventsource.core.archive_format import (
     encode_line,
     encode_manifest,
     events_object,
+    filter_object,
     ids_object,
     kept_headers,
     manifest_object,
@@ -42,6 +45,7 @@ from eventsource.core.errors import ArchiveCorrupt, ArchiveError
 from eventsource.core.limits import (
     ARCHIVE_BUCKET,
     ARCHIVE_CHUNK_BYTES,
+    ARCHIVE_FILTER_BYTES_MAX,
     ARCHIVE_IDS_BYTES_MAX,
     ARCHIVE_SMALL_OBJECT_BYTES_MAX,
     ARCHIVE_SNAPSHOT_BYTES_MAX,
@@ -167,6 +171,16 @@ async def put_ids_shards(
     return digests
 
 
+async def put_filter(store: ObjectStore, builder: PeriodBuilder, key_filter: KeyFilter) -> str:
+    """The key filter, stored as it is (its bits are random: gzip would not shrink them)."""
+    name = filter_object(builder.partition, builder.period)
+    data = key_filter.encode()
+    if len(data) > ARCHIVE_FILTER_BYTES_MAX:
+        raise ArchiveError(f"{name}: more than {ARCHIVE_FILTER_BYTES_MAX} bytes")
+    await put_bytes(store, name, data)
+    return sha256_hex(data)
+
+
 async def put_snapshot(store: ObjectStore, builder: PeriodBuilder, snapshot: bytes) -> str:
     name = snapshot_object(builder.partition, builder.period)
     await put_bytes(store, name, gzip_bytes(snapshot))
@@ -182,6 +196,8 @@ async def read_back(js: JetStreamContext, store: ObjectStore, manifest: Manifest
         raise ArchiveCorrupt(f"{events_object(partition, period)}: read back other than written")
     for shard in range(manifest.ids_shards):
         await ids_shard_json(js, store, manifest, shard, keep=False)
+    if manifest.filter_sha256 is not None:
+        await filter_of(js, store, manifest)
     await snapshot_json(js, store, manifest, keep=False)
 
 

@@ -42,6 +42,10 @@ def ids_object(partition: int, period: int, shard: int) -> str:
     return f"k{partition}/p{period:08d}.ids.{shard:04d}"
 
 
+def filter_object(partition: int, period: int) -> str:
+    return f"k{partition}/p{period:08d}.filter"
+
+
 def snapshot_object(partition: int, period: int) -> str:
     return f"k{partition}/p{period:08d}.snapshot"
 
@@ -211,6 +215,10 @@ class Manifest(msgspec.Struct, frozen=True, kw_only=True):
     # after its first message (core/history.py). A lookup stops here (archive_reader).
     # None in a manifest written before it existed: no early stop.
     ids_below_ms: int | None = None
+    # SHA-256 of the period's key filter (`.filter`, core/archive_filter.py): a lookup reads an
+    # ids shard only if the filter says "maybe". None in a manifest written before it existed:
+    # every lookup that reaches the period reads its shard.
+    filter_sha256: str | None = None
 
     def figures_sha256(self) -> str:
         """The figures the chain covers besides the objects' digests: with them in the chain,
@@ -227,6 +235,8 @@ class Manifest(msgspec.Struct, frozen=True, kw_only=True):
         }
         if self.ids_below_ms is not None:  # it decides where lookups stop: the chain covers it
             figures["ids_below_ms"] = self.ids_below_ms
+        if self.filter_sha256 is not None:  # it decides which lookups read no shard
+            figures["filter_sha256"] = self.filter_sha256
         return sha256_hex(_sorted_encoder.encode(figures))
 
     def expected_chain(self) -> str:
@@ -257,6 +267,8 @@ class Manifest(msgspec.Struct, frozen=True, kw_only=True):
             found.append("ids_sha256 is not the digest of its shards' digests")
         if self.problems != kept_problems(self.problems) or self.problem_count < len(self.problems):
             found.append(f"{len(self.problems)} problems listed of {self.problem_count}")
+        if self.filter_sha256 is not None and not _SHA256_TEXT.fullmatch(self.filter_sha256):
+            found.append("filter_sha256 is not 64 lowercase hex digits")
         below, latest = self.ids_below_ms, self.id_time_max_ms
         if below is not None and latest is not None and latest >= below:
             found.append(f"an id of time {latest} is not below ids_below_ms {below}")
@@ -264,6 +276,7 @@ class Manifest(msgspec.Struct, frozen=True, kw_only=True):
 
 
 _sorted_encoder = msgspec.json.Encoder(order="sorted")
+_SHA256_TEXT = re.compile(r"[0-9a-f]{64}")
 _manifest_decoder = msgspec.json.Decoder(Manifest)
 
 

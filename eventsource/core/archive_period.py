@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import msgspec
 
 from eventsource.core.account import EntryKind
+from eventsource.core.archive_filter import KeyFilter
 from eventsource.core.archive_fold import CARRIED_HEADER
 from eventsource.core.archive_format import (
     ArchivedMessage,
@@ -179,6 +180,10 @@ class PeriodBuilder:
     def ids_shards(self) -> list[dict[str, IdEntry]]:
         return split_ids(self.ids())
 
+    def key_filter(self) -> KeyFilter:
+        """The filter of the keys its ids shards hold (a lookup of another key reads none)."""
+        return KeyFilter.of(self.ids())
+
     def ids_below(self, bound_ms: int | None, before: Manifest | None) -> int | None:
         """The period's `ids_below_ms` (see Manifest): `bound_ms` raised, if need be, above
         its own ids' times and to the bound of the period before, so that it holds for every
@@ -199,6 +204,7 @@ class PeriodBuilder:
         prev_chain: str,
         archived_at_ms: int,
         ids_below_ms: int | None = None,
+        filter_sha256: str | None = None,
     ) -> Manifest:
         entries = self.ids().values()
         times = [entry.time_ms for entry in entries if entry.time_ms is not None]
@@ -219,6 +225,7 @@ class PeriodBuilder:
             id_time_max_ms=max(times, default=None),
             archived_at_ms=archived_at_ms,
             ids_below_ms=ids_below_ms,
+            filter_sha256=filter_sha256,
             funded=dict(sorted(self.funded.items())),
             **msgspec.structs.asdict(figures),
         )

@@ -142,6 +142,17 @@ ARCHIVE_SMALL_OBJECT_BYTES_MAX = 16 * 1024 * 1024  # a manifest or an hour of th
 ARCHIVE_DIRECTORY_HOURS_MAX = 720
 ARCHIVE_IDS_CACHE_SHARDS = 32  # ids shards that lookups keep decoded (LRU)
 ARCHIVE_REREADS_MAX = 3  # reads of a small object that another writer replaces meanwhile
+# A period's key filter (core/archive_filter.py, a Bloom filter over its final records' keys):
+# bits per key and hash functions. 10 bits and 7 functions answer "maybe" for about 0.82% of
+# the keys a period does not hold ((1 - e^(-7/10))^7); such a miss reads the ids shard as
+# before. Changing them changes only periods written afterwards: a filter says its own.
+ARCHIVE_FILTER_BITS_PER_KEY = 10
+ARCHIVE_FILTER_HASHES = 7
+ARCHIVE_FILTER_BITS_MIN = 64  # the filter of a period with few or no final records
+# One filter object: 10,000,000 final records (the most a period holds) take 12.5 MB.
+ARCHIVE_FILTER_BYTES_MAX = 16 * 1024 * 1024
+# The filters lookups keep (LRU, by their bytes): 64 MiB is about 50 million archived records.
+ARCHIVE_FILTER_CACHE_BYTES = 64 * 1024 * 1024
 
 # --- Signatures (core/signing.py, adapters/key_registry.py) ------------------------------------
 # A receiver reads a sender's registered key again at most this often: a forged message with a

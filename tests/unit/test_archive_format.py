@@ -215,12 +215,20 @@ def test_the_manifest_has_the_fields_of_the_spec_in_order_and_round_trips():
         "partition", "period", "first_seq", "end_seq", "messages", "events_sha256",
         "ids_sha256", "ids_shards", "ids_shard_sha256", "snapshot_sha256", "prev_chain",
         "chain", "id_time_min_ms", "id_time_max_ms", "archived_at_ms", "funded", "settled",
-        "confirmed", "problem_count", "problems", "verified", "ids_below_ms",
+        "confirmed", "problem_count", "problems", "verified", "ids_below_ms", "filter_sha256",
     ]  # fmt: skip
     assert decode_manifest(data, "m") == made
     assert made.inconsistencies() == []
     with pytest.raises(ArchiveCorrupt, match="k0/x"):
         decode_manifest(b'{"partition": 0}', "k0/x")
+
+
+def test_a_manifest_without_a_filter_keeps_the_chain_it_was_written_with():
+    """Periods archived before key filters existed have none: their chain must not change."""
+    made = manifest()
+    assert made.filter_sha256 is None
+    with_filter = manifest(filter_sha256="f" * 64)
+    assert with_filter.chain != made.chain and with_filter.inconsistencies() == []
 
 
 def test_the_chain_is_the_sha256_of_its_parts_as_the_spec_writes_it():
@@ -258,6 +266,7 @@ def test_the_chain_is_the_sha256_of_its_parts_as_the_spec_writes_it():
         {"problem_count": 1, "problems": ["a.out.t1: content changed (I3)"]},
         {"problem_count": 2},
         {"ids_below_ms": 1_700_000_000_000},
+        {"filter_sha256": "f" * 64},
     ],
 )
 def test_the_chain_changes_with_each_of_its_parts(change):
@@ -271,6 +280,7 @@ def test_a_manifest_edited_by_hand_contradicts_itself():
         "ids_sha256": ("e" * 64, "not the digest of its shards"),
         "ids_shards": (3, "ids_shards 3 for 2 digests"),
         "problems": (["x"] * (ARCHIVE_PROBLEMS_KEPT + 1), "problems listed of 0"),
+        "filter_sha256": ("F" * 64, "filter_sha256 is not 64 lowercase hex digits"),
     }
     for field, (value, complaint) in edits.items():
         edited = msgspec.structs.replace(made, **{field: value})
