@@ -11,13 +11,18 @@ import asyncio
 import pytest
 
 from eventsource.adapters import archive_store
+from eventsource.adapters.archive_filters import filter_of
 from eventsource.adapters.archive_meta import StreamLease, meta_bucket
 from eventsource.adapters.archive_stream import stream_state
 from eventsource.adapters.topology import Topology
+from eventsource.core.archive_filter import KeyFilter
 from eventsource.core.errors import RejectionCause
+from eventsource.core.limits import ARCHIVE_BUCKET
 from eventsource.core.model import Outcome
 from eventsource.core.subjects import (
+    incoming_key,
     ledger_stream,
+    outgoing_key,
     partition_of,
 )
 from eventsource.services.archiver import RunReport, archive_once
@@ -136,3 +141,48 @@ async def test_a_backlog_takes_several_runs_and_a_run_says_whether_more_is_left(
         await lease.release()
     report = await bank.audit()
     assert report.ok, report.violations
+
+
+async def period_filters(bank: LiveBank) -> list[KeyFilter]:
+    """The key filter of every archived period of every partition."""
+    store = await bank.nc.jetstream().object_store(ARCHIVE_BUCKET)
+    filters = []
+    for k in range(bank.partitions):
+        period = 0
+        while (manifest := await archive_store.read_manifest(bank.nc, k, period)) is not None:
+            filters.append(await filter_of(bank.nc.jetstream(), store, manifest))
+            period += 1
+    return filters
+
+
+async def test_an_unknown_id_of_an_archived_time_reads_no_ids_shard(bank):
+    """An old id nobody used, made in the very millisecond of archived ones: every period that
+    may hold it answers "definitely not" from its key filter, so the lookup reads no ids shard,
+    and the id is refused ID_EXPIRED; an archived one still gets its original outcome."""
+    bank.start_all()
+    ids = [new_id() for _ in range(6)]
+    await bank.submit(*(transfer(i, "alpha/a1", "beta/b1", "1.00") for i in ids))
+    assert len(await bank.wait("alpha", ids)) == len(ids)
+    await asyncio.sleep(AGE_S)
+    assert await archive_all(bank)
+    filters = await period_filters(bank)
+    assert filters
+    same_time = (ids[0][:10] + f"{n:016d}" for n in range(10_000))  # ids[0]'s time, exactly
+    unknown = next(
+        candidate
+        for candidate in same_time
+        if not any(
+            f.may_hold(key)
+            for f in filters
+            for key in (outgoing_key("alpha", candidate), incoming_key("beta", "alpha", candidate))
+        )
+    )  # the filters are deterministic: a false positive would read a shard (allowed)
+    shards, rejected = archive_store.ids_cache.reads, archive_store.filter_cache.rejected
+    await bank.submit(transfer(unknown, "alpha/a1", "beta/b1", "1.00"))
+    refused = (await bank.wait("alpha", [unknown]))[unknown]
+    assert refused.outcome is Outcome.REJECTED and refused.cause is RejectionCause.ID_EXPIRED
+    assert archive_store.ids_cache.reads == shards
+    assert archive_store.filter_cache.rejected > rejected
+
+    await bank.submit(transfer(ids[1], "alpha/a1", "beta/b1", "1.00"))
+    assert (await bank.wait("alpha", [ids[1]]))[ids[1]].outcome is Outcome.OK
