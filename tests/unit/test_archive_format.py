@@ -24,6 +24,7 @@ from eventsource.core.archive_format import (
     encode_line,
     encode_manifest,
     events_object,
+    filter_object,
     hour_object,
     id_time_ms,
     ids_object,
@@ -108,6 +109,7 @@ def test_object_names():
     assert events_object(0, 7) == "k0/p00000007.events"
     assert ids_object(3, 12345678, 7) == "k3/p12345678.ids.0007"
     assert snapshot_object(2, 5) == "k2/p00000005.snapshot"
+    assert filter_object(4, 9) == "k4/p00000009.filter"
     assert manifest_object(0, 0) == "k0/p00000000.manifest"
     assert hour_object(1, "2024112000") == "k1/ids-by-hour/2024112000"
 
