@@ -43,7 +43,7 @@ class FilterCache:
         self._bytes_max = bytes_max
         self._filters: OrderedDict[tuple[int, int, str], KeyFilter] = OrderedDict()
         self._bytes = 0
-        self._lock = asyncio.Lock()
+        self._lock: asyncio.Lock | None = None
         self._lock_loop: asyncio.AbstractEventLoop | None = None
         self.reads = 0
         self.rejected = 0
@@ -57,14 +57,15 @@ class FilterCache:
             return True
         cache_key = (manifest.partition, manifest.period, manifest.filter_sha256)
         key_filter = self._filters.get(cache_key)
-        if key_filter is None:
+        if key_filter is not None:
+            self._filters.move_to_end(cache_key)
+        else:
             async with self._loading():  # lookups at once of one period load its filter once
                 key_filter = self._filters.get(cache_key)
                 if key_filter is None:
                     self.reads += 1
                     key_filter = await filter_of(js, store, manifest)
                     self._keep(cache_key, key_filter)
-        self._filters.move_to_end(cache_key)
         if key_filter.may_hold(key):
             return True
         self.rejected += 1
@@ -73,7 +74,7 @@ class FilterCache:
     def _loading(self) -> asyncio.Lock:
         """One lock per event loop (an asyncio.Lock belongs to the loop it first waited in)."""
         loop = asyncio.get_running_loop()
-        if self._lock_loop is not loop:
+        if self._lock is None or self._lock_loop is not loop:
             self._lock, self._lock_loop = asyncio.Lock(), loop
         return self._lock
 
