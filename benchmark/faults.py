@@ -221,6 +221,7 @@ def transport_figures(
         "redeliveries_per_transfer": round(again / done, 3),
         "server_messages": traffic["in_msgs"] + traffic["out_msgs"],
         "server_messages_per_transfer": round((traffic["in_msgs"] + traffic["out_msgs"]) / done, 2),
+        **bench_read_figures(traffic.get("bench_reads"), done),
         "server_bytes_per_transfer": round((traffic["in_bytes"] + traffic["out_bytes"]) / done),
         "faults_injected": {k[7:]: v for k, v in counters.items() if k.startswith("faults_")},
         "peak_server_rss_mb": disturbed.peak_server_rss_mb,
@@ -232,6 +233,19 @@ def transport_figures(
         "time_s": time_breakdown(counters),
         # A proxy to a remote bank (core/remote.py): the link's and the remote banks' counts.
         "remote": {k: v for k, v in counters.items() if k.startswith("remote_")} or None,
+    }
+
+
+def bench_read_figures(reads: dict | None, done: int) -> dict:
+    """The servers' messages of the bench's own reading after the work (the completion scan,
+    the audit), kept out of `server_messages`: a deployment does not read its whole ledger
+    after every batch of transfers."""
+    if reads is None:
+        return {}
+    messages = reads["in_msgs"] + reads["out_msgs"]
+    return {
+        "bench_read_messages": messages,
+        "bench_read_messages_per_transfer": round(messages / done, 2),
     }
 
 

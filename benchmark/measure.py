@@ -9,6 +9,7 @@ import math
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from hdrh.histogram import HdrHistogram
@@ -225,15 +226,20 @@ async def settle(
     ids: set[tuple[str, str]],
     *,
     timeout: float = 180.0,
+    on_quiet: Callable[[], None] | None = None,
 ) -> Measurement:
     """Wait for quiet inboxes, then until every id is final (a consumer that just changed
-    leader can look idle for a moment); give up after `timeout` and report what is left."""
+    leader can look idle for a moment); give up after `timeout` and report what is left.
+    `on_quiet` is called each time the inboxes are quiet, before the ledger is read: what the
+    servers carried until then is the work's, what follows is the measurement's own reading."""
     deadline = time.monotonic() + timeout
     reading = scan_of(ledger)
     consumers = [c for p in participants for c in ledger.consumers(p)]
     while True:
         left = max(1.0, deadline - time.monotonic())
         await wait_quiescent(ledger.nc, consumers, timeout=left, settle=0.25)
+        if on_quiet is not None:
+            on_quiet()
         async with archive_paused(ledger.nc, ledger.partitions):
             await reading.advance(ledger.nc)
         measurement = reading.measurement(ids)

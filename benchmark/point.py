@@ -178,11 +178,17 @@ def _measure_on(
         hooks.phase(f"natsbank: pushing {options.transfers} transfers")
         idle = run_sync(_idle_traffic(cluster))
         traffic_before = server_traffic(cluster)
+        quiet: dict = {}  # the servers' counters when the inboxes were last seen quiet
+
+        def mark_quiet() -> None:
+            quiet["traffic"] = server_traffic(cluster)
+
         workload = functools.partial(
             drive, cluster.url, banks, options.transfers, store=point.store,
             seed=options.seed, rate=options.rate, reject_share=options.reject_share,
             progress=hooks.acked,
             settle_timeout=options.settle_timeout or max(900.0, options.transfers / 100),
+            on_quiet=mark_quiet,
         )  # fmt: skip
 
         def restart_late() -> list:
@@ -193,7 +199,7 @@ def _measure_on(
                 workload, options.process_faults, cluster, procs, restart_late, options.seed
             )
         )
-        traffic = traffic_between(traffic_before, server_traffic(cluster))
+        traffic = work_and_reads(traffic_before, quiet.get("traffic"), server_traffic(cluster))
         after = run_sync(ledger_footprint(cluster.url, point.store, partitions))
         projectors = (
             measure_projectors(  # after the headline figures: they ran without it
@@ -207,6 +213,15 @@ def _measure_on(
     finally:
         stop_services([*procs, *archiver])
     return Measured(banks, result, before, after, traffic, disturbed, idle, commands, projectors)
+
+
+def work_and_reads(before: dict, quiet: dict | None, after: dict) -> dict:
+    """The servers' traffic of the work (until the inboxes were quiet: submissions, the
+    services, replication, the quiescence polls), and apart from it, as `bench_reads`, the
+    bench's own reading of the ledger after it (the completion scan and the audit)."""
+    if quiet is None:  # never quiet (settle timed out): everything counts as the work's
+        return {**traffic_between(before, after), "bench_reads": None}
+    return {**traffic_between(before, quiet), "bench_reads": traffic_between(quiet, after)}
 
 
 async def _idle_traffic(cluster: ClusterInfo, seconds: float = 2.0) -> float:

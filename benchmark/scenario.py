@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -201,6 +202,7 @@ async def drive(
     progress=None,
     settle_timeout: float | None = None,
     per_message: int = 50,
+    on_quiet: Callable[[], None] | None = None,
 ) -> ScenarioResult:
     nc = await connect(url)
     try:
@@ -222,6 +224,7 @@ async def drive(
             [b.participant for b in banks],
             ids,
             timeout=settle_timeout or max(120.0, count / 100),
+            on_quiet=on_quiet,
         )
         quiet = not measurement.unfinished
         wall = time.monotonic() - started

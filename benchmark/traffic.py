@@ -142,6 +142,7 @@ async def drive(cluster: ClusterInfo, banks, args, tap: Tap | None) -> dict:
         await phase("final scan")
         audit = await watching.audit(expect_final=True)
         await phase("audit")
+        where = placement(cluster)
         return {
             "transfers": args.transfers,
             "rate": args.rate,
@@ -149,6 +150,7 @@ async def drive(cluster: ClusterInfo, banks, args, tap: Tap | None) -> dict:
             "unfinished": len(measured.unfinished),
             "audit_ok": audit.ok,
             "phases": phases,
+            "placement": where,
         }
     finally:
         for nc in (watch, load, *([tap.nc] if tap and hasattr(tap, "nc") else [])):
@@ -164,7 +166,8 @@ def run(args) -> dict:
             asyncio.run(bootstrap(cluster.url, banks, funding=GENEROUS_FUNDING, topology=topology))
             serve = ("--store", "independent", "--mode", "jetstream")
             names = [b.participant for b in banks]
-            procs = start_layout(cluster.url, names, 2, 1, where / "logs", serve_args=serve)
+            url = services_url(cluster, args.services_on)
+            procs = start_layout(url, names, 2, 1, where / "logs", serve_args=serve)
             try:
                 result = asyncio.run(drive(cluster, banks, args, Tap() if args.tap else None))
             finally:
@@ -173,6 +176,42 @@ def run(args) -> dict:
     result["tap"] = args.tap
     result["command"] = " ".join(["python -m benchmark.traffic", *sys.argv[1:]])
     return result
+
+
+def services_url(cluster: ClusterInfo, where: str) -> str:
+    """The NATS_URL the services get: every node (each process picks one at random), or only
+    the ledger stream's leader, or only a node that is not its leader (an experiment)."""
+    if where == "any":
+        return cluster.url
+    found = None
+    for node in cluster.nodes:
+        jsz = _get(node.monitor_url, "jsz?streams=1&raft=1")
+        for account in jsz.get("account_details") or []:
+            for stream in account.get("stream_detail") or []:
+                if stream["name"] == "KV_ledger_0":
+                    found = (stream.get("cluster") or {}).get("leader")
+    chosen = [n for n in cluster.nodes if (n.name == found) == (where == "leader")]
+    if found is None or not chosen:
+        raise RuntimeError(f"no node for --services-on {where} (leader {found})")
+    return chosen[0].url
+
+
+def placement(cluster: ClusterInfo) -> dict:
+    """Which node leads the ledger stream and each consumer, and where clients are connected."""
+    leaders: dict[str, str] = {}
+    clients: dict[str, list[str]] = {}
+    for node in cluster.nodes:
+        jsz = _get(node.monitor_url, "jsz?streams=1&consumers=1")
+        for account in jsz.get("account_details") or []:
+            for stream in account.get("stream_detail") or []:
+                if (stream.get("cluster") or {}).get("leader"):
+                    leaders[stream["name"]] = stream["cluster"]["leader"]
+                for consumer in stream.get("consumer_detail") or []:
+                    if (consumer.get("cluster") or {}).get("leader"):
+                        leaders[consumer["name"]] = consumer["cluster"]["leader"]
+        connz = _get(node.monitor_url, "connz")
+        clients[node.name] = sorted(c.get("name", "") for c in connz.get("connections") or [])
+    return {"leaders": leaders, "clients": clients}
 
 
 def render(result: dict) -> str:
@@ -199,6 +238,12 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=400.0, help="transfers per second")
     parser.add_argument("--nodes", type=int, default=3, choices=(1, 3))
     parser.add_argument("--tap", action="store_true", help="count the account's messages by kind")
+    parser.add_argument(
+        "--services-on",
+        choices=("any", "leader", "follower"),
+        default="any",
+        help="the services' node: any (as deployed), the ledger's leader, another one",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     result = run(args)

@@ -22,6 +22,8 @@ from eventsource.core.limits import (
 )
 from eventsource.core.remote import NO_REMOTE, RemotePlan
 from eventsource.core.resend import DEFAULT_RESEND, ResendPolicy
+from eventsource.core.shared.layout import SHARED_STREAM
+from eventsource.core.subjects import ledger_stream
 from eventsource.services.independent.decider import IndependentDecider
 from eventsource.services.independent.give_up import GiveUpWatch
 from eventsource.services.independent.ledger import IndependentLedger
@@ -54,6 +56,14 @@ async def open_ledger(nc: Client, store: Store, *, provisioned: bool = True) -> 
     return IndependentLedger(
         nc, layout.partitions, layout.history, accepts_old_subjects=layout.accepts_old_subjects
     )
+
+
+def home_stream(ledger: Ledger, participant: str) -> str:
+    """The stream `participant`'s service writes its atomic batches to."""
+    if ledger.store is Store.SHARED:
+        return SHARED_STREAM
+    assert isinstance(ledger, IndependentLedger)
+    return ledger_stream(ledger.home_of(participant))
 
 
 def projection_source(ledger: Ledger, participant: str | None = None) -> Source:

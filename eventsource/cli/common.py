@@ -17,9 +17,10 @@ from rich.console import Console
 
 from eventsource.adapters.access import resolve_access
 from eventsource.adapters.jetstream import connect
+from eventsource.adapters.leader_node import leader_first
 from eventsource.adapters.retry import watch_refusals
 from eventsource.adapters.tls import UNTRUSTED
-from eventsource.bootstrap import open_ledger
+from eventsource.bootstrap import home_stream, open_ledger
 from eventsource.core.errors import ConfigError
 from eventsource.core.permissions import Identity
 from eventsource.services.ledger import Ledger
@@ -49,9 +50,14 @@ def settings(**flags: object) -> Settings:
 
 
 @contextlib.asynccontextmanager
-async def nats_connection(config: Settings, identity: Identity) -> AsyncIterator[Client]:
-    """A connection as `identity` (the role the command needs: adapters/access.py)."""
-    url, credential = resolve_access(config, identity)
+async def nats_connection(
+    config: Settings, identity: Identity, *, url: str | None = None
+) -> AsyncIterator[Client]:
+    """A connection as `identity` (the role the command needs: adapters/access.py). With
+    `url` (the configured servers in another order), the servers are tried in its order."""
+    resolved, credential = resolve_access(config, identity)
+    ordered = {"dont_randomize": True} if url else {}
+    url = url or resolved
     connecting = True
     failures: list[Exception] = []
     refused = watch_refusals()  # a refused request fails at once instead of being retried
@@ -71,7 +77,7 @@ async def nats_connection(config: Settings, identity: Identity) -> AsyncIterator
 
     try:
         nc = await asyncio.wait_for(
-            connect(url, credential=credential, error_cb=report), CONNECT_TIMEOUT
+            connect(url, credential=credential, error_cb=report, **ordered), CONNECT_TIMEOUT
         )
     except TimeoutError:
         refused = [e for e in failures if "authorization" in str(e).lower()]
@@ -102,6 +108,15 @@ async def nats_connection(config: Settings, identity: Identity) -> AsyncIterator
     finally:
         with contextlib.suppress(Exception):
             await nc.drain()
+
+
+async def leader_node_url(config: Settings, identity: Identity, participant: str) -> str | None:
+    """The configured servers with the node that leads `participant`'s home partition first
+    (adapters/leader_node.py), found with a connection of its own; None: keep the order."""
+    url, credential = resolve_access(config, identity)
+    async with nats_connection(config, identity) as probe:
+        stream = home_stream(await open_ledger(probe, config.store), participant)
+        return await leader_first(probe, url, credential, stream)
 
 
 def on_nats(config: Settings, identity: Identity, action: Callable[[Client], Awaitable[T]]) -> T:

@@ -26,6 +26,7 @@ from eventsource.bootstrap import (
 )
 from eventsource.cli.common import (
     err_console,
+    leader_node_url,
     nats_connection,
     run,
     settings,
@@ -188,7 +189,11 @@ def serve(
             services, responders = [], []
             for p in participants:
                 identity = Identity(Role.SERVICE, p)
-                nc = await connections.enter_async_context(nats_connection(config, identity))
+                # On the node that leads its partition: its batches skip a route hop.
+                url = await leader_node_url(config, identity, p)
+                nc = await connections.enter_async_context(
+                    nats_connection(config, identity, url=url)
+                )
                 ledger = await open_ledger(nc, config.store)
                 await ledger.require([p])
                 services.append(participant_service(ledger, p, options))

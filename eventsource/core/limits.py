@@ -27,6 +27,7 @@ GROUP_FAILURE_PAUSE_S = 1.0  # after a group failed on a bug; its messages come 
 # --- Committing ----------------------------------------------------------------------------
 COMMIT_TIMEOUT_S = 10.0  # the commit request of an atomic batch (then: CommitUnknown)
 READ_TIMEOUT_S = 5.0  # a direct get or a leader read of one subject
+LEADER_PROBE_TIMEOUT_S = 2.0  # a service's look for its partition leader's node, per node
 READS_IN_FLIGHT = 64  # concurrent state reads of one instance
 STATE_CACHE_KEYS = 200_000  # states an instance remembers after its own commits
 # Reads of one account key whose re-fold of the entries (core/snapshot_check.py) could not reach
