@@ -94,6 +94,7 @@ def _address(parsed) -> str | None:
 def _discovered(nc: Client) -> list[str]:
     """URLs the cluster told the client about (a deployment may configure one seed URL)."""
     found = []
-    for server in getattr(nc, "discovered_servers", None) or []:
-        found.append(f"{server.uri.scheme}://{_address(server.uri)}")
+    for server in getattr(nc, "discovered_servers", None) or []:  # urllib ParseResults
+        uri = getattr(server, "uri", server)
+        found.append(f"{uri.scheme}://{_address(uri)}")
     return found

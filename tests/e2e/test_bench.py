@@ -102,6 +102,13 @@ def test_skip_postgres_leaves_the_ratio_null(tmp_path: Path) -> None:
     assert report["baseline"] is None and report["ratio"] is None
     assert report["runs"][0]["lost"] == 0 and report["runs"][0]["audit_ok"] is True
     assert "projectors" not in report["runs"][0]  # --projector none is the default
+    # The bench's own reading after the work (the completion scan reads each transfer's four
+    # record events, then the audit reads the ledger) is counted apart from the work's traffic.
+    run = report["runs"][0]
+    assert run["bench_read_messages_per_transfer"] >= 4
+    assert run["bench_read_messages"] == pytest.approx(
+        run["bench_read_messages_per_transfer"] * run["completed"], rel=0.01
+    )
     # Where the services' time went, per stage (services/stopwatch.py), summed over them.
     timing = report["runs"][0]["time_s"]
     assert set(timing["seconds"]) == {"fetch", "decode", "decide", "commit", "send", "ack"}
