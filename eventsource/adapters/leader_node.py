@@ -21,6 +21,7 @@ from eventsource.adapters.credentials import Credential
 from eventsource.adapters.jetstream import api_subject, connect
 from eventsource.adapters.nats_url import server_list
 from eventsource.core.limits import LEADER_PROBE_TIMEOUT_S
+from eventsource.core.permissions import JS_API
 
 log = logging.getLogger("natsbank.connect")
 
@@ -42,7 +43,11 @@ def server_name(nc: Client) -> str | None:
 async def leader_first(nc: Client, url: str, credential: Credential, stream: str) -> str | None:
     """`url` with the node that leads `stream` first (connect to it with `dont_randomize`), or
     None: no leader, or the leader's node is not among the configured and discovered URLs.
-    `nc` is a connection to any node; each other URL is probed with a short connection."""
+    `nc` is a connection to any node; each other URL is probed with a short connection.
+    A bank's credential under authorization may not ask for the ledger's stream info (it
+    would tell one bank how busy the others are): it connects as before."""
+    if credential.js_api != JS_API:
+        return None
     try:
         leader = await stream_leader(nc, stream)
     except Exception as exc:  # no answer now: connect as before
