@@ -8,8 +8,21 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from eventsource.adapters.cluster import ClusterInfo, LocalCluster
+
+# Property tests draw the same examples on every run (a test that can fail by chance is a bug),
+# and no wall-clock limit applies to an example: on 2 shared cores a slow first example is load,
+# not a failure (Hypothesis's default 200 ms deadline and its too_slow check would flake).
+settings.register_profile(
+    "natsbank",
+    derandomize=True,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    print_blob=True,
+)
+settings.load_profile("natsbank")
 
 # pytest explains a failed assert only in test modules and conftest.py files, unless told: the
 # helper modules beside the tests (live_bank.py, cli.py, ...) assert too.
