@@ -26,10 +26,12 @@ from eventsource.core.limits import (
     ARCHIVE_LEASE_MAX_S,
     ARCHIVE_LEASE_MIN_S,
     ARCHIVE_LEASE_S,
+    ARCHIVE_PACE_SHARE,
 )
 from eventsource.core.permissions import Identity, Role
+from eventsource.services.archive_rounds import run_archiver
 from eventsource.services.archive_status import archive_status
-from eventsource.services.archiver import CRASH_POINTS, RunReport, run_archiver
+from eventsource.services.archiver import CRASH_POINTS, RunReport
 
 log = logging.getLogger("natsbank.archiver")
 app = typer.Typer(
@@ -45,9 +47,21 @@ AUDIT = Identity(Role.AUDIT)
 @app.command("run")
 def run_(
     every: float = typer.Option(
-        ARCHIVE_EVERY_S, "--every", help="Seconds between two looks at every ledger stream."
+        ARCHIVE_EVERY_S,
+        "--every",
+        help="Seconds between the starts of two rounds (a round "
+        "archives every ledger stream as far as what is old enough when it starts).",
     ),
-    once: bool = typer.Option(False, "--once", help="Archive what is due, then exit."),
+    pace: float = typer.Option(
+        ARCHIVE_PACE_SHARE,
+        "--pace",
+        help="Spread a round's work over this share of --every (reads at a rate its backlog "
+        "sets, in small runs; faster as the backlog grows, full speed once overdue). "
+        "0: each round at full speed.",
+    ),
+    once: bool = typer.Option(
+        False, "--once", help="Archive what is due at full speed (no pacing), then exit."
+    ),
     lease: float = typer.Option(
         ARCHIVE_LEASE_S,
         "--lease",
@@ -64,6 +78,8 @@ def run_(
             f"--every must be above 0, --lease between {ARCHIVE_LEASE_MIN_S:g} and "
             f"{ARCHIVE_LEASE_MAX_S:g} seconds"
         )
+    if not 0 <= pace <= 1:  # NaN too
+        raise UsageError("--pace must be between 0 (no pacing) and 1 (the whole of --every)")
     if crash_at is not None and crash_at not in CRASH_POINTS:
         raise UsageError(f"--crash-at must be one of {', '.join(CRASH_POINTS)}")
     configure_logging(log_level, "text")
@@ -82,6 +98,7 @@ def run_(
                 stop,
                 every=every,
                 once=once,
+                pace=pace,
                 lease_s=lease,
                 crash_at=crash_at,
                 on_run=_say,

@@ -107,6 +107,17 @@ ARCHIVE_EVERY_S = 60.0  # `archive run`: between two looks at every stream
 # Messages one archive run takes at most: what it holds per key while it folds them, and the
 # size of one period's objects, stay bounded whatever the rate.
 ARCHIVE_RUN_MESSAGES_MAX = 100_000
+# Pacing (core/archive_pace.py): a round's work is spread over this share of `--every`
+# (`archive run --pace`); the rest is the margin for what is not paced (writes, purges).
+ARCHIVE_PACE_SHARE = 0.75
+ARCHIVE_PACE_RATE_MIN = 2_000.0  # messages/s a paced run may always read: small work ends soon
+# A paced run takes what it reads in this long at its rate (never fewer than RATE_MIN times
+# this): each run's burst of writes, read-back and purge stays a few seconds' worth.
+ARCHIVE_PACE_RUN_S = 5.0
+ARCHIVE_PACE_STEP_MESSAGES = 500  # a paced read looks at the clock after this many messages
+# Between two paced runs of one stream, its lease is free this long (longer than an audit's
+# look at it), so that an audit gets in even while a long window is being paced.
+ARCHIVE_LEASE_GAP_S = 0.5
 ARCHIVE_CARRIES_IN_FLIGHT = 64  # carried-forward writes and leader reads in flight at a time
 ARCHIVE_LOOKUPS_IN_FLIGHT = 16  # a decider's archive lookups of one group, at once
 

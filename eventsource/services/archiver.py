@@ -13,6 +13,9 @@ One run on one stream, under the stream's lease (adapters/archive_meta.py):
 6. advance the head with a compare-and-set: from now on the archive answers for the period;
 7. purge below the cut, group by group, never past what a consumer has not acknowledged.
 
+A paced run (services/archive_rounds.py, core/archive_pace.py) takes fewer messages and reads
+them at a bounded rate, renewing its lease as it goes; the steps are the same.
+
 A kill -9 at any point leaves nothing lost and nothing twice: before 6 nothing was removed and
 the next run starts again from the same head (a carried copy is a harmless repeat); after 6
 the next run finishes step 7 first. CRASH_POINTS names the places the fault tests kill it at.
@@ -21,7 +24,6 @@ the next run finishes step 7 first. CRASH_POINTS names the places the fault test
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import signal
@@ -32,7 +34,7 @@ from dataclasses import dataclass
 from nats.aio.client import Client
 
 from eventsource.adapters import archive_store
-from eventsource.adapters.archive_meta import StreamLease, advance_head, meta_bucket, read_head
+from eventsource.adapters.archive_meta import StreamLease, advance_head, read_head
 from eventsource.adapters.archive_stream import (
     carry_forward,
     consumer_floors,
@@ -46,15 +48,11 @@ from eventsource.core.archive_cut import cut_sequence, group_ends
 from eventsource.core.archive_fold import CARRIED_HEADER, CutFold
 from eventsource.core.archive_format import PeriodExtras
 from eventsource.core.archive_head import Head, SnapshotEntry, decode_snapshot
-from eventsource.core.errors import (
-    ArchiveCorrupt,
-    ArchiveError,
-    ArchiveLeaseLost,
-    InfrastructureError,
-)
+from eventsource.core.archive_pace import RunPace, pause_s
+from eventsource.core.errors import ArchiveCorrupt
 from eventsource.core.history import History, archivable_before_ms
-from eventsource.core.limits import ARCHIVE_LEASE_S, ARCHIVE_RUN_MESSAGES_MAX
-from eventsource.core.subjects import KeySpace, key_of_subject, ledger_stream, partition_space
+from eventsource.core.limits import ARCHIVE_PACE_STEP_MESSAGES, ARCHIVE_RUN_MESSAGES_MAX
+from eventsource.core.subjects import KeySpace, key_of_subject, partition_space
 
 log = logging.getLogger("natsbank.archiver")
 # Where the fault tests kill a run: halfway through reading the period, once it is stored and
@@ -92,8 +90,12 @@ async def archive_once(
     now_ms: int | None = None,
     crash_at: str | None = None,
     max_messages: int = ARCHIVE_RUN_MESSAGES_MAX,
+    pace: Callable[[int], RunPace] | None = None,
 ) -> RunReport:
-    """One run on partition k's stream (see the module's docstring); the caller holds `lease`."""
+    """One run on partition k's stream (see the module's docstring); the caller holds `lease`.
+    `now_ms` fixes the cut's time (a paced round's start). `pace`, given the messages old
+    enough to go, says how many this run takes and how fast it reads them (instead of
+    `max_messages` at full speed)."""
     space = partition_space(partition)
     stream = space.stream
     head, revision = await read_head(lease.kv, stream)
@@ -108,7 +110,9 @@ async def archive_once(
     if cutoff is None:
         return RunReport(stream, None)
     by_time = await first_sequence_at(nc, stream, cutoff, last_seq)
-    end = cut_sequence(head.end_seq, by_time, last_seq, max_messages)
+    due = max(0, min(by_time, last_seq + 1) - head.end_seq)
+    plan = pace(due) if pace is not None else RunPace(max_messages)
+    end = cut_sequence(head.end_seq, by_time, last_seq, plan.messages)
     if end <= head.end_seq:
         return RunReport(stream, None)
     keys = tuple(await operator_keys(nc))  # I8: funding in the period is checked too
@@ -117,7 +121,7 @@ async def archive_once(
         nc,
         partition,
         head.period,
-        _folded(nc, space, cut, head.end_seq, end, crash_at),
+        _folded(nc, space, cut, (head.end_seq, end), crash_at, _Pacer.of(plan, lease)),
         head.chain,
         first_seq=head.end_seq,
         end_seq=end,
@@ -153,10 +157,54 @@ async def read_snapshot(nc: Client, partition: int, head: Head) -> list[Snapshot
     return decode_snapshot(await archive_store.read_snapshot(nc, partition, head.period - 1))
 
 
+async def backlog(nc: Client, kv, partition: int, cutoff_ms: int) -> int:
+    """The messages of partition k's stream from its archive head to the first one at or after
+    `cutoff_ms`: what a run with that cut has to archive."""
+    stream = partition_space(partition).stream
+    head, _ = await read_head(kv, stream)
+    _, last_seq = await stream_bounds(nc, stream)
+    by_time = await first_sequence_at(nc, stream, cutoff_ms, last_seq)
+    return max(0, min(by_time, last_seq + 1) - head.end_seq)
+
+
+class _Pacer:
+    """Holds a paced read to its rate (core/archive_pace.py), and renews the run's lease while
+    the read lasts (a paced read may outlast a lease that is only renewed between steps)."""
+
+    def __init__(self, rate: float, lease: StreamLease) -> None:
+        self.rate = rate
+        self.lease = lease
+        self.read = 0
+        self.started = self.renewed = time.monotonic()
+
+    @classmethod
+    def of(cls, plan: RunPace, lease: StreamLease) -> _Pacer | None:
+        return cls(plan.rate, lease) if plan.paced else None
+
+    async def step(self) -> None:
+        self.read += 1
+        if self.read % ARCHIVE_PACE_STEP_MESSAGES:
+            return
+        now = time.monotonic()
+        wait = pause_s(self.read, now - self.started, self.rate)
+        if wait > 0:
+            await asyncio.sleep(wait)
+        if now - self.renewed > self.lease.ttl_s / 3:
+            await self.lease.renew()  # ArchiveLeaseLost if another holder has it
+            self.renewed = time.monotonic()
+
+
 async def _folded(
-    nc: Client, space: KeySpace, cut: CutFold, start: int, end: int, crash_at: str | None
+    nc: Client,
+    space: KeySpace,
+    cut: CutFold,
+    sequences: tuple[int, int],
+    crash_at: str | None,
+    pacer: _Pacer | None,
 ) -> AsyncIterator:
-    """The messages `start <= seq < end` in order, each state event folded as it passes."""
+    """The messages `start <= seq < end` in order, each state event folded as it passes;
+    with a pacer, no faster than its rate."""
+    start, end = sequences
     async for msg in read_messages(nc, space.stream, start_seq=start):
         seq = msg.seq
         if seq >= end:
@@ -168,6 +216,8 @@ async def _folded(
             carried = CARRIED_HEADER in (msg.headers or {})
             cut.add(key, msg.data, seq, carried=carried)
         yield msg
+        if pacer is not None:
+            await pacer.step()
 
 
 async def _purge(nc: Client, stream: str, end: int) -> dict[str, str]:
@@ -184,58 +234,3 @@ def _crash_here(point: str, crash_at: str | None) -> None:
     if crash_at == point:
         log.warning("killing this archiver at %r (--crash-at)", point)
         os.kill(os.getpid(), signal.SIGKILL)
-
-
-async def run_archiver(
-    nc: Client,
-    partitions: int,
-    history: History,
-    stop: asyncio.Event,
-    *,
-    every: float,
-    once: bool = False,
-    lease_s: float = ARCHIVE_LEASE_S,
-    crash_at: str | None = None,
-    on_run: Callable[[RunReport], None] = lambda report: None,
-) -> None:
-    """Archive every stream whose lease this process gets, every `every` seconds, until
-    `stop`. A lease is held for one stream's drain and released after it, so that an audit
-    (or another replica) gets in between runs. A run that fails is logged and tried again
-    next time. With `once`: one round, each stream's lease waited for (a dead archiver's
-    lapses), and a failure raised."""
-    kv = await meta_bucket(nc)
-    leases = [StreamLease(kv, ledger_stream(k), ttl_s=lease_s) for k in range(partitions)]
-    try:
-        while not stop.is_set():
-            for k, lease in enumerate(leases):
-                taken = await (lease.wait_for(2 * lease_s) if once else lease.take())
-                if not taken:
-                    if once:
-                        raise ArchiveLeaseLost(f"{lease.stream}: {lease.other} holds its lease")
-                    continue
-                try:
-                    await _drain(nc, k, history, lease, stop, crash_at, on_run)
-                except (InfrastructureError, ArchiveError) as exc:
-                    if once:
-                        raise
-                    log.error("archiving %s failed, next try in %g s: %s", lease.stream, every, exc)
-                finally:
-                    await lease.release()  # between runs an audit (or another replica) may take it
-            if once:
-                return
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), every)
-    finally:
-        for lease in leases:
-            await lease.release()
-
-
-async def _drain(nc, partition, history, lease, stop, crash_at, on_run) -> None:
-    """Runs on one stream while a run stops at its message bound (a backlog takes several).
-    Not until nothing is old enough: under load a few more messages age during every run, and
-    the archiver would write period after tiny period instead of one per `every`."""
-    while not stop.is_set():
-        report = await archive_once(nc, partition, history, lease, crash_at=crash_at)
-        on_run(report)
-        if report.period is None or not report.more:
-            return
