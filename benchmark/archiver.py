@@ -12,6 +12,7 @@ import msgspec
 
 from eventsource.adapters.topology import HistoryConfig, Topology, seconds
 from eventsource.core.errors import ConfigError
+from eventsource.core.limits import ARCHIVE_PACE_SHARE
 
 ARCHIVE_COMMAND = ("archive", "run")
 SKEW_MS_MAX = 10_000  # a bench's max_clock_skew: 10 s, or a quarter of a short horizon
@@ -43,8 +44,8 @@ def fill_seconds(history: HistoryConfig) -> float:
 
 
 def archiver_for(url: str, topology: Topology, workdir: Path, logs: Path) -> subprocess.Popen:
-    """The archiver of a run with a finite horizon: once per period, with the run's
-    streams.yaml."""
+    """The archiver of a run with a finite horizon: a round per period, paced over
+    ARCHIVE_PACE_SHARE of it (as `archive run` is by default), with the run's streams.yaml."""
     streams_file = workdir / "streams.yaml"
     workdir.mkdir(parents=True, exist_ok=True)
     streams_file.write_bytes(msgspec.yaml.encode(topology))
@@ -53,15 +54,20 @@ def archiver_for(url: str, topology: Topology, workdir: Path, logs: Path) -> sub
 
 
 def start_archiver(
-    url: str, every_s: float, log_dir: Path, env: dict[str, str] | None = None
+    url: str,
+    every_s: float,
+    log_dir: Path,
+    env: dict[str, str] | None = None,
+    pace: float = ARCHIVE_PACE_SHARE,
 ) -> subprocess.Popen:
-    """`natsbank archive run --every S` against `url`, its output in log_dir/archiver.log."""
+    """`natsbank archive run --every S --pace P` against `url`, its output in
+    log_dir/archiver.log."""
     command = [sys.executable, "-m", "eventsource.cli", *ARCHIVE_COMMAND]
     environment = {**os.environ, **(env or {}), "NATS_URL": url}
     log_dir.mkdir(parents=True, exist_ok=True)
     with open(log_dir / "archiver.log", "ab") as log:
         return subprocess.Popen(
-            [*command, "--every", f"{every_s:g}"],
+            [*command, "--every", f"{every_s:g}", "--pace", f"{pace:g}"],
             env=environment,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -40,6 +40,7 @@ from eventsource.adapters.cluster import ClusterInfo, LocalCluster
 from eventsource.adapters.jetstream import connect
 from eventsource.adapters.topology import HistoryConfig, Topology, quick_redelivery, seconds
 from eventsource.core.errors import ConfigError
+from eventsource.core.limits import ARCHIVE_PACE_SHARE
 from eventsource.settings import Store
 
 DEFAULT_HORIZON = "2m"
@@ -244,6 +245,7 @@ def _settings(options: SoakOptions, topology: Topology, point: Point) -> dict:
         "period_s": seconds(history.period) if bounded else None,
         "max_clock_skew_s": seconds(history.max_clock_skew) if bounded else None,
         "archiver": bounded,
+        "archiver_pace": ARCHIVE_PACE_SHARE if bounded else None,
         "mode": str(point.transport),
         "nodes": bench.nodes,
         "processes": bench.processes,

@@ -52,15 +52,16 @@ def run_(
         help="Seconds between the starts of two rounds (a round "
         "archives every ledger stream as far as what is old enough when it starts).",
     ),
-    pace: float = typer.Option(
-        ARCHIVE_PACE_SHARE,
+    pace: float | None = typer.Option(
+        None,
         "--pace",
-        help="Spread a round's work over this share of --every (reads at a rate its backlog "
-        "sets, in small runs; faster as the backlog grows, full speed once overdue). "
-        "0: each round at full speed.",
+        help="Spread a round's work over this share of --every (read at the rate its backlog "
+        "asks for, in small runs; faster as the backlog grows, full speed once overdue). "
+        f"0: each round at full speed. [default: {ARCHIVE_PACE_SHARE:g}; 0 with --once]",
+        show_default=False,
     ),
     once: bool = typer.Option(
-        False, "--once", help="Archive what is due at full speed (no pacing), then exit."
+        False, "--once", help="One round (at full speed unless --pace is given), then exit."
     ),
     lease: float = typer.Option(
         ARCHIVE_LEASE_S,
@@ -78,6 +79,8 @@ def run_(
             f"--every must be above 0, --lease between {ARCHIVE_LEASE_MIN_S:g} and "
             f"{ARCHIVE_LEASE_MAX_S:g} seconds"
         )
+    if pace is None:
+        pace = 0.0 if once else ARCHIVE_PACE_SHARE
     if not 0 <= pace <= 1:  # NaN too
         raise UsageError("--pace must be between 0 (no pacing) and 1 (the whole of --every)")
     if crash_at is not None and crash_at not in CRASH_POINTS:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from eventsource.core.limits import (
     ARCHIVE_PACE_RATE_MIN,
     ARCHIVE_PACE_RUN_S,
+    ARCHIVE_PACE_STEP_MESSAGES,
     ARCHIVE_RUN_MESSAGES_MAX,
 )
 
@@ -73,6 +74,12 @@ def pause_s(read: int, elapsed_s: float, rate: float) -> float:
     if not math.isfinite(rate) or rate <= 0:
         return 0.0
     return max(0.0, read / rate - elapsed_s)
+
+
+def pace_step(messages: int) -> int:
+    """After how many messages a paced read of a run of `messages` looks at the clock: every
+    ARCHIVE_PACE_STEP_MESSAGES, and at least ten times a run (a small run is paced too)."""
+    return max(1, min(ARCHIVE_PACE_STEP_MESSAGES, messages // 10))
 
 
 def next_round_in_s(every_s: float, elapsed_s: float) -> float:

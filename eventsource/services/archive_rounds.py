@@ -4,13 +4,15 @@ gets is archived as far as the round's cut (services/archiver.py does one run).
 Paced (the default of `archive run`): the round's cut is fixed at its start, its backlog
 measured, and its runs spread over a share of the interval (core/archive_pace.py), so that the
 archiver's reads, writes and purges go on steadily beside the services instead of in a burst
-once a round. Unpaced (`--pace 0`, and `--once`): each stream is drained at full speed.
+once a round. Unpaced (`--pace 0`, the default of `--once`): each stream is drained at full
+speed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -20,7 +22,7 @@ from nats.aio.client import Client
 from nats.js.kv import KeyValue
 
 from eventsource.adapters.archive_meta import StreamLease, meta_bucket
-from eventsource.core.archive_pace import next_round_in_s, run_pace, stream_due_s
+from eventsource.core.archive_pace import RunPace, next_round_in_s, run_pace, stream_due_s
 from eventsource.core.errors import ArchiveError, ArchiveLeaseLost, InfrastructureError
 from eventsource.core.history import History, archivable_before_ms
 from eventsource.core.limits import ARCHIVE_LEASE_GAP_S, ARCHIVE_LEASE_S
@@ -29,12 +31,14 @@ from eventsource.services.archiver import RunReport, archive_once, backlog
 
 log = logging.getLogger("natsbank.archiver")
 OnRun = Callable[[RunReport], None]
+Pacing = Callable[[int, float], RunPace]  # (messages to archive, seconds left) -> the next run
 
 
 @dataclass(frozen=True)
 class PacedRound:
     cut_ms: int  # the round's cut is taken at this time (ms): what ages later waits
     due_s: list[float]  # per stream, the loop time by which it is due
+    pacing: Pacing = run_pace
 
 
 async def run_archiver(
@@ -49,13 +53,15 @@ async def run_archiver(
     lease_s: float = ARCHIVE_LEASE_S,
     crash_at: str | None = None,
     on_run: OnRun = lambda report: None,
+    pacing: Pacing = run_pace,
 ) -> None:
     """Archive every stream whose lease this process gets, in rounds starting every `every`
     seconds, until `stop`; with `pace` above 0, each round's work spread over that share of
-    `every`. A lease is held for one stream's drain (one paced run) and released after it, so
-    that an audit (or another replica) gets in between. A run that fails is logged and tried
-    again next round. With `once`: one round at full speed, each stream's lease waited for (a
-    dead archiver's lapses), and a failure raised."""
+    `every` (`pacing` sizes each run: core/archive_pace.py's rule). A lease is held for one
+    stream's drain (one paced run) and released after it, so that an audit (or another
+    replica) gets in between. A run that fails is logged and tried again next round. With
+    `once`: one round, each stream's lease waited for (a dead archiver's lapses), and a
+    failure raised."""
     kv = await meta_bucket(nc)
     leases = [StreamLease(kv, ledger_stream(k), ttl_s=lease_s) for k in range(partitions)]
     loop = asyncio.get_running_loop()
@@ -63,20 +69,18 @@ async def run_archiver(
         while not stop.is_set():
             started = loop.time()
             paced = None
-            if not once and pace > 0:
+            if pace > 0:
                 paced = await _plan(nc, kv, partitions, history, started + every * pace)
+                paced = dataclasses.replace(paced, pacing=pacing)
             for k, lease in enumerate(leases):
-                taken = await (lease.wait_for(2 * lease_s) if once else lease.take())
-                if not taken:
-                    if once:
-                        raise ArchiveLeaseLost(f"{lease.stream}: {lease.other} holds its lease")
+                if not await _take(lease, once):
                     continue
                 try:
                     if paced is None:
                         await _drain(nc, k, history, lease, stop, crash_at, on_run)
                     else:
-                        due = (paced.cut_ms, paced.due_s[k])
-                        await _paced(nc, k, history, lease, stop, due, crash_at, on_run)
+                        held = (lease, once)
+                        await _paced(nc, k, history, held, stop, (paced, k), crash_at, on_run)
                 except (InfrastructureError, ArchiveError) as exc:
                     if once:
                         raise
@@ -90,6 +94,15 @@ async def run_archiver(
     finally:
         for lease in leases:
             await lease.release()
+
+
+async def _take(lease: StreamLease, once: bool) -> bool:
+    """Take the lease; `once` waits for another holder's to lapse, and raises if it does not."""
+    if not once:
+        return await lease.take()
+    if not await lease.wait_for(2 * lease.ttl_s):
+        raise ArchiveLeaseLost(f"{lease.stream}: {lease.other} holds its lease")
+    return True
 
 
 async def _plan(
@@ -123,16 +136,17 @@ async def _drain(nc, partition, history, lease, stop, crash_at, on_run: OnRun) -
             return
 
 
-async def _paced(nc, partition, history, lease, stop, due, crash_at, on_run: OnRun) -> None:
-    """Paced runs on one stream up to the round's cut (`due`: the cut's time in ms, and the
-    loop time the stream is due by), each sized and read at the rate its backlog and the time
-    left ask for. Between two runs the lease is free a moment: an audit may take it (this
-    stream's rest then waits for the next round, which goes faster for it)."""
-    cut_ms, due_s = due
+async def _paced(nc, partition, history, held, stop, due, crash_at, on_run: OnRun) -> None:
+    """Paced runs on one stream (`due`: the round and the stream's place in it) up to the
+    round's cut, each sized and read at the rate its backlog and the time left ask for.
+    Between two runs the lease is free a moment: an audit may take it (this stream's rest then
+    waits for the next round, which goes faster for it; `--once` waits for the lease)."""
+    (lease, once), (paced, k) = held, due
+    cut_ms, due_s = paced.cut_ms, paced.due_s[k]
     loop = asyncio.get_running_loop()
 
-    def pace(messages: int):
-        return run_pace(messages, due_s - loop.time())
+    def pace(messages: int) -> RunPace:
+        return paced.pacing(messages, due_s - loop.time())
 
     while not stop.is_set():
         report = await archive_once(
@@ -144,5 +158,5 @@ async def _paced(nc, partition, history, lease, stop, due, crash_at, on_run: OnR
         await lease.release()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), ARCHIVE_LEASE_GAP_S)
-        if stop.is_set() or not await lease.take():
+        if stop.is_set() or not await _take(lease, once):
             return

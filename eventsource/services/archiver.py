@@ -48,10 +48,10 @@ from eventsource.core.archive_cut import cut_sequence, group_ends
 from eventsource.core.archive_fold import CARRIED_HEADER, CutFold
 from eventsource.core.archive_format import PeriodExtras
 from eventsource.core.archive_head import Head, SnapshotEntry, decode_snapshot
-from eventsource.core.archive_pace import RunPace, pause_s
+from eventsource.core.archive_pace import RunPace, pace_step, pause_s
 from eventsource.core.errors import ArchiveCorrupt
 from eventsource.core.history import History, archivable_before_ms
-from eventsource.core.limits import ARCHIVE_PACE_STEP_MESSAGES, ARCHIVE_RUN_MESSAGES_MAX
+from eventsource.core.limits import ARCHIVE_RUN_MESSAGES_MAX
 from eventsource.core.subjects import KeySpace, key_of_subject, partition_space
 
 log = logging.getLogger("natsbank.archiver")
@@ -171,19 +171,20 @@ class _Pacer:
     """Holds a paced read to its rate (core/archive_pace.py), and renews the run's lease while
     the read lasts (a paced read may outlast a lease that is only renewed between steps)."""
 
-    def __init__(self, rate: float, lease: StreamLease) -> None:
-        self.rate = rate
+    def __init__(self, plan: RunPace, lease: StreamLease) -> None:
+        self.rate = plan.rate
+        self.step_every = pace_step(plan.messages)
         self.lease = lease
         self.read = 0
         self.started = self.renewed = time.monotonic()
 
     @classmethod
     def of(cls, plan: RunPace, lease: StreamLease) -> _Pacer | None:
-        return cls(plan.rate, lease) if plan.paced else None
+        return cls(plan, lease) if plan.paced else None
 
     async def step(self) -> None:
         self.read += 1
-        if self.read % ARCHIVE_PACE_STEP_MESSAGES:
+        if self.read % self.step_every:
             return
         now = time.monotonic()
         wait = pause_s(self.read, now - self.started, self.rate)

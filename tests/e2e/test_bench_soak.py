@@ -99,7 +99,8 @@ def test_with_a_horizon_the_timings_before_the_soak_come_once_a_first_load_fille
     assert done.returncode == 0, done.stderr
 
     report = json.loads(done.stdout)
-    assert report["soak"]["archiver"] is True
+    assert report["soak"]["archiver"] is True and report["soak"]["archiver_pace"] == 0.75
+    assert any(" archive run --every 4 --pace 0.75" in c for c in report["commands"])
     fill = report["fill"]
     assert fill["seconds"] == 8 + 2 + 2 * 4  # horizon, clock skew, two periods
     assert fill["offered"] == fill["acked"] == 18 * 50 and fill["samples"] >= 3

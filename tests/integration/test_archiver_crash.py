@@ -33,6 +33,17 @@ def archive_run(bank: LiveBank, *args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.parametrize("point", CRASH_POINTS)
 async def test_an_archiver_killed_at_any_point_loses_and_duplicates_nothing(nats1, point):
+    await crash_and_finish(nats1, point)
+
+
+@pytest.mark.parametrize("point", ["reading", "advanced"])
+async def test_a_paced_archiver_killed_mid_round_loses_and_duplicates_nothing(nats1, point):
+    """A paced round (`--pace`) fixes its cut at its start and reads at a bounded rate, renewing
+    its lease as it reads: killed in the middle, the next paced round finishes the work."""
+    await crash_and_finish(nats1, point, "--pace", "1", "--every", "3")
+
+
+async def crash_and_finish(nats1, point: str, *options: str) -> None:
     async with live_bank(nats1, topology=Topology(history=HISTORY)) as bank:
         bank.start_all()
         ids = [new_id() for _ in range(30)]
@@ -42,9 +53,9 @@ async def test_an_archiver_killed_at_any_point_loses_and_duplicates_nothing(nats
         assert len(await bank.wait("beta", ids[20:])) == 10
         await asyncio.sleep(AGE_S)
 
-        crashed = archive_run(bank, "--crash-at", point)
+        crashed = archive_run(bank, "--crash-at", point, *options)
         assert crashed.returncode == -signal.SIGKILL, crashed.stdout + crashed.stderr
-        finished = archive_run(bank)
+        finished = archive_run(bank, *options)
         assert finished.returncode == 0, finished.stdout + finished.stderr
         assert "Traceback" not in finished.stderr
 

@@ -12,6 +12,7 @@ from eventsource.core.archive_pace import (
     FULL_SPEED,
     RunPace,
     next_round_in_s,
+    pace_step,
     pause_s,
     run_pace,
     stream_due_s,
@@ -19,6 +20,7 @@ from eventsource.core.archive_pace import (
 from eventsource.core.limits import (
     ARCHIVE_PACE_RATE_MIN,
     ARCHIVE_PACE_RUN_S,
+    ARCHIVE_PACE_STEP_MESSAGES,
     ARCHIVE_RUN_MESSAGES_MAX,
 )
 
@@ -78,6 +80,12 @@ def test_a_reader_ahead_of_its_rate_waits_and_one_behind_does_not():
     assert pause_s(1000, 0.5, 2000.0) == 0.0
     assert pause_s(1000, 2.0, 2000.0) == 0.0
     assert pause_s(10**6, 0.0, math.inf) == 0.0
+
+
+def test_a_paced_read_looks_at_the_clock_often_and_at_least_ten_times_a_run():
+    assert pace_step(ARCHIVE_RUN_MESSAGES_MAX) == ARCHIVE_PACE_STEP_MESSAGES
+    assert pace_step(130) == 13
+    assert pace_step(3) == 1
 
 
 def test_rounds_start_every_interval_and_a_late_one_is_followed_at_once():
