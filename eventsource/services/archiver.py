@@ -32,6 +32,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from nats.aio.client import Client
+from nats.js.kv import KeyValue
 
 from eventsource.adapters import archive_store
 from eventsource.adapters.archive_meta import StreamLease, advance_head, read_head
@@ -157,7 +158,7 @@ async def read_snapshot(nc: Client, partition: int, head: Head) -> list[Snapshot
     return decode_snapshot(await archive_store.read_snapshot(nc, partition, head.period - 1))
 
 
-async def backlog(nc: Client, kv, partition: int, cutoff_ms: int) -> int:
+async def backlog(nc: Client, kv: KeyValue, partition: int, cutoff_ms: int) -> int:
     """The messages of partition k's stream from its archive head to the first one at or after
     `cutoff_ms`: what a run with that cut has to archive."""
     stream = partition_space(partition).stream
@@ -186,11 +187,10 @@ class _Pacer:
         self.read += 1
         if self.read % self.step_every:
             return
-        now = time.monotonic()
-        wait = pause_s(self.read, now - self.started, self.rate)
+        wait = pause_s(self.read, time.monotonic() - self.started, self.rate)
         if wait > 0:
-            await asyncio.sleep(wait)
-        if now - self.renewed > self.lease.ttl_s / 3:
+            await asyncio.sleep(wait)  # at most a step at the rate: a fraction of a second
+        if time.monotonic() - self.renewed > self.lease.ttl_s / 3:
             await self.lease.renew()  # ArchiveLeaseLost if another holder has it
             self.renewed = time.monotonic()
 
