@@ -49,7 +49,7 @@ async def test_a_paced_round_archives_everything_old_enough_in_small_runs_and_en
         reports: list[RunReport] = []
         stop = asyncio.Event()
         round_ = run_archiver(
-            bank.nc, bank.partitions, bank.history, stop, every=4.0, once=True, pace=1.0,
+            bank.nc, bank.partitions, bank.history, stop, every=60.0, once=True, pace=1.0,
             lease_s=2.0, on_run=reports.append, pacing=pacing,
         )  # fmt: skip
         await asyncio.wait_for(round_, 180)  # a paced round ends on its own
@@ -59,7 +59,7 @@ async def test_a_paced_round_archives_everything_old_enough_in_small_runs_and_en
         assert all(r.end_seq - r.first_seq <= size for r in periods)
         assert [r.first_seq for r in periods[1:]] == [r.end_seq for r in periods[:-1]]
         assert not periods[-1].more  # the round went as far as its cut
-        assert asked[0][0] >= last_seq - 1 and asked[0][1] > 0  # the round's whole backlog
+        assert asked[0][0] >= last_seq - 1  # the round's whole backlog, measured at its start
         backlogs = [b for b, _ in asked]
         assert backlogs == sorted(backlogs, reverse=True)  # what is left shrinks run by run
 
