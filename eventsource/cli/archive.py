@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 
 import typer
 
@@ -74,10 +75,10 @@ def run_(
 ) -> None:
     """Archive every ledger stream whose lease this process gets (one archiver per stream at a
     time: start as many as you like). Runs until SIGINT or SIGTERM, or with --once until done."""
-    if every <= 0 or not ARCHIVE_LEASE_MIN_S <= lease <= ARCHIVE_LEASE_MAX_S:
+    if not 0 < every < math.inf or not ARCHIVE_LEASE_MIN_S <= lease <= ARCHIVE_LEASE_MAX_S:
         raise UsageError(
-            f"--every must be above 0, --lease between {ARCHIVE_LEASE_MIN_S:g} and "
-            f"{ARCHIVE_LEASE_MAX_S:g} seconds"
+            f"--every must be a number of seconds above 0, --lease between "
+            f"{ARCHIVE_LEASE_MIN_S:g} and {ARCHIVE_LEASE_MAX_S:g} seconds"
         )
     if pace is None:
         pace = 0.0 if once else ARCHIVE_PACE_SHARE
