@@ -51,7 +51,7 @@ async def sample_soak(
     each window ends (a task of their own); the window's transfers once the scan has read past
     its end, which may be later: `read_lag_s` says how much."""
     windows = scan.windows
-    looked: dict[int, Gauges] = {}
+    looked: dict[int, asyncio.Future[Gauges]] = {}
     looking = asyncio.create_task(_look_every_window(watched, windows, looked))
     samples: list[Sample] = []
     try:
@@ -62,7 +62,7 @@ async def sample_soak(
                 index = windows.closed
                 figures = windows.close(index)
                 last = samples[-1].archive_bytes if samples else 0
-                gauges = looked.pop(index, None) or await look(watched, last)
+                gauges = await _gauges_of(looked, index, watched, last)
                 t_s = round((index + 1) * windows.every_s, 3)
                 lag_s = (time.time_ns() - windows.end_ns(index)) / 1e9
                 samples.append(_sample(t_s, figures, gauges, len(windows.pending), lag_s))
@@ -77,13 +77,38 @@ async def sample_soak(
 
 
 async def _look_every_window(
-    watched: Watched, windows: SoakWindows, looked: dict[int, Gauges]
+    watched: Watched, windows: SoakWindows, looked: dict[int, asyncio.Future[Gauges]]
 ) -> None:
+    """A look at the end of each window, in window order, so that the gauges of window i are
+    never taken after those of window i + 1 (the live ledger of a soak that keeps everything
+    only grows, however late the scan closes a window)."""
     archive = 0
     for index in itertools.count():
         await asyncio.sleep(max(0.0, (windows.end_ns(index) - time.time_ns()) / 1e9))
-        looked[index] = await look(watched, archive)
-        archive = looked[index].archive_bytes
+        waiting = looked.setdefault(index, asyncio.get_running_loop().create_future())
+        try:
+            gauges = await look(watched, archive)
+        except Exception as exc:  # the sampler looks again itself
+            if not waiting.done():
+                waiting.set_exception(exc)
+            continue
+        if not waiting.done():
+            waiting.set_result(gauges)
+        archive = gauges.archive_bytes
+
+
+async def _gauges_of(
+    looked: dict[int, asyncio.Future[Gauges]], index: int, watched: Watched, last: int
+) -> Gauges:
+    """Window `index`'s gauges, as looked at when it ended (waiting for that look if it is still
+    under way); looked at now only if that look failed."""
+    waiting = looked.setdefault(index, asyncio.get_running_loop().create_future())
+    try:
+        return await waiting
+    except Exception:  # a failed look at the window's end: look now
+        return await look(watched, last)
+    finally:
+        looked.pop(index, None)
 
 
 def _sample(
