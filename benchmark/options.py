@@ -38,6 +38,9 @@ class BenchOptions:
     instances: int = 1  # instances per participant, spread over the processes
     nodes: int = 3
     rate: float | None = None
+    # Seconds of the same load at `rate` before each run's measured transfers, unmeasured: the
+    # run is measured at the servers' steady state; its transfers are history too.
+    warmup_s: float = 0.0
     # The run's points use each durability's interval; this one only the soak's (None: 2 min).
     sync_interval: str | None = None
     # Each against pgbench at the same durability; the first is the headline, and the sweep

@@ -8,7 +8,6 @@ stream's timestamps (ACK to final), the servers' /varz, the services' counters, 
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import shlex
 from dataclasses import dataclass
@@ -21,7 +20,6 @@ from benchmark.faults import (
     drive_disturbed,
     server_traffic,
     service_counters,
-    traffic_between,
     transport_figures,
 )
 from benchmark.options import (
@@ -42,14 +40,12 @@ from benchmark.scenario import (
     start_layout,
     start_services,
     stop_services,
+    warm_up,
 )
-from eventsource.adapters import nats_binary
+from benchmark.servers import cluster_commands, idle_traffic, ledger_footprint, work_and_reads
 from eventsource.adapters.cluster import ClusterInfo, LocalCluster
-from eventsource.adapters.jetstream import connect, stream_state
 from eventsource.adapters.topology import quick_redelivery
 from eventsource.core.faults import FaultPlan
-from eventsource.core.shared.layout import SHARED_STREAM
-from eventsource.core.subjects import ledger_stream
 from eventsource.settings import Store, Transport
 
 
@@ -114,6 +110,10 @@ def run_point(
         measured.disturbed,
     )
     run["server_idle_messages_per_s"] = measured.idle
+    run["warmup_s"] = options.warmup_s
+    run["warmup_transfers"], warmup_unfinished = measured.warmed
+    run["history_transfers"] = run["warmup_transfers"] + run["acked"]
+    run["valid"] = run["valid"] and not warmup_unfinished
     run["name"] = f"natsbank {point.label} R{after.replicas}"
     run["mode"] = str(point.transport)
     run["store"] = str(point.store)
@@ -134,6 +134,7 @@ class Measured:
     idle: float
     commands: list[str]
     projectors: list
+    warmed: tuple[int, int]  # the warm-up's transfers ACKed, and left unfinished
 
 
 def _measure_on(
@@ -175,8 +176,11 @@ def _measure_on(
     started = [*procs, *archiver]
     commands = [*cluster_commands(cluster), *(f"{env} {shlex.join(p.args)}" for p in started)]
     try:
+        warmed = _warm_up(cluster.url, banks, options, point, hooks)
+        if warmed != (0, 0):
+            before = run_sync(ledger_footprint(cluster.url, point.store, partitions))
         hooks.phase(f"natsbank: pushing {options.transfers} transfers")
-        idle = run_sync(_idle_traffic(cluster))
+        idle = run_sync(idle_traffic(cluster))
         traffic_before = server_traffic(cluster)
         quiet: dict = {}  # the servers' counters when the inboxes were last seen quiet
 
@@ -212,49 +216,24 @@ def _measure_on(
         )  # fmt: skip
     finally:
         stop_services([*procs, *archiver])
-    return Measured(banks, result, before, after, traffic, disturbed, idle, commands, projectors)
+    return Measured(
+        banks, result, before, after, traffic, disturbed, idle, commands, projectors, warmed
+    )
 
 
-def work_and_reads(before: dict, quiet: dict | None, after: dict) -> dict:
-    """The servers' traffic of the work (until the inboxes were quiet: submissions, the
-    services, replication, the quiescence polls), and apart from it, as `bench_reads`, the
-    bench's own reading of the ledger after it (the completion scan and the audit)."""
-    if quiet is None:  # never quiet (settle timed out): everything counts as the work's
-        return {**traffic_between(before, after), "bench_reads": None}
-    return {**traffic_between(before, quiet), "bench_reads": traffic_between(quiet, after)}
-
-
-async def _idle_traffic(cluster: ClusterInfo, seconds: float = 2.0) -> float:
-    """Messages/s through the servers with the services up and no work: heartbeats, RAFT,
-    idle fetches. It runs all along, so short runs carry more of it per transfer."""
-    before = server_traffic(cluster)
-    await asyncio.sleep(seconds)
-    traffic = traffic_between(before, server_traffic(cluster))
-    return round((traffic["in_msgs"] + traffic["out_msgs"]) / seconds, 1)
-
-
-async def ledger_footprint(url: str, store: Store, partitions: int) -> LedgerFootprint:
-    """Messages and bytes stored in the ledger streams, or the shared store's stream."""
-    nc = await connect(url)
-    try:
-        js = nc.jetstream()
-        streams = (
-            [SHARED_STREAM]
-            if store is Store.SHARED
-            else [ledger_stream(k) for k in range(partitions)]
+def _warm_up(
+    url: str, banks: list, options: BenchOptions, point: Point, hooks: Hooks
+) -> tuple[int, int]:
+    """The unmeasured load before the run (`--warmup`): ACKed and left unfinished."""
+    if not options.warmup_s or options.rate is None:
+        return 0, 0
+    hooks.phase(f"natsbank: warming up, {options.warmup_s:g} s at {options.rate:g}/s")
+    return run_sync(
+        warm_up(
+            url, banks, options.warmup_s, options.rate, store=point.store, seed=options.seed,
+            reject_share=options.reject_share,
         )
-        infos = [await js.stream_info(stream) for stream in streams]
-        states = [await stream_state(nc, stream) for stream in streams]
-        version = nc.connected_server_version
-        return LedgerFootprint(
-            replicas=infos[0].config.num_replicas or 1,
-            messages=sum(i.state.messages for i in infos),
-            bytes=sum(i.state.bytes for i in infos),
-            subjects=sum(state.get("num_subjects", 0) for state in states),
-            server_version=f"{version.major}.{version.minor}.{version.patch}",
-        )
-    finally:
-        await nc.close()
+    )  # fmt: skip
 
 
 def _run_dict(
@@ -304,8 +283,3 @@ def _run_dict(
         "valid": audit.ok and lost == 0 and result.acked == result.transfers,
         "server_version": after.server_version,
     }
-
-
-def cluster_commands(cluster: ClusterInfo) -> list[str]:
-    binary = str(nats_binary.find_nats_server())
-    return [shlex.join([binary, "-c", node.config_path]) for node in cluster.nodes]

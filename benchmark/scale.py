@@ -45,6 +45,9 @@ def scale_summary(runs: list[dict], rate: float | None) -> list[dict]:
                 "horizon": run.get("horizon", "forever"),
                 "seconds": run["seconds"],
                 "horizon_filled": _filled(run),
+                # With --warmup, each run's unmeasured load before it is history too.
+                "warmup_transfers": run.get("warmup_transfers", 0),
+                "history_transfers": run.get("history_transfers", run["transfers"]),
             }
             for figure in FIGURES:
                 row[figure] = run[figure]
@@ -58,4 +61,4 @@ def _filled(run: dict) -> bool | None:
     horizon full, the archiver moving periods out); None without a horizon. A 1x run that did
     not compares a ledger that never archived with longer ones that did."""
     fill_s = fill_seconds(history_for(run.get("horizon", "forever")))
-    return run["seconds"] >= fill_s if fill_s else None
+    return run["seconds"] + run.get("warmup_s", 0.0) >= fill_s if fill_s else None

@@ -22,6 +22,8 @@ from eventsource.bootstrap import open_ledger
 from eventsource.services.audit_report import AuditReport
 from eventsource.settings import Store
 
+WARM_UP_SEED = 7919  # the warm-up's workload differs from the measured run's
+
 
 @dataclass
 class ScenarioResult:
@@ -230,6 +232,36 @@ async def drive(
         wall = time.monotonic() - started
         checked = await ledger.audit(expect_final=True)
         return ScenarioResult(count, report.acked, measurement, checked, quiet, wall)
+    finally:
+        await nc.close()
+
+
+async def warm_up(
+    url: str,
+    banks: list[Bank],
+    seconds: float,
+    rate: float,
+    *,
+    store: Store = Store.INDEPENDENT,
+    seed: int = 1,
+    reject_share: float = 0.05,
+) -> tuple[int, int]:
+    """`seconds` of the same load at `rate`, unmeasured, settled until every ACKed transfer is
+    final: a run measured after it finds the servers and services at their steady state (page
+    cache, heaps, state caches, the archiver's rounds). Returns how many it ACKed (they are
+    history too) and how many of those did not end. No audit: the measured run's reads them."""
+    nc = await connect(url)
+    try:
+        ledger = await open_ledger(nc, store)
+        count = max(1, round(seconds * rate))
+        work = random_transfers(banks, count, seed=seed + WARM_UP_SEED, reject_share=reject_share)
+        report = await push(ledger.submit, work, rate=rate, mint_ids=True)
+        ids = set(report.acked_ids)
+        del work
+        measurement = await settle(
+            ledger, [b.participant for b in banks], ids, timeout=max(120.0, count / 100)
+        )
+        return report.acked, len(measurement.unfinished)
     finally:
         await nc.close()
 

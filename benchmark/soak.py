@@ -25,9 +25,10 @@ from nats.aio.client import Client
 from benchmark.archiver import archiver_for, fill_seconds, history_for
 from benchmark.bench import check_options, machine, sigterm_as_interrupt
 from benchmark.options import GENEROUS_FUNDING, BenchOptions, Hooks, Point
-from benchmark.point import cluster_commands, serve_args
+from benchmark.point import serve_args
 from benchmark.projection import ProjectorChoice
 from benchmark.scenario import bootstrap, default_banks, run_sync, start_layout, stop_services
+from benchmark.servers import cluster_commands
 from benchmark.soak_figures import Watched
 from benchmark.soak_load import LoadPlan, LoadProcess, LoadTotals
 from benchmark.soak_restarts import time_restarts

@@ -53,6 +53,7 @@ def bench(
     instances: int = flags.INSTANCES,
     nodes: int = flags.NODES,
     rate: float | None = flags.RATE,
+    warmup: str = flags.WARMUP,
     sync_interval: str | None = flags.SYNC_INTERVAL,
     durability: str | None = flags.DURABILITY,
     rate_sweep: str = flags.RATE_SWEEP,

@@ -11,6 +11,7 @@ from benchmark.durability import Durability, at_interval, parse_durability
 from benchmark.faults import ProcessFaults
 from benchmark.projection import ProjectorChoice
 from benchmark.soak import DEFAULT_HORIZON, DEFAULT_SAMPLE_EVERY
+from eventsource.adapters.topology import seconds
 from eventsource.cli import edge
 from eventsource.cli.options import (
     remote_delay_option,
@@ -145,6 +146,13 @@ HORIZON = typer.Option(
     f"`natsbank archive run` beside each run; 'forever' keeps everything live. Default: "
     f"{DEFAULT_HORIZON} with --soak, else forever.",
 )
+WARMUP = typer.Option(
+    "0s",
+    "--warmup",
+    help="With --rate: this long (60s, 2m) of the same load before each run's measured "
+    "transfers, unmeasured but kept (history), so that a short run is measured at the steady "
+    "state of the servers' memory.",
+)
 SAMPLE_EVERY = typer.Option(
     DEFAULT_SAMPLE_EVERY, "--sample-every", help="With --soak: the sample interval."
 )
@@ -194,6 +202,7 @@ def bench_options(params: dict) -> BenchOptions:
         processes=params["processes"],
         nodes=params["nodes"],
         rate=params["rate"],
+        warmup_s=warmup_seconds(params["warmup"], params["rate"]),
         # The soak runs at the one chosen; unchosen, at nats-server's default as it always has.
         sync_interval=durabilities[0].sync_interval if chosen else None,
         durabilities=durabilities,
@@ -210,6 +219,18 @@ def bench_options(params: dict) -> BenchOptions:
         horizon=params["horizon"] or "forever",
         remote=bench_remote(params),
     )
+
+
+def warmup_seconds(text: str, rate: float | None) -> float:
+    try:
+        warmup = seconds(text)
+    except ValueError:
+        raise ConfigError(f"--warmup: {text!r} is not a duration like 60s or 2m") from None
+    if warmup < 0:
+        raise ConfigError("--warmup must not be negative")
+    if warmup and rate is None:
+        raise ConfigError("--warmup needs --rate (the warm-up offers the measured run's rate)")
+    return warmup
 
 
 def bench_remote(params: dict) -> RemotePlan:

@@ -270,7 +270,7 @@ def _scale_table(rows: list[dict]) -> Table:
     for row in rows:
         table.add_row(
             f"{row['store']} {row['mode']} x{row['scale']}",
-            f"{row['transfers']:,}",
+            _transfers(row),
             f"{row['throughput_per_s']:,.0f}{_times(row['throughput_per_s_vs_1x'])}",
             f"{row['p50_ms']:,.0f}/{row['p99_ms']:,.0f}{_times(row['p99_ms_vs_1x'])}",
             f"{row['peak_server_rss_mb']:,.0f}{_times(row['peak_server_rss_mb_vs_1x'])}",
@@ -278,6 +278,13 @@ def _scale_table(rows: list[dict]) -> Table:
             f"{row['live_subjects']:,}{_times(row['live_subjects_vs_1x'])}",
         )
     return table
+
+
+def _transfers(row: dict) -> str:
+    """Measured, and with --warmup the history they ran on (warm-up included)."""
+    if not row.get("warmup_transfers"):
+        return f"{row['transfers']:,}"
+    return f"{row['transfers']:,}\nhistory {row['history_transfers']:,}"
 
 
 def _times(ratio: float | None) -> str:

@@ -65,3 +65,17 @@ def test_a_run_that_ends_before_its_horizon_fills_is_marked() -> None:
     rows = scale_summary(runs, rate=100.0)
     assert [r["horizon_filled"] for r in rows] == [False, True]
     assert all(r["horizon_filled"] is None for r in scale_summary([run("core", 1, 1.0, 1.0)], 1.0))
+
+
+def test_a_warm_up_fills_the_horizon_and_counts_as_history() -> None:
+    warm = {"warmup_s": 90.0, "warmup_transfers": 9000, "history_transfers": 10000}
+    runs = [
+        run("jetstream", 1, 100.0, 400.0, horizon="40s", **warm),  # 10 s measured, 100 s in all
+        run("jetstream", 10, 95.0, 440.0, horizon="40s", **{**warm, "history_transfers": 19000}),
+    ]
+    one, ten = scale_summary(runs, rate=100.0)
+    assert one["horizon_filled"] is True  # alone, 10 s would not fill it (test above)
+    assert (one["warmup_transfers"], one["history_transfers"]) == (9000, 10000)
+    assert ten["history_transfers"] == 19000
+    cold = scale_summary([run("jetstream", 1, 100.0, 400.0)], rate=100.0)[0]
+    assert (cold["warmup_transfers"], cold["history_transfers"]) == (0, 1000)
