@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 from datetime import UTC, datetime
 
 import msgspec
@@ -23,6 +22,7 @@ from nats.js.errors import APIError, NotFoundError
 
 from eventsource.adapters.direct_reader import read_by_direct_get
 from eventsource.adapters.stream_reader import reads_by_direct_get
+from eventsource.adapters.subscriptions import unsubscribe_quietly
 from eventsource.core.dead_letter_records import (
     REPUBLISHED,
     REPUBLISHED_SUBJECT,
@@ -228,9 +228,7 @@ async def _scan(nc: Client, since_ms: int | None, found: _Found) -> int:
     except _FAILURES as exc:
         raise InfrastructureError(f"reading {DEAD_LETTER_STREAM} failed: {exc!r}") from None
     finally:
-        if sub is not None:
-            with contextlib.suppress(Exception):
-                await sub.unsubscribe()
+        await unsubscribe_quietly(sub)
     return reached
 
 

@@ -13,6 +13,7 @@ import msgspec
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
+from eventsource.adapters.subscriptions import unsubscribe_quietly
 from eventsource.core.remote import (
     REMOTE_QUEUE,
     Answers,
@@ -80,11 +81,7 @@ class RemoteBankResponder:
         }
 
     async def stop(self) -> None:
-        if self._sub is not None:
-            try:
-                await self._sub.unsubscribe()
-            except Exception as exc:  # gone with its connection anyway
-                log.debug("unsubscribe failed: %s", exc)
-            self._sub = None
+        await unsubscribe_quietly(self._sub)
+        self._sub = None
         for task in list(self._sending):
             task.cancel()

@@ -15,6 +15,7 @@ import msgspec
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
+from eventsource.adapters.subscriptions import unsubscribe_quietly
 from eventsource.core.errors import RemoteUnanswered
 from eventsource.core.limits import REMOTE_ROUNDS_MAX, REMOTE_WAITING_KEYS_MAX
 from eventsource.core.remote import (
@@ -165,12 +166,8 @@ class RemoteLink:
             future.set_result(answer)
 
     async def close(self) -> None:
-        if self._sub is not None:
-            try:
-                await self._sub.unsubscribe()
-            except Exception as exc:  # gone with its connection anyway
-                log.debug("unsubscribe failed: %s", exc)
-            self._sub = None
+        await unsubscribe_quietly(self._sub)
+        self._sub = None
 
 
 def _now_ms() -> float:

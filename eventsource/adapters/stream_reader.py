@@ -16,7 +16,6 @@ batched direct gets instead (`adapters/direct_reader.py`): same messages, same e
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -27,6 +26,7 @@ from nats.js.errors import NotFoundError
 from eventsource.adapters.direct_reader import StoredMessage, read_by_direct_get
 from eventsource.adapters.jetstream import leader_last_sequence, stream_state
 from eventsource.adapters.retry import TRANSIENT_RETRY_SECONDS, Backoff, is_transient
+from eventsource.adapters.subscriptions import unsubscribe_quietly
 from eventsource.core.errors import ReplicaBehind
 from eventsource.core.limits import (
     READ_CONSUMER_INACTIVE_S,
@@ -166,6 +166,4 @@ async def _one_pass(
             remaining = msgs[-1].metadata.num_pending if msgs else 0
         cursor.last_per_subject = False
     finally:
-        if sub is not None:
-            with contextlib.suppress(Exception):  # it may be gone with its server
-                await sub.unsubscribe()
+        await unsubscribe_quietly(sub)

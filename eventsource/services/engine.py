@@ -99,6 +99,9 @@ class Decider(Protocol):
     def remember(self, decision: Decision, seqs: dict[str, int]) -> None:
         """After a commit: the states it wrote, at their new sequences."""
 
+    def figures(self) -> dict:
+        """Its own counters for the service's figures: a proxy's remote link; empty otherwise."""
+
 
 class GroupCommit:
     """One instance's engine for one participant. One group at a time: the instance's loops

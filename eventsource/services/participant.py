@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
+from eventsource.adapters.subscriptions import unsubscribe_quietly
 from eventsource.core.deadlines import Due
 from eventsource.core.faults import FaultInjector
 from eventsource.core.limits import (
@@ -124,7 +125,8 @@ class ParticipantService:
                 continue
             except Exception as exc:  # server restart, leader change: re-create the subscription
                 log.warning("fetch from %s failed (%s); retrying", durable, exc)
-                sub = await _unsubscribe(sub)
+                await unsubscribe_quietly(sub)
+                sub = None
                 self.bound.discard(durable)
                 await asyncio.sleep(REBIND_PAUSE_S)
                 continue
@@ -135,7 +137,7 @@ class ParticipantService:
             except Exception:  # a bug must not stop the participant: unacked work comes back
                 log.exception("processing a group failed; its messages will be redelivered")
                 await asyncio.sleep(GROUP_FAILURE_PAUSE_S)
-        await _unsubscribe(sub)
+        await unsubscribe_quietly(sub)
         self.bound.discard(durable)
 
     def quarantined(self) -> set[str]:
@@ -160,15 +162,5 @@ class ParticipantService:
             "gate_returned": self.gate.returned,
             "time_s": self.stopwatch.figures(),
             **self.carrier.figures(),
-            # A proxy participant's remote link (services/remote_proxy.py); none otherwise.
-            **(self.decider.figures() if hasattr(self.decider, "figures") else {}),
+            **self.decider.figures(),
         }
-
-
-async def _unsubscribe(sub) -> None:
-    if sub is not None:
-        try:
-            await sub.unsubscribe()
-        except Exception as exc:  # the subscription is gone with its connection anyway
-            log.debug("unsubscribe failed: %s", exc)
-    return None

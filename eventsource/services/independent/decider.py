@@ -81,6 +81,9 @@ class IndependentDecider:
     def remember(self, decision: WorkSet, seqs: dict[str, int]) -> None:
         self.reader.remember(decision.changed_states, seqs)
 
+    def figures(self) -> dict:
+        return {}  # no counters of its own: the service counts what it decides
+
     async def decide(
         self, group: Sequence[Piece], distrust: Distrust, *, remote: dict | None = None
     ) -> tuple[WorkSet, list[Msg | None]]:

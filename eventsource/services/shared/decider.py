@@ -73,6 +73,9 @@ class SharedDecider:
     def remember(self, decision: SharedGroup, seqs: dict[str, int]) -> None:
         self.reader.remember(decision.changed_states, seqs)
 
+    def figures(self) -> dict:
+        return {}  # no counters of its own: the service counts what it decides
+
     async def decide(
         self, group: Sequence[Piece], distrust: Distrust
     ) -> tuple[SharedGroup, list[Msg | None]]:

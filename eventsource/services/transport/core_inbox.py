@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import logging
 
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
+from eventsource.adapters.subscriptions import unsubscribe_quietly
 from eventsource.core.limits import (
     CORE_INBOX_BYTES_MAX,
     CORE_INBOX_MESSAGES_MAX,
@@ -18,7 +18,6 @@ from eventsource.core.limits import (
 )
 from eventsource.core.subjects import core_filter, core_queue
 
-log = logging.getLogger("natsbank.core")
 NATS_PENDING_FACTOR = 2  # nats-py's pending bounds, as a multiple of this inbox's
 
 
@@ -59,11 +58,7 @@ class CoreInbox:
         self.listening.set()
 
     async def close(self) -> None:
-        if self._sub is not None:
-            try:
-                await self._sub.unsubscribe()
-            except Exception as exc:  # gone with its connection anyway
-                log.debug("unsubscribe failed: %s", exc)
+        await unsubscribe_quietly(self._sub)
 
     async def _take(self, msg: Msg) -> None:
         self.received += 1
