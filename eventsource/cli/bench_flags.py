@@ -14,14 +14,16 @@ from benchmark.soak import DEFAULT_HORIZON, DEFAULT_SAMPLE_EVERY
 from eventsource.adapters.topology import seconds
 from eventsource.cli import edge
 from eventsource.cli.options import (
+    remote_decide_after_option,
     remote_delay_option,
     remote_duplicate_option,
     remote_loss_option,
     remote_plan,
     remote_reject_option,
+    remote_timeout_option,
+    require_simulated_if_faulty,
 )
 from eventsource.core.errors import ConfigError
-from eventsource.core.limits import REMOTE_TIMEOUT_MS
 from eventsource.core.remote import RemoteMode, RemotePlan
 from eventsource.settings import Store, Transport
 
@@ -167,14 +169,8 @@ REMOTE_DELAY = remote_delay_option()
 REMOTE_LOSS = remote_loss_option()
 REMOTE_DUPLICATE = remote_duplicate_option()
 REMOTE_REJECT = remote_reject_option()
-REMOTE_TIMEOUT = typer.Option(
-    REMOTE_TIMEOUT_MS, "--remote-timeout", help="Ms a proxy's ask waits before asking again."
-)
-REMOTE_DECIDE_AFTER = typer.Option(
-    0.0,
-    "--remote-decide-after",
-    help="Ms after which a proxy declines itself (REMOTE_TIMEOUT); 0: it waits for the answer.",
-)
+REMOTE_TIMEOUT = remote_timeout_option()
+REMOTE_DECIDE_AFTER = remote_decide_after_option()
 
 
 def bench_options(params: dict) -> BenchOptions:
@@ -246,8 +242,7 @@ def bench_remote(params: dict) -> RemotePlan:
     )
     if plan.mode is RemoteMode.EXTERNAL:
         raise ConfigError("bench --remote-bank takes off or simulated (it starts every process)")
-    if plan.faulty and not plan.active:
-        raise ConfigError("--remote-delay, -loss, -duplicate, -reject need --remote-bank simulated")
+    require_simulated_if_faulty(plan)
     return plan
 
 

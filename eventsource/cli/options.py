@@ -1,4 +1,5 @@
-"""Options that several commands share: `--store`, and the give-up limits of `submit`
+"""Options that several commands share, each defined once: `--store`, the `--remote-*` options
+of a proxy participant (`serve`, `remote-bank`, `bench`), and the give-up limits of `submit`
 (`--deadline`, `--max-attempts`, DESIGN.md section 5). The deadline is a duration counted from
 the submitter's admission, so submitting the same transfer again carries the same limits and is
 a duplicate, not an id conflict."""
@@ -14,6 +15,7 @@ import typer
 
 from eventsource.cli import edge
 from eventsource.core.errors import UsageError
+from eventsource.core.limits import REMOTE_TIMEOUT_MS
 from eventsource.core.model import MAX_ATTEMPTS, MAX_DEADLINE_MS, TransferRequest
 from eventsource.core.remote import RemoteMode, RemotePlan, parse_delay
 
@@ -128,6 +130,21 @@ def remote_reject_option():
     )
 
 
+def remote_timeout_option():
+    return typer.Option(
+        REMOTE_TIMEOUT_MS, "--remote-timeout", help="Ms an ask waits before it is asked again."
+    )
+
+
+def remote_decide_after_option():
+    return typer.Option(
+        0.0,
+        "--remote-decide-after",
+        help="Ms after which the proxy declines a credit itself (REMOTE_TIMEOUT) and tells the "
+        "remote bank; 0 (default): it waits for the remote bank's answer, however long.",
+    )
+
+
 def remote_plan(mode: str, delay: str, loss: float, duplicate: float, reject: float, **more):
     """The RemotePlan of the command line; a bad value raises ConfigError (exit 2)."""
     try:
@@ -145,3 +162,9 @@ def remote_plan(mode: str, delay: str, loss: float, duplicate: float, reject: fl
         reject=reject,
         **more,
     )
+
+
+def require_simulated_if_faulty(plan: RemotePlan) -> None:
+    """Answers delayed, lost, duplicated or declined are what a simulated remote bank does."""
+    if plan.faulty and plan.mode is not RemoteMode.SIMULATED:
+        raise UsageError("--remote-delay, -loss, -duplicate, -reject need --remote-bank simulated")

@@ -33,11 +33,14 @@ from eventsource.cli.common import (
     stop_on_signals,
 )
 from eventsource.cli.options import (
+    remote_decide_after_option,
     remote_delay_option,
     remote_duplicate_option,
     remote_loss_option,
     remote_plan,
     remote_reject_option,
+    remote_timeout_option,
+    require_simulated_if_faulty,
     store_option,
 )
 from eventsource.core.errors import ConfigError, UsageError
@@ -45,7 +48,6 @@ from eventsource.core.faults import FaultPlan
 from eventsource.core.limits import (
     CORE_UNCONFIRMED_PER_PEER,
     CORE_WINDOW,
-    REMOTE_TIMEOUT_MS,
     SWEEP_INTERVAL_S,
 )
 from eventsource.core.permissions import Identity, Role
@@ -140,15 +142,8 @@ def serve(
     remote_loss: float = remote_loss_option(),
     remote_duplicate: float = remote_duplicate_option(),
     remote_reject: float = remote_reject_option(),
-    remote_timeout: float = typer.Option(
-        REMOTE_TIMEOUT_MS, "--remote-timeout", help="Ms an ask waits before it is asked again."
-    ),
-    remote_decide_after: float = typer.Option(
-        0.0,
-        "--remote-decide-after",
-        help="Ms after which the proxy declines a credit itself (REMOTE_TIMEOUT) and tells the "
-        "remote bank; 0 (default): it waits for the remote bank's answer, however long.",
-    ),
+    remote_timeout: float = remote_timeout_option(),
+    remote_decide_after: float = remote_decide_after_option(),
 ) -> None:
     """Serve the participants' inboxes until SIGTERM or Ctrl-C. Instances share the work."""
     configure_logging(log_level, log_format)
@@ -174,8 +169,7 @@ def serve(
             decide_after_ms=remote_decide_after,
         ),
     )
-    if options.remote.faulty and options.remote.mode is not RemoteMode.SIMULATED:
-        raise UsageError("--remote-delay, -loss, -duplicate, -reject need --remote-bank simulated")
+    require_simulated_if_faulty(options.remote)
     check_serve_options(config.store, options)
     if len(participants) > 1 and (signing_key or os.environ.get(SIGNING_KEY_ENV)):
         raise UsageError("one signing key signs for one participant: serve them separately")
