@@ -12,7 +12,8 @@ from nats.js.object_store import ObjectStore
 
 from eventsource.adapters.object_store_io import read_small
 from eventsource.core.archive_filter import KeyFilter
-from eventsource.core.archive_format import Manifest, filter_object, sha256_hex
+from eventsource.core.archive_format import filter_object
+from eventsource.core.archive_manifest import Manifest, sha256_hex
 from eventsource.core.errors import ArchiveCorrupt
 from eventsource.core.limits import (
     ARCHIVE_BUCKET,

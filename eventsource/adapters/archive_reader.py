@@ -15,9 +15,7 @@ from eventsource.adapters.object_store_io import object_info, read_chunks, read_
 from eventsource.core.archive_format import (
     TIME_MS_MAX,
     ArchivedMessage,
-    Manifest,
     decode_line,
-    decode_manifest,
     events_object,
     hour_object,
     ids_object,
@@ -32,6 +30,7 @@ from eventsource.core.archive_ids import (
     hour_bucket,
     ids_shard_of,
 )
+from eventsource.core.archive_manifest import Manifest, decode_manifest
 from eventsource.core.archive_period import GunzipLines, Inflater
 from eventsource.core.errors import ArchiveCorrupt
 from eventsource.core.limits import (

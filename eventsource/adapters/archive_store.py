@@ -4,9 +4,8 @@ A period of partition k is stored as `.events`, its `.ids.<shard>`, `.filter`, `
 then the id directory entries, then `.manifest`: the manifest is written last and only after
 every object was read back and matched its digest, so a period without a manifest was never
 archived (nothing of it may be purged from the ledger), and one with a manifest is complete and
-indexed. Formats: `core/archive_format.py`, `core/archive_ids.py`, `core/archive_filter.py` and
-docs/ARCHIVE.md. Every NATS call
-goes through the bounded retry.
+indexed. Formats: `core/archive_format.py`, `core/archive_manifest.py`, `core/archive_ids.py`,
+`core/archive_filter.py` and docs/ARCHIVE.md. Every NATS call goes through the bounded retry.
 """
 
 from __future__ import annotations
@@ -51,21 +50,20 @@ from eventsource.adapters.object_store_io import (
 )
 from eventsource.adapters.retry import transient_retry
 from eventsource.core.archive_format import (
-    ZERO_CHAIN,
     ArchivedMessage,
-    FoldFigures,
-    Manifest,
     PeriodExtras,
     events_object,
     hour_object,
     manifest_object,
 )
+from eventsource.core.archive_head import ZERO_CHAIN
 from eventsource.core.archive_ids import (
     IdEntry,
     decode_periods,
     encode_periods,
     is_hour_name,
 )
+from eventsource.core.archive_manifest import FoldFigures, Manifest
 from eventsource.core.archive_period import PeriodBuilder
 from eventsource.core.errors import ArchiveCorrupt, ArchiveNotFound, ConfigError
 from eventsource.core.limits import (

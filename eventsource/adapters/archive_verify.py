@@ -9,8 +9,8 @@ from nats.js.object_store import ObjectStore
 from eventsource.adapters.archive_filters import filter_of
 from eventsource.adapters.archive_reader import ids_shard_json, period_messages, snapshot_json
 from eventsource.core.archive_filter import KeyFilter
-from eventsource.core.archive_format import Manifest
 from eventsource.core.archive_ids import encode_ids
+from eventsource.core.archive_manifest import Manifest
 from eventsource.core.archive_period import PeriodBuilder
 from eventsource.core.errors import ArchiveCorrupt
 

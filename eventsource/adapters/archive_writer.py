@@ -25,21 +25,19 @@ from eventsource.adapters.object_store_io import put_bytes, read_small
 from eventsource.adapters.stream_reader import delivery_ns
 from eventsource.core.archive_filter import KeyFilter
 from eventsource.core.archive_format import (
-    ZERO_CHAIN,
     ArchivedMessage,
-    Manifest,
     PeriodExtras,
     encode_line,
-    encode_manifest,
     events_object,
     filter_object,
     ids_object,
     kept_headers,
     manifest_object,
-    sha256_hex,
     snapshot_object,
 )
+from eventsource.core.archive_head import ZERO_CHAIN
 from eventsource.core.archive_ids import IdEntry, encode_ids
+from eventsource.core.archive_manifest import Manifest, encode_manifest, sha256_hex
 from eventsource.core.archive_period import Gzipper, PeriodBuilder, gzip_bytes
 from eventsource.core.errors import ArchiveCorrupt, ArchiveError
 from eventsource.core.limits import (

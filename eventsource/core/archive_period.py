@@ -13,14 +13,9 @@ import msgspec
 from eventsource.core.account import EntryKind
 from eventsource.core.archive_filter import KeyFilter
 from eventsource.core.archive_fold import CARRIED_HEADER
-from eventsource.core.archive_format import (
-    ArchivedMessage,
-    FoldFigures,
-    Manifest,
-    id_time_ms,
-    ids_sha256_of,
-)
+from eventsource.core.archive_format import ArchivedMessage, id_time_ms
 from eventsource.core.archive_ids import IdEntry, directory_hours, split_ids
+from eventsource.core.archive_manifest import FoldFigures, Manifest, ids_sha256_of
 from eventsource.core.errors import ArchiveCorrupt, NatsbankError, PeriodIncomplete
 from eventsource.core.events import AccountChanged, account_event_decoder, transfer_event_decoder
 from eventsource.core.limits import (

@@ -15,13 +15,13 @@ from eventsource.adapters import archive_store
 from eventsource.adapters.archive_meta import existing_meta_bucket, read_head
 from eventsource.adapters.key_registry import operator_keys
 from eventsource.core.archive_fold import CARRIED_HEADER, CutFold
-from eventsource.core.archive_format import Manifest
 from eventsource.core.archive_head import (
     ZERO_CHAIN,
     SnapshotEntry,
     decode_snapshot,
     encode_snapshot,
 )
+from eventsource.core.archive_manifest import Manifest
 from eventsource.core.errors import ArchiveError
 from eventsource.core.subjects import key_of_subject, ledger_stream
 

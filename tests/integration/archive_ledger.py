@@ -18,12 +18,8 @@ from eventsource.adapters.provision import apply_topology
 from eventsource.adapters.stream_reader import read_messages
 from eventsource.adapters.topology import Topology
 from eventsource.core.account import EntryKind
-from eventsource.core.archive_format import (
-    ArchivedMessage,
-    decode_manifest,
-    encode_manifest,
-    kept_headers,
-)
+from eventsource.core.archive_format import ArchivedMessage, kept_headers
+from eventsource.core.archive_manifest import decode_manifest, encode_manifest
 from eventsource.core.events import (
     AccountChanged,
     AccountSnapshot,

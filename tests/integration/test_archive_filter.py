@@ -18,13 +18,8 @@ from eventsource.adapters.archive_store import (
     write_period,
 )
 from eventsource.core.archive_filter import KeyFilter
-from eventsource.core.archive_format import (
-    ArchivedMessage,
-    decode_manifest,
-    filter_object,
-    manifest_object,
-    sha256_hex,
-)
+from eventsource.core.archive_format import ArchivedMessage, filter_object, manifest_object
+from eventsource.core.archive_manifest import decode_manifest, sha256_hex
 from eventsource.core.errors import ArchiveCorrupt
 from eventsource.core.subjects import state_subject
 from tests.integration.archive_ledger import (

@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from eventsource.core.archive_filter import FILTER_MAGIC, KeyFilter
-from eventsource.core.archive_format import ZERO_CHAIN, FoldFigures, sha256_hex
+from eventsource.core.archive_head import ZERO_CHAIN
+from eventsource.core.archive_manifest import FoldFigures, sha256_hex
 from eventsource.core.archive_period import PeriodBuilder
 from eventsource.core.errors import ArchiveCorrupt
 from eventsource.core.limits import (

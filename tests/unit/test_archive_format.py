@@ -14,26 +14,27 @@ from hypothesis import strategies as st
 from eventsource.core.archive_fold import CARRIED_HEADER, CutFold
 from eventsource.core.archive_format import (
     TIME_MS_MAX,
-    ZERO_CHAIN,
     ArchivedMessage,
-    FoldFigures,
-    Manifest,
     PeriodExtras,
     decode_line,
-    decode_manifest,
     encode_line,
-    encode_manifest,
     events_object,
     filter_object,
     hour_object,
     id_time_ms,
     ids_object,
-    ids_sha256_of,
     kept_headers,
     manifest_object,
     snapshot_object,
 )
-from eventsource.core.archive_head import SnapshotEntry, encode_snapshot
+from eventsource.core.archive_head import ZERO_CHAIN, SnapshotEntry, encode_snapshot
+from eventsource.core.archive_manifest import (
+    FoldFigures,
+    Manifest,
+    decode_manifest,
+    encode_manifest,
+    ids_sha256_of,
+)
 from eventsource.core.errors import ArchiveCorrupt
 from eventsource.core.limits import ARCHIVE_PROBLEM_CHARS_MAX, ARCHIVE_PROBLEMS_KEPT
 

@@ -13,15 +13,10 @@ from hypothesis import strategies as st
 
 from eventsource.core.account import EntryKind
 from eventsource.core.archive_fold import CARRIED_HEADER
-from eventsource.core.archive_format import (
-    ZERO_CHAIN,
-    ArchivedMessage,
-    FoldFigures,
-    encode_line,
-    ids_sha256_of,
-    sha256_hex,
-)
+from eventsource.core.archive_format import ArchivedMessage, encode_line
+from eventsource.core.archive_head import ZERO_CHAIN
 from eventsource.core.archive_ids import UNTIMED, IdEntry
+from eventsource.core.archive_manifest import FoldFigures, ids_sha256_of, sha256_hex
 from eventsource.core.archive_period import GunzipLines, Gzipper, Inflater, PeriodBuilder
 from eventsource.core.errors import ArchiveCorrupt, PeriodIncomplete
 from eventsource.core.events import (
