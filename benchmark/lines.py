@@ -43,6 +43,7 @@ COMMON = (
     "core/subjects.py",
     "core/limits.py",
     "adapters/jetstream.py",
+    "adapters/batch_commit.py",
     "adapters/state_reader.py",
     "services/engine.py",  # the one group-commit engine
     "services/participant.py",  # an instance: consumers into the engine

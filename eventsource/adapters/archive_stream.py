@@ -14,6 +14,7 @@ from nats.js.api import AckPolicy
 from nats.js.errors import APIError
 
 from eventsource.adapters.jetstream import (
+    WRONG_LAST_SEQUENCE,
     api_subject,
     first_sequence_from,
     read_last,
@@ -26,8 +27,6 @@ from eventsource.core.archive_head import SnapshotEntry
 from eventsource.core.errors import InfrastructureError
 from eventsource.core.limits import ARCHIVE_CARRIES_IN_FLIGHT, READ_TIMEOUT_S
 from eventsource.core.subjects import KeySpace
-
-WRONG_LAST_SEQUENCE = 10071  # JetStream: the subject moved since the expected sequence
 
 
 async def stream_bounds(nc: Client, stream: str) -> tuple[int, int]:

@@ -21,6 +21,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, RawStreamMsg
 from nats.js.errors import APIError, NotFoundError
 
 from eventsource.adapters.direct_reader import read_by_direct_get
+from eventsource.adapters.jetstream import STREAM_NOT_FOUND, WRONG_LAST_SEQUENCE
 from eventsource.adapters.stream_reader import reads_by_direct_get
 from eventsource.adapters.subscriptions import unsubscribe_quietly
 from eventsource.core.dead_letter_records import (
@@ -41,8 +42,6 @@ from eventsource.core.subjects import (
     parse_dead_letter_subject,
 )
 
-WRONG_LAST_SEQUENCE = 10071
-STREAM_NOT_FOUND = 10059
 READ_ATTEMPTS_MAX = 5
 READ_PAUSE_S = 0.5
 FETCH_BATCH = 500

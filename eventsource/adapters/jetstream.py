@@ -1,14 +1,12 @@
-"""The JetStream calls natsbank needs that nats-py has no helper for: atomic batch commit and
-last-message-per-subject reads. Reads are retried through transient unavailability
-(`adapters/retry.py`); a commit is not, as its outcome may be unknown: `commit_checked`
-resolves that for a batch whose first write expects a sequence."""
+"""The one place natsbank connects, and the JetStream reads nats-py has no helper for:
+last message per subject, and the leader's last sequence. Reads are retried through transient
+unavailability (`adapters/retry.py`). The atomic batch commit: `adapters/batch_commit.py`."""
 
 from __future__ import annotations
 
 import base64
 import functools
 import json
-import uuid
 from collections.abc import Sequence
 
 import nats
@@ -19,19 +17,13 @@ from nats.js.errors import NotFoundError
 
 from eventsource.adapters.credentials import NO_CREDENTIAL, Credential
 from eventsource.adapters.retry import TRANSIENT_RETRY_SECONDS, is_transient_reply, transient_retry
-from eventsource.core.errors import (
-    CommitUnknown,
-    InfrastructureError,
-    StaleState,
-    TemporarilyUnavailable,
-)
-from eventsource.core.limits import COMMIT_TIMEOUT_S, MAX_BATCH_MESSAGES, READ_TIMEOUT_S
+from eventsource.core.errors import InfrastructureError, TemporarilyUnavailable
+from eventsource.core.limits import READ_TIMEOUT_S
 from eventsource.core.permissions import JS_API
 from eventsource.core.signing import server_nonce_problem
-from eventsource.core.workset import Write
 
 # JetStream error codes natsbank reacts to (server errors.json).
-WRONG_LAST_SEQUENCE = 10071
+WRONG_LAST_SEQUENCE = 10071  # the subject moved past the expected sequence
 WRONG_LAST_SEQUENCE_IN_BATCH = 10164  # the same refusal, as reported for an atomic batch
 STREAM_NOT_FOUND = 10059
 NOT_FOUND = 404
@@ -94,88 +86,11 @@ async def connect(
     return nc
 
 
-async def commit(nc: Client, writes: Sequence[Write], *, timeout: float = COMMIT_TIMEOUT_S) -> int:
-    """Store `writes` as one atomic batch; return the stream sequence of the last message.
-
-    The messages of a batch get consecutive sequences, so write i has `last - len + 1 + i`.
-    TemporarilyUnavailable: refused as a whole (no responders, no leader), safe to repeat.
-    CommitUnknown: no answer, it may have landed; re-read before repeating it.
-    """
-    if not writes:
-        raise ValueError("empty batch")
-    if len(writes) > MAX_BATCH_MESSAGES:
-        raise ValueError(f"batch of {len(writes)} messages exceeds {MAX_BATCH_MESSAGES}")
-    batch_id = uuid.uuid4().hex
-    last = len(writes)
-    try:
-        for index, write in enumerate(writes, 1):
-            headers = {
-                **(write.headers or {}),
-                "Nats-Batch-Id": batch_id,
-                "Nats-Batch-Sequence": str(index),
-            }
-            if write.expected is not None:
-                headers["Nats-Expected-Last-Subject-Sequence"] = str(write.expected)
-            if index < last:
-                await nc.publish(write.subject, write.payload, headers=headers)
-                continue
-            headers["Nats-Batch-Commit"] = "1"
-            reply = await nc.request(write.subject, write.payload, headers=headers, timeout=timeout)
-    except NoRespondersError:
-        # The commit reached no stream (no leader yet): the batch was not stored.
-        raise TemporarilyUnavailable("commit: no responders (no stream leader)") from None
-    except (TimeoutError, NatsTimeout) as exc:
-        raise CommitUnknown(str(exc) or type(exc).__name__) from None
-    except nats.errors.ConnectionReconnectingError as exc:
-        raise CommitUnknown("connection reconnecting") from exc
-    ack = json.loads(reply.data)
-    error = ack.get("error")
-    if error:
-        if error.get("err_code") in (WRONG_LAST_SEQUENCE, WRONG_LAST_SEQUENCE_IN_BATCH):
-            raise StaleState(error.get("description", ""))
-        refused = TemporarilyUnavailable if _transient(error) else InfrastructureError
-        raise refused(f"commit refused: {error.get('description')} ({error})")
-    return int(ack["seq"])
-
-
-async def commit_checked(
-    nc: Client,
-    stream: str,
-    writes: Sequence[Write],
-    *,
-    what: str,
-    retry_seconds: float = TRANSIENT_RETRY_SECONDS,
-    timeout: float = COMMIT_TIMEOUT_S,
-) -> int:
-    """`commit`, repeated through transient unavailability, and landed exactly once.
-
-    Safe to repeat because the first write expects its subject's last sequence, so the batch
-    can land at most once. After an unanswered commit, or a StaleState that our own earlier
-    attempt may have caused, the first message after that sequence on the subject says which:
-    this very payload (it landed: done), another writer's (StaleState), or none (not stored:
-    repeat). The first payload must be unique to the call (accounts stamp a time and an id).
-    """
-    first = writes[0]
-    if first.expected is None:
-        raise ValueError("commit_checked needs an expected sequence on the first write")
-    after = {"seq": first.expected + 1, "next_by_subj": first.subject}
-
-    async def attempt() -> int:
-        try:
-            return await commit(nc, writes, timeout=timeout)
-        except (StaleState, CommitUnknown) as exc:
-            found = await _leader_get(nc, stream, after, first.subject, timeout)
-            if found is not None and found[0] == first.payload:
-                return found[1] + len(writes) - 1
-            if found is not None or isinstance(exc, StaleState):
-                raise StaleState(f"{first.subject} moved past {first.expected}") from None
-            raise TemporarilyUnavailable(f"commit unanswered ({exc}), not stored") from None
-
-    return await transient_retry(attempt, what=what, retry_seconds=retry_seconds)
-
-
-def _transient(error: dict) -> bool:
-    return is_transient_reply(error.get("code"), error.get("err_code"))
+def refusal(error: dict) -> type[InfrastructureError]:
+    """The error to raise for a JetStream API error: TemporarilyUnavailable if it means "not
+    now" (adapters/retry.py), else InfrastructureError."""
+    transient = is_transient_reply(error.get("code"), error.get("err_code"))
+    return TemporarilyUnavailable if transient else InfrastructureError
 
 
 async def read_last(
@@ -195,7 +110,7 @@ async def read_last(
     """
     if leader:
         request = {"last_by_subj": subject}
-        read = functools.partial(_leader_get, nc, stream, request, subject, timeout)
+        read = functools.partial(leader_get, nc, stream, request, subject, timeout)
     else:
         read = functools.partial(_direct_get, nc, stream, subject, timeout)
     return await transient_retry(read, what=f"read of {subject}", retry_seconds=retry_seconds)
@@ -207,7 +122,7 @@ async def first_sequence_from(
     """The stream sequence of the first message at or after `start` that matches
     `subject_filter` (wildcards allowed), from the stream leader; None when there is none."""
     request = {"seq": max(1, start), "next_by_subj": subject_filter}
-    get = functools.partial(_leader_get, nc, stream, request, subject_filter)
+    get = functools.partial(leader_get, nc, stream, request, subject_filter)
     found = await transient_retry(get, what=f"read of {stream} after {start}")
     return None if found is None else found[1]
 
@@ -244,8 +159,7 @@ async def _stream_info(nc: Client, stream: str, timeout: float) -> dict:
     if error and error.get("code") == NOT_FOUND:
         raise NotFoundError(NOT_FOUND, error.get("description"), error.get("err_code"), stream)
     if error:
-        refused = TemporarilyUnavailable if _transient(error) else InfrastructureError
-        raise refused(f"stream info of {stream} failed: {error}")
+        raise refusal(error)(f"stream info of {stream} failed: {error}")
     return body
 
 
@@ -259,12 +173,12 @@ async def _leader_info_last(nc: Client, stream: str, timeout: float) -> int:
 async def _leader_filtered_last(nc: Client, stream: str, filters: list[str], timeout: float) -> int:
     last = 0
     for subject in filters:
-        found = await _leader_get(nc, stream, {"last_by_subj": subject}, subject, timeout)
+        found = await leader_get(nc, stream, {"last_by_subj": subject}, subject, timeout)
         last = max(last, found[1] if found is not None else 0)
     return last
 
 
-async def _leader_get(
+async def leader_get(
     nc: Client, stream: str, request: dict, subject: str, timeout: float = READ_TIMEOUT_S
 ) -> tuple[bytes, int] | None:
     """One STREAM.MSG.GET, answered by the stream leader; None when no message matches."""
@@ -276,8 +190,7 @@ async def _leader_get(
     if error:
         if error.get("code") == NOT_FOUND:
             return None
-        refused = TemporarilyUnavailable if _transient(error) else InfrastructureError
-        raise refused(f"read of {subject} failed: {error}")
+        raise refusal(error)(f"read of {subject} failed: {error}")
     message = body["message"]
     return base64.b64decode(message.get("data") or b""), int(message["seq"])
 
@@ -294,10 +207,9 @@ async def _direct_get(
     if status == str(NOT_FOUND):
         return None
     if status:
-        refused = (
-            TemporarilyUnavailable if _transient({"code": int(status)}) else InfrastructureError
+        raise refusal({"code": int(status)})(
+            f"read of {subject} failed: {status} {headers.get('Description')}"
         )
-        raise refused(f"read of {subject} failed: {status} {headers.get('Description')}")
     return reply.data, int(headers["Nats-Sequence"])
 
 

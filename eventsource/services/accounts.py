@@ -8,7 +8,8 @@ import uuid
 
 from nats.aio.client import Client
 
-from eventsource.adapters.jetstream import commit_checked, read_last
+from eventsource.adapters.batch_commit import commit_checked
+from eventsource.adapters.jetstream import read_last
 from eventsource.adapters.key_registry import registered_operator
 from eventsource.adapters.state_reader import decode_state
 from eventsource.core.account import Account, EntryKind

@@ -21,8 +21,8 @@ import msgspec
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
+from eventsource.adapters.batch_commit import commit
 from eventsource.adapters.dead_letters import dead_letter
-from eventsource.adapters.jetstream import commit
 from eventsource.core.dispatch import split_message
 from eventsource.core.errors import (
     CommitUnknown,

@@ -16,8 +16,8 @@ import msgspec
 import pytest
 from nats.aio.client import Client
 
+from eventsource.adapters.batch_commit import commit
 from eventsource.adapters.cluster import ClusterInfo
-from eventsource.adapters.jetstream import commit
 from eventsource.bootstrap import ServeOptions
 from eventsource.core.account import EntryKind
 from eventsource.core.messages import Confirm, Confirms, Kind, Result, Results

@@ -13,8 +13,9 @@ from nats.aio.client import Client
 
 from benchmark.scenario import bootstrap
 from benchmark.workload import Bank
+from eventsource.adapters.batch_commit import commit_checked
 from eventsource.adapters.cluster import ClusterInfo, kill_node
-from eventsource.adapters.jetstream import commit_checked, connect, read_last
+from eventsource.adapters.jetstream import connect, read_last
 from eventsource.adapters.registry import registered_participants
 from eventsource.adapters.retry import TRANSIENT_RETRY_SECONDS
 from eventsource.core.errors import InfrastructureError, StaleState

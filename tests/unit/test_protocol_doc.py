@@ -19,6 +19,7 @@ import msgspec
 import pytest
 
 from eventsource.adapters import (
+    batch_commit,
     dead_letters,
     inbox_subjects,
     jetstream,
@@ -29,7 +30,13 @@ from eventsource.adapters import (
 from eventsource.adapters.shared.provision import shared_stream_configs
 from eventsource.core import dispatch, events, limits, messages, model, subjects, workset
 from eventsource.core.account import ENTRY_OF_EFFECT, EntryKind
-from eventsource.core.errors import ConfigError, DeadLetterReason, DomainError, RejectionCause
+from eventsource.core.errors import (
+    ConfigError,
+    DeadLetterReason,
+    DomainError,
+    RejectionCause,
+    StaleState,
+)
 from eventsource.core.messages import Kind
 from eventsource.core.model import AccountRef, Outcome, Side, Transfer, TransferRequest
 from eventsource.core.money import MAX_MINOR
@@ -565,12 +572,12 @@ async def test_stale_reads_are_the_documented_error_codes() -> None:
         error = {"code": 400, "err_code": err_code, "description": "wrong last sequence"}
         nc = FakeNats(SimpleNamespace(data=json.dumps({"error": error}).encode()))
         try:
-            await jetstream.commit(nc, writes)
+            await batch_commit.commit(nc, writes)
         except Exception as exc:
             return type(exc)
         raise AssertionError("a refused commit passed")
 
-    stale = {code for code in range(10000, 10200) if await outcome(code) is jetstream.StaleState}
+    stale = {code for code in range(10000, 10200) if await outcome(code) is StaleState}
     assert stale == {jetstream.WRONG_LAST_SEQUENCE, jetstream.WRONG_LAST_SEQUENCE_IN_BATCH}
     documented = {int(n) for n in re.findall(r"`err_code` (\d+)", row[2])}
     assert documented == stale, "the row names other err_codes than the code treats as stale"
@@ -611,7 +618,7 @@ def test_the_documented_refused_amounts_are_what_the_code_records() -> None:
 def test_headers_and_dead_letter_reasons_are_documented() -> None:
     header = re.compile(r'"((?:Nats|Natsbank)-[A-Za-z-]+)"')
     sources = [
-        inspect.getsource(f) for f in (jetstream.commit, dead_letters.dead_letter, client.submit)
+        inspect.getsource(f) for f in (batch_commit.commit, dead_letters.dead_letter, client.submit)
     ]
     used = {name for source in sources for name in header.findall(source)}
     assert {"Nats-Msg-Id", "Nats-Batch-Commit", "Natsbank-Reason"} <= used
