@@ -102,6 +102,9 @@ class Decider(Protocol):
     def figures(self) -> dict:
         """Its own counters for the service's figures: a proxy's remote link; empty otherwise."""
 
+    def quarantined(self) -> set[str]:
+        """Records its reads found undecodable (core/quarantine.py)."""
+
 
 class GroupCommit:
     """One instance's engine for one participant. One group at a time: the instance's loops

@@ -142,11 +142,9 @@ class ParticipantService:
 
     def quarantined(self) -> set[str]:
         """Records this instance found undecodable (never decided on; see core/quarantine.py)."""
-        found = set(self.decider.reader.quarantined)
-        for sweeper in (self.give_ups, self.carrier):
-            records = getattr(sweeper, "records", None)
-            if records is not None:
-                found |= records.quarantined
+        found = self.decider.quarantined() | self.carrier.quarantined()
+        if self.give_ups is not None:
+            found |= self.give_ups.quarantined()
         return found
 
     def figures(self) -> dict:

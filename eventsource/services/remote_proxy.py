@@ -34,7 +34,6 @@ class RemoteProxyDecider:
     def __init__(self, inner: IndependentDecider, link: RemoteLink) -> None:
         self.inner = inner
         self.link = link
-        self.reader = inner.reader  # the service reads its quarantined records there
         self.remote_wait_s = 0.0
 
     def decode(self, msg: Msg):
@@ -42,6 +41,9 @@ class RemoteProxyDecider:
 
     def remember(self, decision: WorkSet, seqs: dict[str, int]) -> None:
         self.inner.remember(decision, seqs)
+
+    def quarantined(self) -> set[str]:
+        return self.inner.quarantined()
 
     async def decide(
         self, group: Sequence[Piece], distrust: Distrust

@@ -84,6 +84,9 @@ class IndependentDecider:
     def figures(self) -> dict:
         return {}  # no counters of its own: the service counts what it decides
 
+    def quarantined(self) -> set[str]:
+        return self.reader.quarantined
+
     async def decide(
         self, group: Sequence[Piece], distrust: Distrust, *, remote: dict | None = None
     ) -> tuple[WorkSet, list[Msg | None]]:

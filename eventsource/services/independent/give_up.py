@@ -49,6 +49,10 @@ class GiveUpWatch:
         self.clock = DeadlineClock()
         self.records = RecordSweep(nc, participant, home, incoming=False)
 
+    def quarantined(self) -> set[str]:
+        """Records its sweeps found undecodable (core/quarantine.py)."""
+        return self.records.quarantined
+
     def observe_event(self, key: str, event: AnyTransferEvent) -> None:
         """A record's latest event, read from the ledger. While RESERVED that is its
         FundsReserved, whose time is the admission the limits count from."""

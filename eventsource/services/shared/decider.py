@@ -76,6 +76,9 @@ class SharedDecider:
     def figures(self) -> dict:
         return {}  # no counters of its own: the service counts what it decides
 
+    def quarantined(self) -> set[str]:
+        return self.reader.quarantined
+
     async def decide(
         self, group: Sequence[Piece], distrust: Distrust
     ) -> tuple[SharedGroup, list[Msg | None]]:

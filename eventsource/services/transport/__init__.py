@@ -51,3 +51,6 @@ class Carrier(Protocol):
 
     def figures(self) -> dict:
         """Its counters, for the service's figures."""
+
+    def quarantined(self) -> set[str]:
+        """Records its own sweeps found undecodable (core mode); none in JetStream mode."""

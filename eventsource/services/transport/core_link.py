@@ -167,6 +167,9 @@ class CoreLink:
         """(what the atomic batch commits, what travels as core messages after the commit)."""
         return [w for w in writes if w.key is not None], [w for w in writes if w.key is None]
 
+    def quarantined(self) -> set[str]:
+        return self.records.quarantined
+
     def figures(self) -> dict:
         return vars(self.stats) | {
             "published": self.sender.published,
