@@ -161,9 +161,76 @@ def record_row(key: str, counterparty: str, state: TransferState, at: int) -> Tr
     )
 
 
-# The upsert arguments of a transfer row (both backends): the key first, then the four phase
-# times at these positions (`_transfer_args` in postgres.py and sqlite.py).
+# The columns of an upsert (both backends), in this order; times are unix ms (PostgreSQL turns
+# them into timestamptz in its statement). The key comes first.
+ACCOUNT_COLUMNS = (
+    "key", "participant", "account", "currency", "balance", "pending_debits", "pending_credits",
+    "closed", "updated_at", "stream", "seq",
+)  # fmt: skip
+TRANSFER_COLUMNS = (
+    "key", "participant", "side", "transfer_id", "counterparty", "debtor", "creditor", "amount",
+    "currency", "comment", "phase", "outcome", "cause", "detail",
+    "reserved_at", "settled_at", "decided_at", "confirmed_at", "updated_at", "stream", "seq",
+)  # fmt: skip
+PHASE_COLUMNS = ("reserved_at", "settled_at", "decided_at", "confirmed_at")
+# Where a transfer upsert's four phase times are (`merged_per_key` merges them).
 TRANSFER_PHASE_ARGS = slice(14, 18)
+
+
+def account_args(event: LedgerEvent) -> tuple:
+    """An account event's upsert, in ACCOUNT_COLUMNS order."""
+    row = event.row
+    return (
+        row.key, row.participant, row.account, row.currency, row.balance, row.pending_debits,
+        row.pending_credits, row.closed, row.at, event.stream, event.seq,
+    )  # fmt: skip
+
+
+def transfer_args(event: LedgerEvent) -> tuple:
+    """A transfer event's upsert, in TRANSFER_COLUMNS order: only its own phase time is set."""
+    row = event.row
+    column = row.phase_column
+    phases = tuple(row.at if c == column else None for c in PHASE_COLUMNS)
+    return (
+        row.key, row.participant, row.side, row.transfer_id, row.counterparty, row.debtor,
+        row.creditor, row.amount, row.currency, row.comment, row.phase, row.outcome, row.cause,
+        row.detail, *phases, row.at, event.stream, event.seq,
+    )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Upserts:
+    """A batch's events above the stored position as upserts, one per key (stream order kept
+    within a key), and the time stamped on the last of them (None if none is left)."""
+
+    accounts: list[tuple]
+    transfers: list[tuple]
+    applied: int  # events above the position
+    last_at: int | None
+
+
+def upserts_above(events: list[LedgerEvent], stored: int) -> Upserts:
+    """What applying `events` after position `stored` writes: events at or below it are
+    skipped (applied already); the rest coalesced per key (`last_per_key`, `merged_per_key`)."""
+    todo = [e for e in events if e.seq > stored]
+    accounts = [account_args(e) for e in todo if isinstance(e.row, AccountRow)]
+    transfers = [transfer_args(e) for e in todo if isinstance(e.row, TransferRow)]
+    return Upserts(
+        last_per_key(accounts),
+        merged_per_key(transfers),
+        len(todo),
+        max((e.row.at for e in todo), default=None),
+    )
+
+
+def as_columns(rows: list[tuple], width: int) -> list[list]:
+    """Rows of `width` values as `width` columns (PostgreSQL's array parameters); no rows gives
+    `width` empty columns."""
+    if not rows:
+        return [[] for _ in range(width)]
+    if len(rows[0]) != width:
+        raise ValueError(f"a row has {len(rows[0])} values, not {width}")
+    return [list(column) for column in zip(*rows, strict=True)]  # raises for a row of another width
 
 
 def last_per_key(rows: list[tuple]) -> list[tuple]:

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import zlib
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 
 import asyncpg
 
 from projections.model import (
-    AccountRow,
+    ACCOUNT_COLUMNS,
+    PHASE_COLUMNS,
+    TRANSFER_COLUMNS,
     LedgerEvent,
-    TransferRow,
-    last_per_key,
-    merged_per_key,
+    Upserts,
+    as_columns,
+    upserts_above,
 )
 from projections.schema import POSTGRES_MIGRATIONS
 from projections.store import LostLeadership, Position, ProjectedState
@@ -25,61 +27,75 @@ def _lock_key(name: str) -> int:
     return zlib.crc32(f"natsbank-projector:{name}".encode()) - 2**31  # a signed 32-bit key
 
 
-def _ts(ms: int | None) -> datetime | None:
-    return None if ms is None else datetime.fromtimestamp(ms / 1000, tz=UTC)
-
-
 def _ms(value: datetime | None) -> int | None:
     return None if value is None else round(value.timestamp() * 1000)
 
 
-_UPSERT_ACCOUNT = """
-INSERT INTO accounts (key, participant, account, currency, balance, pending_debits,
-                      pending_credits, closed, updated_at, stream, seq)
-VALUES ($1, $2, $3, $4, $5::numeric, $6::numeric, $7::numeric, $8, $9, $10, $11)
-ON CONFLICT (key) DO UPDATE SET
-    currency = EXCLUDED.currency, balance = EXCLUDED.balance,
-    pending_debits = EXCLUDED.pending_debits, pending_credits = EXCLUDED.pending_credits,
-    closed = EXCLUDED.closed, updated_at = EXCLUDED.updated_at,
-    stream = EXCLUDED.stream, seq = EXCLUDED.seq
-WHERE accounts.seq < EXCLUDED.seq  -- a row never goes back to an older snapshot
+def _unnest(first: int, types: tuple[str, ...]) -> str:
+    """`unnest($first::t1[], ...)`: one array parameter per column, one row per index."""
+    arrays = ", ".join(f"${n}::{t}[]" for n, t in enumerate(types, start=first))
+    return f"unnest({arrays})"
+
+
+_TIME = "(TIMESTAMPTZ 'epoch' + {} * INTERVAL '1 millisecond')"  # unix ms -> timestamptz, exact
+_ACCOUNT_TYPES = ("text",) * 7 + ("boolean", "bigint", "text", "bigint")
+_TRANSFER_TYPES = ("text",) * 14 + ("bigint",) * 5 + ("text", "bigint")
+_ACCOUNT_COLUMNS = ", ".join(ACCOUNT_COLUMNS)
+_TRANSFER_COLUMNS = ", ".join(TRANSFER_COLUMNS)
+_N_ACCOUNT = len(ACCOUNT_COLUMNS)
+_N_TRANSFER = len(TRANSFER_COLUMNS)
+_AT = _N_ACCOUNT + _N_TRANSFER + 1  # the parameters after the columns: stream, seq, last time
+
+# A batch in one statement (one round trip, each table written once): every account upsert,
+# every transfer upsert (array parameters, one row per index), and the position they reach.
+# A row never goes back to an older snapshot (`seq <`), and a phase time once set stays.
+_APPLY = f"""
+WITH account_rows AS (
+    INSERT INTO accounts ({_ACCOUNT_COLUMNS})
+    SELECT key, participant, account, currency, balance::numeric, pending_debits::numeric,
+           pending_credits::numeric, closed, {_TIME.format("updated_at")}, stream, seq
+    FROM {_unnest(1, _ACCOUNT_TYPES)} AS u({_ACCOUNT_COLUMNS})
+    ON CONFLICT (key) DO UPDATE SET
+        currency = EXCLUDED.currency, balance = EXCLUDED.balance,
+        pending_debits = EXCLUDED.pending_debits, pending_credits = EXCLUDED.pending_credits,
+        closed = EXCLUDED.closed, updated_at = EXCLUDED.updated_at,
+        stream = EXCLUDED.stream, seq = EXCLUDED.seq
+    WHERE accounts.seq < EXCLUDED.seq
+), transfer_rows AS (
+    INSERT INTO transfers ({_TRANSFER_COLUMNS})
+    SELECT key, participant, side, transfer_id, counterparty, debtor, creditor, amount,
+           currency, comment, phase, outcome, cause, detail,
+           {_TIME.format("reserved_at")}, {_TIME.format("settled_at")},
+           {_TIME.format("decided_at")}, {_TIME.format("confirmed_at")},
+           {_TIME.format("updated_at")}, stream, seq
+    FROM {_unnest(_N_ACCOUNT + 1, _TRANSFER_TYPES)} AS u({_TRANSFER_COLUMNS})
+    ON CONFLICT (key) DO UPDATE SET
+        debtor = EXCLUDED.debtor, creditor = EXCLUDED.creditor, amount = EXCLUDED.amount,
+        currency = EXCLUDED.currency, comment = EXCLUDED.comment, phase = EXCLUDED.phase,
+        outcome = EXCLUDED.outcome, cause = EXCLUDED.cause, detail = EXCLUDED.detail,
+        reserved_at = COALESCE(transfers.reserved_at, EXCLUDED.reserved_at),
+        settled_at = COALESCE(transfers.settled_at, EXCLUDED.settled_at),
+        decided_at = COALESCE(transfers.decided_at, EXCLUDED.decided_at),
+        confirmed_at = COALESCE(transfers.confirmed_at, EXCLUDED.confirmed_at),
+        updated_at = EXCLUDED.updated_at, stream = EXCLUDED.stream, seq = EXCLUDED.seq
+    WHERE transfers.seq < EXCLUDED.seq
+)
+INSERT INTO projection_position (stream, seq, last_event_at, applied_at)
+VALUES (${_AT}, ${_AT + 1}::bigint, {_TIME.format(f"${_AT + 2}::bigint")}, now())
+ON CONFLICT (stream) DO UPDATE SET seq = EXCLUDED.seq, applied_at = now(),
+    last_event_at = COALESCE(EXCLUDED.last_event_at, projection_position.last_event_at)
 """
 
-_UPSERT_TRANSFER = """
-INSERT INTO transfers (key, participant, side, transfer_id, counterparty, debtor, creditor,
-                       amount, currency, comment, phase, outcome, cause, detail,
-                       reserved_at, settled_at, decided_at, confirmed_at, updated_at, stream, seq)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
-        $15, $16, $17, $18, $19, $20, $21)
-ON CONFLICT (key) DO UPDATE SET
-    debtor = EXCLUDED.debtor, creditor = EXCLUDED.creditor, amount = EXCLUDED.amount,
-    currency = EXCLUDED.currency, comment = EXCLUDED.comment, phase = EXCLUDED.phase,
-    outcome = EXCLUDED.outcome, cause = EXCLUDED.cause, detail = EXCLUDED.detail,
-    reserved_at = COALESCE(transfers.reserved_at, EXCLUDED.reserved_at),
-    settled_at = COALESCE(transfers.settled_at, EXCLUDED.settled_at),
-    decided_at = COALESCE(transfers.decided_at, EXCLUDED.decided_at),
-    confirmed_at = COALESCE(transfers.confirmed_at, EXCLUDED.confirmed_at),
-    updated_at = EXCLUDED.updated_at, stream = EXCLUDED.stream, seq = EXCLUDED.seq
-WHERE transfers.seq < EXCLUDED.seq
-"""
 
-_PHASE_COLUMNS = ("reserved_at", "settled_at", "decided_at", "confirmed_at")
-
-
-def _account_args(event: LedgerEvent, row: AccountRow) -> tuple:
-    return (
-        row.key, row.participant, row.account, row.currency, row.balance, row.pending_debits,
-        row.pending_credits, row.closed, _ts(row.at), event.stream, event.seq,
-    )  # fmt: skip
-
-
-def _transfer_args(event: LedgerEvent, row: TransferRow) -> tuple:
-    phases = tuple(_ts(row.at) if c == row.phase_column else None for c in _PHASE_COLUMNS)
-    return (
-        row.key, row.participant, row.side, row.transfer_id, row.counterparty, row.debtor,
-        row.creditor, row.amount, row.currency, row.comment, row.phase, row.outcome, row.cause,
-        row.detail, *phases, _ts(row.at), event.stream, event.seq,
-    )  # fmt: skip
+def apply_args(stream: str, last_seq: int, upserts: Upserts) -> list:
+    """The parameters of `_APPLY`: the accounts' columns, the transfers', then the position."""
+    return [
+        *as_columns(upserts.accounts, _N_ACCOUNT),
+        *as_columns(upserts.transfers, _N_TRANSFER),
+        stream,
+        last_seq,
+        upserts.last_at,
+    ]
 
 
 def _text(value: Decimal) -> str:
@@ -144,7 +160,8 @@ class PostgresDb:
         return seq or 0
 
     async def apply(self, stream: str, last_seq: int, events: list[LedgerEvent]) -> int:
-        """Apply the events above the stored position and store `last_seq`, in one transaction."""
+        """Apply the events above the stored position and store `last_seq`, in one transaction:
+        the position read under a row lock, then one statement that writes everything."""
         conn = self.conn
         async with conn.transaction():
             stored = await conn.fetchval(
@@ -153,29 +170,9 @@ class PostgresDb:
             stored = stored or 0
             if last_seq <= stored:
                 return 0
-            todo = [e for e in events if e.seq > stored]
-            accounts = last_per_key(
-                [_account_args(e, e.row) for e in todo if isinstance(e.row, AccountRow)]
-            )
-            transfers = merged_per_key(
-                [_transfer_args(e, e.row) for e in todo if isinstance(e.row, TransferRow)]
-            )
-            if accounts:
-                await conn.executemany(_UPSERT_ACCOUNT, accounts)
-            if transfers:
-                await conn.executemany(_UPSERT_TRANSFER, transfers)
-            last_at = max((e.row.at for e in todo), default=None)
-            await conn.execute(
-                """INSERT INTO projection_position (stream, seq, last_event_at, applied_at)
-                   VALUES ($1, $2, $3, now())
-                   ON CONFLICT (stream) DO UPDATE SET seq = EXCLUDED.seq, applied_at = now(),
-                       last_event_at = COALESCE(EXCLUDED.last_event_at,
-                                                projection_position.last_event_at)""",
-                stream,
-                last_seq,
-                _ts(last_at),
-            )
-            return len(todo)
+            upserts = upserts_above(events, stored)
+            await conn.execute(_APPLY, *apply_args(stream, last_seq, upserts))
+            return upserts.applied
 
     async def positions(self) -> list[Position]:
         rows = await self.conn.fetch(
@@ -205,7 +202,7 @@ def _account_tuple(r: asyncpg.Record) -> tuple:
 def _transfer_tuple(r: asyncpg.Record) -> tuple:
     return (
         r["participant"], r["side"], r["transfer_id"], r["amount"], r["currency"], r["phase"],
-        r["outcome"], r["cause"], r["detail"], tuple(_ms(r[c]) for c in _PHASE_COLUMNS),
+        r["outcome"], r["cause"], r["detail"], tuple(_ms(r[c]) for c in PHASE_COLUMNS),
     )  # fmt: skip
 
 

@@ -40,6 +40,7 @@ from eventsource.core.subjects import key_of_subject
 from projections.consumers import consumer_name
 from projections.model import LedgerEvent, Undecodable, participant_of_key
 from projections.pipeline import CommitPipeline, in_sequence
+from projections.pull import PullBatches, delivery_sequences
 from projections.source import Source
 from projections.store import LostLeadership, ProjectionDb
 
@@ -123,7 +124,7 @@ class Projector:
     async def _follow(self, stop: asyncio.Event) -> None:
         # One partition at a time shares the one database connection; batches are big anyway.
         # The next batch is fetched and decoded while the one before it commits (pipeline.py).
-        subs: dict[int, object] = {}
+        subs: dict[int, PullBatches] = {}
         expected: dict[int, int] = {}
         pipeline = CommitPipeline(PROJECTOR_BATCHES_HELD)
         try:
@@ -150,8 +151,7 @@ class Projector:
         finally:
             await pipeline.cancel()
             for sub in subs.values():
-                with contextlib.suppress(Exception):
-                    await sub.unsubscribe()  # type: ignore[attr-defined]
+                await sub.unsubscribe()
 
     async def _bind(self, k: int, subs: dict, expected: dict, pipeline: CommitPipeline) -> bool:
         """(Re-)create partition k's consumer at the database position; the commits in flight
@@ -178,7 +178,7 @@ class Projector:
         except Exception as exc:
             log.warning("%s: reconnecting to the database failed: %s", self.name, exc)
 
-    async def _rewind(self, k: int):
+    async def _rewind(self, k: int) -> PullBatches:
         """Re-create the consumer at the database position + 1 and bind to it."""
         stream = self.source.streams[k]
         durable = consumer_name(self.name, k)
@@ -202,8 +202,7 @@ class Projector:
         # consumer, created above, keeps anything more from being purged meanwhile.
         replay = functools.partial(self.source.replay, self.nc, self.store, k, position)
         await self._retry(replay, f"replay the archive of {stream}", db=True)
-        bind = functools.partial(self.js.pull_subscribe_bind, durable, stream=stream)
-        return await self._retry(bind, f"bind to {durable}")
+        return await PullBatches(self.nc, stream, durable).subscribe()
 
     async def _recreate(self, stream: str, config: ConsumerConfig) -> None:
         """Delete, then add at the database position: a repeat leaves the same consumer."""
@@ -219,8 +218,6 @@ class Projector:
         try:
             timeout = 1.0 if self.partitions == 1 else 0.2
             msgs: list[Msg] = await subs[k].fetch(self.fetch_batch, timeout=timeout)
-        except TimeoutError:
-            return None
         except Exception as exc:  # server restart, lost consumer: resume from the database
             log.warning("%s: fetch from partition %d failed (%s); rewinding", self.name, k, exc)
             await self._drop(subs, k, pipeline)
@@ -228,7 +225,7 @@ class Projector:
             return None
         if not msgs:
             return None
-        if not in_sequence([msg.metadata.sequence.consumer for msg in msgs], expected[k]):
+        if not in_sequence([delivery_sequences(m.reply)[1] for m in msgs], expected[k]):
             # A delivery went missing or old ones came back: never apply past a hole.
             self.stats.rewinds += 1
             await self._drop(subs, k, pipeline)
@@ -249,8 +246,7 @@ class Projector:
             await pipeline.drain()
         sub = subs.pop(k, None)
         if sub is not None:
-            with contextlib.suppress(Exception):
-                await sub.unsubscribe()
+            await sub.unsubscribe()
 
     async def apply_batch(self, stream: str, msgs: list[Msg], stop: asyncio.Event) -> bool:
         """Decode, commit and ack one batch, now (outside the pipeline)."""
@@ -259,13 +255,13 @@ class Projector:
     async def _decode(self, stream: str, msgs: list[Msg]) -> Batch:
         events: list[LedgerEvent] = []
         for msg in msgs:
-            seq = msg.metadata.sequence.stream
+            seq = delivery_sequences(msg.reply)[0]
             try:
                 rows = self.source.rows(msg.subject, msg.data)
                 events += [LedgerEvent(stream, seq, row) for row in rows]
             except Undecodable as exc:
                 await self._poison(msg, str(exc))
-        return Batch(stream, msgs, events, msgs[-1].metadata.sequence.stream)
+        return Batch(stream, msgs, events, delivery_sequences(msgs[-1].reply)[0])
 
     async def _commit(self, batch: Batch, stop: asyncio.Event) -> bool:
         """One transaction: the batch's rows and its last stream sequence; then one ack for the
