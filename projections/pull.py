@@ -21,7 +21,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js.errors import APIError
 
-from eventsource.core.permissions import JS_API
+from eventsource.adapters.jetstream import api_subject
 
 _STATUS = "Status"  # the header nats-py puts a status line's code in
 _HEARTBEAT = "100"
@@ -46,7 +46,7 @@ class PullBatches:
 
     def __init__(self, nc: Client, stream: str, consumer: str) -> None:
         self.nc = nc
-        self.subject = f"{JS_API}.CONSUMER.MSG.NEXT.{stream}.{consumer}"
+        self.subject = api_subject(nc, f"CONSUMER.MSG.NEXT.{stream}.{consumer}")  # its prefix
         self._inbox = nc.new_inbox()
         self._sub = None
         self._received: list[Msg] = []  # delivered, not yet handed out, in delivery order
