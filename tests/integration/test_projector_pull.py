@@ -4,6 +4,7 @@ request nobody answers is an error, not an empty batch."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
@@ -47,12 +48,12 @@ async def test_batches_come_in_order_up_to_the_size_asked(nc: Client) -> None:
     await batches.unsubscribe()
 
 
-async def test_a_new_message_ends_a_waiting_fetch(nc: Client) -> None:
+async def test_a_fetch_at_the_stream_s_end_gets_the_next_message(nc: Client) -> None:
     batches = await PullBatches(nc, STREAM, DURABLE).subscribe()
     assert len(await batches.fetch(MESSAGES, timeout=5.0)) == MESSAGES
-    js = nc.jetstream()
-    await js.publish("pull.late", b"late")
-    (late,) = await batches.fetch(10, timeout=5.0)
+    waiting = asyncio.create_task(batches.fetch(10, timeout=5.0))  # the server holds it
+    await nc.jetstream().publish("pull.late", b"late")
+    (late,) = await waiting
     assert (late.data, delivery_sequences(late.reply)) == (b"late", (MESSAGES + 1, MESSAGES + 1))
     await batches.unsubscribe()
 
