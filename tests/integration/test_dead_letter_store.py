@@ -17,12 +17,15 @@ from eventsource.adapters.cluster import ClusterInfo
 from eventsource.adapters.dead_letters import dead_letter
 from eventsource.adapters.jetstream import connect
 from eventsource.adapters.provision import apply_topology
+from eventsource.adapters.retry import Backoff, is_transient
 from eventsource.adapters.topology import Topology
 from eventsource.core.errors import DeadLetterFailed
 from eventsource.core.subjects import DEAD_LETTER_STREAM, ledger_stream, submission_subject
 
 POISONS = 20
 MISSING_STREAM_FAILS_WITHIN_S = 5.0
+FETCH_WAIT_S = 5.0
+REDELIVER_AFTER_S = 2.0
 
 
 @contextlib.asynccontextmanager
@@ -42,11 +45,23 @@ async def delivered_poisons(nc: Client, count: int) -> list[Msg]:
     js = nc.jetstream()
     for i in range(count):
         await js.publish(submission_subject(0, "bank-a", f"t{i}"), f"junk {i}".encode())
-    config = ConsumerConfig(ack_policy=AckPolicy.EXPLICIT)
+    # A short ack wait: a message handed out in a fetch that failed comes back soon.
+    config = ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, ack_wait=REDELIVER_AFTER_S)
     sub = await js.pull_subscribe("nb.0.to.bank-a.>", stream=ledger_stream(0), config=config)
-    msgs = await sub.fetch(count, timeout=5)
-    assert len(msgs) == count
-    return msgs
+    # An R3 consumer answers 503 until its leader is elected: fetch again, keeping each
+    # stream sequence once, until every message has come.
+    by_seq: dict[int, Msg] = {}
+    backoff = Backoff("fetching the poison messages")
+    while len(by_seq) < count:
+        try:
+            msgs = await sub.fetch(count - len(by_seq), timeout=FETCH_WAIT_S)
+        except Exception as error:
+            if not is_transient(error):
+                raise
+            await backoff.pause(error)
+            continue
+        by_seq.update((msg.metadata.sequence.stream, msg) for msg in msgs)
+    return [by_seq[seq] for seq in sorted(by_seq)]
 
 
 @pytest.mark.cluster3
