@@ -187,6 +187,9 @@ async def lag(nc: Client, name: str, partitions: int) -> Sample:
             info = await js.consumer_info(stream, consumer_name(name, k))
         except NotFoundError:
             return Sample(time.monotonic(), None, 0.0)
+        # The ack floor is as of this answer: the age of the oldest unapplied event counts to
+        # here (an upper bound by the answer's transit), not to the end of the read below.
+        observed = time.time()
         waiting = (info.num_pending or 0) + (info.num_ack_pending or 0)
         if not waiting and not info.delivered.stream_seq:
             # Measured on R3: a consumer just created may report 0 pending before it has
@@ -198,7 +201,7 @@ async def lag(nc: Client, name: str, partitions: int) -> Sample:
                 stream, info.ack_floor.stream_seq + 1, subject=f"{state_prefix(k)}>", next=True
             )
             if oldest.time is not None:
-                seconds = max(seconds, time.time() - oldest.time.timestamp())
+                seconds = max(seconds, observed - oldest.time.timestamp())
     return Sample(time.monotonic(), behind, seconds)
 
 
