@@ -28,8 +28,6 @@ from dataclasses import dataclass, field
 
 from nats.aio.client import Client
 from nats.aio.msg import Msg
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, ReplayPolicy
-from nats.js.errors import NotFoundError
 
 from eventsource.adapters.dead_letters import dead_letter
 from eventsource.adapters.retry import describe, is_transient, transient_retry
@@ -37,7 +35,7 @@ from eventsource.core.errors import DeadLetterReason
 from eventsource.core.limits import PROJECTOR_BATCHES_HELD
 from eventsource.core.model import is_token
 from eventsource.core.subjects import key_of_subject
-from projections.consumers import consumer_name
+from projections.consumers import consumer_name, recreate_at
 from projections.model import LedgerEvent, Undecodable, participant_of_key
 from projections.pipeline import CommitPipeline, in_sequence
 from projections.pull import PullBatches, delivery_sequences
@@ -46,7 +44,6 @@ from projections.store import LostLeadership, ProjectionDb
 
 log = logging.getLogger("natsbank.projector")
 FETCH_BATCH = 2000
-ACK_WAIT = 60.0
 KEEP_ALIVE = 5.0
 PROJECTOR_DLQ = "_projector"
 
@@ -185,30 +182,16 @@ class Projector:
         position = await self._retry(
             lambda: self.store.position(stream), "read the position", db=True
         )
-        config = ConsumerConfig(
-            durable_name=durable,
-            filter_subject=self.source.filter(k),
-            ack_policy=AckPolicy.ALL,  # one ack per batch, after its commit: it covers the batch
-            deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
-            opt_start_seq=position + 1,
-            replay_policy=ReplayPolicy.INSTANT,
-            ack_wait=ACK_WAIT,
-            max_deliver=-1,
-            max_ack_pending=-1,
+        start = functools.partial(
+            recreate_at, self.js, stream, durable, self.source.filter(k), position + 1
         )
-        await self._retry(lambda: self._recreate(stream, config), f"re-create {durable}")
+        await self._retry(start, f"re-create {durable}")
         log.info("%s: consumer %s starts at %d", self.name, durable, position + 1)
         # Behind the live ledger's start (a rebuild, a new projection): the archive first. The
         # consumer, created above, keeps anything more from being purged meanwhile.
         replay = functools.partial(self.source.replay, self.nc, self.store, k, position)
         await self._retry(replay, f"replay the archive of {stream}", db=True)
         return await PullBatches(self.nc, stream, durable).subscribe()
-
-    async def _recreate(self, stream: str, config: ConsumerConfig) -> None:
-        """Delete, then add at the database position: a repeat leaves the same consumer."""
-        with contextlib.suppress(NotFoundError):
-            await self.js.delete_consumer(stream, config.durable_name)
-        await self.js.add_consumer(stream, config)
 
     async def _next_batch(
         self, k: int, subs: dict, expected: dict, pipeline: CommitPipeline
