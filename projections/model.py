@@ -173,6 +173,26 @@ TRANSFER_COLUMNS = (
     "reserved_at", "settled_at", "decided_at", "confirmed_at", "updated_at", "stream", "seq",
 )  # fmt: skip
 PHASE_COLUMNS = ("reserved_at", "settled_at", "decided_at", "confirmed_at")
+# The columns an upsert never changes: what the key names.
+ACCOUNT_IDENTITY = ("key", "participant", "account")
+TRANSFER_IDENTITY = ("key", "participant", "side", "transfer_id", "counterparty")
+
+
+def on_conflict_update(table: str, columns: tuple[str, ...], identity: tuple[str, ...]) -> str:
+    """The ON CONFLICT clause of an upsert into `table`, the same SQL in PostgreSQL and SQLite:
+    a row never goes back to an older snapshot (`seq <`), and a phase time once set stays."""
+    sets = ", ".join(
+        f"{c} = COALESCE({table}.{c}, EXCLUDED.{c})"
+        if c in PHASE_COLUMNS
+        else f"{c} = EXCLUDED.{c}"
+        for c in columns
+        if c not in identity
+    )
+    return f"ON CONFLICT (key) DO UPDATE SET {sets} WHERE {table}.seq < EXCLUDED.seq"
+
+
+ACCOUNT_ON_CONFLICT = on_conflict_update("accounts", ACCOUNT_COLUMNS, ACCOUNT_IDENTITY)
+TRANSFER_ON_CONFLICT = on_conflict_update("transfers", TRANSFER_COLUMNS, TRANSFER_IDENTITY)
 # Where a transfer upsert's four phase times are (`merged_per_key` merges them).
 TRANSFER_PHASE_ARGS = slice(14, 18)
 

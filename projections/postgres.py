@@ -10,8 +10,10 @@ import asyncpg
 
 from projections.model import (
     ACCOUNT_COLUMNS,
+    ACCOUNT_ON_CONFLICT,
     PHASE_COLUMNS,
     TRANSFER_COLUMNS,
+    TRANSFER_ON_CONFLICT,
     LedgerEvent,
     Upserts,
     as_columns,
@@ -55,12 +57,7 @@ WITH account_rows AS (
     SELECT key, participant, account, currency, balance::numeric, pending_debits::numeric,
            pending_credits::numeric, closed, {_TIME.format("updated_at")}, stream, seq
     FROM {_unnest(1, _ACCOUNT_TYPES)} AS u({_ACCOUNT_COLUMNS})
-    ON CONFLICT (key) DO UPDATE SET
-        currency = EXCLUDED.currency, balance = EXCLUDED.balance,
-        pending_debits = EXCLUDED.pending_debits, pending_credits = EXCLUDED.pending_credits,
-        closed = EXCLUDED.closed, updated_at = EXCLUDED.updated_at,
-        stream = EXCLUDED.stream, seq = EXCLUDED.seq
-    WHERE accounts.seq < EXCLUDED.seq
+    {ACCOUNT_ON_CONFLICT}
 ), transfer_rows AS (
     INSERT INTO transfers ({_TRANSFER_COLUMNS})
     SELECT key, participant, side, transfer_id, counterparty, debtor, creditor, amount,
@@ -69,16 +66,7 @@ WITH account_rows AS (
            {_TIME.format("decided_at")}, {_TIME.format("confirmed_at")},
            {_TIME.format("updated_at")}, stream, seq
     FROM {_unnest(_N_ACCOUNT + 1, _TRANSFER_TYPES)} AS u({_TRANSFER_COLUMNS})
-    ON CONFLICT (key) DO UPDATE SET
-        debtor = EXCLUDED.debtor, creditor = EXCLUDED.creditor, amount = EXCLUDED.amount,
-        currency = EXCLUDED.currency, comment = EXCLUDED.comment, phase = EXCLUDED.phase,
-        outcome = EXCLUDED.outcome, cause = EXCLUDED.cause, detail = EXCLUDED.detail,
-        reserved_at = COALESCE(transfers.reserved_at, EXCLUDED.reserved_at),
-        settled_at = COALESCE(transfers.settled_at, EXCLUDED.settled_at),
-        decided_at = COALESCE(transfers.decided_at, EXCLUDED.decided_at),
-        confirmed_at = COALESCE(transfers.confirmed_at, EXCLUDED.confirmed_at),
-        updated_at = EXCLUDED.updated_at, stream = EXCLUDED.stream, seq = EXCLUDED.seq
-    WHERE transfers.seq < EXCLUDED.seq
+    {TRANSFER_ON_CONFLICT}
 )
 INSERT INTO projection_position (stream, seq, last_event_at, applied_at)
 VALUES (${_AT}, ${_AT + 1}::bigint, {_TIME.format(f"${_AT + 2}::bigint")}, now())

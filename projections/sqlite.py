@@ -14,39 +14,29 @@ from pathlib import Path
 
 import aiosqlite
 
-from projections.model import LedgerEvent, upserts_above
+from projections.model import (
+    ACCOUNT_COLUMNS,
+    ACCOUNT_ON_CONFLICT,
+    TRANSFER_COLUMNS,
+    TRANSFER_ON_CONFLICT,
+    LedgerEvent,
+    upserts_above,
+)
 from projections.schema import SQLITE_MIGRATIONS
 from projections.store import Position, ProjectedState
 
 SUFFIX = ".sqlite"
 
-_UPSERT_ACCOUNT = """
-INSERT INTO accounts (key, participant, account, currency, balance, pending_debits,
-                      pending_credits, closed, updated_at, stream, seq)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (key) DO UPDATE SET
-    currency = excluded.currency, balance = excluded.balance,
-    pending_debits = excluded.pending_debits, pending_credits = excluded.pending_credits,
-    closed = excluded.closed, updated_at = excluded.updated_at,
-    stream = excluded.stream, seq = excluded.seq
-WHERE accounts.seq < excluded.seq  -- a row never goes back to an older snapshot
+_UPSERT_ACCOUNT = f"""
+INSERT INTO accounts ({", ".join(ACCOUNT_COLUMNS)})
+VALUES ({", ".join("?" * len(ACCOUNT_COLUMNS))})
+{ACCOUNT_ON_CONFLICT}
 """
 
-_UPSERT_TRANSFER = """
-INSERT INTO transfers (key, participant, side, transfer_id, counterparty, debtor, creditor,
-                       amount, currency, comment, phase, outcome, cause, detail,
-                       reserved_at, settled_at, decided_at, confirmed_at, updated_at, stream, seq)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (key) DO UPDATE SET
-    debtor = excluded.debtor, creditor = excluded.creditor, amount = excluded.amount,
-    currency = excluded.currency, comment = excluded.comment, phase = excluded.phase,
-    outcome = excluded.outcome, cause = excluded.cause, detail = excluded.detail,
-    reserved_at = COALESCE(transfers.reserved_at, excluded.reserved_at),
-    settled_at = COALESCE(transfers.settled_at, excluded.settled_at),
-    decided_at = COALESCE(transfers.decided_at, excluded.decided_at),
-    confirmed_at = COALESCE(transfers.confirmed_at, excluded.confirmed_at),
-    updated_at = excluded.updated_at, stream = excluded.stream, seq = excluded.seq
-WHERE transfers.seq < excluded.seq
+_UPSERT_TRANSFER = f"""
+INSERT INTO transfers ({", ".join(TRANSFER_COLUMNS)})
+VALUES ({", ".join("?" * len(TRANSFER_COLUMNS))})
+{TRANSFER_ON_CONFLICT}
 """
 
 
