@@ -5,19 +5,46 @@ talk to a given node first."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import msgspec
 import nats
 
-from eventsource.adapters.cluster import ClusterInfo
+from eventsource.adapters.cluster import ClusterInfo, load_cluster, restart_node
 from eventsource.adapters.cluster_info import NodeInfo
 from eventsource.adapters.nats_binary import http_get
+from eventsource.adapters.retry import transient_retry
+from eventsource.core.errors import TemporarilyUnavailable
+
+
+async def stream_leader(nc: nats.NATS, stream: str) -> str:
+    """The name of the node that leads `stream`. Under load a stream can be without a leader
+    for a moment (an election): its info then fails or names none, and is asked again."""
+
+    async def ask() -> str:
+        info = await nc.jetstream().stream_info(stream)
+        if info.cluster is None or not info.cluster.leader:
+            raise TemporarilyUnavailable(f"stream {stream} has no leader yet")
+        return info.cluster.leader
+
+    return await transient_retry(ask, what=f"the leader of {stream}")
 
 
 async def leader_index(nc: nats.NATS, cluster: ClusterInfo, stream: str) -> int:
-    info = await nc.jetstream().stream_info(stream)
-    assert info.cluster is not None and info.cluster.leader, f"{stream} has no leader"
-    return [node.name for node in cluster.nodes].index(info.cluster.leader)
+    """The index in `cluster.nodes` of the node that leads `stream`."""
+    return [node.name for node in cluster.nodes].index(await stream_leader(nc, stream))
+
+
+# A node restarted while the others take load replays and catches up every raft group it holds
+# before it reports healthy: on two shared cores that can take longer than a quiet start.
+RESTART_UNDER_LOAD_S = 120.0
+
+
+async def restart_under_load(cluster: ClusterInfo, index: int) -> ClusterInfo:
+    """Start node `index` again (off the event loop, so the test's clients keep running) and wait
+    until it has caught up."""
+    current = load_cluster(Path(cluster.state_dir)) or cluster
+    return await asyncio.to_thread(restart_node, current, index, timeout=RESTART_UNDER_LOAD_S)
 
 
 def replica_last_seq(node: NodeInfo, stream: str) -> int | None:

@@ -14,12 +14,14 @@ from benchmark.load import push
 from benchmark.measure import settle
 from benchmark.scenario import bootstrap, start_services, stop_services
 from benchmark.workload import random_transfers, standard_banks
-from eventsource.adapters.cluster import ClusterInfo, kill_node, load_cluster, restart_node
+from eventsource.adapters.cluster import ClusterInfo, kill_node, load_cluster
 from eventsource.adapters.jetstream import connect
+from eventsource.adapters.retry import transient_retry
 from eventsource.adapters.stream_reader import read_messages
 from eventsource.core.subjects import DEAD_LETTER_STREAM, ledger_stream
 from eventsource.services.audit import audit
 from eventsource.services.independent.ledger import IndependentLedger
+from tests.integration.replicas import leader_index, restart_under_load
 
 pytestmark = pytest.mark.slow
 BANKS = standard_banks(3, 4)
@@ -73,14 +75,17 @@ async def test_kill_9_of_a_service_instance_under_load_then_restart(nats1, tmp_p
 async def test_kill_9_of_the_ledger_leader_node_under_load(nats3, tmp_path, mode):
     async def kill_leader(procs):
         nc = await connect(nats3.url)
-        info = await nc.jetstream().stream_info(ledger_stream(0))
-        assert info.config.num_replicas == 3  # streams init fitted R3 to the 3-node cluster
-        leader = info.cluster.leader
-        await nc.close()
-        index = [n.name for n in nats3.nodes].index(leader)
+        try:
+            info = await transient_retry(
+                lambda: nc.jetstream().stream_info(ledger_stream(0)), what="the ledger's info"
+            )
+            assert info.config.num_replicas == 3  # streams init fitted R3 to the 3-node cluster
+            index = await leader_index(nc, nats3, ledger_stream(0))
+        finally:
+            await nc.close()
         kill_node(load_cluster(Path(nats3.state_dir)) or nats3, index)
         await asyncio.sleep(3.0)
-        restart_node(load_cluster(Path(nats3.state_dir)) or nats3, index)
+        await restart_under_load(nats3, index)
         return procs
 
     await run_with_fault(nats3, tmp_path, kill_leader, count=2000, rate=300, mode=mode)

@@ -22,7 +22,7 @@ from benchmark.load import push
 from benchmark.measure import settle
 from benchmark.scenario import bootstrap, start_services, stop_services
 from benchmark.workload import random_transfers, standard_banks
-from eventsource.adapters.cluster import ClusterInfo, kill_node, load_cluster, restart_node
+from eventsource.adapters.cluster import ClusterInfo, kill_node
 from eventsource.adapters.cluster_info import NodeInfo
 from eventsource.adapters.jetstream import connect
 from eventsource.adapters.views import list_accounts
@@ -38,6 +38,7 @@ from tests.integration.replicas import (
     connect_first_to,
     leader_index,
     replica_last_seq,
+    restart_under_load,
 )
 
 pytestmark = [pytest.mark.slow, pytest.mark.cluster3]
@@ -72,9 +73,7 @@ async def test_reads_after_a_follower_restarts_give_what_the_leader_holds(
     kill_node(nats3, follower)
     truth = await _transfers_while_down(nats3, follower, partitions, tmp_path)
 
-    restarting = asyncio.create_task(
-        asyncio.to_thread(restart_node, load_cluster(Path(nats3.state_dir)) or nats3, follower)
-    )
+    restarting = asyncio.create_task(restart_under_load(nats3, follower))
     node = nats3.nodes[follower]
     clients: list[nats.NATS] = []
     try:

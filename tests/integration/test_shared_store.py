@@ -15,8 +15,9 @@ import pytest
 from benchmark.measure import wait_quiescent
 from benchmark.scenario import bootstrap, drive, start_services, stop_services
 from benchmark.workload import standard_banks
-from eventsource.adapters.cluster import ClusterInfo, kill_node, load_cluster, restart_node
+from eventsource.adapters.cluster import ClusterInfo, kill_node, load_cluster
 from eventsource.adapters.jetstream import connect
+from eventsource.adapters.retry import transient_retry
 from eventsource.core.errors import RejectionCause
 from eventsource.core.events import encoder
 from eventsource.core.messages import SubmitTransfers
@@ -27,6 +28,7 @@ from eventsource.services.shared.client import submit_shared, wait_decided
 from eventsource.services.shared.ledger import SharedLedger
 from eventsource.settings import Store
 from tests.integration.live_bank import BANKS, transfer
+from tests.integration.replicas import leader_index, restart_under_load
 from tests.integration.shared_bank import shared_bank
 
 NAMES = [b.participant for b in BANKS]
@@ -175,12 +177,16 @@ async def test_kill_9_of_a_shared_store_service_under_load(nats1, tmp_path):
 async def test_kill_9_of_the_shared_stream_leader_node_under_load(nats3, tmp_path):
     async def kill_leader(procs) -> None:
         nc = await connect(nats3.url)
-        info = await nc.jetstream().stream_info(SHARED_STREAM)
-        await nc.close()
-        assert info.config.num_replicas == 3  # R3, like the ledger
-        index = [n.name for n in nats3.nodes].index(info.cluster.leader)
+        try:
+            info = await transient_retry(
+                lambda: nc.jetstream().stream_info(SHARED_STREAM), what="the shared stream's info"
+            )
+            assert info.config.num_replicas == 3  # R3, like the ledger
+            index = await leader_index(nc, nats3, SHARED_STREAM)
+        finally:
+            await nc.close()
         kill_node(load_cluster(Path(nats3.state_dir)) or nats3, index)
         await asyncio.sleep(3.0)
-        await asyncio.to_thread(restart_node, load_cluster(Path(nats3.state_dir)) or nats3, index)
+        await restart_under_load(nats3, index)
 
     await run_with_fault(nats3, tmp_path, kill_leader, count=2000, rate=300)
