@@ -17,7 +17,7 @@ from eventsource.adapters.cluster import ClusterInfo
 from eventsource.adapters.dead_letters import dead_letter
 from eventsource.adapters.jetstream import connect
 from eventsource.adapters.provision import apply_topology
-from eventsource.adapters.retry import Backoff, is_transient
+from eventsource.adapters.retry import Backoff, is_transient, transient_retry
 from eventsource.adapters.topology import Topology
 from eventsource.core.errors import DeadLetterFailed
 from eventsource.core.subjects import DEAD_LETTER_STREAM, ledger_stream, submission_subject
@@ -47,7 +47,13 @@ async def delivered_poisons(nc: Client, count: int) -> list[Msg]:
         await js.publish(submission_subject(0, "bank-a", f"t{i}"), f"junk {i}".encode())
     # A short ack wait: a message handed out in a fetch that failed comes back soon.
     config = ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, ack_wait=REDELIVER_AFTER_S)
-    sub = await js.pull_subscribe("nb.0.to.bank-a.>", stream=ledger_stream(0), config=config)
+    # Durable, so that creating it again after an answer that did not come is the same consumer.
+    sub = await transient_retry(
+        lambda: js.pull_subscribe(
+            "nb.0.to.bank-a.>", durable="poisons", stream=ledger_stream(0), config=config
+        ),
+        what="the poison messages' consumer",
+    )
     # An R3 consumer answers 503 until its leader is elected: fetch again, keeping each
     # stream sequence once, until every message has come.
     by_seq: dict[int, Msg] = {}
@@ -60,7 +66,10 @@ async def delivered_poisons(nc: Client, count: int) -> list[Msg]:
                 raise
             await backoff.pause(error)
             continue
+        before = len(by_seq)
         by_seq.update((msg.metadata.sequence.stream, msg) for msg in msgs)
+        if len(by_seq) > before:
+            backoff.restart()  # progress: the retry bound counts from here
     return [by_seq[seq] for seq in sorted(by_seq)]
 
 
@@ -81,7 +90,10 @@ async def test_two_instances_dead_lettering_the_same_messages_at_once_store_each
         )
         # A redelivery dead-lettered again later is the same letter too.
         await dead_letter(second, "bank-a", poisons[0], "UNDECODABLE", "not JSON")
-        state = (await first.jetstream().stream_info(DEAD_LETTER_STREAM)).state
+        info = await transient_retry(
+            lambda: first.jetstream().stream_info(DEAD_LETTER_STREAM), what="the dead letters"
+        )
+        state = info.state
     assert state.messages == POISONS
 
 
