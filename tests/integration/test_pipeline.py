@@ -35,7 +35,8 @@ async def test_an_accepted_transfer_moves_the_money_once_and_both_sides_agree(ba
     assert ack.sequence > 0 and not ack.duplicate
     final = await bank.wait("alpha", ["t-ok"])
     assert final["t-ok"].outcome is Outcome.OK
-    await bank.quiet()
+    # Both sides final (in core mode the confirm travels outside the ledger: audit() waits).
+    assert (await bank.audit()).ok
     mine, theirs = await transfer_views(bank.nc, bank.partitions, "alpha", "t-ok")
     assert mine[0].phase is Phase.SETTLED and theirs[0].phase is Phase.CONFIRMED
     assert theirs[0].outcome is Outcome.OK
@@ -156,6 +157,7 @@ async def test_an_id_reused_with_other_content_is_refused_and_the_original_kept(
     await bank.submit(transfer("t-same-id", "alpha/a1", "beta/b1", "3.00"))
     conflicting = await bank.submit(transfer("t-same-id", "alpha/a1", "beta/b1", "300.00"))
     bank.start_all()  # both in one group: the dead letter must name the second message
+    await bank.wait("alpha", ["t-same-id"])
     await bank.quiet()
     mine, _ = await transfer_views(bank.nc, bank.partitions, "alpha", "t-same-id")
     assert mine[0].transfer.amount == "3.00" and mine[0].outcome is Outcome.OK
