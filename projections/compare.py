@@ -14,6 +14,7 @@ from eventsource.adapters.views import list_accounts, list_transfers
 from eventsource.core.events import AccountSnapshot, TransferState
 from eventsource.core.limits import PROJECTION_POLL_S
 from eventsource.core.subjects import account_key
+from projections.model import sql_text
 from projections.store import ProjectedState, ProjectionDb
 
 if TYPE_CHECKING:
@@ -43,8 +44,9 @@ def account_tuple(a: AccountSnapshot) -> tuple:
 def transfer_tuple(key: str, s: TransferState) -> tuple:
     """A record in the shape of ProjectedState.transfers, without its phase times."""
     return (
-        key.split(".")[0], s.side.value, s.transfer.id, s.transfer.amount, s.transfer.currency,
-        s.phase.value, s.outcome and s.outcome.value, s.cause and s.cause.value, s.detail,
+        key.split(".")[0], s.side.value, s.transfer.id, sql_text(s.transfer.amount),
+        sql_text(s.transfer.currency), s.phase.value, s.outcome and s.outcome.value,
+        s.cause and s.cause.value, sql_text(s.detail),
     )  # fmt: skip
 
 

@@ -139,24 +139,33 @@ def _transfer_row(key: str, parts: list[str], data: bytes) -> TransferRow:
     return record_row(key, counterparty, state, event.at)
 
 
+def sql_text(value: str) -> str:
+    """`value` as a projection stores it. A refused request is recorded with its text as sent
+    (an invalid amount, a comment, account names), and SQL text cannot hold NUL (PostgreSQL
+    refuses it): a NUL becomes U+FFFD, in every backend and in the I6 comparison alike."""
+    return value.replace("\x00", "\ufffd") if "\x00" in value else value
+
+
 def record_row(key: str, counterparty: str, state: TransferState, at: int) -> TransferRow:
-    """The row of one side's record `state` (the owner is the key's first token)."""
+    """The row of one side's record `state` (the owner is the key's first token); the text a
+    request brought as `sql_text`."""
     transfer = state.transfer
+    debtor, creditor = transfer.debtor, transfer.creditor
     return TransferRow(
         key=key,
         participant=participant_of_key(key),
         side=state.side.value,
         transfer_id=transfer.id,
-        counterparty=counterparty,
-        debtor=f"{transfer.debtor.participant}/{transfer.debtor.account}",
-        creditor=f"{transfer.creditor.participant}/{transfer.creditor.account}",
-        amount=transfer.amount,
-        currency=transfer.currency,
-        comment=transfer.comment,
+        counterparty=sql_text(counterparty),
+        debtor=sql_text(f"{debtor.participant}/{debtor.account}"),
+        creditor=sql_text(f"{creditor.participant}/{creditor.account}"),
+        amount=sql_text(transfer.amount),
+        currency=sql_text(transfer.currency),
+        comment=sql_text(transfer.comment),
         phase=state.phase.value,
         outcome=state.outcome.value if state.outcome else None,
         cause=state.cause.value if state.cause else None,
-        detail=state.detail,
+        detail=sql_text(state.detail),
         at=at,
     )
 
@@ -241,16 +250,6 @@ def upserts_above(events: list[LedgerEvent], stored: int) -> Upserts:
         len(todo),
         max((e.row.at for e in todo), default=None),
     )
-
-
-def as_columns(rows: list[tuple], width: int) -> list[list]:
-    """Rows of `width` values as `width` columns (PostgreSQL's array parameters); no rows gives
-    `width` empty columns."""
-    if not rows:
-        return [[] for _ in range(width)]
-    if len(rows[0]) != width:
-        raise ValueError(f"a row has {len(rows[0])} values, not {width}")
-    return [list(column) for column in zip(*rows, strict=True)]  # raises for a row of another width
 
 
 def last_per_key(rows: list[tuple]) -> list[tuple]:

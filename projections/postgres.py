@@ -7,6 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 
 import asyncpg
+import msgspec
 
 from projections.model import (
     ACCOUNT_COLUMNS,
@@ -16,7 +17,6 @@ from projections.model import (
     TRANSFER_ON_CONFLICT,
     LedgerEvent,
     Upserts,
-    as_columns,
     upserts_above,
 )
 from projections.schema import POSTGRES_MIGRATIONS
@@ -33,53 +33,50 @@ def _ms(value: datetime | None) -> int | None:
     return None if value is None else round(value.timestamp() * 1000)
 
 
-def _unnest(first: int, types: tuple[str, ...]) -> str:
-    """`unnest($first::t1[], ...)`: one array parameter per column, one row per index."""
-    arrays = ", ".join(f"${n}::{t}[]" for n, t in enumerate(types, start=first))
-    return f"unnest({arrays})"
-
-
 _TIME = "(TIMESTAMPTZ 'epoch' + {} * INTERVAL '1 millisecond')"  # unix ms -> timestamptz, exact
-_ACCOUNT_TYPES = ("text",) * 7 + ("boolean", "bigint", "text", "bigint")
-_TRANSFER_TYPES = ("text",) * 14 + ("bigint",) * 5 + ("text", "bigint")
-_ACCOUNT_COLUMNS = ", ".join(ACCOUNT_COLUMNS)
-_TRANSFER_COLUMNS = ", ".join(TRANSFER_COLUMNS)
-_N_ACCOUNT = len(ACCOUNT_COLUMNS)
-_N_TRANSFER = len(TRANSFER_COLUMNS)
-_AT = _N_ACCOUNT + _N_TRANSFER + 1  # the parameters after the columns: stream, seq, last time
+# Each row arrives as a JSON array in ACCOUNT_COLUMNS / TRANSFER_COLUMNS order (`r->>i`, text)
+# and is cast to its column here: the money columns from exact text, the times from unix ms.
+_ACCOUNT_CASTS = ("", "", "", "", "::numeric", "::numeric", "::numeric", "::boolean", _TIME, "",
+                  "::bigint")  # fmt: skip
+_TRANSFER_CASTS = ("",) * 14 + (_TIME,) * 5 + ("", "::bigint")
 
-# A batch in one statement (one round trip, each table written once): every account upsert,
-# every transfer upsert (array parameters, one row per index), and the position they reach.
-# A row never goes back to an older snapshot (`seq <`), and a phase time once set stays.
+
+def _fields(casts: tuple[str, ...]) -> str:
+    """The SELECT list that reads one JSON array `r` into the columns, with their casts."""
+    return ", ".join(
+        cast.format(f"(r->>{i})::bigint") if "{}" in cast else f"(r->>{i}){cast}"
+        for i, cast in enumerate(casts)
+    )
+
+
+# A batch in one statement (one round trip, each table written once): every account upsert and
+# every transfer upsert (each table's rows as one jsonb array of arrays: one parameter, decoded
+# by the server, instead of an array parameter per column encoded value by value in Python), and
+# the position they reach. A row never goes back to an older snapshot (`seq <`), and a phase
+# time once set stays.
 _APPLY = f"""
 WITH account_rows AS (
-    INSERT INTO accounts ({_ACCOUNT_COLUMNS})
-    SELECT key, participant, account, currency, balance::numeric, pending_debits::numeric,
-           pending_credits::numeric, closed, {_TIME.format("updated_at")}, stream, seq
-    FROM {_unnest(1, _ACCOUNT_TYPES)} AS u({_ACCOUNT_COLUMNS})
+    INSERT INTO accounts ({", ".join(ACCOUNT_COLUMNS)})
+    SELECT {_fields(_ACCOUNT_CASTS)} FROM jsonb_array_elements($1::jsonb) AS r
     {ACCOUNT_ON_CONFLICT}
 ), transfer_rows AS (
-    INSERT INTO transfers ({_TRANSFER_COLUMNS})
-    SELECT key, participant, side, transfer_id, counterparty, debtor, creditor, amount,
-           currency, comment, phase, outcome, cause, detail,
-           {_TIME.format("reserved_at")}, {_TIME.format("settled_at")},
-           {_TIME.format("decided_at")}, {_TIME.format("confirmed_at")},
-           {_TIME.format("updated_at")}, stream, seq
-    FROM {_unnest(_N_ACCOUNT + 1, _TRANSFER_TYPES)} AS u({_TRANSFER_COLUMNS})
+    INSERT INTO transfers ({", ".join(TRANSFER_COLUMNS)})
+    SELECT {_fields(_TRANSFER_CASTS)} FROM jsonb_array_elements($2::jsonb) AS r
     {TRANSFER_ON_CONFLICT}
 )
 INSERT INTO projection_position (stream, seq, last_event_at, applied_at)
-VALUES (${_AT}, ${_AT + 1}::bigint, {_TIME.format(f"${_AT + 2}::bigint")}, now())
+VALUES ($3, $4::bigint, {_TIME.format("$5::bigint")}, now())
 ON CONFLICT (stream) DO UPDATE SET seq = EXCLUDED.seq, applied_at = now(),
     last_event_at = COALESCE(EXCLUDED.last_event_at, projection_position.last_event_at)
 """
+_rows_json = msgspec.json.Encoder()
 
 
 def apply_args(stream: str, last_seq: int, upserts: Upserts) -> list:
-    """The parameters of `_APPLY`: the accounts' columns, the transfers', then the position."""
+    """The parameters of `_APPLY`: the accounts' rows, the transfers' rows, then the position."""
     return [
-        *as_columns(upserts.accounts, _N_ACCOUNT),
-        *as_columns(upserts.transfers, _N_TRANSFER),
+        _rows_json.encode(upserts.accounts).decode(),
+        _rows_json.encode(upserts.transfers).decode(),
         stream,
         last_seq,
         upserts.last_at,

@@ -21,6 +21,12 @@ ACCOUNT_FIELDS = ("participant", "account", "currency", "balance", "pending_debi
 RECORD_FIELDS = ("phase", "outcome", "cause", "detail")
 
 
+def _as_projected(value):
+    """The documented rule (ARCHITECTURE.md, the projection): SQL text holds no NUL, so a NUL
+    that a request brought is shown as U+FFFD."""
+    return value.replace("\x00", "\ufffd") if isinstance(value, str) else value
+
+
 async def kv_rows(bank: LiveBank) -> tuple[dict, dict]:
     """Every account and transfer record of the banks, by key, in the shape of ProjectedState
     (transfers without their phase times)."""
@@ -45,9 +51,9 @@ async def kv_rows(bank: LiveBank) -> tuple[dict, dict]:
                     owner,
                     state["side"],
                     transfer["id"],
-                    transfer["amount"],
-                    transfer["currency"],
-                    *(state[name] for name in RECORD_FIELDS),
+                    _as_projected(transfer["amount"]),
+                    _as_projected(transfer["currency"]),
+                    *(_as_projected(state[name]) for name in RECORD_FIELDS),
                 )
     return accounts, transfers
 

@@ -12,11 +12,13 @@ import sys
 from pathlib import Path
 
 from eventsource.adapters.postgres import PgServer
+from eventsource.core.errors import RejectionCause
+from eventsource.core.model import Outcome
 from eventsource.core.subjects import DEAD_LETTER_STREAM, state_prefix
 from projections.consumers import consumer_name, delete_consumers
 from projections.postgres import PostgresDb
 from projections.sqlite import SqliteDb
-from tests.integration.live_bank import LiveBank
+from tests.integration.live_bank import LiveBank, transfer
 from tests.integration.mixed_transfers import run_transfers
 from tests.integration.polling import eventually
 from tests.integration.projecting import (
@@ -150,6 +152,24 @@ async def test_a_junk_state_event_is_dead_lettered_and_projection_goes_on(
     [letter] = await letters.fetch(1, timeout=5.0)
     assert letter.data == b"not an event"
     assert letter.headers and letter.headers["Natsbank-Reason"] == "UNDECODABLE"
+
+
+async def test_text_sent_with_a_nul_is_projected_and_stalls_nothing(bank: LiveBank, make_store):
+    # SQL text cannot hold NUL (PostgreSQL refuses it): the projector must not retry forever.
+    bank.start_all()
+    await bank.submit(
+        transfer("nul-comment", "alpha/a1", "beta/b1", "1.00", comment="a\x00b"),
+        transfer("nul-amount", "alpha/a1", "beta/b1", "1\x00"),
+    )
+    final = await bank.wait("alpha", ["nul-comment", "nul-amount"])
+    assert final["nul-comment"].outcome is Outcome.OK
+    assert final["nul-amount"].cause is RejectionCause.INVALID_AMOUNT
+    async with projecting(bank, make_store()) as projector:
+        await until_caught_up(bank, projector)
+        await assert_projection_equals_state(bank, projector.store)
+        projected = await projector.store.state()
+    assert projected.transfers["alpha.out.nul-amount"][3] == "1\ufffd"  # amount, as recorded
+    assert projected.transfers["alpha.out.nul-comment"][5] == "SETTLED"
 
 
 async def test_two_projectors_start_at_once_on_postgres(bank: LiveBank, postgres: PgServer):

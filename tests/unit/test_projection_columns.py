@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import re
 
+import msgspec
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
 from projections.model import (
     ACCOUNT_COLUMNS,
@@ -17,7 +16,6 @@ from projections.model import (
     AccountRow,
     LedgerEvent,
     TransferRow,
-    as_columns,
     upserts_above,
 )
 from projections.postgres import _APPLY, apply_args
@@ -36,30 +34,6 @@ def transfer(seq: int, phase: str, key: str = "alpha.out.t1") -> LedgerEvent:
     row = TransferRow(key, "alpha", "submitter", "t1", "beta", "alpha/a1", "beta/b1", "1.25",
                       "EUR", "", phase, None, None, "", 1_000 + seq)  # fmt: skip
     return LedgerEvent(STREAM, seq, row)
-
-
-def test_rows_become_columns_in_order() -> None:
-    assert as_columns([(1, "a", None), (2, "b", 3)], 3) == [[1, 2], ["a", "b"], [None, 3]]
-
-
-def test_no_rows_give_as_many_empty_columns() -> None:
-    columns = as_columns([], 4)
-    assert columns == [[], [], [], []]
-    columns[0].append(1)
-    assert columns[1] == []  # each column its own list
-
-
-def test_a_row_of_another_width_is_refused() -> None:
-    with pytest.raises(ValueError):
-        as_columns([(1, 2)], 3)
-    with pytest.raises(ValueError):
-        as_columns([(1, 2, 3), (1, 2)], 3)
-
-
-@given(st.lists(st.tuples(st.integers(), st.text(max_size=3), st.none() | st.integers())))
-def test_columns_read_back_by_index_are_the_rows(rows) -> None:
-    columns = as_columns(rows, 3)
-    assert [tuple(column[i] for column in columns) for i in range(len(rows))] == rows
 
 
 def test_events_at_or_below_the_position_are_skipped() -> None:
@@ -91,13 +65,21 @@ def test_a_batch_writes_one_upsert_per_key_with_every_phase_time() -> None:
     assert upserts.applied == 3
 
 
-def test_the_statement_takes_every_column_and_the_position() -> None:
+def test_the_statement_takes_each_table_s_rows_and_the_position() -> None:
     upserts = upserts_above([account(1), transfer(2, "RESERVED")], 0)
     args = apply_args(STREAM, 2, upserts)
     numbers = {int(n) for n in re.findall(r"\$(\d+)", _APPLY)}
     assert numbers == set(range(1, len(args) + 1))
-    assert args[-3:] == [STREAM, 2, 1_002]
-    assert len(args) == len(ACCOUNT_COLUMNS) + len(TRANSFER_COLUMNS) + 3
+    assert args[2:] == [STREAM, 2, 1_002]
+    # Each table's rows as one JSON array of arrays, in its columns' order.
+    assert msgspec.json.decode(args[0]) == [list(row) for row in upserts.accounts]
+    assert msgspec.json.decode(args[1]) == [list(row) for row in upserts.transfers]
+
+
+def test_every_column_is_read_from_its_place_in_a_row() -> None:
+    for table, columns in (("accounts", ACCOUNT_COLUMNS), ("transfers", TRANSFER_COLUMNS)):
+        select = _APPLY.split(f"INSERT INTO {table} (", 1)[1].split("FROM jsonb_array_elements")[0]
+        assert re.findall(r"r->>(\d+)", select) == [str(i) for i in range(len(columns))]
 
 
 def test_sequences_are_read_from_an_ack_subject() -> None:
