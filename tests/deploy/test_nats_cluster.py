@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import json
 import os
 import shutil
@@ -38,10 +39,13 @@ from eventsource.core.permissions import Identity, Role
 from eventsource.core.subjects import ledger_stream
 from tests.deploy import manifests
 from tests.deploy.nats_conf import Block, parse, unquote
+from tests.e2e.polling import until_exit_0
 
 NATS_CONF = manifests.CONFIG / "nats.conf"
 NODES = [f"nats-{i}" for i in range(3)]
 READY_TIMEOUT = 30.0
+HEALTHY_WITHIN_S = 60.0  # the R3 assets streams init created elect their leaders first
+PROBE_TIMEOUT = ("--timeout", "20")
 
 
 def manifest_conf() -> Block:
@@ -274,21 +278,22 @@ async def test_the_manifest_cluster_runs_natsbank_r3(
     assert info.cluster is not None and info.cluster.leader in NODES
     assert sorted([info.cluster.leader, *(peer.name for peer in info.cluster.replicas)]) == NODES
 
-    for participant in ("bank-a", "bank-b"):  # the probe as the bank's pod runs it
-        identity = f"service.{participant}"
-        probe = natsbank(
-            manifest_cluster,
-            tmp_path,
-            "health",
-            "--participant",
-            participant,
-            identity=identity,
-            secrets=secrets,
+    # The probe as the pods run it, again until the R3 assets just created have their leaders.
+    probe_as = functools.partial(natsbank, manifest_cluster, tmp_path, secrets=secrets)
+    for participant in ("bank-a", "bank-b"):
+        probe = until_exit_0(
+            lambda p=participant: probe_as(
+                "health", "--participant", p, *PROBE_TIMEOUT, identity=f"service.{p}"
+            ),
+            within=HEALTHY_WITHIN_S,
         )
         assert probe.returncode == 0, probe.stderr
         assert probe.stdout.startswith("healthy:") and len(probe.stdout.splitlines()) == 1
     for identity in ("projector", "archiver"):
-        probe = natsbank(manifest_cluster, tmp_path, "health", identity=identity, secrets=secrets)
+        probe = until_exit_0(
+            lambda i=identity: probe_as("health", *PROBE_TIMEOUT, identity=i),
+            within=HEALTHY_WITHIN_S,
+        )
         assert probe.returncode == 0, probe.stderr
 
 

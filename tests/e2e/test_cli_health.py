@@ -9,6 +9,12 @@ from pathlib import Path
 
 from eventsource.adapters.cluster import ClusterInfo, LocalCluster
 from tests.e2e.cli import Cli, assert_one_line_error
+from tests.e2e.polling import until_exit_0
+
+# The streams and the inbox consumers were created a moment before: each R3 group elects its
+# leader first, and a probe until then says unhealthy.
+HEALTHY_WITHIN_S = 60.0
+PROBE_TIMEOUT = ("--timeout", "20")
 
 
 def test_a_three_node_cluster_with_its_streams_is_healthy(cli: Cli, nats3: ClusterInfo) -> None:
@@ -16,13 +22,21 @@ def test_a_three_node_cluster_with_its_streams_is_healthy(cli: Cli, nats3: Clust
     natsbank.json("streams", "init", "--json")
     natsbank.json("accounts", "open", "bank-a", "alice", "--json")
 
-    probe = natsbank("health", "--participant", "bank-a")
+    probe = until_exit_0(
+        lambda: natsbank("health", "--participant", "bank-a", *PROBE_TIMEOUT),
+        within=HEALTHY_WITHIN_S,
+    )
     assert probe.returncode == 0, probe.stderr
     assert probe.stderr == ""
     [line] = probe.stdout.splitlines()
     assert line.startswith("healthy: ") and "KV_ledger_0 leader n" in line and "bank-a" in line
 
-    report = natsbank.json("health", "--participant", "bank-a", "--json")
+    as_json = until_exit_0(
+        lambda: natsbank("health", "--participant", "bank-a", "--json", *PROBE_TIMEOUT),
+        within=HEALTHY_WITHIN_S,
+    )
+    assert as_json.returncode == 0, as_json.stdout + as_json.stderr
+    report = json.loads(as_json.stdout)
     assert report["healthy"] is True
     assert report["participants"] == ["bank-a"]
     assert report["leaders"]["KV_ledger_0"] in {"n1", "n2", "n3"}

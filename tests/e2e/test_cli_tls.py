@@ -15,6 +15,7 @@ import pytest
 
 from eventsource.adapters.pki import CA_CERT, TLS_DIR, ensure_pki
 from tests.e2e.cli import Cli, cli_for
+from tests.e2e.polling import until_exit_0
 from tests.e2e.processes import dev_down
 
 NODES = 3
@@ -80,7 +81,13 @@ def test_the_commands_work_over_tls(tls_dev: Cli) -> None:
     }
     audit = natsbank.json("audit", "--json")
     assert audit["ok"] is True and audit["funded"] == {"EUR": "100.00"}
-    health = natsbank("--identity", "service.bank-a", "health", "--participant", "bank-a")
+    health = until_exit_0(  # the R3 assets were created a moment before: leaders first
+        lambda: natsbank(
+            *("--identity", "service.bank-a", "health", "--participant", "bank-a"),
+            *("--timeout", "20"),
+        ),
+        within=60.0,
+    )
     assert health.returncode == 0 and health.stdout.startswith("healthy:"), health.stderr
 
 
