@@ -49,13 +49,18 @@ async def sample_soak(
     """One sample per window until the soak's end, then on while the load finishes and what is
     in flight drains, for at most `drain_s` more. Memory and the live ledger are looked at when
     each window ends (a task of their own); the window's transfers once the scan has read past
-    its end, which may be later: `read_lag_s` says how much."""
+    its end, which may be later: `read_lag_s` says how much.
+
+    It stops early only once every ACK and final record of the load is in a sample: the load
+    was done before a scan began (so that scan read all its ACKs, stamped before), none of its
+    transfers is in flight, and no event read lies in a window not yet closed."""
     windows = scan.windows
     looked: dict[int, asyncio.Future[Gauges]] = {}
     looking = asyncio.create_task(_look_every_window(watched, windows, looked))
     samples: list[Sample] = []
     try:
         while True:
+            load_was_done = load_done()  # before the scan: its ACKs are all stamped by now
             began_ns = time.time_ns()
             await scan.advance(watched.nc)
             while windows.end_ns(windows.closed) <= began_ns:
@@ -68,7 +73,8 @@ async def sample_soak(
                 samples.append(_sample(t_s, figures, gauges, len(windows.pending), lag_s))
                 report(samples[-1])
                 overdue = t_s >= duration_s + drain_s
-                if t_s >= duration_s and (overdue or (load_done() and not windows.pending)):
+                drained = load_was_done and not windows.pending and not windows.unclosed_events
+                if t_s >= duration_s and (overdue or drained):
                     return samples
             next_end_ns = windows.end_ns(windows.closed)
             await asyncio.sleep(max(0.0, (next_end_ns - time.time_ns()) / 1e9))

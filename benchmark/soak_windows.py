@@ -64,6 +64,11 @@ class SoakWindows:
     def end_ns(self, index: int) -> int:
         return self.origin_ns + round((index + 1) * self.every_s * 1e9)
 
+    @property
+    def unclosed_events(self) -> bool:
+        """Whether an event read so far lies in a window not closed yet: in no figures so far."""
+        return bool(self._open)
+
     def acked(self, key: Key, ts_ns: int) -> None:
         """A submission's ACK; the first one counts (a repeated publish is the same transfer)."""
         if key in self.pending:

@@ -56,6 +56,20 @@ def test_only_transfers_in_flight_are_kept() -> None:
     assert windows.acked_total == 1000 and windows.completed_total == 900
 
 
+def test_an_event_read_beyond_the_closed_windows_is_in_no_figures_yet() -> None:
+    """What the sampler checks before it stops: a transfer ACKed and final (none in flight)
+    late in a window still open is counted only once that window closes."""
+    windows = SoakWindows(ORIGIN, 5.0)
+    windows.acked(("a", "t1"), at(4.0))
+    windows.final(("a", "t1"), at(6.0))
+    assert windows.unclosed_events and windows.pending == {}
+
+    assert windows.close(0).acked_per_s == 0.2
+    assert windows.unclosed_events  # the final, in window 1
+    assert windows.close(1).completed_per_s == 0.2
+    assert not windows.unclosed_events
+
+
 def test_a_repeated_ack_is_the_same_transfer() -> None:
     windows = SoakWindows(ORIGIN, 1.0)
     windows.acked(("a", "t1"), at(0.1))
