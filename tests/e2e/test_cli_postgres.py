@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 from pathlib import Path
 
 from tests.e2e.cli import cli_for
+from tests.e2e.polling import eventually
 from tests.e2e.psql import query
+
+PROJECTED_WITHIN_S = 60.0  # the projector follows the ledger, migrating its tables first
 
 
 def test_dev_postgres_is_found_by_the_projector_and_answers_psql(tmp_path: Path) -> None:
@@ -40,19 +42,20 @@ def test_dev_postgres_is_found_by_the_projector_and_answers_psql(tmp_path: Path)
             )
             assert done.returncode == 0, done.stderr
             expected = "bank-a|a1|12.75\nbank-b|b1|7.25\n"
-            balances = ""
-            for _ in range(100):  # the projector follows the ledger: poll, no timed assert
+
+            def balances() -> str | None:  # the projector follows the ledger: poll
                 try:
-                    balances = query(
+                    found = query(
                         psql,
                         "select participant, account, balance from accounts order by participant",
                     )
                 except subprocess.CalledProcessError:
-                    balances = ""  # tables not migrated yet
-                if balances == expected:
-                    break
-                time.sleep(0.2)
-            assert balances == expected
+                    return None  # tables not migrated yet
+                return found if found == expected else None
+
+            eventually(
+                balances, within=PROJECTED_WITHIN_S, what=f"the projected balances {expected!r}"
+            )
             dsn = natsbank.json("dev", "status", "--json")["postgres"]["dsn"]
             # Read-your-writes: once the projection has the printed position, a query sees it.
             second = natsbank.json(

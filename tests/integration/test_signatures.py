@@ -16,6 +16,7 @@ from eventsource.core.subjects import Kind, core_subject, inbox_subject, incomin
 from tests.integration.forging import signed_by
 from tests.integration.ledger_reads import UNTOUCHED, account, dead_letters, record
 from tests.integration.live_bank import LiveBank, transfer
+from tests.integration.polling import until
 
 STRANGER = Signer(new_seed())
 
@@ -56,7 +57,7 @@ async def test_a_posting_with_a_bad_signature_is_dead_lettered_and_nothing_moves
     await bank.submit(transfer("after-forgery", "alpha/a1", "beta/b2"))
     final = await bank.wait("alpha", ["after-forgery"])
     assert final["after-forgery"].outcome is Outcome.OK
-    letters = await _letters_until_one(bank)
+    letters = await until(lambda: dead_letters(bank), "the forged message's dead letter", 60.0)
     assert [h["Natsbank-Reason"] for _, h, _ in letters] == ["BAD_SIGNATURE"]
     assert letters[0][0] == "nb.dlq.beta" and letters[0][2] == payload
     assert await record(bank, "beta", incoming_key("beta", "alpha", "forged-1")) is None
@@ -67,12 +68,3 @@ async def test_a_posting_with_a_bad_signature_is_dead_lettered_and_nothing_moves
         assert report.signatures["verified"] > 0
         assert report.signatures["refused"] == 1
         assert "forged" in report.signature_problems[0]
-
-
-async def _letters_until_one(bank: LiveBank, attempts: int = 100) -> list:
-    for _ in range(attempts):
-        letters = await dead_letters(bank)
-        if letters:
-            return letters
-        await asyncio.sleep(0.1)
-    return []

@@ -5,7 +5,9 @@ reached (every node gone)."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
+import re
 import time
 
 import pytest
@@ -17,13 +19,18 @@ from eventsource.adapters.batch_commit import commit_checked
 from eventsource.adapters.cluster import ClusterInfo, kill_node
 from eventsource.adapters.jetstream import connect, read_last
 from eventsource.adapters.registry import registered_participants
-from eventsource.adapters.retry import TRANSIENT_RETRY_SECONDS
+from eventsource.adapters.retry import TRANSIENT_RETRY_SECONDS, transient_retry
 from eventsource.core.errors import InfrastructureError, StaleState
 from eventsource.core.model import Outcome
 from eventsource.core.subjects import ledger_stream, outgoing_key, state_subject
 from eventsource.core.workset import Write
 from eventsource.services.client import read_transfer
 from tests.integration.live_bank import live_bank, transfer
+from tests.integration.replicas import leader_index
+
+# The bound of a failing call is checked from below exactly; from above only loosely, with
+# room for a loaded machine: the property is that the call gives up, not how fast.
+GIVE_UP_SLACK_S = 10.0
 
 
 async def close_after_the_servers(nc: Client) -> None:
@@ -33,9 +40,11 @@ async def close_after_the_servers(nc: Client) -> None:
 
 
 async def ledger_leader(nc: Client, nodes: ClusterInfo) -> int:
-    info = await nc.jetstream().stream_info(ledger_stream(0))
+    """The index of the node that leads the ledger (an R3 stream), asked until it has one."""
+    read = functools.partial(nc.jetstream().stream_info, ledger_stream(0))
+    info = await transient_retry(read, what="the ledger's info")
     assert info.config.num_replicas == 3
-    return [node.name for node in nodes.nodes].index(info.cluster.leader)
+    return await leader_index(nc, nodes, ledger_stream(0))
 
 
 @pytest.mark.slow
@@ -88,9 +97,15 @@ async def test_with_every_node_gone_a_read_fails_after_its_bound_with_one_line(
         await close_after_the_servers(nc)
     message = str(caught.value)
     assert "\n" not in message
-    assert message.startswith(f"read of {subject} failed: still unavailable after retrying for 2.")
+    said = re.match(
+        rf"read of {re.escape(subject)} failed: still unavailable after retrying "
+        r"for (\d+\.\d) s",
+        message,
+    )
+    assert said is not None, message
+    assert 2.0 <= float(said.group(1)) <= waited + 0.05  # what it says it retried (rounded)
     assert "attempts); last error: " in message
-    assert 2.0 <= waited < 2.0 + 2 * 0.5 + 1.0  # the bound, one attempt's timeout, slack
+    assert 2.0 <= waited < 2.0 + 0.5 + GIVE_UP_SLACK_S  # the bound, one attempt's timeout
 
 
 async def test_with_every_node_gone_a_commit_fails_after_its_bound_with_one_line(
@@ -135,6 +150,7 @@ async def test_an_answer_that_a_repeat_cannot_change_is_not_retried(nats1: Clust
     try:
         started = time.monotonic()
         assert await registered_participants(nc) == []  # no bucket yet: 404 at once
-        assert time.monotonic() - started < TRANSIENT_RETRY_SECONDS / 10
+        # Retried, it would take the whole retry bound.
+        assert time.monotonic() - started < TRANSIENT_RETRY_SECONDS / 2
     finally:
         await nc.close()

@@ -16,6 +16,7 @@ from eventsource.core.model import Outcome
 from eventsource.core.subjects import core_subject
 from tests.integration.ledger_reads import dead_letters
 from tests.integration.live_bank import MODES, live_bank, transfer
+from tests.integration.polling import until
 
 NOISY = FaultPlan(drop=0.2, duplicate=0.1, delay=0.1, max_delay=0.5, seed=3)
 
@@ -97,10 +98,13 @@ async def test_a_dead_core_instance_leaves_nothing_stranded_its_sibling_adopts_i
         ids = [f"s-{i}" for i in range(40)]
         for i in ids:  # beta is down: every posting is lost, only a resend can deliver it
             await bank.submit(transfer(i, "alpha/a1", "beta/b1", "1.00"))
-        for _ in range(300):  # both take submissions: they share the consumer
-            if doomed.stats.groups and survivor.stats.messages + doomed.stats.messages >= 40:
-                break
-            await asyncio.sleep(0.1)
+
+        async def both_took_all() -> bool:  # both take submissions: they share the consumer
+            return bool(doomed.stats.groups) and (
+                survivor.stats.messages + doomed.stats.messages >= 40
+            )
+
+        await until(both_took_all, "the 40 submissions taken, some by each", timeout=60.0)
         waiting_on_doomed = len(doomed.carrier.schedule)
         assert waiting_on_doomed > 0
         [task] = [t for s, t in bank.services if s is doomed]
@@ -119,10 +123,11 @@ async def test_core_mode_admits_no_submission_while_its_window_is_full(nats1):
         ids = [f"w-{i}" for i in range(30)]
         for i in ids:  # beta is down: each admitted posting waits for its result
             await bank.submit(transfer(i, "alpha/a1", "beta/b1", "1.00"))
-        for _ in range(100):
-            if alpha.stats.window_full:
-                break
-            await asyncio.sleep(0.1)
+
+        async def window_full() -> bool:
+            return alpha.stats.window_full > 0
+
+        await until(window_full, "alpha's window full", timeout=60.0)
         await asyncio.sleep(1.0)
         assert alpha.stats.window_full > 0
         assert (
