@@ -8,12 +8,15 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 COMMAND_TIMEOUT = 120.0
+SERVE_START_TIMEOUT = 60.0
+SERVING_LINE = b"serving "  # what `serve` prints once it runs (cli/serve.py `_announce`)
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,8 @@ class Cli:
         try:
             yield proc
         finally:
+            if args[0] == "serve":
+                _until_serving(proc, log)
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
             try:
@@ -76,6 +81,17 @@ class Cli:
         output = log.read_text(errors="replace")
         assert code == 0, f"natsbank {' '.join(args)} ended with {code} on SIGTERM:\n{output}"
         assert "Traceback" not in output, output
+
+
+def _until_serving(proc: subprocess.Popen[bytes], log: Path) -> None:
+    """Wait until `serve` has announced itself (its SIGTERM handling is in place from then on),
+    or has ended: a block whose work was done before the process had even started must not stop
+    it mid-start, where SIGTERM still kills it (-15). Bounded: the exit check judges what came."""
+    deadline = time.monotonic() + SERVE_START_TIMEOUT
+    while proc.poll() is None and time.monotonic() < deadline:
+        if SERVING_LINE in log.read_bytes():
+            return
+        time.sleep(0.1)
 
 
 def cli_for(home: Path) -> Cli:
