@@ -95,7 +95,7 @@ class LiveBank:
             self.nc, self.partitions, requests[0].debtor.participant, list(requests)
         )
 
-    async def wait(self, submitter: str, ids: list[str], timeout: float = 30.0):
+    async def wait(self, submitter: str, ids: list[str], timeout: float = 60.0):
         return await wait_final(
             self.nc,
             self.partitions,

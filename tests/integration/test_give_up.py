@@ -65,7 +65,7 @@ async def running(bank: LiveBank, *participants: str) -> AsyncIterator[list[Inst
         for instance in instances:  # core mode: a message to it before this would be lost
             listening = getattr(instance.service.carrier, "listening", None)
             if listening is not None:
-                await asyncio.wait_for(listening.wait(), 15)
+                await asyncio.wait_for(listening.wait(), 60)
         yield instances
     finally:
         for instance in instances:

@@ -41,7 +41,7 @@ async def test_a_posting_with_a_bad_signature_is_dead_lettered_and_nothing_moves
     bank.start_all()
     if bank.mode == "core":
         for service, _ in bank.services:
-            await asyncio.wait_for(service.carrier.listening.wait(), 10)
+            await asyncio.wait_for(service.carrier.listening.wait(), 60)
     forged = validate_transfer(transfer("forged-1", "alpha/a1", "beta/b1", "20.00"), "alpha")
     payload = msgspec.json.encode(
         Postings(sender="alpha", postings=[Posting(transfer=forged, digest="d")])

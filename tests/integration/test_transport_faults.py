@@ -77,7 +77,7 @@ async def test_a_poison_core_message_is_dead_lettered_and_the_service_carries_on
     async with live_bank(nats1, mode="core") as bank:
         bank.start_all()
         for service, _ in bank.services:
-            await asyncio.wait_for(service.carrier.listening.wait(), 10)
+            await asyncio.wait_for(service.carrier.listening.wait(), 60)
         await bank.nc.publish(core_subject("alpha", Kind.RESULT, "beta"), b"{not json")
         wrong = msgspec.json.encode({"type": "confirm", "sender": "beta", "confirms": []})
         await bank.nc.publish(core_subject("alpha", Kind.POSTING, "beta"), wrong)
