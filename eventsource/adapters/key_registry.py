@@ -12,7 +12,12 @@ from nats.aio.client import Client
 from nats.js.errors import NotFoundError
 
 from eventsource.adapters.jetstream import read_last
-from eventsource.adapters.registry import REGISTRY_STREAM, Registration, registered_participants
+from eventsource.adapters.registry import (
+    REGISTRY_STREAM,
+    Registration,
+    registered_participants,
+    registry_subject,
+)
 from eventsource.adapters.retry import transient_retry
 from eventsource.adapters.signing_keys import OPERATOR_KEY_ENV, operator_signer
 from eventsource.core.errors import ConfigError
@@ -30,14 +35,10 @@ class OperatorKeys(msgspec.Struct, frozen=True):
     keys: list[str] = []
 
 
-def _subject(key: str) -> str:
-    return f"$KV.{PARTICIPANTS_BUCKET}.{key}"
-
-
 async def signing_key_of(nc: Client, participant: str) -> str:
     """`participant`'s registered public key, read from the registry stream's leader (a lagging
     replica must not make a valid message look unsigned); "" when it has none."""
-    last = await read_last(nc, REGISTRY_STREAM, _subject(participant), leader=True)
+    last = await read_last(nc, REGISTRY_STREAM, registry_subject(participant), leader=True)
     if last is None:
         return ""
     try:
@@ -51,7 +52,7 @@ async def registered_signing_keys(nc: Client) -> dict[str, str]:
 
 
 async def operator_keys(nc: Client) -> list[str]:
-    last = await read_last(nc, REGISTRY_STREAM, _subject(OPERATOR_KEY), leader=True)
+    last = await read_last(nc, REGISTRY_STREAM, registry_subject(OPERATOR_KEY), leader=True)
     if last is None:
         return []
     try:

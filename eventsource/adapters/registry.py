@@ -9,6 +9,7 @@ import msgspec
 from nats.aio.client import Client
 from nats.js.errors import NotFoundError
 
+from eventsource.adapters.jetstream import read_last
 from eventsource.adapters.retry import transient_retry
 from eventsource.adapters.stream_reader import read_messages
 from eventsource.adapters.topology import Topology
@@ -202,20 +203,19 @@ async def registered_participants(nc: Client) -> list[Registration]:
     return registrations
 
 
+def registry_subject(key: str) -> str:
+    """The subject of registry entry `key` (a participant, or a reserved key)."""
+    return f"$KV.{PARTICIPANTS_BUCKET}.{key}"
+
+
 async def is_registered(nc: Client, participant: str) -> bool:
-    """Whether the registry has `participant` (a read: retried through unavailability)."""
-
-    async def read() -> bool:
-        kv = await nc.jetstream().key_value(PARTICIPANTS_BUCKET)
-        try:
-            await kv.get(participant)
-            return True
-        except NotFoundError:
-            return False
-
+    """Whether the registry has `participant`, as the registry stream's leader holds it (a
+    replica may not have a registration made a moment before yet; every credential may ask the
+    leader). A read: retried through unavailability."""
     if not is_token(participant) or is_reserved(participant):
         return False
-    return await transient_retry(read, what=f"registry read of {participant}")
+    last = await read_last(nc, REGISTRY_STREAM, registry_subject(participant), leader=True)
+    return last is not None and bool(last[0])  # never registered, or a delete marker: no
 
 
 async def require_registered(nc: Client, participants: list[str], partitions: int) -> None:

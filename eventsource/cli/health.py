@@ -19,8 +19,8 @@ from nats.js.errors import NotFoundError
 from eventsource.adapters.access import resolve_access
 from eventsource.adapters.cluster import server_list
 from eventsource.adapters.credentials import Credential
-from eventsource.adapters.jetstream import connect, read_last
-from eventsource.adapters.registry import REGISTRY_STREAM, TOPOLOGY_KEY, partitions_from
+from eventsource.adapters.jetstream import connect
+from eventsource.adapters.registry import TOPOLOGY_KEY, is_registered, partitions_from
 from eventsource.cli.common import console, print_json, run, settings
 from eventsource.cli.options import participant_option, seconds_option
 from eventsource.core.errors import NatsbankError
@@ -168,11 +168,7 @@ async def _leader(js, stream: str) -> str:
 
 
 async def _check_inbox(nc: Client, participant: str, partitions: int) -> None:
-    # From the registry stream's leader (every credential may ask it): the bucket allows direct
-    # gets, which a replica still without a registration made a moment before may answer.
-    subject = f"$KV.{PARTICIPANTS_BUCKET}.{participant}"
-    last = await read_last(nc, REGISTRY_STREAM, subject, leader=True)
-    if last is None or not last[0]:  # never registered, or a delete marker
+    if not await is_registered(nc, participant):
         raise Unhealthy(f"participant {participant} is not registered")
     js = nc.jetstream()
     for k in range(partitions):
