@@ -44,6 +44,7 @@ SUPERUSER = "postgres"
 DATABASE = "postgres"
 HOST = "127.0.0.1"
 _SOCKET_PATH_MAX = 107  # sun_path is 108 bytes with the trailing NUL
+_SHORT_TMP = "/tmp"  # where a socket goes when even TMPDIR's path is too long for one
 _PG_CTL_TIMEOUT_S = 60
 _TAIL_CHARS = 2000
 
@@ -232,10 +233,18 @@ def _prepare_data_dir(data_dir: Path) -> None:
 
 
 def _socket_dir(data_dir: Path, port: int) -> Path:
-    if len(str(data_dir / f".s.PGSQL.{port}.lock")) <= _SOCKET_PATH_MAX:
+    """The data dir if its socket's name fits; else a short dir of its own under TMPDIR, or
+    under /tmp when TMPDIR's own path is too long too."""
+
+    def fits(directory: Path) -> bool:
+        return len(str(directory / f".s.PGSQL.{port}.lock")) <= _SOCKET_PATH_MAX
+
+    if fits(data_dir):
         return data_dir
     digest = hashlib.sha256(str(data_dir).encode()).hexdigest()[:12]
     short = Path(tempfile.gettempdir()) / f"natsbank-pg-{digest}"
+    if not fits(short):
+        short = Path(_SHORT_TMP) / short.name  # always fits
     short.mkdir(mode=0o700, exist_ok=True)
     _give_to_server_user(short)
     return short

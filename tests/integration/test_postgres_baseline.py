@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -158,3 +159,27 @@ def test_a_later_process_finds_and_stops_the_server(data_dir: Path) -> None:
     assert postgres.stop_from_state(data_dir.parent) is True
     assert postgres.load(data_dir.parent) is None
     assert _processes_using(data_dir) == []
+
+
+async def test_a_data_dir_and_a_tmpdir_too_long_for_a_socket_still_give_a_server(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A socket's path holds at most 107 bytes: with a long data dir the socket goes to a short
+    dir of its own under TMPDIR, and to /tmp when TMPDIR's path is too long as well (seen with
+    pytest-xdist's deeper temporary dirs: `natsbank demo --postgres` failed to start)."""
+    deep = tmp_path / ("t" * 60) / ("u" * 60)
+    deep.mkdir(parents=True)
+    monkeypatch.setenv("TMPDIR", str(deep))
+    monkeypatch.setattr(tempfile, "tempdir", None)  # gettempdir() reads TMPDIR again
+    data_dir = deep / "pgdata"
+    try:
+        with EmbeddedPostgres(data_dir) as running:
+            assert len(running.socket_dir) < len(str(deep))
+            conn = await asyncpg.connect(running.socket_dsn)
+            try:
+                assert await conn.fetchval("select 1") == 1
+            finally:
+                await conn.close()
+        assert not Path(running.socket_dir).exists()  # removed with the server
+    finally:
+        postgres.stop(data_dir)

@@ -77,7 +77,11 @@ def _flipped(key: str, at: int = 10) -> str:
     return key[:at] + ("B" if key[at] != "B" else "C") + key[at + 1 :]
 
 
-@pytest.mark.parametrize("key", ["", "UABC", "not a key", _flipped(ALPHA.public_key)])
+@pytest.mark.parametrize(
+    "key",
+    ["", "UABC", "not a key", _flipped(ALPHA.public_key)],
+    ids=["empty", "short", "not-a-key", "checksum-broken"],  # ALPHA is new in each process
+)
 def test_a_malformed_public_key_is_a_problem_not_a_crash(key):
     with pytest.raises(SignatureProblem):
         verify(key, b"x", ALPHA.sign(b"x"))
