@@ -7,19 +7,23 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 FLOOR_TIMEOUT_S = 240  # a small run takes seconds; this is for a loaded machine
 
 
-def test_the_floor_completes_every_transfer_and_counts_its_messages():
+@pytest.mark.parametrize("hops", ["memory", "consumers"])
+def test_the_floor_completes_every_transfer_and_counts_its_messages(hops):
     command = [
         sys.executable, "-m", "benchmark.floor", "--nodes", "1", "--sync", "default",
-        "--transfers", "300", "--shares", "50", "--point-seconds", "0.5",
+        "--transfers", "300", "--shares", "50", "--point-seconds", "0.5", "--hops", hops,
     ]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True, timeout=FLOOR_TIMEOUT_S)
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads(done.stdout)
 
-    assert (report["nodes"], report["replicas"], report["sync_interval"]) == (1, 1, "default")
+    setup = (report["nodes"], report["replicas"], report["sync_interval"], report["hops"])
+    assert setup == (1, 1, "default", hops)
     peak, [point] = report["peak"], report["curve"]
     assert peak["transfers"] == 300
     assert point["share_of_peak"] == 50
