@@ -9,6 +9,7 @@ from pathlib import Path
 
 import msgspec
 import nats
+from nats.js.api import StreamConfig
 
 from eventsource.adapters.cluster import ClusterInfo, load_cluster, restart_node
 from eventsource.adapters.cluster_info import NodeInfo
@@ -28,6 +29,15 @@ async def stream_leader(nc: nats.NATS, stream: str) -> str:
         return info.cluster.leader
 
     return await transient_retry(ask, what=f"the leader of {stream}")
+
+
+async def add_stream(nc: nats.NATS, config: StreamConfig) -> None:
+    """Create `config`'s stream. On a cluster just started, or a loaded machine, the request
+    can go unanswered while the meta group elects or applies: it is asked again (creating a
+    stream with the same config again is a no-op)."""
+    await transient_retry(
+        lambda: nc.jetstream().add_stream(config), what=f"creating stream {config.name}"
+    )
 
 
 async def leader_index(nc: nats.NATS, cluster: ClusterInfo, stream: str) -> int:

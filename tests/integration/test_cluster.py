@@ -36,7 +36,7 @@ from eventsource.adapters.nats_binary import is_nats_server, render_node_config
 from eventsource.core.errors import ConfigError, InfrastructureError
 from eventsource.settings import load_settings
 from tests.integration.polling import until
-from tests.integration.replicas import stream_leader
+from tests.integration.replicas import add_stream, stream_leader
 
 # A restarted node answers its monitoring port once it has caught up; on a loaded machine a
 # node's answer can miss the status's 2 s timeout: asked again, within this bound.
@@ -78,7 +78,7 @@ async def publish_until_acked(nc: nats.NATS, subject: str, give_up_after: float 
 async def test_single_node_takes_jetstream_writes(nats1: ClusterInfo) -> None:
     async with connected(nats1) as nc:
         js = nc.jetstream()
-        await js.add_stream(StreamConfig(name="ORDERS", subjects=["orders.>"]))
+        await add_stream(nc, StreamConfig(name="ORDERS", subjects=["orders.>"]))
         ack = await js.publish("orders.1", b"first")
         assert (ack.stream, ack.seq) == ("ORDERS", 1)
 
@@ -87,7 +87,7 @@ async def test_three_nodes_host_an_r3_stream(nats3: ClusterInfo) -> None:
     assert len(nats3.urls) == 3
     async with connected(nats3) as nc:
         js = nc.jetstream()
-        await js.add_stream(StreamConfig(name="LEDGER", subjects=["nb.>"], num_replicas=3))
+        await add_stream(nc, StreamConfig(name="LEDGER", subjects=["nb.>"], num_replicas=3))
         seq = await publish_until_acked(nc, "nb.0.a")  # the new stream elects its leader first
         info = await js.stream_info("LEDGER")
     assert seq == 1
@@ -98,8 +98,7 @@ async def test_three_nodes_host_an_r3_stream(nats3: ClusterInfo) -> None:
 
 async def test_r3_stream_survives_the_loss_of_its_leader_node(nats3: ClusterInfo) -> None:
     async with connected(nats3) as nc:
-        js = nc.jetstream()
-        await js.add_stream(StreamConfig(name="LEDGER", subjects=["nb.>"], num_replicas=3))
+        await add_stream(nc, StreamConfig(name="LEDGER", subjects=["nb.>"], num_replicas=3))
         await publish_until_acked(nc, "nb.0.a")  # the new stream elects its leader first
         leader = await stream_leader(nc, "LEDGER")
         index = [node.name for node in nats3.nodes].index(leader)
