@@ -42,25 +42,27 @@ from nats.js.api import DiscardPolicy, StorageType, StreamConfig
 from benchmark.floor_worker import HOP_MODES, LATENCY_MS_MAX
 from eventsource.adapters.cluster import LocalCluster
 from eventsource.adapters.jetstream import connect
+from eventsource.adapters.retry import transient_retry
 
 STREAMS = ("floor0", "floor1")  # one per worker process, as the bench's two service processes
 WARMUP_TRANSFERS = 2000
+POINT_SECONDS_MAX = 3600.0
 
 
 async def _create_streams(url: str, streams: list[str], replicas: int) -> None:
     nc = await connect(url, name="floor-setup")
     js = nc.jetstream()
     for stream in streams:
-        await js.add_stream(
-            StreamConfig(
-                name=stream,
-                subjects=[f"{stream}.>"],
-                storage=StorageType.FILE,
-                num_replicas=replicas,
-                allow_atomic=True,
-                discard=DiscardPolicy.NEW,
-            )
+        config = StreamConfig(
+            name=stream,
+            subjects=[f"{stream}.>"],
+            storage=StorageType.FILE,
+            num_replicas=replicas,
+            allow_atomic=True,
+            discard=DiscardPolicy.NEW,
         )
+        # a cluster just started may not answer at once; creating the same stream is a no-op
+        await transient_retry(lambda c=config: js.add_stream(c), what=f"creating {stream}")
     await nc.close()
 
 
@@ -127,17 +129,41 @@ def measure(
     return {**setup, "peak": peak, "curve": curve}
 
 
+def _transfers(text: str) -> int:
+    if not text.isdigit() or int(text) < len(STREAMS):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 2")
+    return int(text)
+
+
+def _shares(text: str) -> list[int]:
+    parts = [part.strip() for part in text.split(",") if part.strip()]
+    if not parts or not all(p.isdigit() and 1 <= int(p) <= 100 for p in parts):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a list of percents from 1 to 100")
+    return [int(p) for p in parts]
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value <= POINT_SECONDS_MAX:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration in (0, 3600] seconds")
+    return value
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--nodes", type=int, default=3, choices=(1, 3))
-    parser.add_argument("--sync", default="always", help="sync_interval: always, or default")
+    parser.add_argument("--sync", default="always", choices=("always", "default"))
     parser.add_argument("--hops", default="memory", choices=HOP_MODES, help="how steps travel")
-    parser.add_argument("--transfers", type=int, default=20000, help="pushed at once: the peak")
-    parser.add_argument("--shares", default="10,25,50,75", help="percent of the peak to offer")
-    parser.add_argument("--point-seconds", type=float, default=10.0)
+    parser.add_argument("--transfers", type=_transfers, default=20000, help="at once: the peak")
+    parser.add_argument("--shares", type=_shares, default="10,25,50,75", help="% of the peak")
+    parser.add_argument("--point-seconds", type=_seconds, default=10.0)
     args = parser.parse_args()
-    shares = [int(s) for s in args.shares.split(",") if s.strip()]
-    result = measure(args.nodes, args.sync, args.hops, args.transfers, shares, args.point_seconds)
+    result = measure(
+        args.nodes, args.sync, args.hops, args.transfers, args.shares, args.point_seconds
+    )
     print(json.dumps(result, indent=2))
 
 

@@ -23,6 +23,7 @@ from nats.js.errors import APIError
 
 from eventsource.adapters.batch_commit import commit
 from eventsource.adapters.jetstream import connect
+from eventsource.adapters.retry import transient_retry
 from eventsource.core.workset import Write
 
 ACCOUNTS_PER_BANK = 5  # as the bench's banks
@@ -83,13 +84,14 @@ class Bank:
         """Consumer hops: fetch, commit the steps the deliveries call for, ack them."""
         other = 1 - self.index
         durable = f"{self.name.replace('.', '_')}_in"
-        await self.worker.js.add_consumer(
-            self.worker.stream,
-            ConsumerConfig(
-                durable_name=durable,
-                ack_policy=AckPolicy.EXPLICIT,
-                filter_subjects=[f"{self.name}.sub.>", f"{self.worker.prefix}.b{other}.rec.>"],
-            ),
+        config = ConsumerConfig(
+            durable_name=durable,
+            ack_policy=AckPolicy.EXPLICIT,
+            filter_subjects=[f"{self.name}.sub.>", f"{self.worker.prefix}.b{other}.rec.>"],
+        )
+        # an R3 consumer may not answer at once under load; creating it again is a no-op
+        await transient_retry(
+            lambda: self.worker.js.add_consumer(self.worker.stream, config), what=durable
         )
         sub = await self.worker.js.pull_subscribe_bind(durable, stream=self.worker.stream)
         failures = 0

@@ -34,3 +34,14 @@ def test_the_floor_completes_every_transfer_and_counts_its_messages(hops):
         # a submission, four record writes, and one to four account writes per group
         assert 5 < figures["messages_per_transfer"] <= 9
         assert 0 < figures["commits_per_transfer"] <= 4
+
+
+@pytest.mark.parametrize(
+    "bad", [["--transfers", "1"], ["--shares", "0,x"], ["--point-seconds", "-1"], ["--sync", "x"]]
+)
+def test_a_bad_argument_is_one_line_and_starts_nothing(bad):
+    command = [sys.executable, "-m", "benchmark.floor", *bad]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=FLOOR_TIMEOUT_S)
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines()[-1].startswith("floor.py: error: argument ")
